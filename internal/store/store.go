@@ -1,0 +1,176 @@
+// Package store is Mapsim Chat's database/sql store for SQLite (embedded, the
+// zero-config default) and MySQL/MariaDB. Both dialects share one schema and,
+// where the SQL allows, one set of queries.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialects.
+const (
+	SQLite = "sqlite"
+	MySQL  = "mysql"
+)
+
+// Options say which database to open.
+type Options struct {
+	Driver string // SQLite or MySQL
+	// SQLitePath is the database file for SQLite.
+	SQLitePath string
+	// MySQL connection.
+	Host, Port, Name, User, Password string
+}
+
+// DB is the store. It implements chat.Store.
+type DB struct {
+	db      *sql.DB
+	dialect string
+}
+
+var _ chat.Store = (*DB)(nil)
+
+// Open connects to the database, applies pending migrations and returns the
+// store. It refuses a schema newer than this binary knows.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	var db *sql.DB
+	switch opts.Driver {
+	case SQLite:
+		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create database folder: %w", err)
+		}
+		// The database holds password hashes: create it owner-only. SQLite
+		// gives its -wal and -shm files the same mode.
+		f, err := os.OpenFile(opts.SQLitePath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create database file: %w", err)
+		}
+		f.Close()
+		// WAL lets readers run beside the one writer; synchronous=FULL makes a
+		// commit durable before the message is acknowledged.
+		dsn := "file:" + opts.SQLitePath +
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+			"&_pragma=foreign_keys(1)&_txlock=immediate"
+		db, err = sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+		db.SetConnMaxIdleTime(0)
+		db.SetConnMaxLifetime(0)
+	case MySQL:
+		cfg := mysql.NewConfig()
+		cfg.User = opts.User
+		cfg.Passwd = opts.Password
+		cfg.Net = "tcp"
+		cfg.Addr = net.JoinHostPort(opts.Host, opts.Port)
+		cfg.DBName = opts.Name
+		cfg.Collation = "utf8mb4_unicode_ci"
+		cfg.Loc = time.UTC
+		cfg.Timeout = 5 * time.Second
+		cfg.ReadTimeout = 30 * time.Second
+		cfg.WriteTimeout = 30 * time.Second
+		cfg.Params = map[string]string{"sql_mode": "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"}
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("mysql settings: %w", err)
+		}
+		db = sql.OpenDB(connector)
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(32)
+		db.SetConnMaxLifetime(30 * time.Minute)
+	default:
+		return nil, fmt.Errorf("unknown database driver %q", opts.Driver)
+	}
+	s := &DB{db: db, dialect: opts.Driver}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", opts.Driver, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dialect returns SQLite or MySQL.
+func (s *DB) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error { return wrap(s.db.PingContext(ctx)) }
+
+// Close releases the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// ms converts a time to the stored Unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// nullMS converts a possibly zero time to a nullable column value.
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromMS converts stored milliseconds back; NULL becomes the zero time.
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// isUnique reports whether err is a unique or primary key violation.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	return false
+}
+
+// wrap turns the errors of a database that went away into EUnavailable, so
+// that clients get a 503 they can retry instead of an opaque 500. Other
+// errors pass through unchanged.
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && (me.Number == 1040 || me.Number == 1053 || me.Number == 2006 || me.Number == 2013) {
+		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
+	}
+	return err
+}

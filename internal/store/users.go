@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+)
+
+const userColumns = `id, username, email, password_hash, role, created_at, disabled_at`
+
+func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
+	var (
+		u        chat.User
+		email    sql.NullString
+		created  int64
+		disabled sql.NullInt64
+	)
+	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &created, &disabled); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
+		}
+		return chat.User{}, wrap(err)
+	}
+	u.Email = email.String
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	u.DisabledAt = fromMS(disabled)
+	return u, nil
+}
+
+// CreateUser inserts u, joins it to the global chat and consumes the invite,
+// all in one transaction.
+func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+
+	now := ms(u.CreatedAt)
+	if invite != nil {
+		var expires int64
+		var used sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT expires_at, used_at FROM invites WHERE code_hash = ?`, invite).Scan(&expires, &used)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (used.Valid || expires <= now)) {
+			return chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired.")
+		}
+		if err != nil {
+			return wrap(err)
+		}
+	}
+	var email sql.NullString
+	if u.Email != "" {
+		email = sql.NullString{String: u.Email, Valid: true}
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`,
+		u.Username, email, u.PasswordHash, u.Role, now)
+	if isUnique(err) {
+		var n int
+		if qerr := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, u.Username).Scan(&n); qerr == nil && n == 0 && email.Valid {
+			return chat.Errorf(chat.EConflict, "That email address is already registered.")
+		}
+		return chat.Errorf(chat.EConflict, "That username is taken.")
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return wrap(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at)
+		SELECT id, ?, 'member', ? FROM chats WHERE kind = 'global'`, id, now); err != nil {
+		return wrap(err)
+	}
+	if invite != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE invites SET used_at = ?, used_by = ? WHERE code_hash = ? AND used_at IS NULL`, now, id, invite)
+		if err != nil {
+			return wrap(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired.")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(err)
+	}
+	u.ID = id
+	return nil
+}
+
+// UserByUsername finds a user ignoring case.
+func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+}
+
+// UserByID finds a user by id.
+func (s *DB) UserByID(ctx context.Context, id int64) (chat.User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+}
+
+// SetPassword replaces the hash and revokes every live session of the user.
+func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+	if err != nil {
+		return wrap(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return chat.Errorf(chat.ENotFound, "No such user.")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ms(at), userID); err != nil {
+		return wrap(err)
+	}
+	return wrap(tx.Commit())
+}
+
+// SetRole changes a user's role.
+func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
+	return wrap(err)
+}
+
+// CreateSession inserts a session.
+func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
+	ua := sess.UserAgent
+	if len(ua) > 255 {
+		ua = ua[:255]
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
+		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), ua, sess.IP)
+	if err != nil {
+		return wrap(err)
+	}
+	sess.ID, err = res.LastInsertId()
+	return wrap(err)
+}
+
+const sessionSelect = `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at, user_agent, ip FROM sessions `
+
+// SessionByTokenHash finds a session by the hash of its token's jti.
+func (s *DB) SessionByTokenHash(ctx context.Context, tokenHash []byte) (chat.Session, error) {
+	return scanSession(s.db.QueryRowContext(ctx, sessionSelect+`WHERE token_hash = ?`, tokenHash))
+}
+
+// SessionByID finds a session by id.
+func (s *DB) SessionByID(ctx context.Context, id int64) (chat.Session, error) {
+	return scanSession(s.db.QueryRowContext(ctx, sessionSelect+`WHERE id = ?`, id))
+}
+
+func scanSession(row *sql.Row) (chat.Session, error) {
+	var (
+		sess             chat.Session
+		created, expires int64
+		revoked          sql.NullInt64
+	)
+	err := row.Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &created, &expires, &revoked, &sess.UserAgent, &sess.IP)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Session{}, chat.Errorf(chat.ENotFound, "No such session.")
+	}
+	if err != nil {
+		return chat.Session{}, wrap(err)
+	}
+	sess.CreatedAt = time.UnixMilli(created).UTC()
+	sess.ExpiresAt = time.UnixMilli(expires).UTC()
+	sess.RevokedAt = fromMS(revoked)
+	return sess, nil
+}
+
+// RevokeSession marks a session revoked.
+func (s *DB) RevokeSession(ctx context.Context, id int64, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
+	return wrap(err)
+}
+
+// DeleteExpiredSessions removes sessions that expired before the given time.
+func (s *DB) DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(before))
+	if err != nil {
+		return 0, wrap(err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// CreateInvite stores an invite.
+func (s *DB) CreateInvite(ctx context.Context, inv chat.Invite) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)`,
+		inv.CodeHash, ms(inv.CreatedAt), ms(inv.ExpiresAt))
+	return wrap(err)
+}

@@ -1,0 +1,225 @@
+// Package mariadbtest starts a throwaway MariaDB server for tests: a real
+// mariadbd from PATH, in a temp dir, on a free loopback port, removed when
+// the test binary ends. With CI=true a missing mariadbd fails the test
+// instead of skipping it.
+package mariadbtest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/mapsim/mapsim-chat/internal/store"
+)
+
+type server struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+	root *sql.DB
+	err  error
+}
+
+var (
+	once   sync.Once
+	shared *server
+	dbSeq  atomic.Int64
+)
+
+// Main runs the tests of a package and stops the server afterwards. Call it
+// from TestMain: func TestMain(m *testing.M) { mariadbtest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+	}
+	os.Exit(code)
+}
+
+// Options starts the shared server on first use and returns store options
+// for a new, empty database of the caller's own.
+func Options(tb testing.TB) store.Options {
+	tb.Helper()
+	once.Do(func() { shared = start() })
+	if shared.err != nil {
+		if os.Getenv("CI") == "true" || !isMissing(shared.err) {
+			tb.Fatalf("mariadb: %v", shared.err)
+		}
+		tb.Skipf("mariadb not available (set CI=true to make this fail): %v", shared.err)
+	}
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := shared.root.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shared.root.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`")
+	})
+	return store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: strconv.Itoa(shared.port), Name: name, User: "root"}
+}
+
+// Stop kills the server so that a test can watch the database go away. The
+// shared server is not restarted; call it only from the last test that needs
+// it, or from a test binary of its own.
+func Stop(tb testing.TB) {
+	tb.Helper()
+	if shared != nil && shared.cmd != nil {
+		shared.cmd.Process.Kill()
+		<-shared.done
+		shared.cmd = nil
+	}
+}
+
+type missingError struct{ error }
+
+func isMissing(err error) bool {
+	_, ok := err.(missingError)
+	return ok
+}
+
+// find looks a program up on PATH and in the sbin folders, where Debian puts
+// mariadbd.
+func find(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", missingError{fmt.Errorf("%s not found on PATH (apt-get install mariadb-server)", name)}
+}
+
+func start() *server {
+	s := &server{}
+	mariadbd, err := find("mariadbd")
+	if err != nil {
+		s.err = err
+		return s
+	}
+	installDB, err := find("mariadb-install-db")
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.dir, err = os.MkdirTemp("", "mapsim-mariadb-")
+	if err != nil {
+		s.err = err
+		return s
+	}
+	datadir := filepath.Join(s.dir, "db")
+	install := exec.Command(installDB, "--no-defaults", "--datadir="+datadir, "--auth-root-authentication-method=normal",
+		"--skip-test-db", "--user=root")
+	if out, err := install.CombinedOutput(); err != nil {
+		s.err = fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
+		return s
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		if s.err = s.launch(mariadbd, datadir); s.err == nil {
+			return s
+		}
+	}
+	return s
+}
+
+func (s *server) launch(mariadbd, datadir string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	logFile, err := os.Create(filepath.Join(s.dir, "mariadbd.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	s.cmd = exec.Command(mariadbd, "--no-defaults", "--datadir="+datadir,
+		"--socket="+filepath.Join(s.dir, "sock"), "--port="+strconv.Itoa(s.port), "--bind-address=127.0.0.1",
+		"--user=root", "--pid-file="+filepath.Join(s.dir, "pid"), "--skip-name-resolve",
+		"--innodb-buffer-pool-size=128M", "--max-connections=500")
+	s.cmd.Stdout = logFile
+	s.cmd.Stderr = logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	s.done = make(chan struct{})
+	go func() { exited <- s.cmd.Wait(); close(s.done) }()
+
+	cfg := mysql.NewConfig()
+	cfg.User = "root"
+	cfg.Net = "tcp"
+	cfg.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	cfg.Timeout = time.Second
+	connector, _ := mysql.NewConnector(cfg)
+	db := sql.OpenDB(connector)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			s.root = db
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			db.Close()
+			s.cmd = nil
+			logText, _ := os.ReadFile(filepath.Join(s.dir, "mariadbd.log"))
+			return fmt.Errorf("mariadbd exited (%v):\n%s", werr, tail(logText, 2000))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			db.Close()
+			s.cmd.Process.Kill()
+			<-exited
+			s.cmd = nil
+			return fmt.Errorf("mariadbd did not answer within 60 s: %v", err)
+		}
+	}
+}
+
+func (s *server) stop() {
+	if s.root != nil {
+		s.root.Close()
+	}
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
