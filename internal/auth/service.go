@@ -1,0 +1,351 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+)
+
+const issuer = "mapsim-chat"
+
+// TicketTTL is how long a WebSocket ticket stays valid.
+const TicketTTL = 30 * time.Second
+
+// Service registers users, logs them in and out, and verifies tokens and
+// tickets.
+type Service struct {
+	store        chat.Store
+	signingKey   []byte
+	tokenTTL     time.Duration
+	registration string
+	now          func() time.Time
+	throttle     *Throttle
+	// hashing bounds concurrent argon2id work (19 MiB each) so a burst of
+	// logins cannot exhaust memory.
+	hashing chan struct{}
+
+	ticketsMu sync.Mutex
+	tickets   map[string]ticket
+}
+
+type ticket struct {
+	sessionID int64
+	expires   time.Time
+}
+
+// Options configure a Service.
+type Options struct {
+	Store          chat.Store
+	SigningKey     []byte
+	TokenTTL       time.Duration
+	Registration   string // "open", "invite" or "closed"
+	Now            func() time.Time
+	ConcurrentHash int
+}
+
+// NewService returns a Service.
+func NewService(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConcurrentHash <= 0 {
+		o.ConcurrentHash = 4
+	}
+	return &Service{
+		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
+		throttle: NewThrottle(o.Now),
+		hashing:  make(chan struct{}, o.ConcurrentHash),
+		tickets:  make(map[string]ticket),
+	}
+}
+
+// Run does the service's housekeeping (throttle and ticket sweeps, expired
+// sessions) until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	go s.throttle.Run(ctx)
+	ticker := time.NewTicker(time.Minute)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			s.sweepTickets()
+			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
+		}
+	}
+}
+
+func (s *Service) hash(ctx context.Context, f func()) error {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return chat.Errorf(chat.EUnavailable, "The server is busy; try again.")
+	}
+	defer func() { <-s.hashing }()
+	f()
+	return nil
+}
+
+// RegisterRequest is what a new user sends.
+type RegisterRequest struct {
+	Username string
+	Password string
+	Email    string
+	Invite   string
+}
+
+// Register creates an account under the configured registration mode.
+func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User, error) {
+	var inviteHash []byte
+	switch s.registration {
+	case "closed":
+		return chat.User{}, chat.Errorf(chat.EForbidden, "Registration is closed on this server; ask an administrator for an account.")
+	case "invite":
+		if req.Invite == "" {
+			return chat.User{}, chat.Errorf(chat.EForbidden, "Registration on this server needs an invite code.")
+		}
+		h := sha256.Sum256([]byte(strings.TrimSpace(req.Invite)))
+		inviteHash = h[:]
+	}
+	return s.CreateUser(ctx, req.Username, req.Password, req.Email, chat.RoleMember, inviteHash)
+}
+
+// CreateUser checks and creates an account; admins use it directly.
+func (s *Service) CreateUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
+	if err := CheckUsername(username); err != nil {
+		return chat.User{}, err
+	}
+	if err := CheckPassword(password, username); err != nil {
+		return chat.User{}, err
+	}
+	email = strings.TrimSpace(email)
+	if email != "" {
+		addr, err := mail.ParseAddress(email)
+		if err != nil || addr.Address != email || len(email) > 254 {
+			return chat.User{}, chat.Errorf(chat.EInvalid, "That is not an email address.")
+		}
+	}
+	u := chat.User{Username: username, Email: email, Role: role, CreatedAt: s.now().UTC()}
+	if err := s.hash(ctx, func() { u.PasswordHash = HashPassword(password) }); err != nil {
+		return chat.User{}, err
+	}
+	if err := s.store.CreateUser(ctx, &u, inviteHash); err != nil {
+		return chat.User{}, err
+	}
+	return u, nil
+}
+
+// SetPassword checks and sets a new password and revokes every session.
+func (s *Service) SetPassword(ctx context.Context, u chat.User, password string) error {
+	if err := CheckPassword(password, u.Username); err != nil {
+		return err
+	}
+	var hash string
+	if err := s.hash(ctx, func() { hash = HashPassword(password) }); err != nil {
+		return err
+	}
+	return s.store.SetPassword(ctx, u.ID, hash, s.now())
+}
+
+// CreateInvite makes a single-use invite code valid for ttl.
+func (s *Service) CreateInvite(ctx context.Context, ttl time.Duration) (string, error) {
+	code := randomToken(18)
+	h := sha256.Sum256([]byte(code))
+	now := s.now()
+	if err := s.store.CreateInvite(ctx, chat.Invite{CodeHash: h[:], CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// Token is a freshly issued access token.
+type Token struct {
+	AccessToken string
+	ExpiresIn   int // seconds
+	Identity    chat.Identity
+}
+
+type claims struct {
+	Username string `json:"username"`
+	jwt.RegisteredClaims
+}
+
+var errBadLogin = chat.Errorf(chat.EUnauthorized, "Wrong username or password.")
+
+// Login checks a username and password and opens a session. A wrong
+// username and a wrong password get the same answer and cost the same time.
+func (s *Service) Login(ctx context.Context, username, password, addr, userAgent string) (Token, error) {
+	key := strings.ToLower(username)
+	if wait := s.throttle.Wait(key, addr); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return Token{}, &chat.Error{Code: chat.ETooMany, Message: "Too many failed logins; try again in " + strconv.Itoa(secs) + " seconds.", RetryAfter: secs}
+	}
+	if len(username) > 64 || len(password) > 4*MaxPasswordLen {
+		s.throttle.Fail(key, addr)
+		return Token{}, errBadLogin
+	}
+	u, err := s.store.UserByUsername(ctx, username)
+	var ok bool
+	switch {
+	case err == nil:
+		if herr := s.hash(ctx, func() { ok, err = VerifyPassword(u.PasswordHash, password) }); herr != nil {
+			return Token{}, herr
+		}
+		if err != nil {
+			return Token{}, err
+		}
+	case chat.ErrorCode(err) == chat.ENotFound:
+		if herr := s.hash(ctx, func() { VerifyPassword(dummyHash, password) }); herr != nil {
+			return Token{}, herr
+		}
+	default:
+		return Token{}, err
+	}
+	if !ok || !u.DisabledAt.IsZero() {
+		s.throttle.Fail(key, addr)
+		return Token{}, errBadLogin
+	}
+	s.throttle.Succeed(key)
+	return s.issue(ctx, u, addr, userAgent)
+}
+
+func (s *Service) issue(ctx context.Context, u chat.User, addr, userAgent string) (Token, error) {
+	jti := randomToken(16)
+	h := sha256.Sum256([]byte(jti))
+	now := s.now()
+	sess := chat.Session{UserID: u.ID, TokenHash: h[:], CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), UserAgent: userAgent, IP: addr}
+	if err := s.store.CreateSession(ctx, &sess); err != nil {
+		return Token{}, err
+	}
+	c := claims{
+		Username: u.Username,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   strconv.FormatInt(u.ID, 10),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt),
+			ID:        jti,
+		},
+	}
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.signingKey)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{
+		AccessToken: signed,
+		ExpiresIn:   int(s.tokenTTL / time.Second),
+		Identity:    chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt},
+	}, nil
+}
+
+var errBadToken = chat.Errorf(chat.EUnauthorized, "Invalid or expired token; log in again.")
+
+// Authenticate verifies an access token: signature (HS256 only, with the key
+// derived from SECRET_KEY), issuer, expiry, and a live session behind it.
+func (s *Service) Authenticate(ctx context.Context, token string) (chat.Identity, error) {
+	if token == "" || len(token) > 4096 {
+		return chat.Identity{}, errBadToken
+	}
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.signingKey, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(issuer), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(s.now), jwt.WithStrictDecoding())
+	if err != nil || c.ID == "" {
+		return chat.Identity{}, errBadToken
+	}
+	h := sha256.Sum256([]byte(c.ID))
+	sess, err := s.store.SessionByTokenHash(ctx, h[:])
+	if err == nil && c.Subject != strconv.FormatInt(sess.UserID, 10) {
+		return chat.Identity{}, errBadToken
+	}
+	return s.identity(ctx, sess, err)
+}
+
+// identity resolves a looked-up session to its active user, refusing a
+// revoked or expired session and a disabled account.
+func (s *Service) identity(ctx context.Context, sess chat.Session, lookupErr error) (chat.Identity, error) {
+	if chat.ErrorCode(lookupErr) == chat.ENotFound {
+		return chat.Identity{}, errBadToken
+	}
+	if lookupErr != nil {
+		return chat.Identity{}, lookupErr
+	}
+	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) {
+		return chat.Identity{}, errBadToken
+	}
+	u, err := s.store.UserByID(ctx, sess.UserID)
+	if chat.ErrorCode(err) == chat.ENotFound || (err == nil && !u.DisabledAt.IsZero()) {
+		return chat.Identity{}, errBadToken
+	}
+	if err != nil {
+		return chat.Identity{}, err
+	}
+	return chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+// Logout revokes the session behind an identity.
+func (s *Service) Logout(ctx context.Context, id chat.Identity) error {
+	return s.store.RevokeSession(ctx, id.SessionID, s.now())
+}
+
+// IssueTicket returns a single-use ticket, valid for TicketTTL, that opens a
+// WebSocket in the identity's session without putting a token in a URL.
+func (s *Service) IssueTicket(id chat.Identity) (string, error) {
+	t := randomToken(32)
+	s.ticketsMu.Lock()
+	defer s.ticketsMu.Unlock()
+	if len(s.tickets) >= 100_000 {
+		s.sweepTicketsLocked()
+		if len(s.tickets) >= 100_000 {
+			return "", chat.Errorf(chat.ETooMany, "Too many pending WebSocket tickets; try again shortly.")
+		}
+	}
+	s.tickets[t] = ticket{sessionID: id.SessionID, expires: s.now().Add(TicketTTL)}
+	return t, nil
+}
+
+// RedeemTicket consumes a ticket and returns the identity it was issued for,
+// if its session is still live.
+func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, error) {
+	s.ticketsMu.Lock()
+	tk, ok := s.tickets[t]
+	delete(s.tickets, t)
+	s.ticketsMu.Unlock()
+	if !ok || !s.now().Before(tk.expires) {
+		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
+	}
+	sess, err := s.store.SessionByID(ctx, tk.sessionID)
+	return s.identity(ctx, sess, err)
+}
+
+func (s *Service) sweepTickets() {
+	s.ticketsMu.Lock()
+	defer s.ticketsMu.Unlock()
+	s.sweepTicketsLocked()
+}
+
+func (s *Service) sweepTicketsLocked() {
+	now := s.now()
+	for k, t := range s.tickets {
+		if !now.Before(t.expires) {
+			delete(s.tickets, k)
+		}
+	}
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,290 @@
+// Package config reads Mapsim Chat's settings from the environment (and
+// .env, which main loads first) once at start-up. Load checks every value
+// and names the variable and what it accepts when one is wrong.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/keyring"
+)
+
+// Registration modes.
+const (
+	RegistrationOpen   = "open"
+	RegistrationInvite = "invite"
+	RegistrationClosed = "closed"
+)
+
+// Config is every setting, checked.
+type Config struct {
+	// Database.
+	DBDriver string // "sqlite" or "mysql"
+	DBHost   string
+	DBPort   string
+	DBName   string
+	DBUser   string
+	DBPass   string
+	DataDir  string // SQLite file and generated secret live here
+
+	// SecretKey is the parsed SECRET_KEY; nil when unset, in which case the
+	// server uses (or creates) DataDir/secret.key.
+	SecretKey []byte
+
+	UploadDir           string
+	UploadMaxSizeBytes  int64
+	UploadMaxFileBytes  int64
+	UploadCheckInterval time.Duration
+
+	Debug      bool
+	LogFormat  string // "text" or "json"
+	ListenAddr string
+	TLSCert    string
+	TLSKey     string
+
+	AccessTokenTTL  time.Duration
+	Registration    string
+	AllowedOrigins  []string // normalised "scheme://host[:port]"
+	TrustedProxies  []netip.Prefix
+	MaxMessageBytes int
+}
+
+// SQLitePath is the database file used with the sqlite driver.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "chat.db") }
+
+// SecretFile is where a generated SECRET_KEY is kept.
+func (c Config) SecretFile() string { return filepath.Join(c.DataDir, "secret.key") }
+
+// TLS reports whether the server terminates TLS itself.
+func (c Config) TLS() bool { return c.TLSCert != "" }
+
+// loader collects every problem so that one start reports them all.
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(name, format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v := strings.ToLower(l.str(name, ""))
+	switch v {
+	case "":
+		return def
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	l.fail(name, "%q is not a boolean; use true or false", v)
+	return def
+}
+
+func (l *loader) number(name string, def, min, max float64) float64 {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < min || f > max {
+		l.fail(name, "%q is not a number from %g to %g", v, min, max)
+		return def
+	}
+	return f
+}
+
+func (l *loader) integer(name string, def, min, max int64) int64 {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		l.fail(name, "%q is not a whole number from %d to %d", v, min, max)
+		return def
+	}
+	return n
+}
+
+// duration accepts a Go duration ("90s", "24h") or a bare number of unit.
+func (l *loader) duration(name string, unit, def, min, max time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseInt(v, 10, 64)
+		if nerr != nil {
+			l.fail(name, "%q is not a duration; use a number of %s or a value such as 90s, 15m, 24h", v, unitName(unit))
+			return def
+		}
+		d = time.Duration(n) * unit
+	}
+	if d < min || d > max {
+		l.fail(name, "%s is outside %s to %s", d, min, max)
+		return def
+	}
+	return d
+}
+
+func unitName(unit time.Duration) string {
+	switch unit {
+	case time.Minute:
+		return "minutes"
+	case time.Hour:
+		return "hours"
+	}
+	return "seconds"
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(l.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return def
+}
+
+// Load reads and checks every setting.
+func Load(getenv func(string) string) (Config, error) {
+	l := &loader{getenv: getenv}
+	var c Config
+
+	c.DBHost = l.str("DB_HOST", "")
+	defDriver := "sqlite"
+	if c.DBHost != "" {
+		defDriver = "mysql"
+	}
+	c.DBDriver = l.oneOf("DB_DRIVER", defDriver, "sqlite", "mysql", "mariadb")
+	if c.DBDriver == "mariadb" {
+		c.DBDriver = "mysql"
+	}
+	c.DBPort = l.str("DB_PORT", "3306")
+	if p, err := strconv.Atoi(c.DBPort); err != nil || p < 1 || p > 65535 {
+		l.fail("DB_PORT", "%q is not a port number (1 to 65535)", c.DBPort)
+	}
+	c.DBName = l.str("DB_NAME", "mapsim_chat")
+	c.DBUser = l.str("DB_USER", "")
+	c.DBPass = l.getenv("DB_PASS")
+	if c.DBDriver == "mysql" {
+		if c.DBHost == "" {
+			c.DBHost = "127.0.0.1"
+		}
+		if c.DBUser == "" {
+			l.fail("DB_USER", "is required with MySQL/MariaDB (DB_HOST or DB_DRIVER=mysql is set)")
+		}
+	}
+	c.DataDir = l.str("DATA_DIR", "./data")
+
+	if v := l.getenv("SECRET_KEY"); strings.TrimSpace(v) != "" {
+		key, err := keyring.ParseSecret(v)
+		if err != nil {
+			l.fail("SECRET_KEY", "%v", err)
+		}
+		c.SecretKey = key
+	}
+
+	c.UploadDir = l.str("UPLOAD_DIR", "./uploads")
+	c.UploadMaxSizeBytes = int64(l.number("UPLOAD_MAX_SIZE_GB", 10, 0.001, 1<<20) * (1 << 30))
+	c.UploadMaxFileBytes = int64(l.number("UPLOAD_MAX_FILE_MB", 100, 0.001, 1<<22) * (1 << 20))
+	c.UploadCheckInterval = l.duration("UPLOAD_CHECK_INTERVAL", time.Second, 5*time.Minute, time.Second, 7*24*time.Hour)
+	if c.UploadMaxFileBytes > c.UploadMaxSizeBytes {
+		l.fail("UPLOAD_MAX_FILE_MB", "is larger than UPLOAD_MAX_SIZE_GB; one file cannot exceed the whole quota")
+	}
+
+	c.Debug = l.boolean("DEBUG", false)
+	c.LogFormat = l.oneOf("LOG_FORMAT", "text", "text", "json")
+	c.ListenAddr = l.str("LISTEN_ADDR", ":8000")
+	if _, port, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		l.fail("LISTEN_ADDR", "%q is not host:port (for example :8000 or 127.0.0.1:8000)", c.ListenAddr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		l.fail("LISTEN_ADDR", "%q has no valid port", c.ListenAddr)
+	}
+	c.TLSCert = l.str("TLS_CERT_FILE", l.str("SSL_CERT_PATH", ""))
+	c.TLSKey = l.str("TLS_KEY_FILE", l.str("SSL_KEY_PATH", ""))
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		l.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE (or SSL_CERT_PATH and SSL_KEY_PATH) go together; set both or neither")
+	}
+
+	if l.str("ACCESS_TOKEN_TTL", "") == "" && l.str("ACCESS_TOKEN_EXPIRE_MINUTES", "") != "" {
+		c.AccessTokenTTL = l.duration("ACCESS_TOKEN_EXPIRE_MINUTES", time.Minute, 24*time.Hour, time.Minute, 90*24*time.Hour)
+	} else {
+		c.AccessTokenTTL = l.duration("ACCESS_TOKEN_TTL", time.Second, 24*time.Hour, time.Minute, 90*24*time.Hour)
+	}
+	c.Registration = l.oneOf("REGISTRATION", RegistrationOpen, RegistrationOpen, RegistrationInvite, RegistrationClosed)
+
+	for _, o := range splitList(l.str("ALLOWED_ORIGINS", "")) {
+		norm, err := NormalizeOrigin(o)
+		if err != nil {
+			l.fail("ALLOWED_ORIGINS", "%q: %v", o, err)
+			continue
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, norm)
+	}
+	for _, p := range splitList(l.str("TRUSTED_PROXIES", "")) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				l.fail("TRUSTED_PROXIES", "%q is neither an IP address nor a CIDR range", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	c.MaxMessageBytes = int(l.integer("MAX_MESSAGE_BYTES", 8192, 64, 1<<20))
+
+	if v := l.str("REDIS_URL", ""); v != "" {
+		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")
+	}
+	return c, errors.Join(l.errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// NormalizeOrigin returns an origin as browsers send it: lower-case
+// "scheme://host[:port]" with default ports dropped.
+func NormalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(o))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("not an origin such as https://chat.example.com")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return "", errors.New("an origin has no path, query, user or fragment")
+	}
+	host := strings.ToLower(u.Host)
+	if (u.Scheme == "http" && strings.HasSuffix(host, ":80")) || (u.Scheme == "https" && strings.HasSuffix(host, ":443")) {
+		host = host[:strings.LastIndexByte(host, ':')]
+	}
+	return u.Scheme + "://" + host, nil
+}

@@ -1,0 +1,263 @@
+// Package keyring keeps the keys that protect data at rest. SECRET_KEY is
+// never used directly: HKDF-SHA256 derives a key-wrapping key and a
+// token-signing key from it under distinct labels. Each server start makes a
+// fresh session key, wraps it and stores it as a new key version; older
+// versions are unwrapped into memory so that history stays readable.
+package keyring
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Labels for HKDF. Changing one orphans everything derived under it.
+const (
+	labelWrap = "mapsim-chat/v1/key-wrapping"
+	labelSign = "mapsim-chat/v1/token-signing"
+	wrapAAD   = "mapsim-chat/v1/session-key"
+)
+
+// SecretSize is the size of a generated SECRET_KEY in bytes.
+const SecretSize = 32
+
+// ErrSecretMismatch means a stored key version does not unwrap with the
+// configured SECRET_KEY.
+var ErrSecretMismatch = errors.New("SECRET_KEY does not match this database: a stored key version does not unwrap with it. " +
+	"Start with the SECRET_KEY this database was created with (see data/secret.key or your .env); " +
+	"refusing to start so that no history is orphaned")
+
+// Store is the part of the store the key ring needs.
+type Store interface {
+	KeyVersions(ctx context.Context) ([]chat.KeyVersion, error)
+	InsertKeyVersion(ctx context.Context, wrapped []byte, at time.Time) (int64, error)
+	ReplaceWrappedKeys(ctx context.Context, versions []chat.KeyVersion) error
+}
+
+// placeholders are words of published example secrets ("your-secret-key-here",
+// "change-me-in-production", …) that must never protect real data. A random
+// key contains none of them.
+var placeholders = []string{
+	"change", "secret", "replace", "example", "placeholder", "insecure", "password", "default", "xxxxxxxx",
+}
+
+// ParseSecret turns the configured SECRET_KEY into key material. It accepts
+// base64 (standard or URL alphabet) or hex of at least 32 bytes, and any
+// other string of at least 32 characters that is not a published placeholder.
+func ParseSecret(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, p := range placeholders {
+		if strings.Contains(strings.ToLower(s), p) {
+			return nil, fmt.Errorf("it looks like a placeholder (%q); generate one with: openssl rand -base64 32", p)
+		}
+	}
+	for _, dec := range []func(string) ([]byte, error){
+		base64.StdEncoding.DecodeString, base64.URLEncoding.DecodeString,
+		base64.RawStdEncoding.DecodeString, base64.RawURLEncoding.DecodeString, hex.DecodeString,
+	} {
+		if b, err := dec(s); err == nil && len(b) >= SecretSize {
+			return b, nil
+		}
+	}
+	if len(s) >= 32 {
+		return []byte(s), nil
+	}
+	return nil, fmt.Errorf("it must be 32 random bytes in base64 (44 characters) or hex, or a random string of at least 32 characters; generate one with: openssl rand -base64 32")
+}
+
+// LoadOrCreateSecretFile reads the secret saved at path, or, when there is
+// none, generates one and saves it with mode 0600. created reports which.
+func LoadOrCreateSecretFile(path string) (secret []byte, created bool, err error) {
+	text, err := os.ReadFile(path)
+	if err == nil {
+		secret, err := ParseSecret(string(text))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return secret, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	secret = make([]byte, SecretSize)
+	rand.Read(secret)
+	encoded := base64.StdEncoding.EncodeToString(secret) + "\n"
+	// O_EXCL: two servers starting at once must not each write their own key.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreateSecretFile(path)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := f.WriteString(encoded); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, false, err
+	}
+	return secret, true, f.Close()
+}
+
+// derive returns the 32-byte key for a label.
+func derive(secret []byte, label string) []byte {
+	key, err := hkdf.Key(sha256.New, secret, nil, label, 32)
+	if err != nil {
+		panic(err) // only for lengths over 255*32, which we never ask for
+	}
+	return key
+}
+
+// SigningKey returns the key that signs access tokens.
+func SigningKey(secret []byte) []byte { return derive(secret, labelSign) }
+
+func wrappingAEAD(secret []byte) cipher.AEAD {
+	aead, err := chacha20poly1305.NewX(derive(secret, labelWrap))
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+// seal encrypts with a random 192-bit nonce and returns nonce||ciphertext.
+// XChaCha20-Poly1305's long nonce makes random nonces safe for any number of
+// messages under one key, which 96-bit GCM nonces are not.
+func seal(aead cipher.AEAD, plaintext, aad []byte) []byte {
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	rand.Read(out)
+	return aead.Seal(out, out, plaintext, aad)
+}
+
+func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < aead.NonceSize()+aead.Overhead() {
+		return nil, errors.New("ciphertext too short")
+	}
+	n := aead.NonceSize()
+	return aead.Open(nil, sealed[:n], sealed[n:], aad)
+}
+
+// Ring holds every key version in memory and seals with the current one.
+type Ring struct {
+	mu      sync.RWMutex
+	current int64
+	keys    map[int64]cipher.AEAD
+}
+
+// Open unwraps every stored key version with secret, then makes, wraps and
+// stores a new session key that becomes current. If any stored version fails
+// to unwrap it returns ErrSecretMismatch and stores nothing.
+func Open(ctx context.Context, st Store, secret []byte, now time.Time) (*Ring, error) {
+	wrap := wrappingAEAD(secret)
+	versions, err := st.KeyVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read key versions: %w", err)
+	}
+	r := &Ring{keys: make(map[int64]cipher.AEAD, len(versions)+1)}
+	for _, kv := range versions {
+		key, err := open(wrap, kv.WrappedKey, []byte(wrapAAD))
+		if err != nil {
+			return nil, fmt.Errorf("%w (key version %d)", ErrSecretMismatch, kv.ID)
+		}
+		aead, err := chacha20poly1305.NewX(key)
+		if err != nil {
+			return nil, fmt.Errorf("key version %d: %w", kv.ID, err)
+		}
+		r.keys[kv.ID] = aead
+	}
+	key := make([]byte, chacha20poly1305.KeySize)
+	rand.Read(key)
+	id, err := st.InsertKeyVersion(ctx, seal(wrap, key, []byte(wrapAAD)), now)
+	if err != nil {
+		return nil, fmt.Errorf("store new key version: %w", err)
+	}
+	aead, _ := chacha20poly1305.NewX(key)
+	r.keys[id] = aead
+	r.current = id
+	return r, nil
+}
+
+// Current returns the version new data is sealed with.
+func (r *Ring) Current() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.current
+}
+
+// Len returns how many key versions the ring holds.
+func (r *Ring) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.keys)
+}
+
+// Seal encrypts plaintext with the current key, binding aad, and returns the
+// version used and nonce||ciphertext.
+func (r *Ring) Seal(plaintext, aad []byte) (int64, []byte) {
+	r.mu.RLock()
+	version, aead := r.current, r.keys[r.current]
+	r.mu.RUnlock()
+	return version, seal(aead, plaintext, aad)
+}
+
+// Open decrypts what Seal returned. It fails when the version is unknown,
+// the ciphertext was changed, or aad differs from the one it was sealed with.
+func (r *Ring) Open(version int64, sealed, aad []byte) ([]byte, error) {
+	r.mu.RLock()
+	aead, ok := r.keys[version]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown key version %d", version)
+	}
+	return open(aead, sealed, aad)
+}
+
+// AEAD returns the cipher of a key version, for streaming encryption that
+// seals many chunks under one version.
+func (r *Ring) AEAD(version int64) (cipher.AEAD, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	aead, ok := r.keys[version]
+	return aead, ok
+}
+
+// Rewrap rewraps every stored key version from oldSecret to newSecret in one
+// transaction. Nothing changes if any version fails to unwrap.
+func Rewrap(ctx context.Context, st Store, oldSecret, newSecret []byte) (int, error) {
+	oldWrap, newWrap := wrappingAEAD(oldSecret), wrappingAEAD(newSecret)
+	versions, err := st.KeyVersions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, kv := range versions {
+		key, err := open(oldWrap, kv.WrappedKey, []byte(wrapAAD))
+		if err != nil {
+			return 0, fmt.Errorf("%w (key version %d)", ErrSecretMismatch, kv.ID)
+		}
+		versions[i].WrappedKey = seal(newWrap, key, []byte(wrapAAD))
+	}
+	if err := st.ReplaceWrappedKeys(ctx, versions); err != nil {
+		return 0, err
+	}
+	return len(versions), nil
+}
