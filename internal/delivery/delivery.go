@@ -1,0 +1,360 @@
+// Package delivery is the path of a message: check it, seal it with the key
+// ring, commit it in groups, acknowledge it to the sender and publish it to
+// the chat, in commit order. It also reads history back, opening each body.
+package delivery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+// Limits of the commit groups.
+const (
+	maxGroup   = 256
+	queueDepth = 4096
+)
+
+// MaxClientIDLen is the longest client id accepted.
+const MaxClientIDLen = 64
+
+// Service sends messages and reads history.
+type Service struct {
+	store    chat.Store
+	ring     *keyring.Ring
+	broker   chat.Broker
+	log      *slog.Logger
+	now      func() time.Time
+	maxBytes int
+
+	requests chan *request
+	stopped  chan struct{} // closed when the committer has exited
+}
+
+type request struct {
+	msg      chat.NewMessage
+	chat     chat.Chat
+	username string
+	text     string
+	done     chan result
+}
+
+type result struct {
+	msg     chat.Message
+	created bool
+	err     error
+}
+
+// Options configure a Service.
+type Options struct {
+	Store           chat.Store
+	Ring            *keyring.Ring
+	Broker          chat.Broker
+	Log             *slog.Logger
+	Now             func() time.Time
+	MaxMessageBytes int
+}
+
+// New returns a Service; call Run to start its committer.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{
+		store: o.Store, ring: o.Ring, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
+		requests: make(chan *request, queueDepth),
+		stopped:  make(chan struct{}),
+	}
+}
+
+// MaxMessageBytes is the largest message text accepted, in bytes.
+func (s *Service) MaxMessageBytes() int { return s.maxBytes }
+
+// messageAAD binds a sealed body to its row: the chat, the sender, the kind
+// and the client id. A body copied to another row does not open.
+func messageAAD(chatID, userID int64, kind, clientID string) []byte {
+	aad := make([]byte, 0, 32+len(kind)+len(clientID))
+	aad = append(aad, "mapsim-chat/v1/message\x00"...)
+	aad = binary.BigEndian.AppendUint64(aad, uint64(chatID))
+	aad = binary.BigEndian.AppendUint64(aad, uint64(userID))
+	aad = append(aad, kind...)
+	aad = append(aad, 0)
+	return append(aad, clientID...)
+}
+
+// CheckText validates a message's text: valid UTF-8, not blank, within the
+// size limit, and free of control characters other than newline and tab.
+func (s *Service) CheckText(text string) error {
+	if len(text) > s.maxBytes {
+		return chat.Errorf(chat.ETooLarge, "The message is %d bytes; the limit is %d.", len(text), s.maxBytes)
+	}
+	if !utf8.ValidString(text) {
+		return chat.Errorf(chat.EInvalid, "The message is not valid UTF-8.")
+	}
+	if strings.TrimSpace(text) == "" {
+		return chat.Errorf(chat.EInvalid, "The message is empty.")
+	}
+	for _, r := range text {
+		if r == utf8.RuneError || (unicode.IsControl(r) && r != '\n' && r != '\t') {
+			return chat.Errorf(chat.EInvalid, "The message contains a control character (U+%04X).", r)
+		}
+	}
+	return nil
+}
+
+// CheckClientID validates a client id: up to 64 characters of letters,
+// digits and "-_.:".
+func CheckClientID(id string) error {
+	if len(id) > MaxClientIDLen {
+		return chat.Errorf(chat.EInvalid, "client_id is longer than %d characters.", MaxClientIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:", c) >= 0) {
+			return chat.Errorf(chat.EInvalid, "client_id may hold only letters, digits and - _ . :")
+		}
+	}
+	return nil
+}
+
+var errNoChat = chat.Errorf(chat.EForbidden, "No such chat, or you are not a member of it.")
+
+// ResolveChat finds a chat by numeric id or by name and checks that the user
+// is a member. A missing chat and a chat the user is not in get the same
+// answer, so a non-member learns nothing about it.
+func (s *Service) ResolveChat(ctx context.Context, id chat.Identity, ref string) (chat.Chat, error) {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		ref = chat.GlobalChatName
+	}
+	if len(ref) > 64 {
+		return chat.Chat{}, errNoChat
+	}
+	var (
+		c   chat.Chat
+		err error
+	)
+	if n, perr := strconv.ParseInt(ref, 10, 64); perr == nil {
+		c, err = s.store.ChatByID(ctx, n)
+	} else {
+		c, err = s.store.ChatByName(ctx, ref)
+	}
+	if chat.ErrorCode(err) == chat.ENotFound {
+		return chat.Chat{}, errNoChat
+	}
+	if err != nil {
+		return chat.Chat{}, err
+	}
+	member, err := s.store.IsMember(ctx, c.ID, id.UserID)
+	if err != nil {
+		return chat.Chat{}, err
+	}
+	if !member {
+		return chat.Chat{}, errNoChat
+	}
+	return c, nil
+}
+
+// SendRequest is a message a user asks to send.
+type SendRequest struct {
+	Chat     chat.Chat // resolved, membership checked
+	Kind     string
+	Text     string
+	ClientID string // optional; without it a resend cannot be recognised
+}
+
+// Send checks, seals and commits a message, then publishes it. It returns
+// once the message is committed; created is false when the client id had
+// already been stored, in which case nothing is published again.
+func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (chat.Message, bool, error) {
+	if err := s.CheckText(req.Text); err != nil {
+		return chat.Message{}, false, err
+	}
+	if err := CheckClientID(req.ClientID); err != nil {
+		return chat.Message{}, false, err
+	}
+	if req.ClientID == "" {
+		b := make([]byte, 15)
+		rand.Read(b)
+		req.ClientID = "srv-" + base64.RawURLEncoding.EncodeToString(b)
+	}
+	if req.Kind == "" {
+		req.Kind = chat.MessageText
+	}
+	version, body := s.ring.Seal([]byte(req.Text), messageAAD(req.Chat.ID, id.UserID, req.Kind, req.ClientID))
+	r := &request{
+		msg: chat.NewMessage{
+			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, KeyVersion: version, Body: body,
+			ClientID: req.ClientID, CreatedAt: s.now().UTC(),
+		},
+		chat: req.Chat, username: id.Username, text: req.Text,
+		done: make(chan result, 1),
+	}
+	select {
+	case s.requests <- r:
+	case <-s.stopped:
+		return chat.Message{}, false, chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
+	case <-ctx.Done():
+		return chat.Message{}, false, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.msg, res.created, res.err
+	case <-s.stopped:
+		// The committer may have taken it in its last group; check.
+		select {
+		case res := <-r.done:
+			return res.msg, res.created, res.err
+		default:
+		}
+		return chat.Message{}, false, chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
+	case <-ctx.Done():
+		// The message may still commit; a resend with the same client id
+		// is recognised.
+		return chat.Message{}, false, ctx.Err()
+	}
+}
+
+// Run commits queued messages in groups until ctx ends, then commits what is
+// already queued and returns. Publishing happens here, after each commit and
+// in id order, so every connection sees a chat's messages in order.
+func (s *Service) Run(ctx context.Context) {
+	defer close(s.stopped)
+	group := make([]*request, 0, maxGroup)
+	for {
+		select {
+		case r := <-s.requests:
+			group = append(group[:0], r)
+		case <-ctx.Done():
+			for {
+				select {
+				case r := <-s.requests:
+					group = append(group[:0], r)
+					s.drainInto(&group)
+					s.commit(context.WithoutCancel(ctx), group)
+				default:
+					return
+				}
+			}
+		}
+		s.drainInto(&group)
+		s.commit(context.WithoutCancel(ctx), group)
+	}
+}
+
+func (s *Service) drainInto(group *[]*request) {
+	for len(*group) < maxGroup {
+		select {
+		case r := <-s.requests:
+			*group = append(*group, r)
+		default:
+			return
+		}
+	}
+}
+
+// commit stores a group in one transaction. If the group fails, each
+// message is tried alone so that one bad row does not fail its neighbours.
+func (s *Service) commit(ctx context.Context, group []*request) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	msgs := make([]chat.NewMessage, len(group))
+	for i, r := range group {
+		msgs[i] = r.msg
+	}
+	inserted, err := s.store.InsertMessages(ctx, msgs)
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			s.commit(ctx, []*request{r})
+		}
+		return
+	}
+	if err != nil {
+		if chat.ErrorCode(err) == chat.EInternal {
+			s.log.Error("commit message", "chat_id", group[0].msg.ChatID, "err", err)
+		}
+		group[0].done <- result{err: err}
+		return
+	}
+	for i, r := range group {
+		ins := inserted[i]
+		m := chat.Message{
+			ID: ins.ID, ChatID: ins.ChatID, ChatName: r.chat.Name, UserID: r.msg.UserID, Username: r.username,
+			Kind: r.msg.Kind, Text: r.text, ClientID: r.msg.ClientID, CreatedAt: ins.CreatedAt,
+		}
+		if ins.Created {
+			frame, _ := json.Marshal(wire.FromMessage(m))
+			if err := s.broker.Publish(ctx, chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame}); err != nil {
+				// Committed but not published: clients catch up through sync.
+				s.log.Warn("publish message", "chat_id", m.ChatID, "message_id", m.ID, "err", err)
+			}
+		} else if ins.ChatID != r.chat.ID {
+			// The client reused an id it had used in another chat; report the
+			// stored message, in its own chat.
+			if c, err := s.store.ChatByID(ctx, ins.ChatID); err == nil {
+				m.ChatName = c.Name
+			}
+		}
+		r.done <- result{msg: m, created: ins.Created}
+	}
+}
+
+// History returns a keyset page of a chat, oldest first, and whether older
+// messages exist. The caller has resolved the chat (membership checked).
+func (s *Service) History(ctx context.Context, c chat.Chat, before int64, limit int) ([]chat.Message, bool, error) {
+	msgs, more, err := s.store.MessagesBefore(ctx, c.ID, before, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	s.openAll(msgs)
+	return msgs, more, nil
+}
+
+// After returns up to limit messages after an id, oldest first.
+func (s *Service) After(ctx context.Context, c chat.Chat, after int64, limit int) ([]chat.Message, error) {
+	msgs, err := s.store.MessagesAfter(ctx, c.ID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	s.openAll(msgs)
+	return msgs, nil
+}
+
+// unreadable replaces a body that fails to open. The failure is logged; the
+// rest of the page is still served.
+const unreadable = "[this message could not be decrypted]"
+
+func (s *Service) openAll(msgs []chat.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.DeletedAt.IsZero() {
+			continue
+		}
+		text, err := s.ring.Open(m.KeyVersion, m.Body, messageAAD(m.ChatID, m.UserID, m.Kind, m.ClientID))
+		if err != nil {
+			s.log.Error("open message body", "message_id", m.ID, "key_version", m.KeyVersion, "err", err)
+			m.Text = unreadable
+			continue
+		}
+		m.Text = string(text)
+	}
+}
+
+// IsShutdown reports whether err came from a committer that has stopped.
+func IsShutdown(err error) bool {
+	var e *chat.Error
+	return errors.As(err, &e) && e.Code == chat.EUnavailable
+}

@@ -1,0 +1,418 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+// Conn is one WebSocket connection.
+type Conn struct {
+	h    *Hub
+	ws   *websocket.Conn
+	id   chat.Identity
+	home chat.Chat // the chat named in the URL: frames without chat_name go here
+
+	send      chan []byte
+	done      chan struct{}
+	closeOnce sync.Once
+	closeCode websocket.StatusCode
+	closeWhy  string
+	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame or pong
+
+	// subscribed is guarded by h.mu.
+	subscribed map[int64]struct{}
+
+	mu      sync.Mutex
+	streams map[int64]*stream // per chat: what has been sent, for gap-free sync
+
+	// Used by the reader goroutine only.
+	chatsByName map[string]chat.Chat
+	typingAt    map[int64]time.Time
+}
+
+// stream tracks one chat's messages on one connection.
+type stream struct {
+	lastSent int64 // highest message id queued or written
+	syncing  bool  // a sync is replaying from the store; live messages wait for it
+	dirty    bool  // a live message arrived during the sync
+}
+
+// Serve runs a connection until it closes. The caller has authenticated id
+// and accepted the WebSocket; home is the chat the connection opens in.
+func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, home chat.Chat, readLimit int64) {
+	c := &Conn{
+		h: h, ws: ws, id: id, home: home,
+		send:        make(chan []byte, h.opt.QueueSize),
+		done:        make(chan struct{}),
+		subscribed:  make(map[int64]struct{}),
+		streams:     make(map[int64]*stream),
+		chatsByName: map[string]chat.Chat{home.Name: home},
+		typingAt:    make(map[int64]time.Time),
+	}
+	c.touch()
+	ws.SetReadLimit(readLimit)
+
+	chatIDs, err := h.opt.Store.UserChatIDs(ctx, id.UserID)
+	if err != nil {
+		h.log.Warn("websocket: load chats", "user_id", id.UserID, "err", err)
+		ws.Close(websocket.StatusTryAgainLater, "database unavailable; reconnect shortly")
+		return
+	}
+	cameOnline, ok := h.register(c, chatIDs)
+	if !ok {
+		ws.Close(websocket.StatusServiceRestart, "server restarting")
+		return
+	}
+	defer h.wg.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(ctx)
+	}()
+
+	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes()})
+	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
+	if cameOnline {
+		h.announce(id.UserID, id.Username, chatIDs)
+	}
+
+	c.readLoop(ctx)
+	c.close(websocket.StatusNormalClosure, "")
+	<-writerDone
+	if wentOffline, chatIDs := h.unregister(c); wentOffline {
+		h.announce(id.UserID, id.Username, chatIDs)
+	}
+}
+
+func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// close asks the writer to close the connection with a code; the first call
+// wins. It never blocks.
+func (c *Conn) close(code websocket.StatusCode, why string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeWhy = code, why
+		close(c.done)
+	})
+}
+
+// enqueue queues a frame without blocking; a full queue closes the
+// connection, and the client resumes with sync.
+func (c *Conn) enqueue(frame []byte) bool {
+	select {
+	case c.send <- frame:
+		return true
+	default:
+		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
+		return false
+	}
+}
+
+func (c *Conn) enqueueJSON(v any) {
+	frame, err := json.Marshal(v)
+	if err != nil {
+		c.h.log.Error("websocket: encode frame", "err", err)
+		return
+	}
+	c.enqueue(frame)
+}
+
+func (c *Conn) sendError(err error, clientID string) {
+	e := wire.Error{Type: wire.TypeError, Code: chat.ErrorCode(err), Detail: chat.ErrorMessage(err), ClientID: clientID}
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		e.RetryAfter = ce.RetryAfter
+	}
+	if e.Code == chat.EInternal {
+		c.h.log.Error("websocket: frame failed", "user_id", c.id.UserID, "err", err)
+	}
+	c.enqueueJSON(e)
+}
+
+// deliverMessage queues a committed message unless a sync of its chat is
+// running (the sync will fetch it) or it was already sent.
+func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.streams[chatID]
+	if st == nil {
+		st = &stream{}
+		c.streams[chatID] = st
+	}
+	if st.syncing {
+		st.dirty = true
+		return
+	}
+	if messageID <= st.lastSent {
+		return
+	}
+	st.lastSent = messageID
+	c.enqueue(frame)
+}
+
+// writeLoop is the connection's only queue reader: it writes queued frames,
+// pings, and closes the connection when asked to.
+func (c *Conn) writeLoop(ctx context.Context) {
+	ticker := time.NewTicker(c.h.opt.PingInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case frame := <-c.send:
+			if err := c.write(ctx, frame); err != nil {
+				c.close(websocket.StatusGoingAway, "write failed")
+				c.ws.CloseNow()
+				return
+			}
+		case <-ticker.C:
+			now := time.Now()
+			if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
+				c.close(websocket.StatusPolicyViolation, "no pong")
+				continue
+			}
+			if !now.Before(c.id.ExpiresAt) {
+				c.close(websocket.StatusPolicyViolation, "session expired: log in again")
+				continue
+			}
+			go func() {
+				pctx, cancel := context.WithTimeout(ctx, c.h.opt.PongTimeout)
+				defer cancel()
+				if c.ws.Ping(pctx) == nil {
+					c.touch()
+				}
+			}()
+		case <-c.done:
+			c.ws.Close(c.closeCode, c.closeWhy)
+			return
+		}
+	}
+}
+
+func (c *Conn) write(ctx context.Context, frame []byte) error {
+	wctx, cancel := context.WithTimeout(ctx, c.h.opt.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(wctx, websocket.MessageText, frame)
+}
+
+// readLoop reads frames until the connection fails or is closed.
+func (c *Conn) readLoop(ctx context.Context) {
+	// When the connection is told to close, the writer closes the socket,
+	// which ends Read.
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		c.touch()
+		if typ != websocket.MessageText {
+			c.sendError(chat.Errorf(chat.EInvalid, "Binary frames are not supported; send JSON text frames."), "")
+			continue
+		}
+		c.handle(ctx, data)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+	}
+}
+
+// handle answers one frame. Every problem is an error frame; the connection
+// stays open.
+func (c *Conn) handle(ctx context.Context, data []byte) {
+	if !utf8.Valid(data) {
+		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not valid UTF-8."), "")
+		return
+	}
+	var in wire.Inbound
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not a JSON object with a \"type\"."), "")
+		return
+	}
+	switch in.Type {
+	case wire.TypeText:
+		c.handleSend(ctx, in)
+	case wire.TypeFile:
+		c.sendError(chat.Errorf(chat.EInvalid, "File messages are not enabled on this server."), in.ClientID)
+	case wire.TypeTyping:
+		c.handleTyping(ctx, in, data)
+	case wire.TypeSync:
+		c.handleSync(ctx, in)
+	case wire.TypeJoin:
+		if ch, err := c.resolve(ctx, in.ChatName); err != nil {
+			c.sendError(err, "")
+		} else {
+			c.h.subscribe(c, ch.ID)
+			c.enqueueJSON(wire.ChatEvent{Type: wire.TypeJoined, ChatName: ch.Name})
+		}
+	case wire.TypeLeave:
+		if ch, err := c.resolve(ctx, in.ChatName); err != nil {
+			c.sendError(err, "")
+		} else {
+			c.h.unsubscribe(c, ch.ID)
+			c.enqueueJSON(wire.ChatEvent{Type: wire.TypeLeft, ChatName: ch.Name})
+		}
+	case wire.TypePing:
+		c.enqueueJSON(wire.ChatEvent{Type: wire.TypePong})
+	case "":
+		c.sendError(chat.Errorf(chat.EInvalid, "The frame has no \"type\"."), "")
+	default:
+		c.sendError(chat.Errorf(chat.EInvalid, "Unknown frame type %q.", truncate(in.Type, 32)), "")
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// resolve finds a chat by name (or the home chat when name is empty) and
+// checks membership. A chat this connection is subscribed to is known to be
+// one of the user's; others are checked in the store.
+func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
+	if name == "" {
+		name = c.home.Name
+	}
+	if ch, ok := c.chatsByName[name]; ok {
+		c.h.mu.RLock()
+		_, sub := c.subscribed[ch.ID]
+		c.h.mu.RUnlock()
+		if sub {
+			return ch, nil
+		}
+	}
+	ch, err := c.h.opt.Delivery.ResolveChat(ctx, c.id, name)
+	if err != nil {
+		return chat.Chat{}, err
+	}
+	if len(c.chatsByName) < 1024 {
+		c.chatsByName[name] = ch
+	}
+	return ch, nil
+}
+
+func (c *Conn) handleSend(ctx context.Context, in wire.Inbound) {
+	ch, err := c.resolve(ctx, in.ChatName)
+	if err != nil {
+		c.sendError(err, in.ClientID)
+		return
+	}
+	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: chat.MessageText, Text: in.Text, ClientID: in.ClientID})
+	if err != nil {
+		c.sendError(err, in.ClientID)
+		return
+	}
+	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !created})
+}
+
+// typingInterval is the least time between two relayed typing frames of
+// one connection in one chat.
+const typingInterval = time.Second
+
+func (c *Conn) handleTyping(ctx context.Context, in wire.Inbound, raw []byte) {
+	ch, err := c.resolve(ctx, in.ChatName)
+	if err != nil {
+		c.sendError(err, "")
+		return
+	}
+	// "typing": false (a stop) is always relayed; starts are throttled.
+	var flag struct {
+		Typing *bool `json:"typing"`
+	}
+	json.Unmarshal(raw, &flag)
+	typing := flag.Typing == nil || *flag.Typing
+	now := time.Now()
+	if typing {
+		if now.Sub(c.typingAt[ch.ID]) < typingInterval {
+			return
+		}
+		c.typingAt[ch.ID] = now
+	} else {
+		delete(c.typingAt, ch.ID)
+	}
+	frame, _ := json.Marshal(wire.Typing{Type: wire.TypeTyping, ChatName: ch.Name, Username: c.id.Username, Typing: typing})
+	c.h.opt.Broker.Publish(ctx, chat.Event{ChatID: ch.ID, SkipUserID: c.id.UserID, Frame: frame})
+}
+
+// handleSync replays every message after in.AfterID, in order and in pages,
+// then hands the chat back to live delivery without a gap: live messages
+// that arrive meanwhile are not queued but fetched by the next page.
+func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
+	ch, err := c.resolve(ctx, in.ChatName)
+	if err != nil {
+		c.sendError(err, "")
+		return
+	}
+	if in.AfterID < 0 {
+		c.sendError(chat.Errorf(chat.EInvalid, "after_id must not be negative."), "")
+		return
+	}
+	c.h.subscribe(c, ch.ID)
+	c.mu.Lock()
+	st := c.streams[ch.ID]
+	if st == nil {
+		st = &stream{}
+		c.streams[ch.ID] = st
+	}
+	st.syncing, st.dirty = true, false
+	c.mu.Unlock()
+
+	last := in.AfterID
+	finish := func() {
+		c.mu.Lock()
+		st.syncing = false
+		st.lastSent = max(st.lastSent, last)
+		c.mu.Unlock()
+	}
+	for {
+		msgs, err := c.h.opt.Delivery.After(ctx, ch, last, c.h.opt.SyncPage)
+		if err != nil {
+			finish()
+			c.sendError(err, "")
+			return
+		}
+		for _, m := range msgs {
+			frame, _ := json.Marshal(wire.FromMessage(m))
+			// Written directly, not queued: a long replay must not fill the
+			// queue that live frames of other chats need.
+			if err := c.write(ctx, frame); err != nil {
+				finish()
+				c.close(websocket.StatusGoingAway, "write failed")
+				return
+			}
+			last = m.ID
+		}
+		if len(msgs) == c.h.opt.SyncPage {
+			continue
+		}
+		c.mu.Lock()
+		if st.dirty {
+			st.dirty = false
+			c.mu.Unlock()
+			continue
+		}
+		st.syncing = false
+		st.lastSent = last
+		c.mu.Unlock()
+		break
+	}
+	c.enqueueJSON(wire.Synced{Type: wire.TypeSynced, ChatName: ch.Name, LastID: last})
+}

@@ -1,0 +1,289 @@
+// Package hub holds the WebSocket connections: it subscribes each to the
+// chats of its user, fans committed messages out to them, and keeps
+// presence. It never blocks on a slow client: each connection has a bounded
+// send queue and its own writer; a connection whose queue is full is closed
+// and catches up through sync when it reconnects.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+// Options configure a Hub.
+type Options struct {
+	Delivery *delivery.Service
+	Store    chat.Store
+	Broker   chat.Broker
+	Log      *slog.Logger
+	// QueueSize is how many frames may wait for one connection (default 256).
+	QueueSize int
+	// PingInterval and PongTimeout: ping every PingInterval, and close a
+	// connection that has sent nothing, not even a pong, for PongTimeout.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds one frame's write (default 10 s).
+	WriteTimeout time.Duration
+	// SyncPage is the page size of sync replies (default 200).
+	SyncPage int
+}
+
+// Hub is the set of live connections on this node.
+type Hub struct {
+	opt Options
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	chats map[int64]map[*Conn]struct{} // chat id → subscribed connections
+	users map[int64]map[*Conn]struct{} // user id → connections
+	names map[int64]string             // user id → username, for users online
+	all   map[*Conn]struct{}
+	wg    sync.WaitGroup
+	// presenceMu serialises presence announcements.
+	presenceMu sync.Mutex
+	// closing is set by Shutdown: new connections are refused.
+	closing bool
+}
+
+// New returns a Hub subscribed to the broker.
+func New(o Options) *Hub {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 256
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = 60 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.SyncPage <= 0 {
+		o.SyncPage = 200
+	}
+	h := &Hub{
+		opt: o, log: o.Log,
+		chats: make(map[int64]map[*Conn]struct{}),
+		users: make(map[int64]map[*Conn]struct{}),
+		names: make(map[int64]string),
+		all:   make(map[*Conn]struct{}),
+	}
+	o.Broker.Subscribe(h.deliver)
+	return h
+}
+
+// deliver queues an event's frame on every connection subscribed to its chat.
+func (h *Hub) deliver(ev chat.Event) {
+	h.mu.RLock()
+	subs := h.chats[ev.ChatID]
+	targets := make([]*Conn, 0, len(subs))
+	for c := range subs {
+		if ev.SkipUserID == 0 || c.id.UserID != ev.SkipUserID {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		if ev.MessageID == 0 {
+			c.enqueue(ev.Frame)
+		} else {
+			c.deliverMessage(ev.ChatID, ev.MessageID, ev.Frame)
+		}
+	}
+}
+
+// register adds a connection and its subscriptions; it reports whether the
+// user has just come online.
+func (h *Hub) register(c *Conn, chatIDs []int64) (cameOnline, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false, false
+	}
+	h.all[c] = struct{}{}
+	for _, id := range chatIDs {
+		h.subscribeLocked(c, id)
+	}
+	conns := h.users[c.id.UserID]
+	if conns == nil {
+		conns = make(map[*Conn]struct{})
+		h.users[c.id.UserID] = conns
+		h.names[c.id.UserID] = c.id.Username
+		cameOnline = true
+	}
+	conns[c] = struct{}{}
+	h.wg.Add(1)
+	return cameOnline, true
+}
+
+func (h *Hub) subscribeLocked(c *Conn, chatID int64) {
+	subs := h.chats[chatID]
+	if subs == nil {
+		subs = make(map[*Conn]struct{})
+		h.chats[chatID] = subs
+	}
+	subs[c] = struct{}{}
+	c.subscribed[chatID] = struct{}{}
+}
+
+// unregister removes a connection; it reports whether its user went offline
+// and which chats the user was in.
+func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.all, c)
+	for id := range c.subscribed {
+		chatIDs = append(chatIDs, id)
+		if subs := h.chats[id]; subs != nil {
+			delete(subs, c)
+			if len(subs) == 0 {
+				delete(h.chats, id)
+			}
+		}
+	}
+	if conns := h.users[c.id.UserID]; conns != nil {
+		delete(conns, c)
+		if len(conns) == 0 {
+			delete(h.users, c.id.UserID)
+			delete(h.names, c.id.UserID)
+			wentOffline = true
+		}
+	}
+	return wentOffline, chatIDs
+}
+
+// Subscribe adds a connection of this user to a chat's live stream, if the
+// user is online here. Membership changes call it.
+func (h *Hub) subscribe(c *Conn, chatID int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, live := h.all[c]; live {
+		h.subscribeLocked(c, chatID)
+	}
+}
+
+func (h *Hub) unsubscribe(c *Conn, chatID int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(c.subscribed, chatID)
+	if subs := h.chats[chatID]; subs != nil {
+		delete(subs, c)
+		if len(subs) == 0 {
+			delete(h.chats, chatID)
+		}
+	}
+}
+
+// Online returns the usernames of users with at least one connection here,
+// sorted.
+func (h *Hub) Online() []string {
+	h.mu.RLock()
+	out := make([]string, 0, len(h.names))
+	for _, n := range h.names {
+		out = append(out, n)
+	}
+	h.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// ConnCount returns the number of live connections on this node.
+func (h *Hub) ConnCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.all)
+}
+
+// announce tells every connection that shares one of chatIDs with the user
+// whether the user is online now. Announcements are serialised and each
+// reads the current state, so the last one a client gets is the truth even
+// when one tab closes as another opens.
+func (h *Hub) announce(userID int64, username string, chatIDs []int64) {
+	h.presenceMu.Lock()
+	defer h.presenceMu.Unlock()
+	h.mu.RLock()
+	_, online := h.users[userID]
+	frame, _ := json.Marshal(wire.Presence{Type: wire.TypePresence, Username: username, Online: online})
+	seen := make(map[*Conn]struct{})
+	for _, id := range chatIDs {
+		for c := range h.chats[id] {
+			if c.id.UserID != userID {
+				seen[c] = struct{}{}
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for c := range seen {
+		c.enqueue(frame)
+	}
+}
+
+// CloseSession closes every connection opened in a session (after logout).
+func (h *Hub) CloseSession(sessionID int64) {
+	h.mu.RLock()
+	var victims []*Conn
+	for c := range h.all {
+		if c.id.SessionID == sessionID {
+			victims = append(victims, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range victims {
+		c.close(websocket.StatusPolicyViolation, "logged out")
+	}
+}
+
+// Shutdown refuses new connections, tells every connection to reconnect
+// (close 1012, service restart) and waits for them to finish or ctx to end.
+func (h *Hub) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*Conn, 0, len(h.all))
+	for c := range h.all {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.close(websocket.StatusServiceRestart, "server restarting")
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.ws.CloseNow()
+		}
+	}
+}
+
+// onlineFor lists the online users who share a chat with c's user,
+// including that user, sorted.
+func (h *Hub) onlineFor(c *Conn) []string {
+	h.mu.RLock()
+	seen := map[int64]struct{}{c.id.UserID: {}}
+	for id := range c.subscribed {
+		for other := range h.chats[id] {
+			seen[other.id.UserID] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for uid := range seen {
+		if n, ok := h.names[uid]; ok {
+			out = append(out, n)
+		}
+	}
+	h.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
