@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/auth"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/config"
+	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/store"
+)
+
+const adminUsage = `usage: mapsim-chat admin <command> [flags]
+
+commands:
+  create-user -username NAME [-email ADDR] [-admin]   password on standard input
+  reset-password -username NAME                        password on standard input; logs the user out everywhere
+  set-role -username NAME -role admin|member
+  invite [-ttl 168h]                                   print a single-use invite code (REGISTRATION=invite)
+  rotate-secret [-generate]                            rewrap every key version under a new SECRET_KEY,
+                                                       read from standard input or generated
+
+Passwords and secrets are read from standard input so that they stay out of
+the shell history and the process list, for example:
+  read -rs PW && printf '%s\n' "$PW" | mapsim-chat admin create-user -username alice
+`
+
+func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		io.WriteString(stdout, adminUsage)
+		return nil
+	}
+	fs := flag.NewFlagSet("admin "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	username := fs.String("username", "", "the user's name")
+	email := fs.String("email", "", "the user's email address (optional)")
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	role := fs.String("role", "", "admin or member")
+	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the invite is valid")
+	generate := fs.Bool("generate", false, "generate the new secret instead of reading it")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	in := bufio.NewReader(stdin)
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key, err := secret(cfg, log)
+	if err != nil {
+		return err
+	}
+	svc := auth.NewService(auth.Options{Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration})
+
+	switch args[0] {
+	case "create-user":
+		password, err := readLine(in, "password")
+		if err != nil {
+			return err
+		}
+		r := chat.RoleMember
+		if *admin {
+			r = chat.RoleAdmin
+		}
+		u, err := svc.CreateUser(ctx, *username, password, *email, r, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created user %s (id %d, role %s)\n", u.Username, u.ID, u.Role)
+	case "reset-password":
+		u, err := st.UserByUsername(ctx, *username)
+		if err != nil {
+			return err
+		}
+		password, err := readLine(in, "password")
+		if err != nil {
+			return err
+		}
+		if err := svc.SetPassword(ctx, u, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed; every session of theirs is logged out\n", u.Username)
+	case "set-role":
+		if *role != chat.RoleAdmin && *role != chat.RoleMember {
+			return errors.New("-role must be admin or member")
+		}
+		u, err := st.UserByUsername(ctx, *username)
+		if err != nil {
+			return err
+		}
+		if err := st.SetRole(ctx, u.ID, *role); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s\n", u.Username, *role)
+	case "invite":
+		code, err := svc.CreateInvite(ctx, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", code)
+	case "rotate-secret":
+		return rotateSecret(ctx, cfg, st, key, *generate, in, stdout)
+	default:
+		io.WriteString(stdout, adminUsage)
+		return fmt.Errorf("unknown admin command %q", args[0])
+	}
+	return nil
+}
+
+func readLine(in *bufio.Reader, what string) (string, error) {
+	line, err := in.ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("read the %s from standard input: %w", what, err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// rotateSecret rewraps every key version under a new secret in one
+// transaction. When the current secret is the generated file, the file is
+// replaced too; otherwise the operator must put the new value in .env.
+func rotateSecret(ctx context.Context, cfg config.Config, st *store.DB, oldKey []byte, generate bool, in *bufio.Reader, stdout io.Writer) error {
+	var encoded string
+	if generate {
+		b := make([]byte, keyring.SecretSize)
+		rand.Read(b)
+		encoded = base64.StdEncoding.EncodeToString(b)
+	} else {
+		line, err := readLine(in, "new SECRET_KEY")
+		if err != nil {
+			return err
+		}
+		encoded = strings.TrimSpace(line)
+	}
+	newKey, err := keyring.ParseSecret(encoded)
+	if err != nil {
+		return fmt.Errorf("new SECRET_KEY: %w", err)
+	}
+	fromFile := cfg.SecretKey == nil
+	var tmp string
+	if fromFile {
+		// Write the new file before the database changes, and move it into
+		// place after: at no point is the only copy of the key in memory.
+		tmp = filepath.Join(filepath.Dir(cfg.SecretFile()), ".secret.key.new")
+		if err := os.WriteFile(tmp, []byte(encoded+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	n, err := keyring.Rewrap(ctx, st, oldKey, newKey)
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return err
+	}
+	if fromFile {
+		if err := os.Rename(tmp, cfg.SecretFile()); err != nil {
+			return fmt.Errorf("rewrapped %d key versions but could not replace %s (the new key is in %s): %w", n, cfg.SecretFile(), tmp, err)
+		}
+		fmt.Fprintf(stdout, "rewrapped %d key versions; %s holds the new secret. Restart the server.\n", n, cfg.SecretFile())
+		return nil
+	}
+	fmt.Fprintf(stdout, "rewrapped %d key versions. Set SECRET_KEY to the new value in your .env and restart the server.\n", n)
+	if generate {
+		fmt.Fprintf(stdout, "SECRET_KEY=%s\n", encoded)
+	}
+	return nil
+}

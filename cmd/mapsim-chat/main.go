@@ -1,0 +1,23 @@
+// Command mapsim-chat is the Mapsim Chat server: web client, REST API,
+// WebSocket hub, and admin commands, in one binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/joho/godotenv"
+)
+
+func main() {
+	_ = godotenv.Load() // a missing .env is fine; the environment wins over it
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mapsim-chat:", err)
+		os.Exit(1)
+	}
+}

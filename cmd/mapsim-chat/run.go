@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/auth"
+	"github.com/mapsim/mapsim-chat/internal/broker"
+	"github.com/mapsim/mapsim-chat/internal/config"
+	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/httpapi"
+	"github.com/mapsim/mapsim-chat/internal/hub"
+	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/web"
+)
+
+const usage = `usage: mapsim-chat [command]
+
+commands:
+  serve            run the server (the default)
+  migrate          apply database migrations and exit
+  admin ...        administration; "mapsim-chat admin help" lists its commands
+  version          print the version
+
+Settings come from the environment and ./.env; see .env.example.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// run is the whole program behind main, so tests can start it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 1 {
+		cmd = args[1]
+	}
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "mapsim-chat", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve", "migrate", "admin":
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+
+	switch cmd {
+	case "migrate":
+		st, err := openStore(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		v, err := st.SchemaVersion(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "database schema is at version %d\n", v)
+		return nil
+	case "admin":
+		return runAdmin(ctx, cfg, log, args[2:], stdin, stdout)
+	}
+	return serve(ctx, cfg, log, stdout)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if cfg.Debug {
+		opts.Level = slog.LevelDebug
+	}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func openStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	return store.Open(ctx, store.Options{
+		Driver: cfg.DBDriver, SQLitePath: cfg.SQLitePath(),
+		Host: cfg.DBHost, Port: cfg.DBPort, Name: cfg.DBName, User: cfg.DBUser, Password: cfg.DBPass,
+	})
+}
+
+// secret returns SECRET_KEY, or the generated key in DATA_DIR (made on
+// first start, mode 0600).
+func secret(cfg config.Config, log *slog.Logger) ([]byte, error) {
+	if cfg.SecretKey != nil {
+		return cfg.SecretKey, nil
+	}
+	key, created, err := keyring.LoadOrCreateSecretFile(cfg.SecretFile())
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEY is not set and %s cannot be used: %w", cfg.SecretFile(), err)
+	}
+	if created {
+		log.Warn("SECRET_KEY is not set: generated one and saved it; back it up, without it the stored history cannot be read",
+			"path", cfg.SecretFile())
+	}
+	return key, nil
+}
+
+// app is the wired server.
+type app struct {
+	store    *store.DB
+	ring     *keyring.Ring
+	auth     *auth.Service
+	delivery *delivery.Service
+	hub      *hub.Hub
+	handler  http.Handler
+}
+
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	key, err := secret(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keyring.Open(ctx, st, key, time.Now())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	b := broker.NewLocal()
+	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
+	au := auth.NewService(auth.Options{
+		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration,
+		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
+	})
+	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log})
+	handler := httpapi.NewServer(httpapi.Deps{
+		Auth: au, Delivery: dl, Hub: h, Store: st, Log: log, Web: web.Static(),
+		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
+	})
+	return &app{store: st, ring: ring, auth: au, delivery: dl, hub: h, handler: handler}, nil
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.UploadDir, 0o700); err != nil {
+		return fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
+	}
+	a, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	log.Info("database ready", "driver", cfg.DBDriver, "key_version", a.ring.Current(), "key_versions", a.ring.Len())
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// Background work, stopped in order at shutdown.
+	var jobs sync.WaitGroup
+	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobs.Go(func() { a.delivery.Run(commitCtx) })
+	jobs.Go(func() { a.auth.Run(jobsCtx) })
+
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	fmt.Fprintf(stdout, "Mapsim Chat listening on %s://%s\n", scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS(), "registration", cfg.Registration)
+
+	served := make(chan error, 1)
+	go func() {
+		if cfg.TLS() {
+			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+
+	// Shutdown in order: stop accepting, tell WebSocket clients to
+	// reconnect (1012), drain the committer, stop jobs, close the database.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	a.hub.Shutdown(shutdownCtx)
+	stopCommitter()
+	stopJobs()
+	jobs.Wait()
+	log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}

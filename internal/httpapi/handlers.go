@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"context"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/auth"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+func (s *server) handleIndex() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		page, err := fs.ReadFile(s.Web, "index.html")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(page)
+	}
+}
+
+func (s *server) handleStatic() http.HandlerFunc {
+	files := http.StripPrefix("/static/", http.FileServerFS(s.Web))
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	}
+}
+
+func (s *server) handleHealthz() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func (s *server) handleReadyz() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Store.Ping(ctx); err != nil {
+			s.Log.Warn("readiness: database unreachable", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": "The database does not answer."})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+type userBody struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email,omitempty"`
+}
+
+func (s *server) handleRegister() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := readForm(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		invite := f["invite"]
+		if invite == "" {
+			invite = f["invite_code"]
+		}
+		u, err := s.Auth.Register(r.Context(), auth.RegisterRequest{Username: f["username"], Password: f["password"], Email: f["email"], Invite: invite})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.Log.Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", clientIPFrom(r.Context()))
+		writeJSON(w, http.StatusCreated, userBody{ID: u.ID, Username: u.Username, Email: u.Email})
+	}
+}
+
+type tokenBody struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+	Username    string `json:"username"`
+}
+
+func (s *server) handleLogin() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := readForm(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ip := clientIPFrom(r.Context())
+		tok, err := s.Auth.Login(r.Context(), f["username"], f["password"], ip, r.UserAgent())
+		if err != nil {
+			if code := chat.ErrorCode(err); code == chat.EUnauthorized || code == chat.ETooMany {
+				s.Log.Info("login refused", "code", code, "client_ip", ip)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, tokenBody{AccessToken: tok.AccessToken, TokenType: "bearer", ExpiresIn: tok.ExpiresIn, Username: tok.Identity.Username})
+	}
+}
+
+func (s *server) handleLogout() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := identityFrom(r.Context())
+		if err := s.Auth.Logout(r.Context(), id); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.Hub.CloseSession(id.SessionID)
+		writeJSON(w, http.StatusOK, map[string]string{"detail": "Logged out."})
+	}
+}
+
+func (s *server) handleWSTicket() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, err := s.Auth.IssueTicket(identityFrom(r.Context()))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ticket": t, "expires_in": int(auth.TicketTTL / time.Second)})
+	}
+}
+
+// History page sizes.
+const (
+	defaultPage = 50
+	maxPage     = 200
+)
+
+type historyBody struct {
+	Messages []wire.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
+}
+
+func (s *server) handleMessages() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		before, limit := int64(0), defaultPage
+		if v := q.Get("before"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				s.writeError(w, r, chat.Errorf(chat.EInvalid, "before must be a message id (a positive whole number)."))
+				return
+			}
+			before = n
+		}
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPage {
+				s.writeError(w, r, chat.Errorf(chat.EInvalid, "limit must be a whole number from 1 to %d.", maxPage))
+				return
+			}
+			limit = n
+		}
+		id := identityFrom(r.Context())
+		c, err := s.Delivery.ResolveChat(r.Context(), id, q.Get("chat_id"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		msgs, more, err := s.Delivery.History(r.Context(), c, before, limit)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out := historyBody{Messages: make([]wire.Message, len(msgs)), HasMore: more}
+		for i, m := range msgs {
+			out.Messages[i] = wire.FromMessage(m)
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (s *server) handleOnline() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"users": s.Hub.Online()})
+	}
+}

@@ -1,0 +1,41 @@
+// Package httpapi is Mapsim Chat's HTTP face: the REST API, the WebSocket
+// endpoint and the embedded web client, behind one router. Every route is
+// in routes.go.
+package httpapi
+
+import (
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/mapsim/mapsim-chat/internal/auth"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/hub"
+)
+
+// Deps are what the API serves from.
+type Deps struct {
+	Auth     *auth.Service
+	Delivery *delivery.Service
+	Hub      *hub.Hub
+	Store    chat.Store
+	Log      *slog.Logger
+	Web      fs.FS // the web client's files, index.html at the root
+
+	AllowedOrigins  []string // besides the server's own origin
+	TrustedProxies  []netip.Prefix
+	MaxMessageBytes int
+	TLS             bool
+}
+
+// NewServer returns the whole HTTP API as one handler.
+func NewServer(d Deps) http.Handler {
+	s := &server{Deps: d}
+	return s.routes()
+}
+
+type server struct {
+	Deps
+}

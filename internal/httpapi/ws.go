@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/config"
+)
+
+// ownOrigin is the origin a browser on this server's pages sends.
+func (s *server) ownOrigin(r *http.Request) string {
+	scheme, host := "http", r.Host
+	if r.TLS != nil || s.TLS {
+		scheme = "https"
+	}
+	if s.trusted(peerAddr(r.RemoteAddr)) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			host = h
+		}
+	}
+	o, err := config.NormalizeOrigin(scheme + "://" + host)
+	if err != nil {
+		return ""
+	}
+	return o
+}
+
+// originAllowed checks a browser's Origin: it must be ours or listed in
+// ALLOWED_ORIGINS. A request without Origin (curl, scripts, native clients)
+// is allowed; browsers always send one.
+func (s *server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	o, err := config.NormalizeOrigin(origin)
+	if err != nil {
+		return false
+	}
+	return o == s.ownOrigin(r) || slices.Contains(s.AllowedOrigins, o)
+}
+
+// handleWS authenticates a WebSocket (single-use ticket, token in the query,
+// or bearer header), checks the origin and the chat, and hands the
+// connection to the hub.
+func (s *server) handleWS() http.HandlerFunc {
+	// A frame holds at most MaxMessageBytes of text, which JSON may escape
+	// to six bytes a byte, plus the other fields.
+	readLimit := int64(s.MaxMessageBytes)*6 + 4096
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.originAllowed(r) {
+			s.writeError(w, r, chat.Errorf(chat.EForbidden, "WebSocket from origin %q is not allowed; add it to ALLOWED_ORIGINS.", truncate(r.Header.Get("Origin"), 100)))
+			return
+		}
+		q := r.URL.Query()
+		var (
+			id  chat.Identity
+			err error
+		)
+		switch {
+		case q.Get("ticket") != "":
+			id, err = s.Auth.RedeemTicket(r.Context(), q.Get("ticket"))
+		case q.Get("token") != "":
+			id, err = s.Auth.Authenticate(r.Context(), q.Get("token"))
+		case bearerToken(r) != "":
+			id, err = s.Auth.Authenticate(r.Context(), bearerToken(r))
+		default:
+			err = chat.Errorf(chat.EUnauthorized, "Open the WebSocket with ?ticket= (POST /ws-ticket/ gives one) or a bearer token.")
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		home, err := s.Delivery.ResolveChat(r.Context(), id, strings.TrimSpace(q.Get("chat_name")))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			InsecureSkipVerify: true, // the origin was checked above, against our own rules
+			CompressionMode:    websocket.CompressionDisabled,
+		})
+		if err != nil {
+			return // Accept has answered the client
+		}
+		s.Hub.Serve(r.Context(), ws, id, home, readLimit)
+	}
+}
