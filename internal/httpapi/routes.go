@@ -17,6 +17,7 @@ func (s *server) routes() http.Handler {
 
 	// The web client.
 	r.Get("/", s.handleIndex())
+	r.Get("/static/index.html", s.handleIndex())
 	r.Get("/static/*", s.handleStatic())
 
 	// Health, for load balancers and systemd.

@@ -73,16 +73,32 @@ func Options(tb testing.TB) store.Options {
 	return store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: strconv.Itoa(shared.port), Name: name, User: "root"}
 }
 
-// Stop kills the server so that a test can watch the database go away. The
-// shared server is not restarted; call it only from the last test that needs
-// it, or from a test binary of its own.
-func Stop(tb testing.TB) {
+// Private starts a server of the caller's own, for a test that watches the
+// database go away. kill stops it abruptly; it is also stopped and removed
+// when the test ends.
+func Private(tb testing.TB) (opts store.Options, kill func()) {
 	tb.Helper()
-	if shared != nil && shared.cmd != nil {
-		shared.cmd.Process.Kill()
-		<-shared.done
-		shared.cmd = nil
+	s := start()
+	if s.err != nil {
+		if os.Getenv("CI") == "true" || !isMissing(s.err) {
+			tb.Fatalf("mariadb: %v", s.err)
+		}
+		tb.Skipf("mariadb not available (set CI=true to make this fail): %v", s.err)
 	}
+	tb.Cleanup(s.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.root.ExecContext(ctx, "CREATE DATABASE private CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	kill = func() {
+		if s.cmd != nil {
+			s.cmd.Process.Kill()
+			<-s.done
+			s.cmd = nil
+		}
+	}
+	return store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: strconv.Itoa(s.port), Name: "private", User: "root"}, kill
 }
 
 type missingError struct{ error }

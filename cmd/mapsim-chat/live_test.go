@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
+)
+
+// TestPresenceTwoTabs: a user with two tabs stays online until both close.
+func TestPresenceTwoTabs(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, nil))
+	watcher := srv.MustDial(t, srv.MustUser(t, "watcher"), "global")
+	watcher.nextType("hello")
+	tok := srv.MustUser(t, "twotabs")
+	isPresence := func(online bool) func(map[string]any) bool {
+		return func(f map[string]any) bool {
+			return f["type"] == "presence" && f["username"] == "twotabs" && f["online"] == online
+		}
+	}
+	tab1 := srv.MustDial(t, tok, "global")
+	watcher.next(isPresence(true))
+	tab2 := srv.MustDial(t, tok, "global")
+	if f := tab2.nextType("online_users"); fmt.Sprint(f["users"]) != "[twotabs watcher]" {
+		t.Fatalf("online_users = %v", f)
+	}
+	tab1.conn.Close(websocket.StatusNormalClosure, "")
+	tab1.closeStatus()
+	// Still online: the REST view says so and no offline frame arrived
+	// before the probe below.
+	if r := srv.call(t, "GET", "/users/online", tok, nil); fmt.Sprint(r.Body["users"]) != "[twotabs watcher]" {
+		t.Fatalf("online after one tab closed: %s", r.Raw)
+	}
+	tab2.send(map[string]any{"type": "text", "text": "probe", "client_id": "p1"})
+	f := watcher.next(func(f map[string]any) bool { return f["type"] == "text" || isPresence(false)(f) })
+	if f["type"] != "text" {
+		t.Fatalf("watcher saw %v before the probe: offline while a tab is open", f)
+	}
+	tab2.conn.Close(websocket.StatusNormalClosure, "")
+	watcher.next(isPresence(false))
+	if r := srv.call(t, "GET", "/users/online", tok, nil); fmt.Sprint(r.Body["users"]) != "[watcher]" {
+		t.Fatalf("online after both closed: %s", r.Raw)
+	}
+}
+
+// TestSlowClientIsClosed: a client that stops reading is cut off when its
+// queue fills, while everyone else keeps receiving every message; the cut
+// client catches up with sync.
+func TestSlowClientIsClosed(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, map[string]string{"MAX_MESSAGE_BYTES": "65536"}))
+	sender := srv.MustDial(t, srv.MustUser(t, "sender"), "global")
+	fast := srv.MustDial(t, srv.MustUser(t, "fast"), "global")
+	slowTok := srv.MustUser(t, "slow")
+
+	// The slow client reads nothing at all, and its socket has a small fixed
+	// receive buffer so that the server's queue fills after a few MB.
+	ticket := srv.call(t, "POST", "/ws-ticket/", slowTok, nil).str("ticket")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8192) })
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	slow, _, err := websocket.Dial(ctx, srv.wsURL("ticket="+url.QueryEscape(ticket)), &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	sender.nextType("hello")
+	fast.nextType("hello")
+	sender.next(func(f map[string]any) bool {
+		return f["type"] == "presence" && f["username"] == "slow" && f["online"] == true
+	})
+
+	body := strings.Repeat("slow clients must not stall anyone. ", 1600) // 57.6 KB
+	const limit = 1000
+	sent, lastID := 0, int64(0)
+	for ; sent < limit; sent++ {
+		sender.send(map[string]any{"type": "text", "text": body, "client_id": fmt.Sprintf("m%d", sent)})
+		lastID = num(sender.nextType("ack"), "id")
+		if r := srv.call(t, "GET", "/users/online", slowTok, nil); !strings.Contains(string(r.Raw), `"slow"`) {
+			sent++
+			break
+		}
+	}
+	if sent == limit {
+		t.Fatalf("the slow client was still connected after %d messages", limit)
+	}
+	t.Logf("slow client cut off after %d messages of %d bytes", sent, len(body))
+	// The fast client got every message, in order.
+	for i := 0; i < sent; i++ {
+		f := fast.nextType("text")
+		if f["client_id"] != fmt.Sprintf("m%d", i) {
+			t.Fatalf("fast client's message %d is %v", i, f["client_id"])
+		}
+	}
+	// The slow client reconnects and syncs everything it missed.
+	again := srv.MustDial(t, slowTok, "global")
+	again.send(map[string]any{"type": "sync", "after_id": 0})
+	count := 0
+	for {
+		f := again.next(func(f map[string]any) bool { return f["type"] == "text" || f["type"] == "synced" })
+		if f["type"] == "synced" {
+			if num(f, "last_id") != lastID {
+				t.Fatalf("synced up to %d, want %d", num(f, "last_id"), lastID)
+			}
+			break
+		}
+		count++
+	}
+	if count != sent {
+		t.Fatalf("sync returned %d messages, %d were sent", count, sent)
+	}
+}
+
+// TestDatabaseGoesAway: when MariaDB dies, readiness fails, sends get a
+// clear error frame, nothing panics, and the connection stays open.
+func TestDatabaseGoesAway(t *testing.T) {
+	opts, kill := mariadbtest.Private(t)
+	env := baseEnv(t, map[string]string{"DB_HOST": opts.Host, "DB_PORT": opts.Port, "DB_NAME": opts.Name, "DB_USER": opts.User})
+	srv := MustStart(t, env)
+	tok := srv.MustUser(t, "dana")
+	c := srv.MustDial(t, tok, "global")
+	c.nextType("hello")
+	c.send(map[string]any{"type": "text", "text": "while the database lives", "client_id": "d1"})
+	c.nextType("ack")
+
+	kill()
+	if r := srv.call(t, "GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with the database gone: %d %s", r.Status, r.Raw)
+	}
+	if r := srv.call(t, "GET", "/healthz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("healthz: %d", r.Status)
+	}
+	c.send(map[string]any{"type": "text", "text": "into the void", "client_id": "d2"})
+	f := c.next(func(f map[string]any) bool { return f["type"] == "error" || f["type"] == "ack" })
+	if f["type"] != "error" || f["code"] != "unavailable" || f["client_id"] != "d2" {
+		t.Fatalf("send with the database gone: %v", f)
+	}
+	if r := srv.call(t, "GET", "/messages/", tok, nil); r.Status != http.StatusServiceUnavailable || r.str("code") != "unavailable" {
+		t.Fatalf("history with the database gone: %d %s", r.Status, r.Raw)
+	}
+	c.send(map[string]any{"type": "ping"})
+	c.nextType("pong")
+	if strings.Contains(srv.logs.String(), "panic") {
+		t.Fatal("the server panicked")
+	}
+}
+
+// TestAdminCommands: invite-only registration, closed registration with an
+// admin-created account, and rotating SECRET_KEY.
+func TestAdminCommands(t *testing.T) {
+	env := baseEnv(t, map[string]string{"REGISTRATION": "invite"})
+	delete(env, "SECRET_KEY") // use the generated file, which rotate-secret replaces
+	admin := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &bytes.Buffer{})
+		return out.String(), err
+	}
+	code, err := admin("", "invite", "-ttl", "1h")
+	if err != nil || len(strings.TrimSpace(code)) < 20 {
+		t.Fatalf("invite: %q %v", code, err)
+	}
+	code = strings.TrimSpace(code)
+
+	srv := MustStart(t, env)
+	reg := func(srv *testServer, name, invite string) apiResponse {
+		return srv.call(t, "POST", "/register/", "", url.Values{"username": {name}, "password": {testPassword}, "invite": {invite}})
+	}
+	if r := reg(srv, "ivy", ""); r.Status != http.StatusForbidden {
+		t.Fatalf("register without invite: %d %s", r.Status, r.Raw)
+	}
+	if r := reg(srv, "ivy", "wrong-code"); r.Status != http.StatusBadRequest {
+		t.Fatalf("register with a wrong invite: %d %s", r.Status, r.Raw)
+	}
+	if r := reg(srv, "ivy", code); r.Status != http.StatusCreated {
+		t.Fatalf("register with the invite: %d %s", r.Status, r.Raw)
+	}
+	if r := reg(srv, "ivan", code); r.Status != http.StatusBadRequest {
+		t.Fatalf("register with a used invite: %d %s", r.Status, r.Raw)
+	}
+	tok := srv.MustLogin(t, "ivy", testPassword)
+	c := srv.MustDial(t, tok, "global")
+	c.send(map[string]any{"type": "text", "text": "sealed under the old secret", "client_id": "r1"})
+	c.nextType("ack")
+	srv.Stop(t)
+
+	env["REGISTRATION"] = "closed"
+	if out, err := admin("another-Long-passphrase-9\n", "create-user", "-username", "root-ann", "-admin"); err != nil || !strings.Contains(out, "role admin") {
+		t.Fatalf("create-user: %q %v", out, err)
+	}
+	if out, err := admin("", "rotate-secret", "-generate"); err != nil || !strings.Contains(out, "rewrapped 1 key versions") {
+		t.Fatalf("rotate-secret: %q %v", out, err)
+	}
+	srv2 := MustStart(t, env)
+	if r := reg(srv2, "late", ""); r.Status != http.StatusForbidden {
+		t.Fatalf("register while closed: %d %s", r.Status, r.Raw)
+	}
+	ann := srv2.MustLogin(t, "root-ann", "another-Long-passphrase-9")
+	h := srv2.call(t, "GET", "/messages/", ann, nil)
+	if msgs, _ := h.Body["messages"].([]any); len(msgs) != 1 || msgs[0].(map[string]any)["text"] != "sealed under the old secret" {
+		t.Fatalf("history after rotating the secret: %s", h.Raw)
+	}
+	// The old token was signed with a key derived from the old secret.
+	if r := srv2.call(t, "GET", "/messages/", tok, nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("token from before the rotation: %d", r.Status)
+	}
+	if out, err := admin("x\n", "reset-password", "-username", "root-ann"); err == nil {
+		t.Fatalf("a weak password was accepted: %q", out)
+	}
+}
