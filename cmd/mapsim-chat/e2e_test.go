@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	_ "github.com/go-sql-driver/mysql"
+	_ "modernc.org/sqlite"
 )
 
 // TestGlobalChat is the issue's walk-through: two users chat in global over
@@ -230,5 +231,46 @@ func TestRegisterAndLogin(t *testing.T) {
 	}
 	if r := srv.call(t, "POST", "/login/", "", form("username", "dora", "password", "a fine long passphrase")); r.Status != 429 {
 		t.Fatalf("locked-out login with the right password: %d", r.Status)
+	}
+}
+
+// TestMovedCiphertextDoesNotOpen: someone with write access to the database
+// copies Alice's sealed body onto Bob's row. The body is bound to its row,
+// so history shows an undecryptable message rather than Bob "saying" it,
+// and the rest of the page is served.
+func TestMovedCiphertextDoesNotOpen(t *testing.T) {
+	env := baseEnv(t, nil)
+	srv := MustStart(t, env)
+	alice, bob := srv.MustUser(t, "alice"), srv.MustUser(t, "bob")
+	for i, u := range []struct{ tok, text string }{{alice, "alice's secret words"}, {bob, "bob's own words"}, {alice, "a bystander"}} {
+		c := srv.MustDial(t, u.tok, "global")
+		c.send(map[string]any{"type": "text", "text": u.text, "client_id": fmt.Sprint("x", i)})
+		c.nextType("ack")
+		c.conn.CloseNow()
+	}
+	srv.Stop(t)
+
+	db, err := sql.Open("sqlite", filepath.Join(env["DATA_DIR"], "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec(`UPDATE messages SET body = (SELECT body FROM messages WHERE id = 1), key_version = (SELECT key_version FROM messages WHERE id = 1) WHERE id = 2`)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("tamper: %v", err)
+	}
+	db.Close()
+
+	srv2 := MustStart(t, env)
+	h := srv2.call(t, "GET", "/messages/?chat_id=global", bob, nil)
+	msgs, _ := h.Body["messages"].([]any)
+	if h.Status != http.StatusOK || len(msgs) != 3 {
+		t.Fatalf("history: %d %s", h.Status, h.Raw)
+	}
+	texts := []string{}
+	for _, m := range msgs {
+		texts = append(texts, m.(map[string]any)["text"].(string))
+	}
+	if texts[0] != "alice's secret words" || texts[1] != "[this message could not be decrypted]" || texts[2] != "a bystander" {
+		t.Fatalf("history after moving a body: %q", texts)
 	}
 }
