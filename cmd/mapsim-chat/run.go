@@ -30,6 +30,9 @@ commands:
   serve            run the server (the default)
   migrate          apply database migrations and exit
   admin ...        administration; "mapsim-chat admin help" lists its commands
+  chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
+                   a terminal client: password on the first line of standard input
+                   (or in MAPSIM_CHAT_PASSWORD), then one message per line
   version          print the version
 
 Settings come from the environment and ./.env; see .env.example.
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "chat":
+		return runChat(ctx, args[2:], getenv, stdin, stdout)
 	case "serve", "migrate", "admin":
 	default:
 		fmt.Fprint(stderr, usage)
