@@ -103,7 +103,8 @@ func (l *loader) number(name string, def, min, max float64) float64 {
 		return def
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < min || f > max {
+	// Written so that NaN, which compares false with everything, fails too.
+	if err != nil || !(f >= min && f <= max) {
 		l.fail(name, "%q is not a number from %g to %g", v, min, max)
 		return def
 	}
@@ -134,6 +135,12 @@ func (l *loader) duration(name string, unit, def, min, max time.Duration) time.D
 		n, nerr := strconv.ParseInt(v, 10, 64)
 		if nerr != nil {
 			l.fail(name, "%q is not a duration; use a number of %s or a value such as 90s, 15m, 24h", v, unitName(unit))
+			return def
+		}
+		// Checked before multiplying: a huge count would overflow and could
+		// wrap round to a value inside the range.
+		if n < 0 || n > int64(max/unit) {
+			l.fail(name, "%s %s is outside %s to %s", v, unitName(unit), min, max)
 			return def
 		}
 		d = time.Duration(n) * unit

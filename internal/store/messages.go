@@ -54,7 +54,13 @@ func (s *DB) ReplaceWrappedKeys(ctx context.Context, versions []chat.KeyVersion)
 			return wrap(err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("key version %d does not exist", kv.ID)
+			ok, err := exists(ctx, tx, "key_versions", kv.ID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("key version %d does not exist", kv.ID)
+			}
 		}
 	}
 	return wrap(tx.Commit())

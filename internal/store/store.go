@@ -138,6 +138,18 @@ func fromMS(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
+// exists reports whether table has a row with the id. An UPDATE alone cannot
+// tell: MySQL counts only the rows it changed, so writing back the stored
+// value affects 0 rows of a row that exists.
+func exists(ctx context.Context, tx *sql.Tx, table string, id int64) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, wrap(err)
+}
+
 // isUnique reports whether err is a unique or primary key violation.
 func isUnique(err error) bool {
 	var se *sqlite.Error
@@ -150,6 +162,10 @@ func isUnique(err error) bool {
 	}
 	return false
 }
+
+// errDBClosed is the text of database/sql's unexported error for a closed
+// pool, which a request racing shutdown can meet.
+const errDBClosed = "sql: database is closed"
 
 // wrap turns the errors of a database that went away into EUnavailable, so
 // that clients get a 503 they can retry instead of an opaque 500. Other
@@ -165,7 +181,8 @@ func wrap(err error) error {
 	var netErr net.Error
 	var opErr *net.OpError
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
-		errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) {
+		errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) ||
+		err.Error() == errDBClosed {
 		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
 	}
 	var me *mysql.MySQLError

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
@@ -91,9 +93,36 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	return nil
 }
 
-// UserByUsername finds a user ignoring case.
+// UserByUsername finds a user ignoring case. MySQL's collation also ignores
+// accents and trailing spaces; those other spellings are not the user, or
+// "alice " would reach alice's account past her login throttle.
 func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	if err == nil && !equalFoldASCII(u.Username, username) {
+		return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
+	}
+	return u, err
+}
+
+// equalFoldASCII reports whether a and b are equal ignoring ASCII case, which
+// is all SQLite's NOCASE ignores.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // UserByID finds a user by id.
@@ -113,7 +142,13 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time
 		return wrap(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return chat.Errorf(chat.ENotFound, "No such user.")
+		ok, err := exists(ctx, tx, "users", userID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return chat.Errorf(chat.ENotFound, "No such user.")
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ms(at), userID); err != nil {
 		return wrap(err)
@@ -129,9 +164,13 @@ func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
 
 // CreateSession inserts a session.
 func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
-	ua := sess.UserAgent
+	// MySQL refuses invalid UTF-8, and a cut at 255 bytes can split a character.
+	ua := strings.ToValidUTF8(sess.UserAgent, "\uFFFD")
 	if len(ua) > 255 {
 		ua = ua[:255]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
 		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), ua, sess.IP)

@@ -1,0 +1,357 @@
+package config_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/config"
+)
+
+// env returns a getenv that knows only the given NAME=value pairs.
+func env(pairs ...string) func(string) string {
+	m := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok {
+			panic("env: " + p + " is not NAME=value")
+		}
+		m[name] = value
+	}
+	return func(name string) string { return m[name] }
+}
+
+// MustLoad loads a configuration that must be valid.
+func MustLoad(tb testing.TB, getenv func(string) string) config.Config {
+	tb.Helper()
+	c, err := config.Load(getenv)
+	if err != nil {
+		tb.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c := MustLoad(t, env())
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DBDriver", c.DBDriver, "sqlite"},
+		{"ListenAddr", c.ListenAddr, ":8000"},
+		{"DataDir", c.DataDir, "./data"},
+		{"SQLitePath", c.SQLitePath(), filepath.Join("data", "chat.db")},
+		{"SecretFile", c.SecretFile(), filepath.Join("data", "secret.key")},
+		{"Registration", c.Registration, config.RegistrationOpen},
+		{"AccessTokenTTL", c.AccessTokenTTL, 24 * time.Hour},
+		{"MaxMessageBytes", c.MaxMessageBytes, 8192},
+		{"DBPort", c.DBPort, "3306"},
+		{"DBName", c.DBName, "mapsim_chat"},
+		{"UploadDir", c.UploadDir, "./uploads"},
+		{"UploadMaxSizeBytes", c.UploadMaxSizeBytes, int64(10 << 30)},
+		{"UploadMaxFileBytes", c.UploadMaxFileBytes, int64(100 << 20)},
+		{"UploadCheckInterval", c.UploadCheckInterval, 5 * time.Minute},
+		{"LogFormat", c.LogFormat, "text"},
+		{"Debug", c.Debug, false},
+		{"TLS", c.TLS(), false},
+		{"SecretKey is unset", c.SecretKey == nil, true},
+		{"no AllowedOrigins", len(c.AllowedOrigins), 0},
+		{"no TrustedProxies", len(c.TrustedProxies), 0},
+	}
+	for _, tt := range checks {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("%s = %v, want %v", tt.name, tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesBadValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  []string
+		// variable is the name the error must give; hint is part of what
+		// it must say is accepted.
+		variable, hint string
+	}{
+		{"port not a number", []string{"DB_PORT=abc"}, "DB_PORT", "65535"},
+		{"port zero", []string{"DB_PORT=0"}, "DB_PORT", "65535"},
+		{"port too big", []string{"DB_PORT=70000"}, "DB_PORT", "65535"},
+		{"listen address", []string{"LISTEN_ADDR=nonsense"}, "LISTEN_ADDR", ":8000"},
+		{"listen port", []string{"LISTEN_ADDR=:99999"}, "LISTEN_ADDR", "port"},
+		{"registration", []string{"REGISTRATION=maybe"}, "REGISTRATION", "open, invite, closed"},
+		{"origin scheme", []string{"ALLOWED_ORIGINS=ftp://x"}, "ALLOWED_ORIGINS", "https://"},
+		{"origin with a path", []string{"ALLOWED_ORIGINS=https://chat.example.com/app"}, "ALLOWED_ORIGINS", "path"},
+		{"origin without scheme", []string{"ALLOWED_ORIGINS=chat.example.com"}, "ALLOWED_ORIGINS", "https://"},
+		{"one bad origin of two", []string{"ALLOWED_ORIGINS=https://ok.example.com,ftp://x"}, "ALLOWED_ORIGINS", "ftp://x"},
+		{"proxy", []string{"TRUSTED_PROXIES=notanip"}, "TRUSTED_PROXIES", "CIDR"},
+		{"proxy prefix too long", []string{"TRUSTED_PROXIES=10.0.0.0/33"}, "TRUSTED_PROXIES", "CIDR"},
+		{"message size too small", []string{"MAX_MESSAGE_BYTES=1"}, "MAX_MESSAGE_BYTES", "64"},
+		{"message size too big", []string{"MAX_MESSAGE_BYTES=2000000"}, "MAX_MESSAGE_BYTES", "1048576"},
+		{"message size not a number", []string{"MAX_MESSAGE_BYTES=8k"}, "MAX_MESSAGE_BYTES", "whole number"},
+		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
+		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
+		{"debug", []string{"DEBUG=perhaps"}, "DEBUG", "true or false"},
+		{"only the certificate", []string{"TLS_CERT_FILE=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "TLS_KEY_FILE"},
+		{"only the key", []string{"TLS_KEY_FILE=/etc/ssl/chat.key"}, "TLS_CERT_FILE", "both or neither"},
+		{"only the old certificate name", []string{"SSL_CERT_PATH=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "SSL_KEY_PATH"},
+		{"database host without user", []string{"DB_HOST=db.internal"}, "DB_USER", "required"},
+		{"mysql without user", []string{"DB_DRIVER=mysql"}, "DB_USER", "required"},
+		{"redis", []string{"REDIS_URL=redis://localhost:6379"}, "REDIS_URL", "unset REDIS_URL"},
+		{"driver", []string{"DB_DRIVER=postgres"}, "DB_DRIVER", "sqlite, mysql"},
+		{"log format", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT", "text, json"},
+		{"token ttl not a duration", []string{"ACCESS_TOKEN_TTL=forever"}, "ACCESS_TOKEN_TTL", "24h"},
+		{"token ttl too short", []string{"ACCESS_TOKEN_TTL=10s"}, "ACCESS_TOKEN_TTL", "1m0s"},
+		{"token ttl too long", []string{"ACCESS_TOKEN_TTL=9000h"}, "ACCESS_TOKEN_TTL", "2160h"},
+		{"token minutes not a number", []string{"ACCESS_TOKEN_EXPIRE_MINUTES=lots"}, "ACCESS_TOKEN_EXPIRE_MINUTES", "minutes"},
+		// 9007199254741052 minutes overflows to exactly one hour when
+		// multiplied out; it must be refused, not taken as 1h.
+		{"token minutes overflowing", []string{"ACCESS_TOKEN_EXPIRE_MINUTES=9007199254741052"}, "ACCESS_TOKEN_EXPIRE_MINUTES", "2160h"},
+		{"upload quota negative", []string{"UPLOAD_MAX_SIZE_GB=-1"}, "UPLOAD_MAX_SIZE_GB", "number"},
+		{"upload quota NaN", []string{"UPLOAD_MAX_SIZE_GB=NaN"}, "UPLOAD_MAX_SIZE_GB", "number"},
+		{"upload file size NaN", []string{"UPLOAD_MAX_FILE_MB=nan"}, "UPLOAD_MAX_FILE_MB", "number"},
+		{"upload file size infinite", []string{"UPLOAD_MAX_FILE_MB=+Inf"}, "UPLOAD_MAX_FILE_MB", "number"},
+		{"file larger than the quota", []string{"UPLOAD_MAX_SIZE_GB=0.001", "UPLOAD_MAX_FILE_MB=10"}, "UPLOAD_MAX_FILE_MB", "UPLOAD_MAX_SIZE_GB"},
+		{"check interval zero", []string{"UPLOAD_CHECK_INTERVAL=0"}, "UPLOAD_CHECK_INTERVAL", "1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(env(tt.env...))
+			if err == nil {
+				t.Fatalf("%v was accepted", tt.env)
+			}
+			if !strings.Contains(err.Error(), tt.variable) {
+				t.Fatalf("error does not name %s: %v", tt.variable, err)
+			}
+			if !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("error does not say %q: %v", tt.hint, err)
+			}
+		})
+	}
+}
+
+func TestLoadKeepsSecretsOutOfErrors(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env("SECRET_KEY=tooshort1", "DB_HOST=db.internal", "DB_PASS=hunter2hunter2"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, secret := range []string{"tooshort1", "hunter2hunter2"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows a secret value: %v", err)
+		}
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env("DB_PORT=abc", "REGISTRATION=maybe", "DEBUG=perhaps", "MAX_MESSAGE_BYTES=1", "REDIS_URL=redis://x"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, name := range []string{"DB_PORT", "REGISTRATION", "DEBUG", "MAX_MESSAGE_BYTES", "REDIS_URL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not mention %s:\n%v", name, err)
+		}
+	}
+	if lines := strings.Count(err.Error(), "\n") + 1; lines != 5 {
+		t.Errorf("%d lines for 5 problems:\n%v", lines, err)
+	}
+}
+
+func TestLoadAcceptsGoodValues(t *testing.T) {
+	t.Parallel()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	tests := []struct {
+		name  string
+		env   []string
+		check func(t *testing.T, c config.Config)
+	}{
+		{"DB_HOST implies mysql", []string{"DB_HOST=db.internal", "DB_USER=chat", "DB_PASS=pw", "DB_NAME=chat", "DB_PORT=3307"},
+			func(t *testing.T, c config.Config) {
+				if c.DBDriver != "mysql" || c.DBHost != "db.internal" || c.DBUser != "chat" || c.DBPass != "pw" || c.DBName != "chat" || c.DBPort != "3307" {
+					t.Fatalf("database settings %+v", c)
+				}
+			}},
+		{"mariadb is mysql on localhost", []string{"DB_DRIVER=MariaDB", "DB_USER=chat"},
+			func(t *testing.T, c config.Config) {
+				if c.DBDriver != "mysql" || c.DBHost != "127.0.0.1" {
+					t.Fatalf("driver %q host %q", c.DBDriver, c.DBHost)
+				}
+			}},
+		{"explicit sqlite wins over DB_HOST", []string{"DB_DRIVER=sqlite", "DB_HOST=db.internal"},
+			func(t *testing.T, c config.Config) {
+				if c.DBDriver != "sqlite" {
+					t.Fatalf("driver %q", c.DBDriver)
+				}
+			}},
+		{"spaces around values", []string{"DB_PORT= 3307 ", "REGISTRATION= closed\t"},
+			func(t *testing.T, c config.Config) {
+				if c.DBPort != "3307" || c.Registration != "closed" {
+					t.Fatalf("port %q registration %q", c.DBPort, c.Registration)
+				}
+			}},
+		{"data dir", []string{"DATA_DIR=/var/lib/mapsim-chat"},
+			func(t *testing.T, c config.Config) {
+				if c.SQLitePath() != "/var/lib/mapsim-chat/chat.db" || c.SecretFile() != "/var/lib/mapsim-chat/secret.key" {
+					t.Fatalf("paths %q %q", c.SQLitePath(), c.SecretFile())
+				}
+			}},
+		{"TLS files", []string{"TLS_CERT_FILE=/c.pem", "TLS_KEY_FILE=/k.pem"},
+			func(t *testing.T, c config.Config) {
+				if !c.TLS() || c.TLSCert != "/c.pem" || c.TLSKey != "/k.pem" {
+					t.Fatalf("TLS %v %q %q", c.TLS(), c.TLSCert, c.TLSKey)
+				}
+			}},
+		{"SSL_CERT_PATH and SSL_KEY_PATH", []string{"SSL_CERT_PATH=/c.pem", "SSL_KEY_PATH=/k.pem"},
+			func(t *testing.T, c config.Config) {
+				if !c.TLS() || c.TLSCert != "/c.pem" || c.TLSKey != "/k.pem" {
+					t.Fatalf("TLS %v %q %q", c.TLS(), c.TLSCert, c.TLSKey)
+				}
+			}},
+		{"TLS names win over SSL names", []string{"TLS_CERT_FILE=/new.pem", "TLS_KEY_FILE=/new.key", "SSL_CERT_PATH=/old.pem", "SSL_KEY_PATH=/old.key"},
+			func(t *testing.T, c config.Config) {
+				if c.TLSCert != "/new.pem" || c.TLSKey != "/new.key" {
+					t.Fatalf("TLS files %q %q", c.TLSCert, c.TLSKey)
+				}
+			}},
+		{"ACCESS_TOKEN_EXPIRE_MINUTES", []string{"ACCESS_TOKEN_EXPIRE_MINUTES=60"},
+			func(t *testing.T, c config.Config) {
+				if c.AccessTokenTTL != time.Hour {
+					t.Fatalf("AccessTokenTTL = %s", c.AccessTokenTTL)
+				}
+			}},
+		{"ACCESS_TOKEN_TTL as a duration", []string{"ACCESS_TOKEN_TTL=2h30m"},
+			func(t *testing.T, c config.Config) {
+				if c.AccessTokenTTL != 150*time.Minute {
+					t.Fatalf("AccessTokenTTL = %s", c.AccessTokenTTL)
+				}
+			}},
+		{"ACCESS_TOKEN_TTL in seconds", []string{"ACCESS_TOKEN_TTL=3600"},
+			func(t *testing.T, c config.Config) {
+				if c.AccessTokenTTL != time.Hour {
+					t.Fatalf("AccessTokenTTL = %s", c.AccessTokenTTL)
+				}
+			}},
+		{"ACCESS_TOKEN_TTL wins over the old name", []string{"ACCESS_TOKEN_TTL=2h", "ACCESS_TOKEN_EXPIRE_MINUTES=5"},
+			func(t *testing.T, c config.Config) {
+				if c.AccessTokenTTL != 2*time.Hour {
+					t.Fatalf("AccessTokenTTL = %s", c.AccessTokenTTL)
+				}
+			}},
+		{"registration in capitals", []string{"REGISTRATION=Invite"},
+			func(t *testing.T, c config.Config) {
+				if c.Registration != config.RegistrationInvite {
+					t.Fatalf("Registration = %q", c.Registration)
+				}
+			}},
+		{"origins", []string{"ALLOWED_ORIGINS=https://Chat.Example.com:443, http://localhost:8000,http://a.example:80"},
+			func(t *testing.T, c config.Config) {
+				want := []string{"https://chat.example.com", "http://localhost:8000", "http://a.example"}
+				if !slices.Equal(c.AllowedOrigins, want) {
+					t.Fatalf("AllowedOrigins = %q, want %q", c.AllowedOrigins, want)
+				}
+			}},
+		{"proxies", []string{"TRUSTED_PROXIES=10.0.0.0/8 192.168.1.1,::1, ::ffff:10.1.2.3,172.16.5.4/12"},
+			func(t *testing.T, c config.Config) {
+				want := []netip.Prefix{
+					netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("::1/128"),
+					netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("172.16.0.0/12"),
+				}
+				if !slices.Equal(c.TrustedProxies, want) {
+					t.Fatalf("TrustedProxies = %v, want %v", c.TrustedProxies, want)
+				}
+			}},
+		{"message size limits", []string{"MAX_MESSAGE_BYTES=64"},
+			func(t *testing.T, c config.Config) {
+				if c.MaxMessageBytes != 64 {
+					t.Fatalf("MaxMessageBytes = %d", c.MaxMessageBytes)
+				}
+			}},
+		{"debug yes", []string{"DEBUG=yes", "LOG_FORMAT=JSON"},
+			func(t *testing.T, c config.Config) {
+				if !c.Debug || c.LogFormat != "json" {
+					t.Fatalf("Debug %v LogFormat %q", c.Debug, c.LogFormat)
+				}
+			}},
+		{"debug off", []string{"DEBUG=0"},
+			func(t *testing.T, c config.Config) {
+				if c.Debug {
+					t.Fatal("Debug is on")
+				}
+			}},
+		{"secret key", []string{"SECRET_KEY=" + base64.StdEncoding.EncodeToString(secret)},
+			func(t *testing.T, c config.Config) {
+				if !bytes.Equal(c.SecretKey, secret) {
+					t.Fatalf("SecretKey = %x, want %x", c.SecretKey, secret)
+				}
+			}},
+		{"uploads", []string{"UPLOAD_DIR=/srv/uploads", "UPLOAD_MAX_SIZE_GB=0.5", "UPLOAD_MAX_FILE_MB=1.5", "UPLOAD_CHECK_INTERVAL=90"},
+			func(t *testing.T, c config.Config) {
+				if c.UploadDir != "/srv/uploads" || c.UploadMaxSizeBytes != 512<<20 || c.UploadMaxFileBytes != 3<<19 || c.UploadCheckInterval != 90*time.Second {
+					t.Fatalf("uploads %q %d %d %s", c.UploadDir, c.UploadMaxSizeBytes, c.UploadMaxFileBytes, c.UploadCheckInterval)
+				}
+			}},
+		{"listen on loopback", []string{"LISTEN_ADDR=[::1]:9000"},
+			func(t *testing.T, c config.Config) {
+				if c.ListenAddr != "[::1]:9000" {
+					t.Fatalf("ListenAddr = %q", c.ListenAddr)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, MustLoad(t, env(tt.env...)))
+		})
+	}
+}
+
+func TestNormalizeOrigin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		origin, want string // want "" means refused
+	}{
+		{"https://chat.example.com", "https://chat.example.com"},
+		{"https://chat.example.com/", "https://chat.example.com"},
+		{"HTTPS://CHAT.EXAMPLE.COM", "https://chat.example.com"},
+		{"https://chat.example.com:443", "https://chat.example.com"},
+		{"https://chat.example.com:8443", "https://chat.example.com:8443"},
+		{"http://chat.example.com:80", "http://chat.example.com"},
+		{"http://chat.example.com:443", "http://chat.example.com:443"},
+		{"http://[::1]:80", "http://[::1]"},
+		{" http://localhost:8000 ", "http://localhost:8000"},
+		{"", ""},
+		{"chat.example.com", ""},
+		{"ftp://chat.example.com", ""},
+		{"https://", ""},
+		{"https://chat.example.com/app", ""},
+		{"https://chat.example.com?x=1", ""},
+		{"https://chat.example.com#top", ""},
+		{"https://user:pw@chat.example.com", ""},
+		{"javascript:alert(1)", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			got, err := config.NormalizeOrigin(tt.origin)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("accepted as %q", got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("NormalizeOrigin = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,323 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/store"
+)
+
+func TestKeyVersions(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		if kvs, err := db.KeyVersions(ctx); err != nil || len(kvs) != 0 {
+			t.Fatalf("a new database has key versions %v, %v", kvs, err)
+		}
+		var want []chat.KeyVersion
+		for i := range 3 {
+			wrapped := []byte(fmt.Sprintf("wrapped-%d\x00\xff", i)) // binary, not text
+			at := base.Add(time.Duration(i) * time.Hour)
+			id, err := db.InsertKeyVersion(ctx, wrapped, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) > 0 && id <= want[len(want)-1].ID {
+				t.Fatalf("key version ids not increasing: %d after %d", id, want[len(want)-1].ID)
+			}
+			want = append(want, chat.KeyVersion{ID: id, WrappedKey: wrapped, CreatedAt: at})
+		}
+		same := func(t *testing.T, want []chat.KeyVersion) {
+			t.Helper()
+			got, err := db.KeyVersions(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(got, want, func(a, b chat.KeyVersion) bool {
+				return a.ID == b.ID && bytes.Equal(a.WrappedKey, b.WrappedKey) && a.CreatedAt.Equal(b.CreatedAt)
+			}) {
+				t.Fatalf("KeyVersions = %+v, want %+v", got, want)
+			}
+		}
+		same(t, want)
+
+		t.Run("replace rewrites the named versions", func(t *testing.T) {
+			want[0].WrappedKey = []byte("rewrapped-0")
+			want[2].WrappedKey = []byte("rewrapped-2")
+			if err := db.ReplaceWrappedKeys(ctx, []chat.KeyVersion{{ID: want[0].ID, WrappedKey: want[0].WrappedKey}, {ID: want[2].ID, WrappedKey: want[2].WrappedKey}}); err != nil {
+				t.Fatal(err)
+			}
+			same(t, want)
+		})
+		t.Run("replace with a missing id changes nothing", func(t *testing.T) {
+			err := db.ReplaceWrappedKeys(ctx, []chat.KeyVersion{
+				{ID: want[0].ID, WrappedKey: []byte("must not stick")},
+				{ID: want[2].ID + 1000, WrappedKey: []byte("nowhere")},
+			})
+			if err == nil {
+				t.Fatal("replacing a key version that does not exist succeeded")
+			}
+			same(t, want)
+		})
+		t.Run("replace with the bytes already stored", func(t *testing.T) {
+			if err := db.ReplaceWrappedKeys(ctx, []chat.KeyVersion{{ID: want[1].ID, WrappedKey: want[1].WrappedKey}}); err != nil {
+				t.Fatalf("rewriting a key version with its own bytes failed: %v", err)
+			}
+			same(t, want)
+		})
+	})
+}
+
+// text returns a new text message from user in a chat.
+func text(chatID, userID, keyVersion int64, clientID, body string, at time.Time) chat.NewMessage {
+	return chat.NewMessage{ChatID: chatID, UserID: userID, Kind: chat.MessageText, KeyVersion: keyVersion,
+		Body: []byte(body), ClientID: clientID, CreatedAt: at}
+}
+
+// MustInsert inserts a group and fails the test on error.
+func MustInsert(tb testing.TB, db *store.DB, msgs ...chat.NewMessage) []chat.Inserted {
+	tb.Helper()
+	out, err := db.InsertMessages(context.Background(), msgs)
+	if err != nil {
+		tb.Fatalf("InsertMessages: %v", err)
+	}
+	if len(out) != len(msgs) {
+		tb.Fatalf("InsertMessages returned %d results for %d messages", len(out), len(msgs))
+	}
+	return out
+}
+
+// MustHistory returns every message of a chat, oldest first.
+func MustHistory(tb testing.TB, db *store.DB, chatID int64) []chat.Message {
+	tb.Helper()
+	msgs, err := db.MessagesAfter(context.Background(), chatID, 0, 1000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return msgs
+}
+
+func ids(msgs []chat.Message) []int64 {
+	out := make([]int64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func TestInsertMessages(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		kv := MustKeyVersion(t, db)
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+
+		first := MustInsert(t, db,
+			text(global.ID, alice.ID, kv, "a-1", "one", base),
+			text(global.ID, bob.ID, kv, "b-1", "two", base.Add(time.Millisecond)),
+			text(global.ID, alice.ID, kv, "a-2", "three", base.Add(2*time.Millisecond)),
+		)
+		for i, ins := range first {
+			if !ins.Created || ins.ChatID != global.ID || !ins.CreatedAt.Equal(base.Add(time.Duration(i)*time.Millisecond)) {
+				t.Errorf("result %d = %+v", i, ins)
+			}
+			if i > 0 && ins.ID <= first[i-1].ID {
+				t.Errorf("ids out of order: %d after %d", ins.ID, first[i-1].ID)
+			}
+		}
+		history := MustHistory(t, db, global.ID)
+		if got := ids(history); !slices.Equal(got, []int64{first[0].ID, first[1].ID, first[2].ID}) {
+			t.Fatalf("stored ids %v", got)
+		}
+		m := history[1]
+		if m.ChatID != global.ID || m.ChatName != chat.GlobalChatName || m.UserID != bob.ID || m.Username != "bob" ||
+			m.Kind != chat.MessageText || m.KeyVersion != kv || string(m.Body) != "two" || m.ClientID != "b-1" ||
+			!m.CreatedAt.Equal(base.Add(time.Millisecond)) || !m.EditedAt.IsZero() || !m.DeletedAt.IsZero() {
+			t.Fatalf("stored message = %+v", m)
+		}
+
+		t.Run("resend returns the stored message", func(t *testing.T) {
+			again := MustInsert(t, db, text(global.ID, alice.ID, kv, "a-2", "three, edited on resend", base.Add(time.Hour)))
+			want := chat.Inserted{ID: first[2].ID, ChatID: global.ID, Created: false, CreatedAt: first[2].CreatedAt}
+			if again[0].ID != want.ID || again[0].Created || again[0].ChatID != want.ChatID || !again[0].CreatedAt.Equal(want.CreatedAt) {
+				t.Fatalf("resend = %+v, want %+v", again[0], want)
+			}
+			history := MustHistory(t, db, global.ID)
+			if len(history) != 3 || string(history[2].Body) != "three" {
+				t.Fatalf("after resend the chat holds %d messages, last %q", len(history), history[len(history)-1].Body)
+			}
+		})
+		t.Run("duplicate inside one group", func(t *testing.T) {
+			got := MustInsert(t, db,
+				text(global.ID, alice.ID, kv, "a-3", "four", base),
+				text(global.ID, alice.ID, kv, "a-3", "four again", base),
+				text(global.ID, bob.ID, kv, "a-3", "bob may use the same client id", base),
+			)
+			if !got[0].Created || got[1].Created || got[1].ID != got[0].ID || !got[2].Created || got[2].ID == got[0].ID {
+				t.Fatalf("group results %+v", got)
+			}
+			if n := len(MustHistory(t, db, global.ID)); n != 5 {
+				t.Fatalf("chat holds %d messages, want 5", n)
+			}
+		})
+		t.Run("a failing group stores nothing", func(t *testing.T) {
+			before := MustHistory(t, db, global.ID)
+			_, err := db.InsertMessages(ctx, []chat.NewMessage{
+				text(global.ID, alice.ID, kv, "a-4", "would be five", base),
+				text(global.ID, alice.ID, kv+1000, "a-5", "names a key version that does not exist", base),
+			})
+			if err == nil {
+				t.Fatal("a message with an unknown key version was stored")
+			}
+			if after := MustHistory(t, db, global.ID); len(after) != len(before) {
+				t.Fatalf("half a group was committed: %d messages, had %d", len(after), len(before))
+			}
+			// The client id of the refused group is still free.
+			if got := MustInsert(t, db, text(global.ID, alice.ID, kv, "a-4", "five", base)); !got[0].Created {
+				t.Fatalf("client id of a rolled-back group is taken: %+v", got[0])
+			}
+		})
+		t.Run("empty group", func(t *testing.T) {
+			if got, err := db.InsertMessages(ctx, nil); err != nil || len(got) != 0 {
+				t.Fatalf("InsertMessages(nil) = %v, %v", got, err)
+			}
+		})
+	})
+}
+
+func TestMessagePages(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		kv := MustKeyVersion(t, db)
+		alice := MustCreateUser(t, db, "alice")
+		other := MustGroupChat(t, opts, "ops", alice.ID)
+
+		// Seven global messages, interleaved with messages of another chat
+		// that no page of the global chat may show.
+		var id []int64
+		for i := range 7 {
+			ins := MustInsert(t, db,
+				text(global.ID, alice.ID, kv, fmt.Sprintf("g%d", i), fmt.Sprintf("global %d", i), base),
+				text(other, alice.ID, kv, fmt.Sprintf("o%d", i), "ops", base),
+			)
+			id = append(id, ins[0].ID)
+		}
+
+		befores := []struct {
+			name   string
+			before int64
+			limit  int
+			want   []int64
+			more   bool
+		}{
+			{"newest page", 0, 3, id[4:7], true},
+			{"negative before means newest", -1, 3, id[4:7], true},
+			{"next older page", id[4], 3, id[1:4], true},
+			{"exactly the rest", id[3], 3, id[0:3], false},
+			{"fewer than a page left", id[2], 3, id[0:2], false},
+			{"nothing older", id[0], 3, nil, false},
+			{"whole chat in one page", 0, 7, id, false},
+			{"one short of the whole chat", 0, 6, id[1:7], true},
+			{"before an id of another chat", id[6] + 1, 2, id[5:7], true},
+		}
+		for _, tt := range befores {
+			t.Run("before/"+tt.name, func(t *testing.T) {
+				msgs, more, err := db.MessagesBefore(ctx, global.ID, tt.before, tt.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(msgs); !slices.Equal(got, tt.want) || more != tt.more {
+					t.Fatalf("MessagesBefore(%d, %d) = %v, more %v; want %v, more %v", tt.before, tt.limit, got, more, tt.want, tt.more)
+				}
+				for _, m := range msgs {
+					if m.ChatID != global.ID {
+						t.Fatalf("page of the global chat holds %+v", m)
+					}
+				}
+			})
+		}
+
+		afters := []struct {
+			name  string
+			after int64
+			limit int
+			want  []int64
+		}{
+			{"from the start", 0, 3, id[0:3]},
+			{"next page", id[2], 3, id[3:6]},
+			{"the last one", id[5], 3, id[6:7]},
+			{"caught up", id[6], 3, nil},
+			{"all", 0, 100, id},
+		}
+		for _, tt := range afters {
+			t.Run("after/"+tt.name, func(t *testing.T) {
+				msgs, err := db.MessagesAfter(ctx, global.ID, tt.after, tt.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(msgs); !slices.Equal(got, tt.want) {
+					t.Fatalf("MessagesAfter(%d, %d) = %v; want %v", tt.after, tt.limit, got, tt.want)
+				}
+			})
+		}
+	})
+}
+
+func TestMembership(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		ops := MustGroupChat(t, opts, "ops", alice.ID)
+
+		members := []struct {
+			name   string
+			chatID int64
+			userID int64
+			want   bool
+		}{
+			{"alice in global", global.ID, alice.ID, true},
+			{"bob in global", global.ID, bob.ID, true},
+			{"alice in ops", ops, alice.ID, true},
+			{"bob not in ops", ops, bob.ID, false},
+			{"unknown user", global.ID, 99999, false},
+			{"unknown chat", 99999, alice.ID, false},
+		}
+		for _, tt := range members {
+			t.Run(tt.name, func(t *testing.T) {
+				if got, err := db.IsMember(ctx, tt.chatID, tt.userID); err != nil || got != tt.want {
+					t.Fatalf("IsMember = %v, %v; want %v", got, err, tt.want)
+				}
+			})
+		}
+		chats := []struct {
+			name   string
+			userID int64
+			want   []int64
+		}{
+			{"alice", alice.ID, []int64{global.ID, ops}},
+			{"bob", bob.ID, []int64{global.ID}},
+			{"nobody", 99999, nil},
+		}
+		for _, tt := range chats {
+			t.Run("chats of "+tt.name, func(t *testing.T) {
+				if got, err := db.UserChatIDs(ctx, tt.userID); err != nil || !slices.Equal(got, tt.want) {
+					t.Fatalf("UserChatIDs = %v, %v; want %v", got, err, tt.want)
+				}
+			})
+		}
+	})
+}

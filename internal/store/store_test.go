@@ -1,0 +1,409 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
+	"github.com/mapsim/mapsim-chat/migrations"
+)
+
+func TestMain(m *testing.M) { mariadbtest.Main(m) }
+
+// dialect is one database the suite runs against. options returns the
+// options of a new, empty database that belongs to the calling test.
+type dialect struct {
+	name    string
+	options func(tb testing.TB) store.Options
+}
+
+var dialects = []dialect{
+	{name: "sqlite", options: func(tb testing.TB) store.Options {
+		return store.Options{Driver: store.SQLite, SQLitePath: filepath.Join(tb.TempDir(), "data", "chat.db")}
+	}},
+	{name: "mariadb", options: mariadbtest.Options},
+}
+
+// forEachDialect runs the same test once on SQLite and once on MariaDB, each
+// with a fresh database of its own.
+func forEachDialect(t *testing.T, test func(t *testing.T, opts store.Options)) {
+	t.Helper()
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, d.options(t))
+		})
+	}
+}
+
+// base is a time with whole milliseconds, the precision the store keeps.
+var base = time.Date(2025, 3, 1, 12, 0, 0, 123_000_000, time.UTC)
+
+// MustOpen opens the store and closes it when the test ends.
+func MustOpen(tb testing.TB, opts store.Options) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("open %s store: %v", opts.Driver, err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// MustRawDB opens the same database with plain database/sql, for the few
+// things the store deliberately has no method for (a future schema row, a
+// second chat).
+func MustRawDB(tb testing.TB, opts store.Options) *sql.DB {
+	tb.Helper()
+	var (
+		db  *sql.DB
+		err error
+	)
+	switch opts.Driver {
+	case store.SQLite:
+		db, err = sql.Open("sqlite", "file:"+opts.SQLitePath+"?_pragma=busy_timeout(10000)")
+	case store.MySQL:
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Passwd = opts.User, opts.Password
+		cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(opts.Host, opts.Port)
+		cfg.DBName = opts.Name
+		db, err = sql.Open("mysql", cfg.FormatDSN())
+	default:
+		tb.Fatalf("unknown driver %q", opts.Driver)
+	}
+	if err != nil {
+		tb.Fatalf("raw open: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// MustExec runs one statement on a raw database.
+func MustExec(tb testing.TB, db *sql.DB, query string, args ...any) sql.Result {
+	tb.Helper()
+	res, err := db.ExecContext(context.Background(), query, args...)
+	if err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+	return res
+}
+
+// MustCreateUser creates a user with a unique-enough email.
+func MustCreateUser(tb testing.TB, db *store.DB, username string) chat.User {
+	tb.Helper()
+	u := chat.User{Username: username, Email: strings.ToLower(username) + "@example.com", PasswordHash: "$argon2id$hash-of-" + username,
+		Role: chat.RoleMember, CreatedAt: base}
+	if err := db.CreateUser(context.Background(), &u, nil); err != nil {
+		tb.Fatalf("create user %s: %v", username, err)
+	}
+	return u
+}
+
+// MustGlobal returns the global chat.
+func MustGlobal(tb testing.TB, db *store.DB) chat.Chat {
+	tb.Helper()
+	c, err := db.ChatByName(context.Background(), chat.GlobalChatName)
+	if err != nil {
+		tb.Fatalf("global chat: %v", err)
+	}
+	return c
+}
+
+// MustKeyVersion stores a key version for messages to refer to.
+func MustKeyVersion(tb testing.TB, db *store.DB) int64 {
+	tb.Helper()
+	id, err := db.InsertKeyVersion(context.Background(), []byte("wrapped key"), base)
+	if err != nil {
+		tb.Fatalf("insert key version: %v", err)
+	}
+	return id
+}
+
+// MustGroupChat adds a group chat with the given members through raw SQL:
+// creating chats is not the store's business yet.
+func MustGroupChat(tb testing.TB, opts store.Options, name string, members ...int64) int64 {
+	tb.Helper()
+	raw := MustRawDB(tb, opts)
+	res := MustExec(tb, raw, `INSERT INTO chats (name, kind, title, e2ee, created_by, created_at) VALUES (?, 'group', ?, 0, NULL, ?)`,
+		name, name, base.UnixMilli())
+	id, err := res.LastInsertId()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range members {
+		MustExec(tb, raw, `INSERT INTO chat_members (chat_id, user_id, role, joined_at) VALUES (?, ?, 'member', ?)`, id, m, base.UnixMilli())
+	}
+	return id
+}
+
+// wantCode fails the test unless err carries the chat error code want.
+func wantCode(tb testing.TB, err error, want string) {
+	tb.Helper()
+	if got := chat.ErrorCode(err); got != want {
+		tb.Fatalf("error code = %q, want %q (err: %v)", got, want, err)
+	}
+}
+
+// latestMigration is the newest migration this build embeds for a dialect.
+func latestMigration(tb testing.TB, driver string) (version, count int) {
+	tb.Helper()
+	entries, err := fs.ReadDir(migrations.FS, driver)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			tb.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		version, count = max(version, v), count+1
+	}
+	return version, count
+}
+
+func TestOpenAppliesMigrationsOnce(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		want, files := latestMigration(t, opts.Driver)
+
+		db := MustOpen(t, opts)
+		if v, err := db.SchemaVersion(ctx); err != nil || v != want {
+			t.Fatalf("schema version = %d, %v; want %d", v, err, want)
+		}
+		global := MustGlobal(t, db)
+		if global.Kind != chat.KindGlobal || global.Name != chat.GlobalChatName {
+			t.Fatalf("global chat = %+v", global)
+		}
+		alice := MustCreateUser(t, db, "alice")
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		// Reopening applies nothing again and keeps the data.
+		db = MustOpen(t, opts)
+		if v, err := db.SchemaVersion(ctx); err != nil || v != want {
+			t.Fatalf("after reopen: schema version = %d, %v; want %d", v, err, want)
+		}
+		raw := MustRawDB(t, opts)
+		var rows, globals int
+		if err := raw.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != files {
+			t.Fatalf("schema_migrations has %d rows (%v), want %d", rows, err, files)
+		}
+		if err := raw.QueryRow(`SELECT COUNT(*) FROM chats WHERE kind = 'global'`).Scan(&globals); err != nil || globals != 1 {
+			t.Fatalf("%d global chats (%v), want 1", globals, err)
+		}
+		if again := MustGlobal(t, db); again.ID != global.ID {
+			t.Fatalf("global chat id %d after reopen, was %d", again.ID, global.ID)
+		}
+		if u, err := db.UserByID(ctx, alice.ID); err != nil || u.Username != "alice" {
+			t.Fatalf("user after reopen = %+v, %v", u, err)
+		}
+	})
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		db := MustOpen(t, opts)
+		db.Close()
+		MustExec(t, MustRawDB(t, opts), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_from_the_future.sql', 0)`)
+
+		db, err := store.Open(context.Background(), opts)
+		if err == nil {
+			db.Close()
+			t.Fatal("opened a database whose schema is newer than this build")
+		}
+		if !strings.Contains(err.Error(), "9999") {
+			t.Fatalf("error does not name the database's version 9999: %v", err)
+		}
+	})
+}
+
+func TestOpenUnknownDriver(t *testing.T) {
+	t.Parallel()
+	db, err := store.Open(context.Background(), store.Options{Driver: "postgres"})
+	if err == nil {
+		db.Close()
+		t.Fatal("opened an unknown driver")
+	}
+	if !strings.Contains(err.Error(), "postgres") {
+		t.Fatalf("error does not name the driver: %v", err)
+	}
+}
+
+func TestChatLookups(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		byID, err := db.ChatByID(ctx, global.ID)
+		if err != nil || byID != global {
+			t.Fatalf("ChatByID = %+v, %v; want %+v", byID, err, global)
+		}
+		for name, lookup := range map[string]func() error{
+			"unknown name":            func() error { _, err := db.ChatByName(ctx, "nope"); return err },
+			"name differing in case":  func() error { _, err := db.ChatByName(ctx, "GLOBAL"); return err },
+			"unknown id":              func() error { _, err := db.ChatByID(ctx, global.ID+1000); return err },
+			"unknown user by id":      func() error { _, err := db.UserByID(ctx, 12345); return err },
+			"unknown session by id":   func() error { _, err := db.SessionByID(ctx, 12345); return err },
+			"unknown session by hash": func() error { _, err := db.SessionByTokenHash(ctx, make([]byte, 32)); return err },
+		} {
+			t.Run(name, func(t *testing.T) { wantCode(t, lookup(), chat.ENotFound) })
+		}
+	})
+}
+
+// proxy forwards TCP connections to a target until stopped, so that a test
+// can make the database go away under one store without stopping the
+// MariaDB server the other tests share.
+type proxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   []net.Conn
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// MustProxy starts a proxy to target on a loopback port; it stops when the
+// test ends.
+func MustProxy(tb testing.TB, target string) *proxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	tb.Cleanup(p.Stop)
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		if !p.track(client, server) {
+			return
+		}
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); io.Copy(server, client); server.Close() }()
+		go func() { defer p.wg.Done(); io.Copy(client, server); client.Close() }()
+	}
+}
+
+// track remembers a connection pair; false when the proxy already stopped.
+func (p *proxy) track(client, server net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		client.Close()
+		server.Close()
+		return false
+	}
+	p.conns = append(p.conns, client, server)
+	return true
+}
+
+// Port is the port the proxy listens on.
+func (p *proxy) Port() string { return strconv.Itoa(p.ln.Addr().(*net.TCPAddr).Port) }
+
+// Stop closes the listener and every forwarded connection: to the store the
+// database has gone away. It is safe to call twice.
+func (p *proxy) Stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns, p.stopped = nil, true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func TestDatabaseGoneIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	calls := map[string]func(db *store.DB) error{
+		"Ping":           func(db *store.DB) error { return db.Ping(ctx) },
+		"UserByUsername": func(db *store.DB) error { _, err := db.UserByUsername(ctx, "alice"); return err },
+		"InsertMessages": func(db *store.DB) error {
+			_, err := db.InsertMessages(ctx, []chat.NewMessage{{ChatID: 1, UserID: 1, Kind: chat.MessageText, KeyVersion: 1, Body: []byte("x"), ClientID: "c1", CreatedAt: base}})
+			return err
+		},
+		"MessagesBefore": func(db *store.DB) error { _, _, err := db.MessagesBefore(ctx, 1, 0, 10); return err },
+	}
+	check := func(t *testing.T, db *store.DB) {
+		for name, call := range calls {
+			t.Run(name, func(t *testing.T) {
+				err := call(db)
+				wantCode(t, err, chat.EUnavailable)
+				var ce *chat.Error
+				if errors.As(err, &ce) && strings.Contains(ce.Message, "127.0.0.1") {
+					t.Errorf("user-facing message leaks the database address: %q", ce.Message)
+				}
+			})
+		}
+	}
+
+	t.Run("sqlite closed", func(t *testing.T) {
+		t.Parallel()
+		db := MustOpen(t, dialects[0].options(t))
+		MustCreateUser(t, db, "alice")
+		db.Close()
+		check(t, db)
+	})
+	t.Run("mariadb gone", func(t *testing.T) {
+		t.Parallel()
+		opts := mariadbtest.Options(t)
+		p := MustProxy(t, net.JoinHostPort(opts.Host, opts.Port))
+		opts.Port = p.Port()
+		db := MustOpen(t, opts)
+		MustCreateUser(t, db, "alice")
+		p.Stop()
+		check(t, db)
+	})
+	t.Run("mariadb never there", func(t *testing.T) {
+		t.Parallel()
+		// A port nothing listens on: Open fails and says which database.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		db, err := store.Open(ctx, store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: port, Name: "x", User: "root"})
+		if err == nil {
+			db.Close()
+			t.Fatal("opened a database that is not there")
+		}
+		if !strings.Contains(err.Error(), "mysql") {
+			t.Errorf("error does not say which database failed: %v", err)
+		}
+	})
+}
