@@ -52,8 +52,13 @@ type Options struct {
 	ConcurrentHash int
 }
 
-// NewService returns a Service.
+// NewService returns a Service. It panics on a signing key shorter than 32
+// bytes: that is a wiring mistake, and an empty key would accept tokens
+// signed with an empty key.
 func NewService(o Options) *Service {
+	if len(o.SigningKey) < 32 {
+		panic("auth: signing key shorter than 32 bytes")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}

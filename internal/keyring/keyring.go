@@ -98,26 +98,33 @@ func LoadOrCreateSecretFile(path string) (secret []byte, created bool, err error
 	}
 	secret = make([]byte, SecretSize)
 	rand.Read(secret)
-	encoded := base64.StdEncoding.EncodeToString(secret) + "\n"
-	// O_EXCL: two servers starting at once must not each write their own key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Write the whole key to a temporary file (mode 0600), then link it into
+	// place. The link fails if a secret appeared meanwhile, so two servers
+	// starting at once agree on one key; and no starter can read a file that
+	// another is still writing, as it could if path were created first.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
+	if err != nil {
+		return nil, false, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(base64.StdEncoding.EncodeToString(secret) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	err = os.Link(tmp.Name(), path)
 	if errors.Is(err, os.ErrExist) {
 		return LoadOrCreateSecretFile(path)
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := f.WriteString(encoded); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, false, err
-	}
-	return secret, true, f.Close()
+	return secret, true, nil
 }
 
 // derive returns the 32-byte key for a label.
