@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -351,10 +350,4 @@ func (s *Service) openAll(msgs []chat.Message) {
 		}
 		m.Text = string(text)
 	}
-}
-
-// IsShutdown reports whether err came from a committer that has stopped.
-func IsShutdown(err error) bool {
-	var e *chat.Error
-	return errors.As(err, &e) && e.Code == chat.EUnavailable
 }

@@ -28,6 +28,7 @@ type Conn struct {
 	closeOnce sync.Once
 	closeCode websocket.StatusCode
 	closeWhy  string
+	abrupt    bool // close without the handshake: the peer is not answering
 	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame or pong
 
 	// subscribed is guarded by h.mu.
@@ -109,6 +110,15 @@ func (c *Conn) close(code websocket.StatusCode, why string) {
 	})
 }
 
+// drop closes the connection without waiting for the peer's close frame,
+// for a peer that has stopped answering.
+func (c *Conn) drop() {
+	c.closeOnce.Do(func() {
+		c.abrupt = true
+		close(c.done)
+	})
+}
+
 // enqueue queues a frame without blocking; a full queue closes the
 // connection, and the client resumes with sync.
 func (c *Conn) enqueue(frame []byte) bool {
@@ -179,7 +189,7 @@ func (c *Conn) writeLoop(ctx context.Context) {
 		case <-ticker.C:
 			now := time.Now()
 			if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
-				c.close(websocket.StatusPolicyViolation, "no pong")
+				c.drop()
 				continue
 			}
 			if !now.Before(c.id.ExpiresAt) {
@@ -194,7 +204,11 @@ func (c *Conn) writeLoop(ctx context.Context) {
 				}
 			}()
 		case <-c.done:
-			c.ws.Close(c.closeCode, c.closeWhy)
+			if c.abrupt {
+				c.ws.CloseNow()
+			} else {
+				c.ws.Close(c.closeCode, c.closeWhy)
+			}
 			return
 		}
 	}

@@ -197,13 +197,6 @@ func (h *Hub) Online() []string {
 	return out
 }
 
-// ConnCount returns the number of live connections on this node.
-func (h *Hub) ConnCount() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.all)
-}
-
 // announce tells every connection that shares one of chatIDs with the user
 // whether the user is online now. Announcements are serialised and each
 // reads the current state, so the last one a client gets is the truth even

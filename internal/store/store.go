@@ -110,9 +110,6 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	return s, nil
 }
 
-// Dialect returns SQLite or MySQL.
-func (s *DB) Dialect() string { return s.dialect }
-
 // Ping checks that the database answers.
 func (s *DB) Ping(ctx context.Context) error { return wrap(s.db.PingContext(ctx)) }
 
