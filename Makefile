@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test vet fmt clean
+.PHONY: run build test bench vet fmt clean
 
 ## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
 run:
@@ -16,6 +16,10 @@ build:
 ## test: every test, with the race detector; needs mariadbd (apt-get install mariadb-server)
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: Go benchmarks (the message path over real WebSockets, SQLite and MariaDB)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./...
 
 vet:
 	@unformatted=$$(gofmt -l cmd internal migrations web); \

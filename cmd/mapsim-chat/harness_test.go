@@ -71,15 +71,15 @@ type testServer struct {
 // backend is a database configuration the end-to-end tests run against.
 type backend struct {
 	name string
-	env  func(t *testing.T) map[string]string
+	env  func(t testing.TB) map[string]string
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) map[string]string {
+		{"sqlite", func(t testing.TB) map[string]string {
 			return map[string]string{"DATA_DIR": t.TempDir()}
 		}},
-		{"mariadb", func(t *testing.T) map[string]string {
+		{"mariadb", func(t testing.TB) map[string]string {
 			o := mariadbtest.Options(t)
 			return map[string]string{"DATA_DIR": t.TempDir(), "DB_HOST": o.Host, "DB_PORT": o.Port, "DB_NAME": o.Name, "DB_USER": o.User}
 		}},
@@ -88,7 +88,7 @@ func backends() []backend {
 
 // baseEnv fills in what every test server needs: a loopback port, temp
 // folders and a fixed SECRET_KEY unless the test sets one.
-func baseEnv(t *testing.T, env map[string]string) map[string]string {
+func baseEnv(t testing.TB, env map[string]string) map[string]string {
 	out := map[string]string{
 		"LISTEN_ADDR": "127.0.0.1:0",
 		"UPLOAD_DIR":  t.TempDir(),
@@ -105,7 +105,7 @@ func baseEnv(t *testing.T, env map[string]string) map[string]string {
 }
 
 // MustStart starts the server through run() and waits until it listens.
-func MustStart(t *testing.T, env map[string]string) *testServer {
+func MustStart(t testing.TB, env map[string]string) *testServer {
 	t.Helper()
 	s, err := start(t, env)
 	if err != nil {
@@ -114,7 +114,7 @@ func MustStart(t *testing.T, env map[string]string) *testServer {
 	return s
 }
 
-func start(t *testing.T, env map[string]string) (*testServer, error) {
+func start(t testing.TB, env map[string]string) (*testServer, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{env: env, cancel: cancel, done: make(chan error, 1)}
@@ -143,7 +143,7 @@ func start(t *testing.T, env map[string]string) (*testServer, error) {
 }
 
 // Stop shuts the server down and waits for run to return.
-func (s *testServer) Stop(t *testing.T) {
+func (s *testServer) Stop(t testing.TB) {
 	t.Helper()
 	if s.cancel == nil {
 		return
@@ -175,7 +175,7 @@ func (r apiResponse) str(key string) string {
 
 // call makes an API request. body may be url.Values (form) or anything
 // else (JSON).
-func (s *testServer) call(t *testing.T, method, path, token string, body any) apiResponse {
+func (s *testServer) call(t testing.TB, method, path, token string, body any) apiResponse {
 	t.Helper()
 	var (
 		rd    io.Reader
@@ -211,7 +211,7 @@ func (s *testServer) call(t *testing.T, method, path, token string, body any) ap
 }
 
 // MustUser registers and logs in a user and returns the access token.
-func (s *testServer) MustUser(t *testing.T, name string) string {
+func (s *testServer) MustUser(t testing.TB, name string) string {
 	t.Helper()
 	pw := testPassword
 	if r := s.call(t, "POST", "/register/", "", url.Values{"username": {name}, "password": {pw}}); r.Status != http.StatusCreated {
@@ -220,7 +220,7 @@ func (s *testServer) MustUser(t *testing.T, name string) string {
 	return s.MustLogin(t, name, pw)
 }
 
-func (s *testServer) MustLogin(t *testing.T, name, pw string) string {
+func (s *testServer) MustLogin(t testing.TB, name, pw string) string {
 	t.Helper()
 	r := s.call(t, "POST", "/login/", "", map[string]string{"username": name, "password": pw})
 	if r.Status != http.StatusOK || r.str("access_token") == "" || r.str("token_type") != "bearer" {
@@ -231,14 +231,14 @@ func (s *testServer) MustLogin(t *testing.T, name, pw string) string {
 
 // wsClient is a WebSocket connection that reads frames in the background.
 type wsClient struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	frames chan map[string]any
 	closed chan error
 }
 
 // MustDial opens a WebSocket with a fresh ticket.
-func (s *testServer) MustDial(t *testing.T, token, chatName string) *wsClient {
+func (s *testServer) MustDial(t testing.TB, token, chatName string) *wsClient {
 	t.Helper()
 	r := s.call(t, "POST", "/ws-ticket/", token, nil)
 	if r.Status != http.StatusOK || r.str("ticket") == "" {
@@ -255,7 +255,7 @@ func (s *testServer) wsURL(query string) string {
 	return "ws" + strings.TrimPrefix(s.URL, "http") + "/ws?" + query
 }
 
-func (s *testServer) dial(t *testing.T, query string, header http.Header) (*wsClient, error) {
+func (s *testServer) dial(t testing.TB, query string, header http.Header) (*wsClient, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

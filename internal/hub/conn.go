@@ -28,7 +28,7 @@ type Conn struct {
 	closeOnce sync.Once
 	closeCode websocket.StatusCode
 	closeWhy  string
-	abrupt    bool // close without the handshake: the peer is not answering
+	abrupt    bool         // close without the handshake: the peer is not answering
 	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame or pong
 
 	// subscribed is guarded by h.mu.

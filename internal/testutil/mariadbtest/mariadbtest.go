@@ -141,8 +141,8 @@ func start() *server {
 		return s
 	}
 	datadir := filepath.Join(s.dir, "db")
-	install := exec.Command(installDB, "--no-defaults", "--datadir="+datadir, "--auth-root-authentication-method=normal",
-		"--skip-test-db", "--user=root")
+	install := exec.Command(installDB, append([]string{"--no-defaults", "--datadir=" + datadir,
+		"--auth-root-authentication-method=normal", "--skip-test-db"}, asUser()...)...)
 	if out, err := install.CombinedOutput(); err != nil {
 		s.err = fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 		return s
@@ -167,10 +167,10 @@ func (s *server) launch(mariadbd, datadir string) error {
 		return err
 	}
 	defer logFile.Close()
-	s.cmd = exec.Command(mariadbd, "--no-defaults", "--datadir="+datadir,
-		"--socket="+filepath.Join(s.dir, "sock"), "--port="+strconv.Itoa(s.port), "--bind-address=127.0.0.1",
-		"--user=root", "--pid-file="+filepath.Join(s.dir, "pid"), "--skip-name-resolve",
-		"--innodb-buffer-pool-size=128M", "--max-connections=500")
+	s.cmd = exec.Command(mariadbd, append([]string{"--no-defaults", "--datadir=" + datadir,
+		"--socket=" + filepath.Join(s.dir, "sock"), "--port=" + strconv.Itoa(s.port), "--bind-address=127.0.0.1",
+		"--pid-file=" + filepath.Join(s.dir, "pid"), "--skip-name-resolve",
+		"--innodb-buffer-pool-size=128M", "--max-connections=500"}, asUser()...)...)
 	s.cmd.Stdout = logFile
 	s.cmd.Stderr = logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -213,6 +213,15 @@ func (s *server) launch(mariadbd, datadir string) error {
 			return fmt.Errorf("mariadbd did not answer within 60 s: %v", err)
 		}
 	}
+}
+
+// asUser is the --user flag mariadbd needs when it runs as root (it refuses
+// root otherwise); an ordinary user runs it as themselves.
+func asUser() []string {
+	if os.Geteuid() == 0 {
+		return []string{"--user=root"}
+	}
+	return nil
 }
 
 func (s *server) stop() {
