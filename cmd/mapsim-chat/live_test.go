@@ -218,3 +218,38 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("a weak password was accepted: %q", out)
 	}
 }
+
+// TestTypingRelay: typing reaches the chat's other members, not the typist;
+// starts are throttled and a stop always goes through.
+func TestTypingRelay(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, nil))
+	a := srv.MustDial(t, srv.MustUser(t, "typist"), "global")
+	b := srv.MustDial(t, srv.MustUser(t, "reader"), "global")
+	a.nextType("hello")
+	b.nextType("hello")
+	a.send(map[string]any{"type": "typing", "chat_name": "global"})
+	a.send(map[string]any{"type": "typing", "chat_name": "global"}) // within a second: throttled
+	a.send(map[string]any{"type": "typing", "chat_name": "global", "typing": false})
+	a.send(map[string]any{"type": "ping"})
+	a.nextType("pong")
+	var got []any
+	for len(got) < 2 {
+		f := b.nextType("typing")
+		if f["username"] != "typist" || f["chat_name"] != "global" {
+			t.Fatalf("typing frame %v", f)
+		}
+		got = append(got, f["typing"])
+	}
+	if fmt.Sprint(got) != "[true false]" {
+		t.Fatalf("reader saw typing %v, want a start then a stop", got)
+	}
+	// Nothing more: the throttled start was dropped, and the typist saw none.
+	b.send(map[string]any{"type": "ping"})
+	if f := b.next(func(f map[string]any) bool { return f["type"] == "typing" || f["type"] == "pong" }); f["type"] != "pong" {
+		t.Fatalf("reader got an extra %v", f)
+	}
+	a.send(map[string]any{"type": "ping"})
+	if f := a.next(func(f map[string]any) bool { return f["type"] == "typing" || f["type"] == "pong" }); f["type"] != "pong" {
+		t.Fatalf("typist got their own %v", f)
+	}
+}

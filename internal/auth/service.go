@@ -73,10 +73,9 @@ func NewService(o Options) *Service {
 	}
 }
 
-// Run does the service's housekeeping (throttle and ticket sweeps, expired
-// sessions) until ctx ends.
+// Run does the service's housekeeping every minute (throttle and ticket
+// sweeps, expired sessions) until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	go s.throttle.Run(ctx)
 	ticker := time.NewTicker(time.Minute)
 	defer ticker.Stop()
 	for {
@@ -84,6 +83,7 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+			s.throttle.sweep()
 			s.sweepTickets()
 			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
 		}

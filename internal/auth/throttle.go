@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"sync"
 	"time"
 )
@@ -86,20 +85,7 @@ func (t *Throttle) Succeed(username string) {
 	delete(t.entries, userKey(username))
 }
 
-// Run forgets stale entries every minute until ctx ends.
-func (t *Throttle) Run(ctx context.Context) {
-	ticker := time.NewTicker(time.Minute)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			t.sweep()
-		}
-	}
-}
-
+// sweep forgets entries whose window has passed and that are not locked.
 func (t *Throttle) sweep() {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -151,14 +150,4 @@ func TestThrottleConcurrent(t *testing.T) {
 	wg.Wait()
 	// 50 failures: 45 past the free five, so the wait is at its cap.
 	MustWait(t, th, "alice", addr(200), 15*time.Minute)
-}
-
-func TestThrottleRunStops(t *testing.T) {
-	t.Parallel()
-	th := auth.NewThrottle(newClock().Now)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { th.Run(ctx); close(done) }()
-	cancel()
-	<-done
 }

@@ -262,7 +262,7 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 	case wire.TypeFile:
 		c.sendError(chat.Errorf(chat.EInvalid, "File messages are not enabled on this server."), in.ClientID)
 	case wire.TypeTyping:
-		c.handleTyping(ctx, in, data)
+		c.handleTyping(ctx, in)
 	case wire.TypeSync:
 		c.handleSync(ctx, in)
 	case wire.TypeJoin:
@@ -341,18 +341,14 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound) {
 // one connection in one chat.
 const typingInterval = time.Second
 
-func (c *Conn) handleTyping(ctx context.Context, in wire.Inbound, raw []byte) {
+func (c *Conn) handleTyping(ctx context.Context, in wire.Inbound) {
 	ch, err := c.resolve(ctx, in.ChatName)
 	if err != nil {
 		c.sendError(err, "")
 		return
 	}
 	// "typing": false (a stop) is always relayed; starts are throttled.
-	var flag struct {
-		Typing *bool `json:"typing"`
-	}
-	json.Unmarshal(raw, &flag)
-	typing := flag.Typing == nil || *flag.Typing
+	typing := in.Typing == nil || *in.Typing
 	now := time.Now()
 	if typing {
 		if now.Sub(c.typingAt[ch.ID]) < typingInterval {

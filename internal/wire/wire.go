@@ -40,6 +40,9 @@ type Inbound struct {
 	Text     string `json:"text"`
 	ClientID string `json:"client_id"`
 	AfterID  int64  `json:"after_id"`
+	// Typing is false in a typing frame that says the user stopped; a
+	// typing frame without it means started.
+	Typing *bool `json:"typing"`
 }
 
 // Message is a message as clients see it, in frames and in history.
