@@ -5,6 +5,7 @@ package chat
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes. They are part of the API: clients switch on them.
@@ -61,4 +62,16 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "Internal error."
+}
+
+// Clip shortens client input that an error sentence quotes to at most n
+// bytes, on a character boundary, marking the cut with "…".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

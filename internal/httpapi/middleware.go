@@ -220,7 +220,7 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, chat.Errorf(chat.ENotFound, "No such page: %s", truncate(r.URL.Path, 100)))
+	s.writeError(w, r, chat.Errorf(chat.ENotFound, "No such page: %s", chat.Clip(r.URL.Path, 100)))
 }
 
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {

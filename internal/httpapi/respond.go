@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
@@ -94,7 +93,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, error)
 				fields[k] = v
 			case nil:
 			default:
-				return nil, chat.Errorf(chat.EInvalid, "Field %q must be a string.", truncate(k, 32))
+				return nil, chat.Errorf(chat.EInvalid, "Field %q must be a string.", chat.Clip(k, 32))
 			}
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data", "":
@@ -120,11 +119,4 @@ func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, error)
 		return nil, chat.Errorf(chat.EInvalid, "Send the body as application/json or application/x-www-form-urlencoded.")
 	}
 	return fields, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

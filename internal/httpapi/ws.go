@@ -55,7 +55,7 @@ func (s *server) handleWS() http.HandlerFunc {
 	readLimit := int64(s.MaxMessageBytes)*6 + 4096
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.originAllowed(r) {
-			s.writeError(w, r, chat.Errorf(chat.EForbidden, "WebSocket from origin %q is not allowed; add it to ALLOWED_ORIGINS.", truncate(r.Header.Get("Origin"), 100)))
+			s.writeError(w, r, chat.Errorf(chat.EForbidden, "WebSocket from origin %q is not allowed; add it to ALLOWED_ORIGINS.", chat.Clip(r.Header.Get("Origin"), 100)))
 			return
 		}
 		q := r.URL.Query()

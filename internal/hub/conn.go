@@ -284,18 +284,8 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 	case "":
 		c.sendError(chat.Errorf(chat.EInvalid, "The frame has no \"type\"."), "")
 	default:
-		c.sendError(chat.Errorf(chat.EInvalid, "Unknown frame type %q.", truncate(in.Type, 32)), "")
+		c.sendError(chat.Errorf(chat.EInvalid, "Unknown frame type %q.", chat.Clip(in.Type, 32)), "")
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // resolve finds a chat by name (or the home chat when name is empty) and
