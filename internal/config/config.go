@@ -55,6 +55,17 @@ type Config struct {
 	AllowedOrigins  []string // normalised "scheme://host[:port]"
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
+
+	// Rate limits. A user may send MessageRate messages per second with
+	// bursts of MessageBurst (across all their connections on this node); a
+	// connection may send FrameRate frames of any type per second with
+	// bursts of FrameBurst; one client address may hold MaxConnsPerIP
+	// WebSocket connections at once (0: no cap).
+	MessageRate   float64
+	MessageBurst  int
+	FrameRate     float64
+	FrameBurst    int
+	MaxConnsPerIP int
 }
 
 // SQLitePath is the database file used with the sqlite driver.
@@ -262,6 +273,11 @@ func Load(getenv func(string) string) (Config, error) {
 		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
 	}
 	c.MaxMessageBytes = int(l.integer("MAX_MESSAGE_BYTES", 8192, 64, 1<<20))
+	c.MessageRate = l.number("RATE_LIMIT_MESSAGES_PER_SECOND", 10, 0.01, 1e6)
+	c.MessageBurst = int(l.integer("RATE_LIMIT_MESSAGES_BURST", 20, 1, 1e6))
+	c.FrameRate = l.number("RATE_LIMIT_FRAMES_PER_SECOND", 40, 0.01, 1e6)
+	c.FrameBurst = int(l.integer("RATE_LIMIT_FRAMES_BURST", 80, 1, 1e6))
+	c.MaxConnsPerIP = int(l.integer("MAX_CONNECTIONS_PER_IP", 100, 0, 1e6))
 
 	if v := l.str("REDIS_URL", ""); v != "" {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")

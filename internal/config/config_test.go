@@ -98,6 +98,12 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"message size too small", []string{"MAX_MESSAGE_BYTES=1"}, "MAX_MESSAGE_BYTES", "64"},
 		{"message size too big", []string{"MAX_MESSAGE_BYTES=2000000"}, "MAX_MESSAGE_BYTES", "1048576"},
 		{"message size not a number", []string{"MAX_MESSAGE_BYTES=8k"}, "MAX_MESSAGE_BYTES", "whole number"},
+		{"message rate zero", []string{"RATE_LIMIT_MESSAGES_PER_SECOND=0"}, "RATE_LIMIT_MESSAGES_PER_SECOND", "0.01"},
+		{"message rate nan", []string{"RATE_LIMIT_MESSAGES_PER_SECOND=nan"}, "RATE_LIMIT_MESSAGES_PER_SECOND", ""},
+		{"message burst zero", []string{"RATE_LIMIT_MESSAGES_BURST=0"}, "RATE_LIMIT_MESSAGES_BURST", "1"},
+		{"frame rate words", []string{"RATE_LIMIT_FRAMES_PER_SECOND=lots"}, "RATE_LIMIT_FRAMES_PER_SECOND", ""},
+		{"frame burst negative", []string{"RATE_LIMIT_FRAMES_BURST=-5"}, "RATE_LIMIT_FRAMES_BURST", ""},
+		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
 		{"debug", []string{"DEBUG=perhaps"}, "DEBUG", "true or false"},
@@ -270,6 +276,19 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 				}
 				if !slices.Equal(c.TrustedProxies, want) {
 					t.Fatalf("TrustedProxies = %v, want %v", c.TrustedProxies, want)
+				}
+			}},
+		{"rate limit defaults", nil,
+			func(t *testing.T, c config.Config) {
+				if c.MessageRate != 10 || c.MessageBurst != 20 || c.FrameRate != 40 || c.FrameBurst != 80 || c.MaxConnsPerIP != 100 {
+					t.Fatalf("rates %v/%d frames %v/%d conns %d", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP)
+				}
+			}},
+		{"rate limits set", []string{"RATE_LIMIT_MESSAGES_PER_SECOND=0.5", "RATE_LIMIT_MESSAGES_BURST=3",
+			"RATE_LIMIT_FRAMES_PER_SECOND=100", "RATE_LIMIT_FRAMES_BURST=200", "MAX_CONNECTIONS_PER_IP=0"},
+			func(t *testing.T, c config.Config) {
+				if c.MessageRate != 0.5 || c.MessageBurst != 3 || c.FrameRate != 100 || c.FrameBurst != 200 || c.MaxConnsPerIP != 0 {
+					t.Fatalf("rates %v/%d frames %v/%d conns %d", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP)
 				}
 			}},
 		{"message size limits", []string{"MAX_MESSAGE_BYTES=64"},
