@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -15,12 +16,26 @@ const (
 // GlobalChatName is the name of the chat every user belongs to.
 const GlobalChatName = "global"
 
-// Message kinds.
+// Message kinds. Text, file and system rows are messages; edit and delete
+// rows are events that record a change to an earlier message of the same
+// chat (TargetID), so that a sync after an id replays changes too.
 const (
 	MessageText   = "text"
 	MessageFile   = "file"
 	MessageSystem = "system"
+	MessageEdit   = "edit"
+	MessageDelete = "delete"
 )
+
+// Member roles within a chat.
+const (
+	MemberOwner  = "owner"
+	MemberMember = "member"
+)
+
+// UnreadCap is the most unread messages counted per chat; a chat with more
+// reports UnreadCap.
+const UnreadCap = 1000
 
 // User roles.
 const (
@@ -79,6 +94,94 @@ type Message struct {
 	CreatedAt  time.Time
 	EditedAt   time.Time
 	DeletedAt  time.Time
+	// ReplyTo is the id of the message (same chat) this one answers; 0 for none.
+	ReplyTo int64
+	// TargetID is, for an edit or delete event, the message it changed.
+	TargetID int64
+
+	// Filled in by the delivery service, not the store: the message replied
+	// to (opened), the target of an event as it is now (opened), and the
+	// decoded event of a system message.
+	Reply  *Message
+	Target *Message
+	System *SystemEvent
+}
+
+// Member is a user's place in a chat.
+type Member struct {
+	UserID     int64
+	Username   string
+	Role       string // MemberOwner or MemberMember
+	JoinedAt   time.Time
+	LastReadID int64
+}
+
+// ChatSummary is a chat as one member sees it in their list.
+type ChatSummary struct {
+	Chat
+	Members       []Member // ordered by joined_at, then user id
+	Role          string   // the viewer's role
+	LastReadID    int64    // the viewer's
+	Unread        int      // messages after LastReadID from others, at most UnreadCap
+	LastMessageID int64    // newest message (not event) id; 0 when empty
+	LastMessageAt time.Time
+}
+
+// SystemEvent is what a system message records; its JSON is the message's
+// (sealed) body.
+type SystemEvent struct {
+	Event string   `json:"event"` // created, added, removed, left, renamed, owner
+	Actor string   `json:"actor"`
+	Users []string `json:"users,omitempty"`
+	Title string   `json:"title,omitempty"`
+}
+
+// System event names.
+const (
+	EventCreated = "created"
+	EventAdded   = "added"
+	EventRemoved = "removed"
+	EventLeft    = "left"
+	EventRenamed = "renamed"
+	EventOwner   = "owner" // Users[0] is the new owner
+)
+
+// Sealer fills in m.KeyVersion and m.Body by sealing plaintext for the row
+// that m describes (its chat, sender, kind and client id). The store calls it
+// for the system messages it writes inside a transaction.
+type Sealer func(m *NewMessage, plaintext []byte)
+
+// ChatChange is the store's answer to a membership or title change: the
+// system messages it wrote, in id order, and what changed.
+type ChatChange struct {
+	Messages   []Inserted
+	System     []SystemEvent // one per message, same order
+	Added      []Member      // members added
+	Removed    int64         // user removed or who left; 0 for none
+	NewOwnerID int64         // set when ownership passed to another member
+}
+
+// Edit is a change to a message: a new text, or a delete.
+type Edit struct {
+	ChatID   int64
+	UserID   int64 // the editor, who must be the author
+	TargetID int64
+	Delete   bool
+	// KeyVersion and Body are the target's new sealed body (edits only),
+	// sealed for the target row.
+	KeyVersion int64
+	Body       []byte
+	// EventKeyVersion and EventClientID describe the event row; the client
+	// id makes a retried edit idempotent.
+	EventKeyVersion int64
+	EventClientID   string
+	At              time.Time
+}
+
+// EditResult is the store's answer to an Edit.
+type EditResult struct {
+	Event  Inserted // the event row; Created false for a retried client id
+	Target Message  // the target as it is now (Body sealed, Text empty)
 }
 
 // KeyVersion is one session key as stored: wrapped under the key derived
@@ -107,6 +210,7 @@ type NewMessage struct {
 	Body       []byte
 	ClientID   string
 	CreatedAt  time.Time
+	ReplyTo    int64
 }
 
 // Inserted is the store's answer for one NewMessage: the message's id and
@@ -176,10 +280,61 @@ type Store interface {
 	// oldest first.
 	MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]Message, error)
 
+	// MessagesByIDs returns the messages of a chat with the given ids, in id
+	// order; ids of other chats or missing rows are left out.
+	MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]Message, error)
+	// EditMessage applies an edit or delete and inserts its event row, in one
+	// transaction. A target that is missing, in another chat or an event
+	// itself is ENotFound; one written by another user is EForbidden; one
+	// already deleted is EConflict; an edit of a non-text message is
+	// EInvalid. A retried EventClientID returns the stored event with
+	// Created false and changes nothing.
+	EditMessage(ctx context.Context, e Edit) (EditResult, error)
+
+	// CreateChat inserts a direct chat or a group with its members. The first
+	// member is the creator (owner of a group). A direct chat is named
+	// DirectChatName of its two members; when it exists already the
+	// existing chat is returned with created false. A group's creation
+	// writes a "created" system message (client id clientID) sealed by seal.
+	CreateChat(ctx context.Context, c *Chat, memberIDs []int64, seal Sealer, clientID string) (created bool, change ChatChange, err error)
+	// AddMembers adds users to a group; users already in it are skipped. An
+	// "added" system message is written when anyone was added.
+	AddMembers(ctx context.Context, chatID, actorID int64, userIDs []int64, at time.Time, seal Sealer, clientID string) (ChatChange, error)
+	// RemoveMember removes a user from a group (actorID == userID: the user
+	// leaves), writing a "removed" or "left" system message; when the user
+	// was the owner, the longest-standing remaining member becomes owner
+	// and an "owner" system message follows. Not a member: ENotFound.
+	RemoveMember(ctx context.Context, chatID, actorID, userID int64, at time.Time, seal Sealer, clientID string) (ChatChange, error)
+	// RenameChat sets a group's title and writes a "renamed" system message.
+	RenameChat(ctx context.Context, chatID, actorID int64, title string, at time.Time, seal Sealer, clientID string) (ChatChange, error)
+	// Members returns a chat's members by joined_at, then user id.
+	Members(ctx context.Context, chatID int64) ([]Member, error)
+	// UserChats returns the chats a user belongs to, most recent activity
+	// first (last message, else creation).
+	UserChats(ctx context.Context, userID int64) ([]ChatSummary, error)
+	// UserChat returns one chat as the user sees it; ENotFound when the
+	// user is not a member or it does not exist.
+	UserChat(ctx context.Context, userID, chatID int64) (ChatSummary, error)
+	// MarkRead moves the user's last_read_id forward to messageID (never
+	// back, never past the chat's newest id) and returns the new value.
+	MarkRead(ctx context.Context, chatID, userID, messageID int64) (int64, error)
+	// SearchUsers returns up to limit active users whose username starts
+	// with prefix (ignoring ASCII case), by username.
+	SearchUsers(ctx context.Context, prefix string, limit int) ([]User, error)
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error
+}
+
+// DirectChatName is the name of the direct chat between two users, the same
+// whichever order they are given in.
+func DirectChatName(a, b int64) string {
+	if a > b {
+		a, b = b, a
+	}
+	return "direct:" + strconv.FormatInt(a, 10) + ":" + strconv.FormatInt(b, 10)
 }
 
 // Identity is who is asking: the user behind a verified access token or
@@ -202,7 +357,19 @@ type Event struct {
 	// typing user does not see their own indicator).
 	SkipUserID int64
 	Frame      []byte
+	// UserIDs, when set, addresses the event to these users' connections
+	// instead of the chat's subscribers.
+	UserIDs []int64
+	// Membership, with UserIDs, changes those connections' subscription to
+	// ChatID before Frame is delivered: MembershipJoin or MembershipLeave.
+	Membership string
 }
+
+// Membership changes carried by an Event.
+const (
+	MembershipJoin  = "join"
+	MembershipLeave = "leave"
+)
 
 // Broker carries events to every node's hub.
 type Broker interface {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
@@ -123,16 +125,24 @@ func (s *DB) UserChatIDs(ctx context.Context, userID int64) ([]int64, error) {
 	return out, wrap(rows.Err())
 }
 
+// messageInsert inserts one row of messages; reply_to and target_id are NULL
+// when unused.
+const messageInsert = `INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// nullID stores an optional reference: 0 means none and becomes NULL.
+func nullID(id int64) sql.NullInt64 {
+	return sql.NullInt64{Int64: id, Valid: id != 0}
+}
+
 // InsertMessages commits a group of messages in one transaction, in order.
 // A (user, client id) pair already stored, before or earlier in the same
 // group, returns the stored id with Created false.
 func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
-	insert := `INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, client_id) DO NOTHING`
+	insert := messageInsert + ` ON CONFLICT (user_id, client_id) DO NOTHING`
 	if s.dialect == MySQL {
 		// LAST_INSERT_ID(id) makes a duplicate report the stored id with 0 rows affected.
-		insert = `INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`
+		insert = messageInsert + ` ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -146,7 +156,8 @@ func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat
 	defer stmt.Close()
 	out := make([]chat.Inserted, len(msgs))
 	for i, m := range msgs {
-		res, err := stmt.ExecContext(ctx, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt))
+		res, err := stmt.ExecContext(ctx, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt),
+			nullID(m.ReplyTo), nil)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -176,36 +187,46 @@ func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat
 }
 
 const messageSelect = `SELECT m.id, m.chat_id, c.name, m.user_id, u.username, m.kind, m.key_version, m.body,
-	m.client_id, m.created_at, m.edited_at, m.deleted_at
+	m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reply_to, m.target_id
 	FROM messages m JOIN users u ON u.id = m.user_id JOIN chats c ON c.id = m.chat_id `
+
+// isMessage selects the rows that are messages, leaving out edit and delete
+// events.
+const isMessage = `m.kind IN ('text', 'file', 'system')`
 
 func scanMessages(rows *sql.Rows, capHint int) ([]chat.Message, error) {
 	defer rows.Close()
 	out := make([]chat.Message, 0, capHint)
 	for rows.Next() {
 		var (
-			m               chat.Message
-			created         int64
-			edited, deleted sql.NullInt64
+			m                 chat.Message
+			created           int64
+			edited, deleted   sql.NullInt64
+			replyTo, targetID sql.NullInt64
 		)
 		if err := rows.Scan(&m.ID, &m.ChatID, &m.ChatName, &m.UserID, &m.Username, &m.Kind, &m.KeyVersion, &m.Body,
-			&m.ClientID, &created, &edited, &deleted); err != nil {
+			&m.ClientID, &created, &edited, &deleted, &replyTo, &targetID); err != nil {
 			return nil, wrap(err)
 		}
 		m.CreatedAt = time.UnixMilli(created).UTC()
 		m.EditedAt = fromMS(edited)
 		m.DeletedAt = fromMS(deleted)
+		m.ReplyTo = replyTo.Int64
+		m.TargetID = targetID.Int64
 		out = append(out, m)
 	}
 	return out, wrap(rows.Err())
 }
 
 // MessagesBefore returns a keyset page of a chat's history, oldest first.
+// History holds messages only: an edit or delete event has already changed
+// its target, which the page shows as it is now.
 func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int) ([]chat.Message, bool, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, chatID, before, limit+1)
+	rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
+		chatID, before, limit+1)
 	if err != nil {
 		return nil, false, wrap(err)
 	}
@@ -223,7 +244,9 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 	return msgs, more, nil
 }
 
-// MessagesAfter returns up to limit messages with id > after, oldest first.
+// MessagesAfter returns up to limit rows with id > after, oldest first:
+// messages and the edit and delete events, so that a client catching up
+// replays the changes too.
 func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error) {
 	rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
 	if err != nil {
@@ -231,3 +254,179 @@ func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) 
 	}
 	return scanMessages(rows, limit)
 }
+
+// idBatch is how many ids one IN list holds, well under the bind-variable
+// limits of both databases.
+const idBatch = 500
+
+// placeholders returns n comma-separated bind markers.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// MessagesByIDs returns the rows of a chat with the given ids, in id order;
+// ids of other chats and missing ids are left out.
+func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]chat.Message, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// Sorted and without repeats, batches come back in id order one after
+	// another.
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var out []chat.Message
+	for start := 0; start < len(ids); start += idBatch {
+		batch := ids[start:min(start+idBatch, len(ids))]
+		args := make([]any, 0, len(batch)+1)
+		args = append(args, chatID)
+		for _, id := range batch {
+			args = append(args, id)
+		}
+		rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		msgs, err := scanMessages(rows, len(batch))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
+// querier is what *sql.DB and *sql.Tx share for reads.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// messageByID reads one row with its chat name and author; ENotFound when
+// there is none.
+func messageByID(ctx context.Context, q querier, id int64) (chat.Message, error) {
+	rows, err := q.QueryContext(ctx, messageSelect+`WHERE m.id = ?`, id)
+	if err != nil {
+		return chat.Message{}, wrap(err)
+	}
+	msgs, err := scanMessages(rows, 1)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	if len(msgs) == 0 {
+		return chat.Message{}, chat.Errorf(chat.ENotFound, "No such message.")
+	}
+	return msgs[0], nil
+}
+
+// forUpdate is the locking clause of a read whose rows the transaction goes
+// on to change. MySQL needs it: two transactions could otherwise both pass a
+// check on the same row before either writes. SQLite has no such clause and
+// no need of one: _txlock=immediate lets one writing transaction run at a
+// time, and it reads the newest data.
+func (s *DB) forUpdate() string {
+	if s.dialect == MySQL {
+		return ` FOR UPDATE`
+	}
+	return ""
+}
+
+// EditMessage applies an edit or delete to its target and inserts the event
+// row that records it, in one transaction. A retried EventClientID returns
+// the stored event and the target as it is now, and changes nothing.
+func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return chat.EditResult{}, wrap(err)
+	}
+	defer tx.Rollback()
+
+	// Lock the target before looking for the event: a retry racing the
+	// first attempt then waits for it to commit and finds its event,
+	// instead of finding the target already deleted.
+	var (
+		targetChat, author int64
+		kind               string
+		deleted            sql.NullInt64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT chat_id, user_id, kind, deleted_at FROM messages WHERE id = ?`+s.forUpdate(), e.TargetID).
+		Scan(&targetChat, &author, &kind, &deleted)
+	found := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return chat.EditResult{}, wrap(err)
+	}
+
+	var (
+		prev        chat.Inserted
+		prevKind    string
+		prevTarget  sql.NullInt64
+		prevCreated int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT id, chat_id, kind, target_id, created_at FROM messages WHERE user_id = ? AND client_id = ?`+s.forUpdate(),
+		e.UserID, e.EventClientID).Scan(&prev.ID, &prev.ChatID, &prevKind, &prevTarget, &prevCreated)
+	switch {
+	case err == nil:
+		// The client id names the change, as it names a message in
+		// InsertMessages: the stored event answers, whatever this request
+		// says. A message, or an event of another chat, under that id is a
+		// client reusing ids, not a retry.
+		if (prevKind != chat.MessageEdit && prevKind != chat.MessageDelete) || prev.ChatID != e.ChatID {
+			return chat.EditResult{}, errClientIDUsed
+		}
+		current, err := messageByID(ctx, tx, prevTarget.Int64)
+		if err != nil {
+			return chat.EditResult{}, err
+		}
+		prev.CreatedAt = time.UnixMilli(prevCreated).UTC()
+		return chat.EditResult{Event: prev, Target: current}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return chat.EditResult{}, wrap(err)
+	}
+
+	switch {
+	case !found || targetChat != e.ChatID || (kind != chat.MessageText && kind != chat.MessageFile && kind != chat.MessageSystem):
+		return chat.EditResult{}, chat.Errorf(chat.ENotFound, "No message %d in this chat.", e.TargetID)
+	case author != e.UserID:
+		return chat.EditResult{}, chat.Errorf(chat.EForbidden, "Only its author can edit or delete a message.")
+	case deleted.Valid:
+		return chat.EditResult{}, chat.Errorf(chat.EConflict, "That message has been deleted.")
+	case !e.Delete && kind != chat.MessageText:
+		return chat.EditResult{}, chat.Errorf(chat.EInvalid, "Only text messages can be edited.")
+	}
+
+	eventKind := chat.MessageEdit
+	if e.Delete {
+		eventKind = chat.MessageDelete
+		// The kind, client id and key version stay: they are the row's
+		// identity, and a client shows the row as "deleted" in its place.
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = ?, deleted_at = ? WHERE id = ?`, []byte{}, ms(e.At), e.TargetID)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = ?, key_version = ?, edited_at = ? WHERE id = ?`,
+			e.Body, e.KeyVersion, ms(e.At), e.TargetID)
+	}
+	if err != nil {
+		return chat.EditResult{}, wrap(err)
+	}
+	res, err := tx.ExecContext(ctx, messageInsert, e.ChatID, e.UserID, eventKind, e.EventKeyVersion, []byte{}, e.EventClientID, ms(e.At),
+		nil, e.TargetID)
+	if isUnique(err) {
+		return chat.EditResult{}, errClientIDUsed
+	}
+	if err != nil {
+		return chat.EditResult{}, wrap(err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return chat.EditResult{}, wrap(err)
+	}
+	current, err := messageByID(ctx, tx, e.TargetID)
+	if err != nil {
+		return chat.EditResult{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return chat.EditResult{}, wrap(err)
+	}
+	return chat.EditResult{Event: chat.Inserted{ID: id, ChatID: e.ChatID, Created: true, CreatedAt: e.At}, Target: current}, nil
+}
+
+// errClientIDUsed answers a client id that already names a different row.
+var errClientIDUsed = chat.Errorf(chat.EConflict, "That client id was already used for another message.")

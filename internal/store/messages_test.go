@@ -321,3 +321,140 @@ func TestMembership(t *testing.T) {
 		}
 	})
 }
+
+func TestRepliesAndEvents(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		kv := MustKeyVersion(t, db)
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		other := MustGroupChat(t, opts, "ops", alice.ID)
+
+		// m0..m4, then an edit of m0 and a delete of m4: the two newest rows
+		// of the chat are events, and a row of another chat sits between.
+		var m []int64
+		for i := range 5 {
+			nm := text(global.ID, alice.ID, kv, fmt.Sprintf("m%d", i), fmt.Sprintf("message %d", i), base)
+			if i == 3 {
+				nm.UserID, nm.ReplyTo = bob.ID, m[1]
+			}
+			m = append(m, MustInsert(t, db, nm)[0].ID)
+		}
+		elsewhere := MustInsert(t, db, text(other, alice.ID, kv, "o1", "ops", base))[0].ID
+		edited, err := db.EditMessage(ctx, chat.Edit{ChatID: global.ID, UserID: alice.ID, TargetID: m[0], KeyVersion: kv, Body: []byte("message 0, edited"),
+			EventKeyVersion: kv, EventClientID: "edit-m0", At: base.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted, err := db.EditMessage(ctx, chat.Edit{ChatID: global.ID, UserID: alice.ID, TargetID: m[4], Delete: true,
+			EventKeyVersion: kv, EventClientID: "delete-m4", At: base.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		editEvent, deleteEvent := edited.Event.ID, deleted.Event.ID
+
+		t.Run("history holds messages only", func(t *testing.T) {
+			pages := []struct {
+				name   string
+				before int64
+				limit  int
+				want   []int64
+				more   bool
+			}{
+				{"newest page is full of messages", 0, 3, m[2:5], true},
+				{"the rest", m[2], 3, m[0:2], false},
+				{"exactly the whole chat", 0, 5, m, false},
+				{"before an event", deleteEvent, 2, m[3:5], true},
+				{"one page of everything", 0, 100, m, false},
+			}
+			for _, tt := range pages {
+				t.Run(tt.name, func(t *testing.T) {
+					msgs, more, err := db.MessagesBefore(ctx, global.ID, tt.before, tt.limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := ids(msgs); !slices.Equal(got, tt.want) || more != tt.more {
+						t.Fatalf("MessagesBefore(%d, %d) = %v, more %v; want %v, more %v", tt.before, tt.limit, got, more, tt.want, tt.more)
+					}
+				})
+			}
+			msgs, _, err := db.MessagesBefore(ctx, global.ID, 0, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Targets show as they are now.
+			if string(msgs[0].Body) != "message 0, edited" || msgs[0].EditedAt.IsZero() || len(msgs[4].Body) != 0 || msgs[4].DeletedAt.IsZero() {
+				t.Fatalf("history shows %+v and %+v", msgs[0], msgs[4])
+			}
+			if msgs[3].ReplyTo != m[1] || msgs[3].UserID != bob.ID || msgs[2].ReplyTo != 0 {
+				t.Fatalf("replies: %+v answers %d, %+v answers %d", msgs[3], msgs[3].ReplyTo, msgs[2], msgs[2].ReplyTo)
+			}
+		})
+		t.Run("sync replays events", func(t *testing.T) {
+			msgs, err := db.MessagesAfter(ctx, global.ID, m[3], 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := ids(msgs), []int64{m[4], editEvent, deleteEvent}; !slices.Equal(got, want) {
+				t.Fatalf("MessagesAfter = %v, want %v", got, want)
+			}
+			if msgs[1].Kind != chat.MessageEdit || msgs[1].TargetID != m[0] || msgs[2].Kind != chat.MessageDelete || msgs[2].TargetID != m[4] || msgs[0].TargetID != 0 {
+				t.Fatalf("events = %+v", msgs[1:])
+			}
+			msgs, err = db.MessagesAfter(ctx, global.ID, m[4], 1)
+			if err != nil || !slices.Equal(ids(msgs), []int64{editEvent}) {
+				t.Fatalf("MessagesAfter one = %v, %v", ids(msgs), err)
+			}
+		})
+		t.Run("by ids", func(t *testing.T) {
+			tests := []struct {
+				name string
+				ids  []int64
+				want []int64
+			}{
+				{"none", nil, nil},
+				{"in order, whatever the order asked", []int64{m[3], m[0], editEvent}, []int64{m[0], m[3], editEvent}},
+				{"repeats once", []int64{m[1], m[1]}, []int64{m[1]}},
+				{"not of this chat", []int64{elsewhere, m[2]}, []int64{m[2]}},
+				{"missing", []int64{99999, -1, 0}, nil},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					msgs, err := db.MessagesByIDs(ctx, global.ID, tt.ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := ids(msgs); !slices.Equal(got, tt.want) {
+						t.Fatalf("MessagesByIDs(%v) = %v, want %v", tt.ids, got, tt.want)
+					}
+				})
+			}
+			msgs, err := db.MessagesByIDs(ctx, global.ID, []int64{m[3]})
+			if err != nil || len(msgs) != 1 || msgs[0].ReplyTo != m[1] || msgs[0].Username != "bob" || msgs[0].ChatName != chat.GlobalChatName {
+				t.Fatalf("MessagesByIDs = %+v, %v", msgs, err)
+			}
+		})
+		t.Run("many ids", func(t *testing.T) {
+			// More than one batch of ids.
+			var batch []chat.NewMessage
+			for i := range 1200 {
+				batch = append(batch, text(other, alice.ID, kv, fmt.Sprintf("many-%d", i), "x", base))
+			}
+			var want []int64
+			for _, ins := range MustInsert(t, db, batch...) {
+				want = append(want, ins.ID)
+			}
+			asked := slices.Clone(want)
+			slices.Reverse(asked)
+			msgs, err := db.MessagesByIDs(ctx, other, append(asked, m...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(msgs); !slices.Equal(got, want) {
+				t.Fatalf("MessagesByIDs returned %d rows, want the %d of the chat in order", len(got), len(want))
+			}
+		})
+	})
+}

@@ -88,9 +88,10 @@ func (s *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return int(v.Int64), wrap(err)
 }
 
-// migrate applies the pending migrations in order. On MySQL a named lock
-// keeps two nodes starting together from applying the same migration twice.
-func (s *DB) migrate(ctx context.Context) error {
+// migrate applies the pending migrations in order, up to version upTo
+// (0: all). On MySQL a named lock keeps two nodes starting together from
+// applying the same migration twice.
+func (s *DB) migrate(ctx context.Context, upTo int) error {
 	all, err := loadMigrations(s.dialect)
 	if err != nil {
 		return err
@@ -134,6 +135,9 @@ func (s *DB) migrate(ctx context.Context) error {
 	for _, m := range all {
 		if m.version <= int(applied.Int64) {
 			continue
+		}
+		if upTo > 0 && m.version > upTo {
+			break
 		}
 		if err := s.apply(ctx, conn, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)

@@ -46,6 +46,12 @@ var _ chat.Store = (*DB)(nil)
 // Open connects to the database, applies pending migrations and returns the
 // store. It refuses a schema newer than this binary knows.
 func Open(ctx context.Context, opts Options) (*DB, error) {
+	return open(ctx, opts, 0)
+}
+
+// open is Open applying migrations only up to version upTo (0: all), so
+// that a test can build a database as an older release left it.
+func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 	var db *sql.DB
 	switch opts.Driver {
 	case SQLite:
@@ -103,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", opts.Driver, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		db.Close()
 		return nil, err
 	}

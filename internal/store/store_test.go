@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,8 +134,9 @@ func MustKeyVersion(tb testing.TB, db *store.DB) int64 {
 	return id
 }
 
-// MustGroupChat adds a group chat with the given members through raw SQL:
-// creating chats is not the store's business yet.
+// MustGroupChat adds a group chat with the given members through raw SQL,
+// past CreateChat: it works at every schema version, gives every member the
+// role member and writes no system message.
 func MustGroupChat(tb testing.TB, opts store.Options, name string, members ...int64) int64 {
 	tb.Helper()
 	raw := MustRawDB(tb, opts)
@@ -404,6 +407,124 @@ func TestDatabaseGoneIsUnavailable(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "mysql") {
 			t.Errorf("error does not say which database failed: %v", err)
+		}
+	})
+}
+
+// Upgrading a database that already holds messages keeps every row as it
+// was, under its id, and the rules that came with the table: one message per
+// (user, client id), ids never reused.
+func TestMigrationChatsKeepsMessages(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		old, err := store.OpenAtVersion(ctx, opts, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
+			t.Fatalf("schema version = %d, %v; want 1", v, err)
+		}
+		alice, bob := MustCreateUser(t, old, "alice"), MustCreateUser(t, old, "bob")
+		kv := MustKeyVersion(t, old)
+		global := MustGlobal(t, old)
+		ops := MustGroupChat(t, opts, "ops", alice.ID, bob.ID)
+		old.Close()
+
+		// The rows go in through plain SQL: this build's store reads and
+		// writes the new columns, which version 1 does not have.
+		raw := MustRawDB(t, opts)
+		ms := func(d time.Duration) int64 { return base.Add(d).UnixMilli() }
+		type row struct {
+			chatID, userID  int64
+			kind, clientID  string
+			body            []byte
+			created         int64
+			edited, deleted sql.NullInt64
+		}
+		rows := []row{
+			{global.ID, alice.ID, chat.MessageText, "a1", []byte("one\x00\xff"), ms(0), sql.NullInt64{}, sql.NullInt64{}},
+			{global.ID, bob.ID, chat.MessageText, "b1", []byte("two"), ms(time.Second), sql.NullInt64{Int64: ms(time.Minute), Valid: true}, sql.NullInt64{}},
+			{ops, alice.ID, chat.MessageFile, "a2", []byte("file"), ms(2 * time.Second), sql.NullInt64{}, sql.NullInt64{}},
+			{global.ID, alice.ID, chat.MessageText, "a3", []byte{}, ms(3 * time.Second), sql.NullInt64{}, sql.NullInt64{Int64: ms(time.Hour), Valid: true}},
+			{global.ID, bob.ID, chat.MessageText, "b2", []byte("newest, gone before the upgrade"), ms(4 * time.Second), sql.NullInt64{}, sql.NullInt64{}},
+		}
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			res := MustExec(t, raw, `INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, edited_at, deleted_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.chatID, r.userID, r.kind, kv, r.body, r.clientID, r.created, r.edited, r.deleted)
+			id, err := res.LastInsertId()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = id
+		}
+		gone := ids[len(ids)-1]
+		MustExec(t, raw, `DELETE FROM messages WHERE id = ?`, gone)
+		rows, ids = rows[:len(rows)-1], ids[:len(ids)-1]
+
+		db := MustOpen(t, opts)
+		want, _ := latestMigration(t, opts.Driver)
+		if v, err := db.SchemaVersion(ctx); err != nil || v != want {
+			t.Fatalf("schema version after upgrade = %d, %v; want %d", v, err, want)
+		}
+		var stored []chat.Message
+		for _, chatID := range []int64{global.ID, ops} {
+			stored = append(stored, MustHistory(t, db, chatID)...)
+		}
+		slices.SortFunc(stored, func(a, b chat.Message) int { return int(a.ID - b.ID) })
+		if len(stored) != len(rows) {
+			t.Fatalf("%d messages after the upgrade, want %d", len(stored), len(rows))
+		}
+		for i, m := range stored {
+			r := rows[i]
+			if m.ID != ids[i] || m.ChatID != r.chatID || m.UserID != r.userID || m.Kind != r.kind || m.ClientID != r.clientID ||
+				!bytes.Equal(m.Body, r.body) || m.KeyVersion != kv || m.CreatedAt.UnixMilli() != r.created ||
+				m.EditedAt.IsZero() == r.edited.Valid || (r.edited.Valid && m.EditedAt.UnixMilli() != r.edited.Int64) ||
+				m.DeletedAt.IsZero() == r.deleted.Valid || (r.deleted.Valid && m.DeletedAt.UnixMilli() != r.deleted.Int64) ||
+				m.ReplyTo != 0 || m.TargetID != 0 {
+				t.Fatalf("message %d after the upgrade = %+v, was %+v with id %d", i, m, r, ids[i])
+			}
+		}
+
+		// Ids go on after the deleted one. (First: a resend may use up an id.)
+		fresh := MustInsert(t, db, chat.NewMessage{ChatID: global.ID, UserID: bob.ID, Kind: chat.MessageText, KeyVersion: kv, Body: []byte("x"), ClientID: "b3", CreatedAt: base, ReplyTo: ids[0]})
+		if !fresh[0].Created || fresh[0].ID <= gone {
+			t.Fatalf("new message after the upgrade = %+v, want an id above %d", fresh[0], gone)
+		}
+		// (user, client id) is still unique.
+		again := MustInsert(t, db, chat.NewMessage{ChatID: global.ID, UserID: alice.ID, Kind: chat.MessageText, KeyVersion: kv, Body: []byte("x"), ClientID: "a1", CreatedAt: base})
+		if again[0].Created || again[0].ID != ids[0] {
+			t.Fatalf("resending an old client id = %+v, want the stored id %d", again[0], ids[0])
+		}
+		// The new kinds are allowed.
+		if _, err := db.EditMessage(ctx, chat.Edit{ChatID: global.ID, UserID: bob.ID, TargetID: ids[1], KeyVersion: kv, Body: []byte("2"),
+			EventKeyVersion: kv, EventClientID: "b1-edit", At: base}); err != nil {
+			t.Fatalf("edit after the upgrade: %v", err)
+		}
+
+		var indexes int
+		query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND name = 'messages_chat_id'`
+		if opts.Driver == store.MySQL {
+			query = `SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics
+				WHERE table_schema = DATABASE() AND table_name = 'messages' AND index_name = 'messages_chat_id'`
+		}
+		if err := raw.QueryRow(query).Scan(&indexes); err != nil || indexes != 1 {
+			t.Fatalf("index messages_chat_id: %d, %v", indexes, err)
+		}
+		if opts.Driver == store.SQLite {
+			var leftovers int
+			if err := raw.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%messages_new%'`).Scan(&leftovers); err != nil || leftovers != 0 {
+				t.Fatalf("%d schema objects still named messages_new (%v)", leftovers, err)
+			}
+			problems, err := raw.Query(`PRAGMA foreign_key_check`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer problems.Close()
+			if problems.Next() {
+				t.Fatal("foreign_key_check reports broken references after the upgrade")
+			}
 		}
 	})
 }

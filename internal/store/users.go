@@ -73,8 +73,11 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	if err != nil {
 		return wrap(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at)
-		SELECT id, ?, 'member', ? FROM chats WHERE kind = 'global'`, id, now); err != nil {
+	// A new user starts with the global chat's history read.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at, last_read_id)
+		SELECT c.id, ?, 'member', ?,
+			COALESCE((SELECT m.id FROM messages m WHERE m.chat_id = c.id ORDER BY m.id DESC LIMIT 1), 0)
+		FROM chats c WHERE c.kind = 'global'`, id, now); err != nil {
 		return wrap(err)
 	}
 	if invite != nil {
@@ -233,4 +236,39 @@ func (s *DB) CreateInvite(ctx context.Context, inv chat.Invite) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)`,
 		inv.CodeHash, ms(inv.CreatedAt), ms(inv.ExpiresAt))
 	return wrap(err)
+}
+
+// likeEscaper escapes LIKE's wildcards, and its own escape character, in
+// text that must match literally. '!' rather than '\' is the escape
+// character because MySQL reads a backslash in SQL text as an escape of its
+// own, so ESCAPE '\' would have to be spelled differently per dialect.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// SearchUsers returns up to limit active users whose username starts with
+// prefix, ignoring ASCII case, by username. LIKE does the finding (and can
+// use the username index); MySQL's collation also ignores accents, so each
+// row is checked again the way SQLite's LIKE matches, and "alí" does not
+// find "alice".
+func (s *DB) SearchUsers(ctx context.Context, prefix string, limit int) ([]chat.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
+		WHERE disabled_at IS NULL AND username LIKE ? ESCAPE '!' ORDER BY username LIMIT ?`,
+		likeEscaper.Replace(prefix)+"%", limit)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []chat.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(u.Username) >= len(prefix) && equalFoldASCII(u.Username[:len(prefix)], prefix) {
+			out = append(out, u)
+		}
+	}
+	return out, wrap(rows.Err())
 }

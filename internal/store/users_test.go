@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -367,6 +368,62 @@ func TestSetPasswordRevokesSessions(t *testing.T) {
 		}
 		if s, err := db.SessionByID(ctx, tablet); err != nil || !s.RevokedAt.Equal(later) {
 			t.Fatalf("session after SetPassword with the stored hash = %+v, %v", s, err)
+		}
+	})
+}
+
+func TestSearchUsers(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		for _, name := range []string{"alice", "Alina", "ALBERT", "malice", "bob", "x_1", "xa1", "x%2", "xb2", "x!3", "xc3", "x\\4", "xd4"} {
+			MustCreateUser(t, db, name)
+		}
+		alvin := MustCreateUser(t, db, "alvin")
+		MustExec(t, MustRawDB(t, opts), `UPDATE users SET disabled_at = ? WHERE id = ?`, base.UnixMilli(), alvin.ID)
+
+		tests := []struct {
+			prefix string
+			limit  int
+			want   []string
+		}{
+			{"al", 10, []string{"ALBERT", "alice", "Alina"}},
+			{"AL", 10, []string{"ALBERT", "alice", "Alina"}},
+			{"aLi", 10, []string{"alice", "Alina"}},
+			{"al", 2, []string{"ALBERT", "alice"}},
+			{"alice", 10, []string{"alice"}},
+			{"alicea", 10, nil},
+			{"lice", 10, nil},             // the start only
+			{"alv", 10, nil},              // disabled
+			{"alí", 10, nil},              // only ASCII case is ignored, not accents
+			{"al", 0, nil},                // nothing asked
+			{"x_", 10, []string{"x_1"}},   // _ is not a wildcard
+			{"x%", 10, []string{"x%2"}},   // nor is %
+			{"x!", 10, []string{"x!3"}},   // the escape character is itself
+			{"x\\", 10, []string{"x\\4"}}, // a backslash too
+			{"X_", 10, []string{"x_1"}},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/%d", tt.prefix, tt.limit), func(t *testing.T) {
+				users, err := db.SearchUsers(ctx, tt.prefix, tt.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, u := range users {
+					got = append(got, u.Username)
+					if u.ID == 0 || u.PasswordHash == "" {
+						t.Fatalf("found user %+v is not filled in", u)
+					}
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Fatalf("SearchUsers(%q, %d) = %q, want %q", tt.prefix, tt.limit, got, tt.want)
+				}
+			})
+		}
+		if users, err := db.SearchUsers(ctx, "", 100); err != nil || len(users) != 13 {
+			t.Fatalf("SearchUsers(\"\") = %d users, %v; want every active user (13)", len(users), err)
 		}
 	})
 }
