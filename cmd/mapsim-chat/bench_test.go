@@ -18,7 +18,7 @@ func BenchmarkSendAck(b *testing.B) {
 	for _, be := range backends() {
 		for _, senders := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/senders=%d", be.name, senders), func(b *testing.B) {
-				env := baseEnv(b, be.env(b))
+				env := withoutRateLimits(baseEnv(b, be.env(b)))
 				srv := MustStart(b, env)
 				clients := make([]*wsClient, senders)
 				for i := range clients {

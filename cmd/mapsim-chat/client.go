@@ -67,19 +67,27 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 	if err := getJSON(ctx, base.String()+"/messages/?limit=20&chat_id="+url.QueryEscape(*chatName), login.AccessToken, &history); err != nil {
 		return err
 	}
+	var lastID int64
 	for _, m := range history.Messages {
 		m.print(stdout)
+		lastID = m.ID
 	}
 
 	wsURL := *base
 	wsURL.Scheme = map[string]string{"http": "ws", "https": "wss"}[base.Scheme]
 	wsURL.Path = "/ws"
-	wsURL.RawQuery = url.Values{"ticket": {ticket.Ticket}, "chat_name": {*chatName}}.Encode()
+	// resume=1 holds live messages until the sync below, so nothing sent
+	// between the history page and now is missed or shown twice.
+	wsURL.RawQuery = url.Values{"ticket": {ticket.Ticket}, "chat_name": {*chatName}, "resume": {"1"}}.Encode()
 	conn, _, err := websocket.Dial(ctx, wsURL.String(), nil)
 	if err != nil {
 		return fmt.Errorf("chat: open WebSocket: %w", err)
 	}
 	defer conn.CloseNow()
+	syncFrame, _ := json.Marshal(map[string]any{"type": "sync", "chat_name": *chatName, "after_id": lastID})
+	if err := conn.Write(ctx, websocket.MessageText, syncFrame); err != nil {
+		return fmt.Errorf("chat: sync: %w", err)
+	}
 	fmt.Fprintf(stdout, "-- connected to %s as %s; type a message and press Enter (Ctrl-D quits)\n", *chatName, *username)
 
 	readDone := make(chan error, 1)
@@ -94,8 +102,17 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 			if json.Unmarshal(data, &f) != nil {
 				continue
 			}
+			if f.ChatName != "" && f.ChatName != *chatName && f.Type != "error" {
+				continue // another of the user's chats
+			}
 			switch f.Type {
 			case "text", "file", "system":
+				f.print(stdout)
+			case "edit":
+				f.Text = "(edited) " + f.Text
+				f.print(stdout)
+			case "delete":
+				f.Text = "(deleted a message)"
 				f.print(stdout)
 			case "presence":
 				state := "left"
@@ -154,6 +171,8 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 
 // chatLine is the part of a frame or history entry the client prints.
 type chatLine struct {
+	ID        int64  `json:"id"`
+	ChatName  string `json:"chat_name"`
 	Type      string `json:"type"`
 	Username  string `json:"username"`
 	Text      string `json:"text"`

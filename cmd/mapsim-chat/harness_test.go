@@ -61,6 +61,7 @@ func (b *syncBuffer) String() string {
 
 // testServer is one in-process run of the server.
 type testServer struct {
+	tb     testing.TB
 	URL    string
 	env    map[string]string
 	logs   *syncBuffer
@@ -104,6 +105,15 @@ func baseEnv(t testing.TB, env map[string]string) map[string]string {
 	return out
 }
 
+// withoutRateLimits lifts the per-user and per-connection rate limits, for
+// tests and benchmarks that push many messages on purpose.
+func withoutRateLimits(env map[string]string) map[string]string {
+	for _, k := range []string{"RATE_LIMIT_MESSAGES_PER_SECOND", "RATE_LIMIT_MESSAGES_BURST", "RATE_LIMIT_FRAMES_PER_SECOND", "RATE_LIMIT_FRAMES_BURST"} {
+		env[k] = "1000000"
+	}
+	return env
+}
+
 // MustStart starts the server through run() and waits until it listens.
 func MustStart(t testing.TB, env map[string]string) *testServer {
 	t.Helper()
@@ -117,7 +127,7 @@ func MustStart(t testing.TB, env map[string]string) *testServer {
 func start(t testing.TB, env map[string]string) (*testServer, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{env: env, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{tb: t, env: env, cancel: cancel, done: make(chan error, 1)}
 	out := &syncBuffer{listening: make(chan string, 1)}
 	s.logs = &syncBuffer{}
 	getenv := func(k string) string { return env[k] }

@@ -56,7 +56,7 @@ func TestPresenceTwoTabs(t *testing.T) {
 // queue fills, while everyone else keeps receiving every message; the cut
 // client catches up with sync.
 func TestSlowClientIsClosed(t *testing.T) {
-	srv := MustStart(t, baseEnv(t, map[string]string{"MAX_MESSAGE_BYTES": "65536"}))
+	srv := MustStart(t, withoutRateLimits(baseEnv(t, map[string]string{"MAX_MESSAGE_BYTES": "65536"})))
 	sender := srv.MustDial(t, srv.MustUser(t, "sender"), "global")
 	fast := srv.MustDial(t, srv.MustUser(t, "fast"), "global")
 	slowTok := srv.MustUser(t, "slow")

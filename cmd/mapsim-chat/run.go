@@ -20,6 +20,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/store"
 	"github.com/mapsim/mapsim-chat/web"
 )
@@ -152,9 +153,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
 	})
-	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log})
+	h := hub.New(hub.Options{
+		Delivery: dl, Store: st, Broker: b, Log: log,
+		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst, FrameRate: cfg.FrameRate, FrameBurst: cfg.FrameBurst,
+	})
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Delivery: dl, Hub: h, Store: st, Log: log, Web: web.Static(),
+		Auth: au, Delivery: dl, Hub: h, Store: st, Log: log, Web: web.Static(), Conns: ratelimit.NewConns(cfg.MaxConnsPerIP),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
 	return &app{store: st, ring: ring, auth: au, delivery: dl, hub: h, handler: handler}, nil
@@ -190,6 +194,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	jobs.Go(func() { a.delivery.Run(commitCtx) })
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
+	jobs.Go(func() { a.hub.Run(jobsCtx) })
 
 	scheme := "http"
 	if cfg.TLS() {

@@ -193,7 +193,7 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 	key := strings.ToLower(username)
 	if wait := s.throttle.Wait(key, addr); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
-		return Token{}, &chat.Error{Code: chat.ETooMany, Message: "Too many failed logins; try again in " + strconv.Itoa(secs) + " seconds.", RetryAfter: secs}
+		return Token{}, &chat.Error{Code: chat.ETooMany, Message: "Too many failed logins; try again in " + strconv.Itoa(secs) + " seconds.", RetryAfter: time.Duration(secs) * time.Second}
 	}
 	if len(username) > 64 || len(password) > 4*MaxPasswordLen {
 		s.throttle.Fail(key, addr)

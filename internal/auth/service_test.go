@@ -262,7 +262,7 @@ func TestLoginThrottled(t *testing.T) {
 		_, err := f.svc.Login(ctx, name, password, home, "test")
 		wantCode(t, err, chat.ETooMany)
 		var ce *chat.Error
-		if !errors.As(err, &ce) || ce.RetryAfter != 30 || !strings.Contains(ce.Message, "30 seconds") {
+		if !errors.As(err, &ce) || ce.RetryAfter != 30*time.Second || !strings.Contains(ce.Message, "30 seconds") {
 			t.Fatalf("throttled login = %#v, want RetryAfter 30", err)
 		}
 	}
@@ -272,7 +272,7 @@ func TestLoginThrottled(t *testing.T) {
 	f.clock.Advance(29 * time.Second)
 	_, err = f.svc.Login(ctx, "alice", password, home, "test")
 	var ce *chat.Error
-	if !errors.As(err, &ce) || ce.Code != chat.ETooMany || ce.RetryAfter != 1 {
+	if !errors.As(err, &ce) || ce.Code != chat.ETooMany || ce.RetryAfter != time.Second {
 		t.Fatalf("a second before the end: %v", err)
 	}
 	f.clock.Advance(time.Second)

@@ -5,6 +5,7 @@ package chat
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -26,8 +27,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
-	// RetryAfter, when positive, tells the client how many seconds to wait.
-	RetryAfter int
+	// RetryAfter, when positive, tells the client how long to wait before
+	// trying again.
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,17 +44,23 @@ type Service struct {
 	stopped  chan struct{} // closed when the committer has exited
 }
 
+// request is one unit of the committer's work: a message to insert (grouped
+// with its neighbours), or an op that runs alone in its own transaction
+// (edits, membership changes) and returns the events to publish.
 type request struct {
 	msg      chat.NewMessage
 	chat     chat.Chat
 	username string
 	text     string
+	reply    *chat.Message
+	op       func(ctx context.Context) (any, []chat.Event, error)
 	done     chan result
 }
 
 type result struct {
 	msg     chat.Message
 	created bool
+	value   any
 	err     error
 }
 
@@ -173,6 +180,7 @@ type SendRequest struct {
 	Kind     string
 	Text     string
 	ClientID string // optional; without it a resend cannot be recognised
+	ReplyTo  int64  // optional: a message of the same chat this one answers
 }
 
 // Send checks, seals and commits a message, then publishes it. It returns
@@ -186,82 +194,161 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 		return chat.Message{}, false, err
 	}
 	if req.ClientID == "" {
-		b := make([]byte, 15)
-		rand.Read(b)
-		req.ClientID = "srv-" + base64.RawURLEncoding.EncodeToString(b)
+		req.ClientID = newClientID()
 	}
 	if req.Kind == "" {
 		req.Kind = chat.MessageText
+	}
+	var reply *chat.Message
+	if req.ReplyTo != 0 {
+		var err error
+		if reply, err = s.replyTarget(ctx, req.Chat, req.ReplyTo); err != nil {
+			return chat.Message{}, false, err
+		}
 	}
 	version, body := s.ring.Seal([]byte(req.Text), messageAAD(req.Chat.ID, id.UserID, req.Kind, req.ClientID))
 	r := &request{
 		msg: chat.NewMessage{
 			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, KeyVersion: version, Body: body,
-			ClientID: req.ClientID, CreatedAt: s.now().UTC(),
+			ClientID: req.ClientID, CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
 		},
-		chat: req.Chat, username: id.Username, text: req.Text,
+		chat: req.Chat, username: id.Username, text: req.Text, reply: reply,
 		done: make(chan result, 1),
 	}
+	res, err := s.submit(ctx, r)
+	return res.msg, res.created, err
+}
+
+// newClientID makes a client id for a message or event whose client gave
+// none.
+func newClientID() string {
+	b := make([]byte, 15)
+	rand.Read(b)
+	return "srv-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// replyTarget loads the message a reply answers: a message (not an event)
+// of the same chat.
+func (s *Service) replyTarget(ctx context.Context, c chat.Chat, id int64) (*chat.Message, error) {
+	if id < 0 {
+		return nil, chat.Errorf(chat.EInvalid, "reply_to must be a message id.")
+	}
+	msgs, err := s.store.MessagesByIDs(ctx, c.ID, []int64{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 || msgs[0].TargetID != 0 {
+		return nil, chat.Errorf(chat.EInvalid, "reply_to names no message in this chat.")
+	}
+	s.openAll(msgs)
+	return &msgs[0], nil
+}
+
+// submit hands a request to the committer and waits for its result.
+func (s *Service) submit(ctx context.Context, r *request) (result, error) {
 	select {
 	case s.requests <- r:
 	case <-s.stopped:
-		return chat.Message{}, false, chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
+		return result{}, errShuttingDown
 	case <-ctx.Done():
-		return chat.Message{}, false, ctx.Err()
+		return result{}, ctx.Err()
 	}
 	select {
 	case res := <-r.done:
-		return res.msg, res.created, res.err
+		return res, res.err
 	case <-s.stopped:
 		// The committer may have taken it in its last group; check.
 		select {
 		case res := <-r.done:
-			return res.msg, res.created, res.err
+			return res, res.err
 		default:
 		}
-		return chat.Message{}, false, chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
+		return result{}, errShuttingDown
 	case <-ctx.Done():
-		// The message may still commit; a resend with the same client id
+		// The change may still commit; a resend with the same client id
 		// is recognised.
-		return chat.Message{}, false, ctx.Err()
+		return result{}, ctx.Err()
 	}
 }
 
-// Run commits queued messages in groups until ctx ends, then commits what is
-// already queued and returns. Publishing happens here, after each commit and
-// in id order, so every connection sees a chat's messages in order.
+var errShuttingDown = chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
+
+// Run commits queued work until ctx ends, then commits what is already
+// queued and returns. Messages are committed in groups; an op runs alone,
+// between the groups before and after it. Publishing happens here, after
+// each commit and in id order, so every connection sees a chat's messages,
+// edits and membership changes in order.
 func (s *Service) Run(ctx context.Context) {
 	defer close(s.stopped)
+	wctx := context.WithoutCancel(ctx)
 	group := make([]*request, 0, maxGroup)
 	for {
+		var r *request
 		select {
-		case r := <-s.requests:
-			group = append(group[:0], r)
+		case r = <-s.requests:
 		case <-ctx.Done():
 			for {
 				select {
 				case r := <-s.requests:
-					group = append(group[:0], r)
-					s.drainInto(&group)
-					s.commit(context.WithoutCancel(ctx), group)
+					s.process(wctx, r, group)
 				default:
 					return
 				}
 			}
 		}
-		s.drainInto(&group)
-		s.commit(context.WithoutCancel(ctx), group)
+		s.process(wctx, r, group)
 	}
 }
 
-func (s *Service) drainInto(group *[]*request) {
-	for len(*group) < maxGroup {
-		select {
-		case r := <-s.requests:
-			*group = append(*group, r)
-		default:
+// process commits r and whatever is queued behind it, up to the next op.
+func (s *Service) process(ctx context.Context, r *request, group []*request) {
+	for r != nil {
+		if r.op != nil {
+			s.runOp(ctx, r)
 			return
 		}
+		group = append(group[:0], r)
+		r = nil
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case next := <-s.requests:
+				if next.op != nil {
+					r = next
+					break drain
+				}
+				group = append(group, next)
+			default:
+				break drain
+			}
+		}
+		s.commit(ctx, group)
+	}
+}
+
+// runOp runs one op and publishes its events in order.
+func (s *Service) runOp(ctx context.Context, r *request) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	value, events, err := r.op(ctx)
+	if err != nil {
+		if chat.ErrorCode(err) == chat.EInternal {
+			s.log.Error("commit change", "err", err)
+		}
+		r.done <- result{err: err}
+		return
+	}
+	for _, ev := range events {
+		s.publish(ctx, ev)
+	}
+	r.done <- result{value: value}
+}
+
+// publish hands an event to the broker. A committed change that fails to
+// publish is not lost: clients catch up through sync.
+func (s *Service) publish(ctx context.Context, ev chat.Event) {
+	if err := s.broker.Publish(ctx, ev); err != nil {
+		s.log.Warn("publish event", "chat_id", ev.ChatID, "message_id", ev.MessageID, "err", err)
 	}
 }
 
@@ -293,13 +380,11 @@ func (s *Service) commit(ctx context.Context, group []*request) {
 		m := chat.Message{
 			ID: ins.ID, ChatID: ins.ChatID, ChatName: r.chat.Name, UserID: r.msg.UserID, Username: r.username,
 			Kind: r.msg.Kind, Text: r.text, ClientID: r.msg.ClientID, CreatedAt: ins.CreatedAt,
+			ReplyTo: r.msg.ReplyTo, Reply: r.reply,
 		}
 		if ins.Created {
 			frame, _ := json.Marshal(wire.FromMessage(m))
-			if err := s.broker.Publish(ctx, chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame}); err != nil {
-				// Committed but not published: clients catch up through sync.
-				s.log.Warn("publish message", "chat_id", m.ChatID, "message_id", m.ID, "err", err)
-			}
+			s.publish(ctx, chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame})
 		} else if ins.ChatID != r.chat.ID {
 			// The client reused an id it had used in another chat; report the
 			// stored message, in its own chat.
@@ -313,39 +398,99 @@ func (s *Service) commit(ctx context.Context, group []*request) {
 
 // History returns a keyset page of a chat, oldest first, and whether older
 // messages exist. The caller has resolved the chat (membership checked).
+// Each message is in its current state: edited text, or wiped if deleted.
 func (s *Service) History(ctx context.Context, c chat.Chat, before int64, limit int) ([]chat.Message, bool, error) {
 	msgs, more, err := s.store.MessagesBefore(ctx, c.ID, before, limit)
 	if err != nil {
 		return nil, false, err
 	}
-	s.openAll(msgs)
-	return msgs, more, nil
+	return msgs, more, s.complete(ctx, c, msgs)
 }
 
-// After returns up to limit messages after an id, oldest first.
+// After returns up to limit messages and change events after an id, oldest
+// first: what a reconnecting client has missed.
 func (s *Service) After(ctx context.Context, c chat.Chat, after int64, limit int) ([]chat.Message, error) {
 	msgs, err := s.store.MessagesAfter(ctx, c.ID, after, limit)
 	if err != nil {
 		return nil, err
 	}
+	return msgs, s.complete(ctx, c, msgs)
+}
+
+// complete opens a page and links what its frames show: the message each
+// reply answers and the current state of each event's target, loading
+// those not on the page.
+func (s *Service) complete(ctx context.Context, c chat.Chat, msgs []chat.Message) error {
 	s.openAll(msgs)
-	return msgs, nil
+	byID := make(map[int64]*chat.Message, len(msgs))
+	for i := range msgs {
+		byID[msgs[i].ID] = &msgs[i]
+	}
+	var missing []int64
+	for _, m := range msgs {
+		for _, ref := range []int64{m.ReplyTo, m.TargetID} {
+			if ref != 0 && byID[ref] == nil && !slices.Contains(missing, ref) {
+				missing = append(missing, ref)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		extra, err := s.store.MessagesByIDs(ctx, c.ID, missing)
+		if err != nil {
+			return err
+		}
+		s.openAll(extra)
+		for i := range extra {
+			byID[extra[i].ID] = &extra[i]
+		}
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.ReplyTo != 0 {
+			if ref := byID[m.ReplyTo]; ref != nil {
+				cp := *ref
+				cp.Reply, cp.Target = nil, nil
+				m.Reply = &cp
+			}
+		}
+		if m.TargetID != 0 {
+			if ref := byID[m.TargetID]; ref != nil {
+				cp := *ref
+				cp.Reply, cp.Target = nil, nil
+				m.Target = &cp
+			}
+		}
+	}
+	return nil
 }
 
 // unreadable replaces a body that fails to open. The failure is logged; the
 // rest of the page is still served.
 const unreadable = "[this message could not be decrypted]"
 
+// openAll opens every message body of a page. Events carry no body; a
+// system message's body is its event, rendered as an English sentence.
 func (s *Service) openAll(msgs []chat.Message) {
 	for i := range msgs {
 		m := &msgs[i]
-		if !m.DeletedAt.IsZero() {
+		if !m.DeletedAt.IsZero() || m.TargetID != 0 || m.Kind == chat.MessageEdit || m.Kind == chat.MessageDelete {
 			continue
 		}
 		text, err := s.ring.Open(m.KeyVersion, m.Body, messageAAD(m.ChatID, m.UserID, m.Kind, m.ClientID))
 		if err != nil {
 			s.log.Error("open message body", "message_id", m.ID, "key_version", m.KeyVersion, "err", err)
 			m.Text = unreadable
+			continue
+		}
+		if m.Kind == chat.MessageSystem {
+			var ev chat.SystemEvent
+			if err := json.Unmarshal(text, &ev); err != nil {
+				s.log.Error("decode system message", "message_id", m.ID, "err", err)
+				m.Text = unreadable
+				continue
+			}
+			m.System = &ev
+			m.Text = SystemText(ev)
 			continue
 		}
 		m.Text = string(text)

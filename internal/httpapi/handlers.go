@@ -179,8 +179,16 @@ func (s *server) handleMessages() http.HandlerFunc {
 	}
 }
 
+// handleOnline lists who is online among the users the asker shares a
+// chat with.
 func (s *server) handleOnline() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"users": s.Hub.Online()})
+		id := identityFrom(r.Context())
+		chatIDs, err := s.Store.UserChatIDs(r.Context(), id.UserID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"users": s.Hub.OnlineIn(chatIDs)})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
@@ -53,7 +54,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := chat.ErrorCode(err)
 	var ce *chat.Error
 	if errors.As(err, &ce) && ce.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+		w.Header().Set("Retry-After", strconv.Itoa(int((ce.RetryAfter+time.Second-1)/time.Second)))
 	}
 	switch code {
 	case chat.EUnauthorized:
@@ -69,31 +70,65 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // maxFormBytes bounds the body of a form or JSON request.
 const maxFormBytes = 64 << 10
 
-// readForm reads a form-encoded, multipart or JSON body into string fields.
-// JSON values that are not strings are refused, so a field is never
-// silently misread.
+// readForm reads a form-encoded, multipart or JSON body into string fields
+// (the first value of each).
 func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
+	fields, err := readFields(w, r)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(fields))
+	for k, v := range fields {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out, nil
+}
+
+// readFields reads a form-encoded, multipart or JSON body. A JSON field may
+// be a string, a whole number, a boolean or a list of strings; anything else
+// is refused, so a field is never silently misread. A form field may repeat.
+func readFields(w http.ResponseWriter, r *http.Request) (map[string][]string, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	fields := make(map[string]string)
+	tooBig := func(err error) bool {
+		var mbe *http.MaxBytesError
+		return errors.As(err, &mbe)
+	}
+	fields := make(map[string][]string)
 	switch mt {
 	case "application/json":
-		var raw map[string]any
+		var raw map[string]json.RawMessage
 		dec := json.NewDecoder(r.Body)
 		if err := dec.Decode(&raw); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
+			if tooBig(err) {
 				return nil, chat.Errorf(chat.ETooLarge, "The request body is larger than %d bytes.", maxFormBytes)
 			}
 			return nil, chat.Errorf(chat.EInvalid, "The body is not a JSON object.")
 		}
 		for k, v := range raw {
-			switch v := v.(type) {
-			case string:
-				fields[k] = v
-			case nil:
+			var (
+				str  string
+				num  json.Number
+				b    bool
+				list []string
+			)
+			switch {
+			case string(v) == "null":
+			case json.Unmarshal(v, &str) == nil:
+				fields[k] = []string{str}
+			case json.Unmarshal(v, &b) == nil:
+				fields[k] = []string{strconv.FormatBool(b)}
+			case json.Unmarshal(v, &num) == nil:
+				if _, err := num.Int64(); err != nil {
+					return nil, chat.Errorf(chat.EInvalid, "Field %q must be a whole number.", chat.Clip(k, 32))
+				}
+				fields[k] = []string{num.String()}
+			case json.Unmarshal(v, &list) == nil:
+				fields[k] = list
 			default:
-				return nil, chat.Errorf(chat.EInvalid, "Field %q must be a string.", chat.Clip(k, 32))
+				return nil, chat.Errorf(chat.EInvalid, "Field %q must be a string, a number or a list of strings.", chat.Clip(k, 32))
 			}
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data", "":
@@ -104,16 +139,13 @@ func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, error)
 			err = r.ParseForm()
 		}
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
+			if tooBig(err) {
 				return nil, chat.Errorf(chat.ETooLarge, "The request body is larger than %d bytes.", maxFormBytes)
 			}
 			return nil, chat.Errorf(chat.EInvalid, "The form could not be read.")
 		}
 		for k, v := range r.PostForm {
-			if len(v) > 0 {
-				fields[k] = v[0]
-			}
+			fields[k] = v
 		}
 	default:
 		return nil, chat.Errorf(chat.EInvalid, "Send the body as application/json or application/x-www-form-urlencoded.")

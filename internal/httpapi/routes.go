@@ -9,7 +9,7 @@ import (
 
 // routes is the whole API on one screen. Paths accept a trailing slash or
 // not.
-func (s *server) routes() http.Handler {
+func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.clientIP, s.accessLog, s.securityHeaders, middleware.StripSlashes)
 	r.NotFound(s.notFound)
@@ -35,9 +35,31 @@ func (s *server) routes() http.Handler {
 		r.Post("/ws-ticket", s.handleWSTicket())
 		r.Get("/messages", s.handleMessages())
 		r.Get("/users/online", s.handleOnline())
+		r.Get("/users/search", s.handleSearchUsers())
+
+		// Chats: {chat} is a chat's id or name; members only.
+		r.Get("/chats", s.handleListChats())
+		r.Post("/chats", s.handleCreateChat())
+		r.Get("/chats/{chat}", s.handleGetChat())
+		r.Patch("/chats/{chat}", s.handleRenameChat())
+		r.Post("/chats/{chat}/members", s.handleAddMembers())
+		r.Delete("/chats/{chat}/members/{username}", s.handleRemoveMember())
+		r.Post("/chats/{chat}/leave", s.handleLeaveChat())
+		r.Post("/chats/{chat}/read", s.handleMarkRead())
 	})
 
 	// The WebSocket authenticates itself (ticket, token or header).
 	r.Get("/ws", s.handleWS())
 	return r
+}
+
+// Routes lists every route as "METHOD /pattern", so that a test can insist
+// on covering each one.
+func Routes() []string {
+	var out []string
+	chi.Walk((&server{}).routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, method+" "+route)
+		return nil
+	})
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/hub"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 )
 
 // Deps are what the API serves from.
@@ -23,6 +24,8 @@ type Deps struct {
 	Store    chat.Store
 	Log      *slog.Logger
 	Web      fs.FS // the web client's files, index.html at the root
+	// Conns caps concurrent WebSocket connections per client address.
+	Conns *ratelimit.Conns
 
 	AllowedOrigins  []string // besides the server's own origin
 	TrustedProxies  []netip.Prefix

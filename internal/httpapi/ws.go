@@ -82,6 +82,13 @@ func (s *server) handleWS() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		resume := q.Get("resume") == "1" || q.Get("resume") == "true"
+		ip := clientIPFrom(r.Context())
+		if !s.Conns.Acquire(ip) {
+			s.writeError(w, r, chat.Errorf(chat.ETooMany, "This address already holds %d connections; close some and try again.", s.Conns.Limit()))
+			return
+		}
+		defer s.Conns.Release(ip)
 		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true, // the origin was checked above, against our own rules
 			CompressionMode:    websocket.CompressionDisabled,
@@ -89,6 +96,6 @@ func (s *server) handleWS() http.HandlerFunc {
 		if err != nil {
 			return // Accept has answered the client
 		}
-		s.Hub.Serve(r.Context(), ws, id, home, readLimit)
+		s.Hub.Serve(r.Context(), ws, id, home, readLimit, resume)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
@@ -37,9 +39,14 @@ type Conn struct {
 	mu      sync.Mutex
 	streams map[int64]*stream // per chat: what has been sent, for gap-free sync
 
+	// resume: every chat's live messages wait until the client has sent
+	// sync for it, so that a reconnecting client sees no gap and no
+	// duplicate. Without it (simple clients), live delivery starts at once.
+	resume bool
+
 	// Used by the reader goroutine only.
 	chatsByName map[string]chat.Chat
-	typingAt    map[int64]time.Time
+	frames      ratelimit.Bucket
 }
 
 // stream tracks one chat's messages on one connection.
@@ -50,16 +57,17 @@ type stream struct {
 }
 
 // Serve runs a connection until it closes. The caller has authenticated id
-// and accepted the WebSocket; home is the chat the connection opens in.
-func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, home chat.Chat, readLimit int64) {
+// and accepted the WebSocket; home is the chat the connection opens in;
+// resume holds each chat's live messages until the client syncs it.
+func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, home chat.Chat, readLimit int64, resume bool) {
 	c := &Conn{
-		h: h, ws: ws, id: id, home: home,
+		h: h, ws: ws, id: id, home: home, resume: resume,
 		send:        make(chan []byte, h.opt.QueueSize),
 		done:        make(chan struct{}),
 		subscribed:  make(map[int64]struct{}),
 		streams:     make(map[int64]*stream),
 		chatsByName: map[string]chat.Chat{home.Name: home},
-		typingAt:    make(map[int64]time.Time),
+		frames:      ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
 	}
 	c.touch()
 	ws.SetReadLimit(readLimit)
@@ -85,7 +93,7 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, h
 		c.writeLoop(ctx)
 	}()
 
-	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes()})
+	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes(), Resume: resume})
 	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
 	if cameOnline {
 		h.announce(id.UserID, id.Username, chatIDs)
@@ -94,6 +102,7 @@ func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, h
 	c.readLoop(ctx)
 	c.close(websocket.StatusNormalClosure, "")
 	<-writerDone
+	h.stopTypingOf(c)
 	if wentOffline, chatIDs := h.unregister(c); wentOffline {
 		h.announce(id.UserID, id.Username, chatIDs)
 	}
@@ -144,7 +153,7 @@ func (c *Conn) sendError(err error, clientID string) {
 	e := wire.Error{Type: wire.TypeError, Code: chat.ErrorCode(err), Detail: chat.ErrorMessage(err), ClientID: clientID}
 	var ce *chat.Error
 	if errors.As(err, &ce) {
-		e.RetryAfter = ce.RetryAfter
+		e.RetryAfter = math.Ceil(ce.RetryAfter.Seconds()*1000) / 1000
 	}
 	if e.Code == chat.EInternal {
 		c.h.log.Error("websocket: frame failed", "user_id", c.id.UserID, "err", err)
@@ -157,11 +166,7 @@ func (c *Conn) sendError(err error, clientID string) {
 func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.streams[chatID]
-	if st == nil {
-		st = &stream{}
-		c.streams[chatID] = st
-	}
+	st := c.streamLocked(chatID)
 	if st.syncing {
 		st.dirty = true
 		return
@@ -171,6 +176,25 @@ func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) {
 	}
 	st.lastSent = messageID
 	c.enqueue(frame)
+}
+
+// streamLocked returns a chat's stream state, making it on first use: held
+// for a sync on a resuming connection, live otherwise. c.mu is held.
+func (c *Conn) streamLocked(chatID int64) *stream {
+	st := c.streams[chatID]
+	if st == nil {
+		st = &stream{syncing: c.resume}
+		c.streams[chatID] = st
+	}
+	return st
+}
+
+// forget drops a chat's stream state after the user left the chat, so that
+// rejoining starts afresh.
+func (c *Conn) forget(chatID int64) {
+	c.mu.Lock()
+	delete(c.streams, chatID)
+	c.mu.Unlock()
 }
 
 // writeLoop is the connection's only queue reader: it writes queued frames,
@@ -256,10 +280,22 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not a JSON object with a \"type\"."), "")
 		return
 	}
+	if ok, wait := c.frames.Allow(time.Now()); !ok {
+		c.sendError(&chat.Error{Code: chat.ETooMany, Message: "Too many frames on this connection; slow down.", RetryAfter: wait}, in.ClientID)
+		return
+	}
 	switch in.Type {
 	case wire.TypeText:
 		c.handleSend(ctx, in)
+	case wire.TypeEdit, wire.TypeDelete:
+		c.handleChange(ctx, in)
+	case wire.TypeRead:
+		c.handleRead(ctx, in)
 	case wire.TypeFile:
+		if _, err := c.resolve(ctx, in.ChatName); err != nil {
+			c.sendError(err, in.ClientID)
+			return
+		}
 		c.sendError(chat.Errorf(chat.EInvalid, "File messages are not enabled on this server."), in.ClientID)
 	case wire.TypeTyping:
 		c.handleTyping(ctx, in)
@@ -313,23 +349,64 @@ func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
 	return ch, nil
 }
 
+// allowMessage applies the user's message rate; over it, the client gets
+// an error frame with retry_after and the connection stays open.
+func (c *Conn) allowMessage(clientID string) bool {
+	ok, wait := c.h.messages.Allow(c.id.UserID, time.Now())
+	if !ok {
+		c.sendError(&chat.Error{Code: chat.ETooMany, Message: "You are sending too fast; wait a moment.", RetryAfter: wait}, clientID)
+	}
+	return ok
+}
+
 func (c *Conn) handleSend(ctx context.Context, in wire.Inbound) {
 	ch, err := c.resolve(ctx, in.ChatName)
 	if err != nil {
 		c.sendError(err, in.ClientID)
 		return
 	}
-	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: chat.MessageText, Text: in.Text, ClientID: in.ClientID})
+	if !c.allowMessage(in.ClientID) {
+		return
+	}
+	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: chat.MessageText, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo})
 	if err != nil {
 		c.sendError(err, in.ClientID)
 		return
 	}
+	c.h.stopTyping(ctx, ch.ID, c.id.UserID)
 	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !created})
 }
 
-// typingInterval is the least time between two relayed typing frames of
-// one connection in one chat.
-const typingInterval = time.Second
+func (c *Conn) handleChange(ctx context.Context, in wire.Inbound) {
+	ch, err := c.resolve(ctx, in.ChatName)
+	if err != nil {
+		c.sendError(err, in.ClientID)
+		return
+	}
+	if !c.allowMessage(in.ClientID) {
+		return
+	}
+	ev, created, err := c.h.opt.Delivery.Change(ctx, c.id, delivery.ChangeRequest{
+		Chat: ch, MessageID: in.MessageID, Delete: in.Type == wire.TypeDelete, Text: in.Text, ClientID: in.ClientID,
+	})
+	if err != nil {
+		c.sendError(err, in.ClientID)
+		return
+	}
+	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: ev.ClientID, ID: ev.ID, ChatName: ev.ChatName, Duplicate: !created})
+}
+
+func (c *Conn) handleRead(ctx context.Context, in wire.Inbound) {
+	ch, err := c.resolve(ctx, in.ChatName)
+	if err != nil {
+		c.sendError(err, "")
+		return
+	}
+	// The answer is the read frame that every connection of the user gets.
+	if _, err := c.h.opt.Delivery.MarkRead(ctx, c.id, ch, in.MessageID); err != nil {
+		c.sendError(err, "")
+	}
+}
 
 func (c *Conn) handleTyping(ctx context.Context, in wire.Inbound) {
 	ch, err := c.resolve(ctx, in.ChatName)
@@ -337,19 +414,11 @@ func (c *Conn) handleTyping(ctx context.Context, in wire.Inbound) {
 		c.sendError(err, "")
 		return
 	}
-	// "typing": false (a stop) is always relayed; starts are throttled.
-	typing := in.Typing == nil || *in.Typing
-	now := time.Now()
-	if typing {
-		if now.Sub(c.typingAt[ch.ID]) < typingInterval {
-			return
-		}
-		c.typingAt[ch.ID] = now
+	if in.Typing == nil || *in.Typing {
+		c.h.startTyping(ctx, c, ch, time.Now())
 	} else {
-		delete(c.typingAt, ch.ID)
+		c.h.stopTyping(ctx, ch.ID, c.id.UserID)
 	}
-	frame, _ := json.Marshal(wire.Typing{Type: wire.TypeTyping, ChatName: ch.Name, Username: c.id.Username, Typing: typing})
-	c.h.opt.Broker.Publish(ctx, chat.Event{ChatID: ch.ID, SkipUserID: c.id.UserID, Frame: frame})
 }
 
 // handleSync replays every message after in.AfterID, in order and in pages,
@@ -367,11 +436,7 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 	}
 	c.h.subscribe(c, ch.ID)
 	c.mu.Lock()
-	st := c.streams[ch.ID]
-	if st == nil {
-		st = &stream{}
-		c.streams[ch.ID] = st
-	}
+	st := c.streamLocked(ch.ID)
 	st.syncing, st.dirty = true, false
 	c.mu.Unlock()
 

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
@@ -35,6 +36,17 @@ type Options struct {
 	WriteTimeout time.Duration
 	// SyncPage is the page size of sync replies (default 200).
 	SyncPage int
+	// MessageRate and MessageBurst limit how fast one user sends messages,
+	// edits and deletes (default 10/s, bursts of 20); FrameRate and
+	// FrameBurst limit frames of any type per connection (default 40/s,
+	// bursts of 80).
+	MessageRate  float64
+	MessageBurst int
+	FrameRate    float64
+	FrameBurst   int
+	// TypingTTL is how long a typing start holds without a refresh
+	// (default 5 s).
+	TypingTTL time.Duration
 }
 
 // Hub is the set of live connections on this node.
@@ -52,6 +64,9 @@ type Hub struct {
 	presenceMu sync.Mutex
 	// closing is set by Shutdown: new connections are refused.
 	closing bool
+
+	messages *ratelimit.Keyed // per user
+	typing   typingSet
 }
 
 // New returns a Hub subscribed to the broker.
@@ -71,19 +86,56 @@ func New(o Options) *Hub {
 	if o.SyncPage <= 0 {
 		o.SyncPage = 200
 	}
+	if o.MessageRate <= 0 {
+		o.MessageRate, o.MessageBurst = 10, 20
+	}
+	if o.FrameRate <= 0 {
+		o.FrameRate, o.FrameBurst = 40, 80
+	}
+	if o.TypingTTL <= 0 {
+		o.TypingTTL = 5 * time.Second
+	}
 	h := &Hub{
 		opt: o, log: o.Log,
 		chats: make(map[int64]map[*Conn]struct{}),
 		users: make(map[int64]map[*Conn]struct{}),
 		names: make(map[int64]string),
 		all:   make(map[*Conn]struct{}),
+
+		messages: ratelimit.NewKeyed(o.MessageRate, o.MessageBurst),
+		typing:   typingSet{states: make(map[typingKey]*typingState)},
 	}
 	o.Broker.Subscribe(h.deliver)
 	return h
 }
 
-// deliver queues an event's frame on every connection subscribed to its chat.
+// Run does the hub's housekeeping until ctx ends: typing indicators that
+// were not refreshed are stopped, and idle rate-limit buckets forgotten.
+func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(h.opt.TypingTTL / 10)
+	defer tick.Stop()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			h.expireTyping(now)
+		case now := <-sweep.C:
+			h.messages.Sweep(now)
+		}
+	}
+}
+
+// deliver queues an event's frame on every connection subscribed to its
+// chat, or, for an event addressed to users, on those users' connections,
+// first changing their subscription when it says so.
 func (h *Hub) deliver(ev chat.Event) {
+	if len(ev.UserIDs) > 0 {
+		h.deliverToUsers(ev)
+		return
+	}
 	h.mu.RLock()
 	subs := h.chats[ev.ChatID]
 	targets := make([]*Conn, 0, len(subs))
@@ -99,6 +151,29 @@ func (h *Hub) deliver(ev chat.Event) {
 		} else {
 			c.deliverMessage(ev.ChatID, ev.MessageID, ev.Frame)
 		}
+	}
+}
+
+func (h *Hub) deliverToUsers(ev chat.Event) {
+	var targets []*Conn
+	h.mu.Lock()
+	for _, uid := range ev.UserIDs {
+		for c := range h.users[uid] {
+			switch ev.Membership {
+			case chat.MembershipJoin:
+				h.subscribeLocked(c, ev.ChatID)
+			case chat.MembershipLeave:
+				h.unsubscribeLocked(c, ev.ChatID)
+			}
+			targets = append(targets, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range targets {
+		if ev.Membership == chat.MembershipLeave {
+			c.forget(ev.ChatID)
+		}
+		c.enqueue(ev.Frame)
 	}
 }
 
@@ -162,8 +237,8 @@ func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
 	return wentOffline, chatIDs
 }
 
-// Subscribe adds a connection of this user to a chat's live stream, if the
-// user is online here. Membership changes call it.
+// subscribe adds a connection to a chat's live stream, if it is still
+// registered.
 func (h *Hub) subscribe(c *Conn, chatID int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -175,6 +250,10 @@ func (h *Hub) subscribe(c *Conn, chatID int64) {
 func (h *Hub) unsubscribe(c *Conn, chatID int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.unsubscribeLocked(c, chatID)
+}
+
+func (h *Hub) unsubscribeLocked(c *Conn, chatID int64) {
 	delete(c.subscribed, chatID)
 	if subs := h.chats[chatID]; subs != nil {
 		delete(subs, c)
@@ -182,6 +261,33 @@ func (h *Hub) unsubscribe(c *Conn, chatID int64) {
 			delete(h.chats, chatID)
 		}
 	}
+}
+
+// IsOnline reports whether the user has a connection on this node.
+func (h *Hub) IsOnline(userID int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.users[userID]
+	return ok
+}
+
+// OnlineIn returns the usernames of the users online in any of the given
+// chats, sorted: who is online among the people a user shares chats with.
+func (h *Hub) OnlineIn(chatIDs []int64) []string {
+	h.mu.RLock()
+	seen := make(map[int64]struct{})
+	for _, id := range chatIDs {
+		for c := range h.chats[id] {
+			seen[c.id.UserID] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for uid := range seen {
+		out = append(out, h.names[uid])
+	}
+	h.mu.RUnlock()
+	slices.Sort(out)
+	return out
 }
 
 // Online returns the usernames of users with at least one connection here,

@@ -18,7 +18,14 @@ const (
 	TypeLeave  = "leave"
 	TypeSync   = "sync"
 	TypePing   = "ping"
+	TypeEdit   = "edit"
+	TypeDelete = "delete"
+	TypeRead   = "read"
 )
+
+// ClientTypes lists every frame type a client may send. The membership
+// matrix test walks it, so a new type cannot ship without its row.
+var ClientTypes = []string{TypeText, TypeFile, TypeTyping, TypeJoin, TypeLeave, TypeSync, TypePing, TypeEdit, TypeDelete, TypeRead}
 
 // Frame types, server to client (besides the message kinds).
 const (
@@ -31,6 +38,11 @@ const (
 	TypeJoined      = "joined"
 	TypeLeft        = "left"
 	TypeHello       = "hello"
+	TypeChatAdded   = "chat_added"
+	TypeChatUpdated = "chat_updated"
+	TypeChatRemoved = "chat_removed"
+	// Edits and deletes go out as messages of type TypeEdit and TypeDelete;
+	// a read marker as TypeRead.
 )
 
 // Inbound is any frame a client sends. Fields a type does not use are ignored.
@@ -40,6 +52,10 @@ type Inbound struct {
 	Text     string `json:"text"`
 	ClientID string `json:"client_id"`
 	AfterID  int64  `json:"after_id"`
+	// MessageID names the message an edit, delete or read frame is about.
+	MessageID int64 `json:"message_id"`
+	// ReplyTo is the id of the message a text or file frame answers.
+	ReplyTo int64 `json:"reply_to"`
 	// Typing is false in a typing frame that says the user stopped; a
 	// typing frame without it means started.
 	Typing *bool `json:"typing"`
@@ -57,27 +73,152 @@ type Message struct {
 	ClientID  string  `json:"client_id"`
 	EditedAt  *string `json:"edited_at,omitempty"`
 	Deleted   bool    `json:"deleted,omitempty"`
+	// ReplyTo is the id of the message this one answers, and Reply a
+	// preview of it.
+	ReplyTo int64  `json:"reply_to,omitempty"`
+	Reply   *Reply `json:"reply,omitempty"`
+	// MessageID is, in an edit or delete frame, the message that changed.
+	MessageID int64 `json:"message_id,omitempty"`
+	// System is the event a system message records, for clients that
+	// render it in their own language; Text holds an English sentence.
+	System *chat.SystemEvent `json:"system,omitempty"`
 }
+
+// Reply previews the message a reply answers.
+type Reply struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Text     string `json:"text"` // clipped to ReplyPreviewBytes
+	Deleted  bool   `json:"deleted,omitempty"`
+}
+
+// ReplyPreviewBytes is the longest reply preview text.
+const ReplyPreviewBytes = 200
 
 // Timestamp formats a time as clients expect: RFC 3339 in UTC with
 // milliseconds.
 func Timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // FromMessage converts a domain message (already opened) to its wire shape.
+// An edit or delete event carries its target's current text and state,
+// so replaying it is idempotent.
 func FromMessage(m chat.Message) Message {
 	out := Message{
 		Type: m.Kind, ID: m.ID, ChatID: m.ChatID, ChatName: m.ChatName, Username: m.Username,
 		Text: m.Text, Timestamp: Timestamp(m.CreatedAt), ClientID: m.ClientID,
+		ReplyTo: m.ReplyTo, System: m.System,
 	}
-	if !m.EditedAt.IsZero() {
-		s := Timestamp(m.EditedAt)
+	state := m
+	if m.TargetID != 0 {
+		out.MessageID = m.TargetID
+		out.Text = ""
+		if m.Target == nil {
+			return out
+		}
+		state = *m.Target
+		out.Text = state.Text
+	}
+	if !state.EditedAt.IsZero() {
+		s := Timestamp(state.EditedAt)
 		out.EditedAt = &s
 	}
-	if !m.DeletedAt.IsZero() {
+	if !state.DeletedAt.IsZero() {
 		out.Deleted = true
 		out.Text = ""
+		out.System = nil
+	}
+	if m.Reply != nil {
+		r := &Reply{ID: m.Reply.ID, Username: m.Reply.Username, Text: chat.Clip(m.Reply.Text, ReplyPreviewBytes)}
+		if !m.Reply.DeletedAt.IsZero() {
+			r.Deleted, r.Text = true, ""
+		}
+		out.Reply = r
 	}
 	return out
+}
+
+// Member is a chat member as clients see it.
+type Member struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	Online   *bool  `json:"online,omitempty"` // in REST answers, not in frames
+}
+
+// Chat is a chat as clients see it. Unread, LastReadID, LastMessageID and
+// LastMessageAt are the viewer's and are left out of frames sent to all
+// members.
+type Chat struct {
+	ID            int64    `json:"id"`
+	Name          string   `json:"name"`
+	Kind          string   `json:"kind"`
+	Title         string   `json:"title"`
+	E2EE          bool     `json:"e2ee"`
+	Members       []Member `json:"members"`
+	Role          string   `json:"role,omitempty"`
+	Unread        *int     `json:"unread,omitempty"`
+	LastReadID    *int64   `json:"last_read_id,omitempty"`
+	LastMessageID *int64   `json:"last_message_id,omitempty"`
+	LastMessageAt *string  `json:"last_message_at"`
+	CreatedAt     string   `json:"created_at"`
+}
+
+// SharedChat converts a chat to the shape every member may see: without
+// the viewer's unread count and read marker, and without presence.
+func SharedChat(s chat.ChatSummary) Chat {
+	out := Chat{
+		ID: s.ID, Name: s.Name, Kind: s.Kind, Title: s.Title, E2EE: s.E2EE,
+		Members: make([]Member, len(s.Members)), CreatedAt: Timestamp(s.CreatedAt),
+	}
+	for i, m := range s.Members {
+		out.Members[i] = Member{Username: m.Username, Role: m.Role}
+	}
+	if s.Kind == chat.KindGlobal {
+		// Everyone is in global; listing them all in every response would
+		// cost O(users). Clients use online_users and presence instead.
+		out.Members = []Member{}
+	}
+	if !s.LastMessageAt.IsZero() {
+		t := Timestamp(s.LastMessageAt)
+		out.LastMessageAt = &t
+	}
+	return out
+}
+
+// FromChat converts a chat as its viewer sees it, with unread count, read
+// marker and, when online is given, each member's presence.
+func FromChat(s chat.ChatSummary, online func(userID int64) bool) Chat {
+	out := SharedChat(s)
+	out.Role = s.Role
+	unread, lastRead, lastMsg := s.Unread, s.LastReadID, s.LastMessageID
+	out.Unread, out.LastReadID, out.LastMessageID = &unread, &lastRead, &lastMsg
+	if online != nil {
+		for i := range out.Members {
+			on := online(s.Members[i].UserID)
+			out.Members[i].Online = &on
+		}
+	}
+	return out
+}
+
+// ChatFrame announces a chat that was added for the receiver, or changed.
+type ChatFrame struct {
+	Type string `json:"type"`
+	Chat Chat   `json:"chat"`
+}
+
+// ChatRemoved tells a user they are no longer in a chat.
+type ChatRemoved struct {
+	Type     string `json:"type"`
+	ChatID   int64  `json:"chat_id"`
+	ChatName string `json:"chat_name"`
+}
+
+// Read tells a user's connections how far they have read a chat.
+type Read struct {
+	Type       string `json:"type"`
+	ChatID     int64  `json:"chat_id"`
+	ChatName   string `json:"chat_name"`
+	LastReadID int64  `json:"last_read_id"`
 }
 
 // Ack tells a sender its message is committed.
@@ -93,11 +234,12 @@ type Ack struct {
 // Error is an error frame. The connection stays open after one, unless the
 // server closes it with a close frame.
 type Error struct {
-	Type       string `json:"type"`
-	Code       string `json:"code"`
-	Detail     string `json:"detail"`
-	ClientID   string `json:"client_id,omitempty"`
-	RetryAfter int    `json:"retry_after,omitempty"`
+	Type     string `json:"type"`
+	Code     string `json:"code"`
+	Detail   string `json:"detail"`
+	ClientID string `json:"client_id,omitempty"`
+	// RetryAfter is in seconds, with millisecond precision.
+	RetryAfter float64 `json:"retry_after,omitempty"`
 }
 
 // Presence says a user came online or went offline.
@@ -113,12 +255,15 @@ type OnlineUsers struct {
 	Users []string `json:"users"`
 }
 
-// Typing relays that a user is typing (or stopped) in a chat.
+// Typing relays that a user is typing (or stopped) in a chat. A start
+// holds for ExpiresIn seconds unless refreshed; the server sends the stop.
 type Typing struct {
-	Type     string `json:"type"`
-	ChatName string `json:"chat_name"`
-	Username string `json:"username"`
-	Typing   bool   `json:"typing"`
+	Type      string  `json:"type"`
+	ChatID    int64   `json:"chat_id"`
+	ChatName  string  `json:"chat_name"`
+	Username  string  `json:"username"`
+	Typing    bool    `json:"typing"`
+	ExpiresIn float64 `json:"expires_in,omitempty"` // seconds
 }
 
 // Synced ends a sync: everything up to LastID has been sent.
@@ -140,4 +285,7 @@ type Hello struct {
 	Username        string `json:"username"`
 	ChatName        string `json:"chat_name"`
 	MaxMessageBytes int    `json:"max_message_bytes"`
+	// Resume is true when the connection holds each chat's live messages
+	// until the client syncs it (opened with resume=1).
+	Resume bool `json:"resume"`
 }

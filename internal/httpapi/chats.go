@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+// members reads a list of usernames: a JSON list, a repeated form field, or
+// one comma-separated value.
+func members(fields map[string][]string) []string {
+	var out []string
+	for _, v := range fields["members"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// chatFrom resolves the {chat} in the path for the asking user: a member's
+// chat, or the same forbidden answer for a chat that is missing or not
+// theirs.
+func (s *server) chatFrom(r *http.Request) (chat.Chat, error) {
+	return s.Delivery.ResolveChat(r.Context(), identityFrom(r.Context()), chi.URLParam(r, "chat"))
+}
+
+func (s *server) summaryBody(sum chat.ChatSummary) wire.Chat {
+	return wire.FromChat(sum, s.Hub.IsOnline)
+}
+
+func (s *server) handleListChats() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sums, err := s.Delivery.Chats(r.Context(), identityFrom(r.Context()))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out := make([]wire.Chat, len(sums))
+		for i, sum := range sums {
+			out[i] = s.summaryBody(sum)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"chats": out})
+	}
+}
+
+func (s *server) handleCreateChat() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := readFields(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if e := field(f, "e2ee"); e != "" && e != "false" {
+			s.writeError(w, r, chat.Errorf(chat.EInvalid, "End-to-end encrypted chats are not available on this server yet."))
+			return
+		}
+		sum, created, err := s.Delivery.CreateChat(r.Context(), identityFrom(r.Context()), delivery.CreateRequest{
+			Kind: strings.TrimSpace(field(f, "kind")), Title: field(f, "title"), Members: members(f),
+		})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		status := http.StatusCreated
+		if !created {
+			status = http.StatusOK // the direct chat existed
+		}
+		writeJSON(w, status, s.summaryBody(sum))
+	}
+}
+
+// chatHandler serves a route about one of the asker's chats: it resolves
+// {chat} (members only; a missing chat gets the same answer), reads the
+// body's fields, and writes what act returns with 200.
+func (s *server) chatHandler(act func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.chatFrom(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		f, err := readFields(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out, err := act(r, identityFrom(r.Context()), c, f)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// field is the first value of a field, or "".
+func field(f map[string][]string, name string) string {
+	if len(f[name]) > 0 {
+		return f[name][0]
+	}
+	return ""
+}
+
+func (s *server) handleGetChat() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
+		sum, err := s.Delivery.Summary(r.Context(), id, c)
+		return s.summaryBody(sum), err
+	})
+}
+
+func (s *server) handleRenameChat() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error) {
+		sum, err := s.Delivery.Rename(r.Context(), id, c, field(f, "title"))
+		return s.summaryBody(sum), err
+	})
+}
+
+func (s *server) handleAddMembers() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error) {
+		sum, err := s.Delivery.AddMembers(r.Context(), id, c, members(f))
+		return s.summaryBody(sum), err
+	})
+}
+
+func (s *server) handleRemoveMember() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
+		err := s.Delivery.RemoveMember(r.Context(), id, c, chi.URLParam(r, "username"))
+		return map[string]string{"detail": "Removed."}, err
+	})
+}
+
+func (s *server) handleLeaveChat() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
+		err := s.Delivery.RemoveMember(r.Context(), id, c, id.Username)
+		return map[string]string{"detail": "You left the group."}, err
+	})
+}
+
+func (s *server) handleMarkRead() http.HandlerFunc {
+	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error) {
+		n, err := strconv.ParseInt(field(f, "message_id"), 10, 64)
+		if err != nil {
+			return nil, chat.Errorf(chat.EInvalid, "message_id must be a message id (a positive whole number).")
+		}
+		last, err := s.Delivery.MarkRead(r.Context(), id, c, n)
+		return map[string]int64{"last_read_id": last}, err
+	})
+}
+
+// Search result sizes.
+const (
+	defaultSearch = 20
+	maxSearch     = 50
+)
+
+func (s *server) handleSearchUsers() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := defaultSearch
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxSearch {
+				s.writeError(w, r, chat.Errorf(chat.EInvalid, "limit must be a whole number from 1 to %d.", maxSearch))
+				return
+			}
+			limit = n
+		}
+		users, err := s.Delivery.SearchUsers(r.Context(), q.Get("q"), limit)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		type found struct {
+			Username string `json:"username"`
+			Online   bool   `json:"online"`
+		}
+		out := make([]found, len(users))
+		for i, u := range users {
+			out[i] = found{Username: u.Username, Online: s.Hub.IsOnline(u.ID)}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	}
+}
