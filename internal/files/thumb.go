@@ -1,0 +1,166 @@
+package files
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	xdraw "golang.org/x/image/draw"
+	"golang.org/x/image/webp"
+)
+
+// maxHeaderBytes bounds how much of an image is read, and held, to find its
+// dimensions. JPEG puts its size after the metadata segments (EXIF, ICC),
+// which can be large but not this large in any real photo.
+const maxHeaderBytes = 4 << 20
+
+// thumbQuality is the JPEG quality of thumbnails: small files, no visible
+// blocking at thumbnail size.
+const thumbQuality = 80
+
+// Thumb is a thumbnail and the size of the image it was made from.
+type Thumb struct {
+	Data                      []byte // the encoded thumbnail
+	MimeType                  string // image/jpeg or image/png
+	Width, Height             int    // of the thumbnail
+	SourceWidth, SourceHeight int    // of the original image
+}
+
+// imageFormat is one format Thumbnail accepts. The decoders are called
+// directly, not through image.Decode's registry, so that a format some
+// other package registers is never reached with untrusted input.
+type imageFormat struct {
+	name         string
+	decodeConfig func(io.Reader) (image.Config, error)
+	decode       func(io.Reader) (image.Image, error)
+}
+
+var imageFormats = []imageFormat{
+	{"png", png.DecodeConfig, png.Decode},
+	{"jpeg", jpeg.DecodeConfig, jpeg.Decode},
+	{"gif", gif.DecodeConfig, gif.Decode}, // gif.Decode returns the first frame
+	{"webp", webp.DecodeConfig, webp.Decode},
+}
+
+// formatOf picks the decoder from the file's magic number.
+func formatOf(head []byte) (imageFormat, bool) {
+	switch {
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return imageFormats[0], true
+	case bytes.HasPrefix(head, []byte("\xff\xd8")):
+		return imageFormats[1], true
+	case bytes.HasPrefix(head, []byte("GIF87a")), bytes.HasPrefix(head, []byte("GIF89a")):
+		return imageFormats[2], true
+	case isWebP(head):
+		return imageFormats[3], true
+	}
+	return imageFormat{}, false
+}
+
+// Thumbnail decodes a PNG, JPEG, GIF (first frame) or WebP image from r and
+// returns it scaled to fit maxSide×maxSide, never enlarged: a JPEG for an
+// opaque image, a PNG when it has transparency. The image's header is read
+// first and an image of more than maxPixels pixels is refused with an error
+// wrapping ErrTooManyPixels before its bitmap is allocated, so a small file
+// claiming a huge size (a decompression bomb) costs nothing. Re-encoding
+// also drops all metadata (EXIF location and the like) from the preview.
+func Thumbnail(r io.Reader, maxPixels int64, maxSide int) (Thumb, error) {
+	if maxPixels <= 0 || maxSide <= 0 {
+		return Thumb{}, errors.New("files: thumbnail limits must be positive")
+	}
+	// Record what DecodeConfig reads, then replay it in front of the rest.
+	var head bytes.Buffer
+	limited := &io.LimitedReader{R: r, N: maxHeaderBytes}
+	tee := io.TeeReader(limited, &head)
+	var magicBytes [12]byte
+	n, _ := io.ReadFull(tee, magicBytes[:])
+	format, ok := formatOf(magicBytes[:n])
+	if !ok {
+		return Thumb{}, errors.New("files: not a PNG, JPEG, GIF or WebP image")
+	}
+	cfg, err := format.decodeConfig(io.MultiReader(bytes.NewReader(magicBytes[:n]), tee))
+	if err != nil {
+		if limited.N <= 0 {
+			return Thumb{}, fmt.Errorf("files: %s header longer than %d bytes", format.name, maxHeaderBytes)
+		}
+		return Thumb{}, fmt.Errorf("files: %s header: %w", format.name, err)
+	}
+	w, h := cfg.Width, cfg.Height
+	if w <= 0 || h <= 0 {
+		return Thumb{}, fmt.Errorf("files: %s image has no pixels (%d×%d)", format.name, w, h)
+	}
+	if pixels := int64(w) * int64(h); pixels > maxPixels {
+		return Thumb{}, &PixelError{Width: w, Height: h, Max: maxPixels}
+	}
+
+	src, err := format.decode(io.MultiReader(&head, r))
+	if err != nil {
+		return Thumb{}, fmt.Errorf("files: decode %s: %w", format.name, err)
+	}
+	b, full := src.Bounds(), image.Rect(0, 0, w, h)
+	if b != full {
+		if b.Empty() || !b.In(full) {
+			return Thumb{}, fmt.Errorf("files: %s decoded as %v, header said %d×%d", format.name, b, w, h)
+		}
+		// A GIF's first frame may cover only part of its screen; what it
+		// leaves uncovered shows as transparent, as in a browser.
+		canvas := image.NewNRGBA(full)
+		draw.Draw(canvas, b, src, b.Min, draw.Src)
+		src, b = canvas, full
+	}
+
+	tw, th := fit(w, h, maxSide)
+	opaque := isOpaque(src)
+	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
+	if tw == w && th == h {
+		draw.Draw(dst, dst.Bounds(), src, b.Min, draw.Src)
+	} else {
+		xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, b, xdraw.Src, nil)
+	}
+
+	var out bytes.Buffer
+	t := Thumb{Width: tw, Height: th, SourceWidth: w, SourceHeight: h}
+	if opaque {
+		// Filtering an opaque image can round an alpha of 1.0 down a
+		// little; JPEG has no alpha, so say so exactly.
+		for i := 3; i < len(dst.Pix); i += 4 {
+			dst.Pix[i] = 0xff
+		}
+		err = jpeg.Encode(&out, dst, &jpeg.Options{Quality: thumbQuality})
+		t.MimeType = "image/jpeg"
+	} else {
+		err = (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, dst)
+		t.MimeType = "image/png"
+	}
+	if err != nil {
+		return Thumb{}, fmt.Errorf("files: encode thumbnail: %w", err)
+	}
+	t.Data = out.Bytes()
+	return t, nil
+}
+
+// fit returns the size of a w×h image scaled to fit side×side with its
+// aspect ratio kept, never larger than it is and never below 1×1.
+func fit(w, h, side int) (int, int) {
+	if w <= side && h <= side {
+		return w, h
+	}
+	if w >= h {
+		return side, max(1, int((int64(h)*int64(side)+int64(w)/2)/int64(w)))
+	}
+	return max(1, int((int64(w)*int64(side)+int64(h)/2)/int64(h))), side
+}
+
+// isOpaque reports whether every pixel of img is fully opaque. Image types
+// that cannot say are treated as transparent: a PNG thumbnail is merely
+// larger, a JPEG one would turn transparency black.
+func isOpaque(img image.Image) bool {
+	o, ok := img.(interface{ Opaque() bool })
+	return ok && o.Opaque()
+}
