@@ -20,6 +20,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/config"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/internal/uploads"
 )
 
 const adminUsage = `usage: mapsim-chat admin <command> [flags]
@@ -31,6 +32,9 @@ commands:
   invite [-ttl 168h]                                   print a single-use invite code (REGISTRATION=invite)
   rotate-secret [-generate]                            rewrap every key version under a new SECRET_KEY,
                                                        read from standard input or generated
+  prune-uploads                                        run the upload quota janitor now
+  clear-data --yes                                     delete every message, file and key version (users and
+                                                       chats stay); stop the server first
 
 Passwords and secrets are read from standard input so that they stay out of
 the shell history and the process list, for example:
@@ -50,6 +54,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 	role := fs.String("role", "", "admin or member")
 	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the invite is valid")
 	generate := fs.Bool("generate", false, "generate the new secret instead of reading it")
+	yes := fs.Bool("yes", false, "confirm clear-data")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -114,6 +119,39 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 		fmt.Fprintf(stdout, "%s\n", code)
 	case "rotate-secret":
 		return rotateSecret(ctx, cfg, st, key, *generate, in, stdout)
+	case "prune-uploads":
+		up, err := newUploads(cfg, st, nil, log)
+		if err != nil {
+			return err
+		}
+		n, freed, err := up.Prune(ctx)
+		if err != nil {
+			return err
+		}
+		u, err := st.FileUsage(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "expired %d files, freed %s; %d files now use %s of the %s quota\n",
+			n, uploads.HumanBytes(freed), u.Files, uploads.HumanBytes(u.Bytes), uploads.HumanBytes(cfg.UploadMaxSizeBytes))
+	case "clear-data":
+		if !*yes {
+			return errors.New("clear-data deletes every message, file and key version for good; run it again with --yes to go ahead (stop the server first)")
+		}
+		up, err := newUploads(cfg, st, nil, log)
+		if err != nil {
+			return err
+		}
+		c, err := st.ClearData(ctx)
+		if err != nil {
+			return err
+		}
+		removed, err := up.ClearFolder()
+		if err != nil {
+			return fmt.Errorf("cleared the database but not the upload folder (%d files removed so far): %w", removed, err)
+		}
+		fmt.Fprintf(stdout, "removed %d messages, %d file records, %d stored files in %s and %d key versions; users and chats are kept. The next start makes a new key.\n",
+			c.Messages, c.Files, removed, cfg.UploadDir, c.KeyVersions)
 	default:
 		io.WriteString(stdout, adminUsage)
 		return fmt.Errorf("unknown admin command %q", args[0])

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
@@ -19,8 +21,9 @@ type matrixWorld struct {
 	bobName, carolName     string
 	group                  string // the group's name
 	groupID                string
-	lastID                 int64 // the newest message of the group
-	aliceMsg               int64 // a text message alice sent to the group
+	lastID                 int64  // the newest message of the group
+	aliceMsg               int64  // a text message alice sent to the group
+	aliceFile              string // the URL of a file alice uploaded to the group
 }
 
 // Each route's row. chat rows are run by a member (must succeed) and by a
@@ -70,6 +73,16 @@ var routeRows = map[string]routeRow{
 	"POST /chats/{chat}/read": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.call(w.srv.t(), "POST", "/chats/"+url.PathEscape(chat)+"/read", tok, map[string]any{"message_id": w.lastID})
 	}},
+	"POST /upload": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
+		return w.srv.upload(w.srv.t(), tok, chat, "note.txt", "text/plain", strings.NewReader("a note"))
+	}},
+	// File rows: chat is replaced by the file's id.
+	"GET /file/{id}": {kind: "file", member: "bob", call: func(w *matrixWorld, tok, file string) apiResponse {
+		return w.srv.call(w.srv.t(), "GET", "/file/"+file, tok, nil)
+	}},
+	"GET /file/{id}/thumbnail": {kind: "file", member: "bob", call: func(w *matrixWorld, tok, file string) apiResponse {
+		return w.srv.call(w.srv.t(), "GET", "/file/"+file+"/thumbnail", tok, nil)
+	}},
 }
 
 // t lets route rows reach the running test.
@@ -108,6 +121,17 @@ func TestMembershipMatrixRoutes(t *testing.T) {
 					method, path := splitRoute(route)
 					if r := srv.call(t, method, path, "", nil); r.Status != http.StatusUnauthorized {
 						t.Errorf("%s without a token: %d", route, r.Status)
+					}
+				case "file":
+					w := newMatrixWorld(t, srv, i)
+					up := srv.upload(t, w.alice, w.group, "pic.png", "image/png", bytes.NewReader(pngImage(t, 64, 48)))
+					file := up.str("file_id")
+					r, missing := row.call(w, w.eve, file), row.call(w, w.eve, strings.Repeat("0", 32))
+					if r.Status != http.StatusNotFound || r.Status != missing.Status || string(r.Raw) != string(missing.Raw) {
+						t.Errorf("%s by a non-member: %d %s; a missing file gets %d %s", route, r.Status, r.Raw, missing.Status, missing.Raw)
+					}
+					if r := row.call(w, w.bob, file); r.Status != http.StatusOK {
+						t.Errorf("%s by a member: %d", route, r.Status)
 					}
 				case "chat":
 					w := newMatrixWorld(t, srv, i)
@@ -162,10 +186,8 @@ var frameRows = map[string]frameRow{
 	wire.TypeText: {memberGets: "ack", frame: func(w *matrixWorld) map[string]any {
 		return map[string]any{"type": "text", "chat_name": w.group, "text": "hi", "client_id": "x1"}
 	}},
-	// File messages arrive with file sharing; until then a member is told
-	// they are not enabled, and a non-member is refused first.
-	wire.TypeFile: {memberGets: "error", frame: func(w *matrixWorld) map[string]any {
-		return map[string]any{"type": "file", "chat_name": w.group, "text": "/file/x", "client_id": "f1"}
+	wire.TypeFile: {memberGets: "ack", frame: func(w *matrixWorld) map[string]any {
+		return map[string]any{"type": "file", "chat_name": w.group, "text": w.aliceFile, "client_id": "f1"}
 	}},
 	wire.TypeTyping: {memberGets: "typing", frame: func(w *matrixWorld) map[string]any {
 		return map[string]any{"type": "typing", "chat_name": w.group}
@@ -214,6 +236,7 @@ func TestMembershipMatrixFrames(t *testing.T) {
 				}
 				aliceWS.send(map[string]any{"type": "text", "chat_name": w.group, "text": "alice's", "client_id": "seed"})
 				w.aliceMsg = num(aliceWS.nextType("ack"), "id")
+				w.aliceFile = srv.upload(t, w.alice, w.group, "f.txt", "text/plain", strings.NewReader("file")).str("file_url")
 
 				eveWS.send(row.frame(w))
 				answer := eveWS.next(func(f map[string]any) bool { return f["type"] != "presence" && f["type"] != "online_users" })
@@ -233,11 +256,8 @@ func TestMembershipMatrixFrames(t *testing.T) {
 						return f["type"] == row.memberGets || f["type"] == "error"
 					})
 				}
-				if answer["type"] != row.memberGets || (typ != wire.TypeFile && answer["code"] != nil) {
+				if answer["type"] != row.memberGets || answer["code"] != nil {
 					t.Errorf("%s by a member: %v, want %s", typ, answer, row.memberGets)
-				}
-				if typ == wire.TypeFile && answer["code"] == "forbidden" {
-					t.Errorf("file frame by a member refused as a non-member: %v", answer)
 				}
 			}
 		})

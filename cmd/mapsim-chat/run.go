@@ -17,11 +17,13 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/broker"
 	"github.com/mapsim/mapsim-chat/internal/config"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/files"
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/internal/uploads"
 	"github.com/mapsim/mapsim-chat/web"
 )
 
@@ -130,6 +132,7 @@ type app struct {
 	auth     *auth.Service
 	delivery *delivery.Service
 	hub      *hub.Hub
+	uploads  *uploads.Service
 	handler  http.Handler
 }
 
@@ -157,11 +160,33 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		Delivery: dl, Store: st, Broker: b, Log: log,
 		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst, FrameRate: cfg.FrameRate, FrameBurst: cfg.FrameBurst,
 	})
+	up, err := newUploads(cfg, st, ring, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Delivery: dl, Hub: h, Store: st, Log: log, Web: web.Static(), Conns: ratelimit.NewConns(cfg.MaxConnsPerIP),
+		Auth: au, Delivery: dl, Hub: h, Uploads: up, Store: st, Log: log, Web: web.Static(), Conns: ratelimit.NewConns(cfg.MaxConnsPerIP),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
-	return &app{store: st, ring: ring, auth: au, delivery: dl, hub: h, handler: handler}, nil
+	return &app{store: st, ring: ring, auth: au, delivery: dl, hub: h, uploads: up, handler: handler}, nil
+}
+
+// newUploads opens the upload folder. ring may be nil for admin commands
+// that only expire or remove files.
+func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger) (*uploads.Service, error) {
+	var scanner *files.Scanner
+	if cfg.ClamAVAddr != "" {
+		scanner = &files.Scanner{Addr: cfg.ClamAVAddr, Timeout: 2 * time.Minute}
+	}
+	up, err := uploads.New(uploads.Options{
+		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
+		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, Scanner: scanner,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
+	}
+	return up, nil
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
@@ -195,6 +220,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobs.Go(func() { a.delivery.Run(commitCtx) })
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
+	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })
 
 	scheme := "http"
 	if cfg.TLS() {

@@ -101,10 +101,45 @@ type Message struct {
 
 	// Filled in by the delivery service, not the store: the message replied
 	// to (opened), the target of an event as it is now (opened), and the
-	// decoded event of a system message.
+	// decoded event of a system message, and the file of a file message.
 	Reply  *Message
 	Target *Message
 	System *SystemEvent
+	// File is the file a file message links to.
+	File *File
+}
+
+// File is an uploaded file as stored: sealed in chunks under StorageName in
+// the upload folder, with an optional sealed thumbnail beside it.
+type File struct {
+	ID          []byte // 16 random bytes; clients see it as 32 hex digits
+	ChatID      int64
+	UploaderID  int64
+	Name        string // cleaned original name
+	MimeType    string // sniffed, not trusted from the client
+	Size        int64  // plaintext bytes
+	SHA256      []byte
+	KeyVersion  int64
+	StorageName string
+	CreatedAt   time.Time
+	ExpiredAt   time.Time // zero while the file is kept
+
+	// The thumbnail of a raster image; ThumbName is "" when there is none.
+	ThumbName     string
+	ThumbSize     int64
+	ThumbMimeType string
+	Width, Height int // of the original image; 0 when unknown
+}
+
+// FileUsage is how much the stored files take.
+type FileUsage struct {
+	Files int64
+	Bytes int64 // plaintext bytes of files not expired
+}
+
+// Cleared counts what ClearData removed.
+type Cleared struct {
+	Messages, Files, KeyVersions int64
 }
 
 // Member is a user's place in a chat.
@@ -321,6 +356,24 @@ type Store interface {
 	// SearchUsers returns up to limit active users whose username starts
 	// with prefix (ignoring ASCII case), by username.
 	SearchUsers(ctx context.Context, prefix string, limit int) ([]User, error)
+
+	// InsertFile stores a file's row.
+	InsertFile(ctx context.Context, f File) error
+	// FileByID finds a file; ENotFound when there is none.
+	FileByID(ctx context.Context, id []byte) (File, error)
+	// FilesByIDs returns the files with the given ids, in no particular
+	// order; missing ids are left out.
+	FilesByIDs(ctx context.Context, ids [][]byte) ([]File, error)
+	// FileUsage sums the files not expired.
+	FileUsage(ctx context.Context) (FileUsage, error)
+	// OldestFiles returns up to limit files not expired, oldest first.
+	OldestFiles(ctx context.Context, limit int) ([]File, error)
+	// ExpireFile marks a file expired; false when it was already.
+	ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error)
+	// ClearData deletes every message, file row and key version, in one
+	// transaction, and resets read markers: the full reset an operator may
+	// ask for. Users and chats stay.
+	ClearData(ctx context.Context) (Cleared, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -43,6 +43,9 @@ type Config struct {
 	UploadMaxSizeBytes  int64
 	UploadMaxFileBytes  int64
 	UploadCheckInterval time.Duration
+	// ClamAVAddr is a clamd to scan uploads with: host:port or a unix
+	// socket path; "" for no scanning.
+	ClamAVAddr string
 
 	Debug      bool
 	LogFormat  string // "text" or "json"
@@ -227,6 +230,12 @@ func Load(getenv func(string) string) (Config, error) {
 	c.UploadMaxSizeBytes = int64(l.number("UPLOAD_MAX_SIZE_GB", 10, 0.001, 1<<20) * (1 << 30))
 	c.UploadMaxFileBytes = int64(l.number("UPLOAD_MAX_FILE_MB", 100, 0.001, 1<<22) * (1 << 20))
 	c.UploadCheckInterval = l.duration("UPLOAD_CHECK_INTERVAL", time.Second, 5*time.Minute, time.Second, 7*24*time.Hour)
+	c.ClamAVAddr = l.str("CLAMAV_ADDR", "")
+	if a := c.ClamAVAddr; a != "" && !strings.HasPrefix(a, "/") && !strings.HasPrefix(a, "unix:") {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			l.fail("CLAMAV_ADDR", "%q is neither host:port (127.0.0.1:3310) nor a unix socket path (/run/clamav/clamd.ctl)", a)
+		}
+	}
 	if c.UploadMaxFileBytes > c.UploadMaxSizeBytes {
 		l.fail("UPLOAD_MAX_FILE_MB", "is larger than UPLOAD_MAX_SIZE_GB; one file cannot exceed the whole quota")
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"slices"
@@ -53,6 +54,7 @@ type request struct {
 	username string
 	text     string
 	reply    *chat.Message
+	file     *chat.File
 	op       func(ctx context.Context) (any, []chat.Event, error)
 	done     chan result
 }
@@ -199,6 +201,14 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 	if req.Kind == "" {
 		req.Kind = chat.MessageText
 	}
+	var file *chat.File
+	if req.Kind == chat.MessageFile {
+		var err error
+		if file, err = s.postableFile(ctx, id, req.Chat, req.Text); err != nil {
+			return chat.Message{}, false, err
+		}
+		req.Text = wire.FileURL(file.ID)
+	}
 	var reply *chat.Message
 	if req.ReplyTo != 0 {
 		var err error
@@ -212,11 +222,45 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, KeyVersion: version, Body: body,
 			ClientID: req.ClientID, CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
 		},
-		chat: req.Chat, username: id.Username, text: req.Text, reply: reply,
+		chat: req.Chat, username: id.Username, text: req.Text, reply: reply, file: file,
 		done: make(chan result, 1),
 	}
 	res, err := s.submit(ctx, r)
 	return res.msg, res.created, err
+}
+
+// fileIDFromText reads the file id out of a file message's text:
+// "/file/<32 hex digits>".
+func fileIDFromText(text string) ([]byte, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(text), "/file/")
+	if !ok || len(rest) != 32 {
+		return nil, false
+	}
+	id, err := hex.DecodeString(rest)
+	return id, err == nil
+}
+
+// postableFile checks that a file message names a file the user uploaded
+// to this very chat, and that it is still there.
+func (s *Service) postableFile(ctx context.Context, id chat.Identity, c chat.Chat, text string) (*chat.File, error) {
+	fileID, ok := fileIDFromText(text)
+	if !ok {
+		return nil, chat.Errorf(chat.EInvalid, "A file message's text is the file's URL, /file/<id>, as the upload returned it.")
+	}
+	f, err := s.store.FileByID(ctx, fileID)
+	if chat.ErrorCode(err) == chat.ENotFound || (err == nil && f.ChatID != c.ID) {
+		return nil, chat.Errorf(chat.EInvalid, "No such file in this chat: upload it to this chat first.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.UploaderID != id.UserID {
+		return nil, chat.Errorf(chat.EForbidden, "You can post only files you uploaded.")
+	}
+	if !f.ExpiredAt.IsZero() {
+		return nil, chat.Errorf(chat.EInvalid, "That file has expired.")
+	}
+	return &f, nil
 }
 
 // newClientID makes a client id for a message or event whose client gave
@@ -380,7 +424,7 @@ func (s *Service) commit(ctx context.Context, group []*request) {
 		m := chat.Message{
 			ID: ins.ID, ChatID: ins.ChatID, ChatName: r.chat.Name, UserID: r.msg.UserID, Username: r.username,
 			Kind: r.msg.Kind, Text: r.text, ClientID: r.msg.ClientID, CreatedAt: ins.CreatedAt,
-			ReplyTo: r.msg.ReplyTo, Reply: r.reply,
+			ReplyTo: r.msg.ReplyTo, Reply: r.reply, File: r.file,
 		}
 		if ins.Created {
 			frame, _ := json.Marshal(wire.FromMessage(m))
@@ -444,6 +488,9 @@ func (s *Service) complete(ctx context.Context, c chat.Chat, msgs []chat.Message
 			byID[extra[i].ID] = &extra[i]
 		}
 	}
+	if err := s.attachFiles(ctx, byID); err != nil {
+		return err
+	}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.ReplyTo != 0 {
@@ -458,6 +505,38 @@ func (s *Service) complete(ctx context.Context, c chat.Chat, msgs []chat.Message
 				cp := *ref
 				cp.Reply, cp.Target = nil, nil
 				m.Target = &cp
+			}
+		}
+	}
+	return nil
+}
+
+// attachFiles links every file message among msgs (a page and the messages
+// it refers to) to its file, in one query.
+func (s *Service) attachFiles(ctx context.Context, msgs map[int64]*chat.Message) error {
+	var ids [][]byte
+	for _, m := range msgs {
+		if m.Kind == chat.MessageFile && m.DeletedAt.IsZero() {
+			if id, ok := fileIDFromText(m.Text); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	found, err := s.store.FilesByIDs(ctx, ids)
+	if err != nil {
+		return err
+	}
+	byFile := make(map[string]*chat.File, len(found))
+	for i := range found {
+		byFile[string(found[i].ID)] = &found[i]
+	}
+	for _, m := range msgs {
+		if m.Kind == chat.MessageFile {
+			if id, ok := fileIDFromText(m.Text); ok {
+				m.File = byFile[string(id)]
 			}
 		}
 	}

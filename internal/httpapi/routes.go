@@ -46,6 +46,11 @@ func (s *server) routes() *chi.Mux {
 		r.Delete("/chats/{chat}/members/{username}", s.handleRemoveMember())
 		r.Post("/chats/{chat}/leave", s.handleLeaveChat())
 		r.Post("/chats/{chat}/read", s.handleMarkRead())
+
+		// Files: members of the file's chat only.
+		r.Post("/upload", s.handleUpload())
+		r.Get("/file/{id}", s.handleFile(false))
+		r.Get("/file/{id}/thumbnail", s.handleFile(true))
 	})
 
 	// The WebSocket authenticates itself (ticket, token or header).

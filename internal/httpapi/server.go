@@ -14,6 +14,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
+	"github.com/mapsim/mapsim-chat/internal/uploads"
 )
 
 // Deps are what the API serves from.
@@ -21,6 +22,7 @@ type Deps struct {
 	Auth     *auth.Service
 	Delivery *delivery.Service
 	Hub      *hub.Hub
+	Uploads  *uploads.Service
 	Store    chat.Store
 	Log      *slog.Logger
 	Web      fs.FS // the web client's files, index.html at the root

@@ -286,17 +286,13 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 	}
 	switch in.Type {
 	case wire.TypeText:
-		c.handleSend(ctx, in)
+		c.handleSend(ctx, in, chat.MessageText)
 	case wire.TypeEdit, wire.TypeDelete:
 		c.handleChange(ctx, in)
 	case wire.TypeRead:
 		c.handleRead(ctx, in)
 	case wire.TypeFile:
-		if _, err := c.resolve(ctx, in.ChatName); err != nil {
-			c.sendError(err, in.ClientID)
-			return
-		}
-		c.sendError(chat.Errorf(chat.EInvalid, "File messages are not enabled on this server."), in.ClientID)
+		c.handleSend(ctx, in, chat.MessageFile)
 	case wire.TypeTyping:
 		c.handleTyping(ctx, in)
 	case wire.TypeSync:
@@ -359,7 +355,7 @@ func (c *Conn) allowMessage(clientID string) bool {
 	return ok
 }
 
-func (c *Conn) handleSend(ctx context.Context, in wire.Inbound) {
+func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 	ch, err := c.resolve(ctx, in.ChatName)
 	if err != nil {
 		c.sendError(err, in.ClientID)
@@ -368,7 +364,7 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound) {
 	if !c.allowMessage(in.ClientID) {
 		return
 	}
-	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: chat.MessageText, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo})
+	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: kind, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo})
 	if err != nil {
 		c.sendError(err, in.ClientID)
 		return

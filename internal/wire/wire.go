@@ -4,6 +4,7 @@
 package wire
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
@@ -82,6 +83,38 @@ type Message struct {
 	// System is the event a system message records, for clients that
 	// render it in their own language; Text holds an English sentence.
 	System *chat.SystemEvent `json:"system,omitempty"`
+	// File describes the file a file message links to.
+	File *File `json:"file,omitempty"`
+}
+
+// File is an uploaded file as clients see it.
+type File struct {
+	ID           string `json:"id"` // 32 hex digits
+	Name         string `json:"name"`
+	Size         int64  `json:"size"`
+	MimeType     string `json:"mime_type"`
+	URL          string `json:"url"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Width        int    `json:"width,omitempty"`
+	Height       int    `json:"height,omitempty"`
+	// Expired is true once the quota janitor removed the file; the message
+	// stays and shows "file expired".
+	Expired bool `json:"expired,omitempty"`
+}
+
+// FileURL is the path a file is downloaded from.
+func FileURL(id []byte) string { return "/file/" + hex.EncodeToString(id) }
+
+// FromFile converts a stored file to its wire shape.
+func FromFile(f chat.File) *File {
+	out := &File{
+		ID: hex.EncodeToString(f.ID), Name: f.Name, Size: f.Size, MimeType: f.MimeType, URL: FileURL(f.ID),
+		Width: f.Width, Height: f.Height, Expired: !f.ExpiredAt.IsZero(),
+	}
+	if f.ThumbName != "" && !out.Expired {
+		out.ThumbnailURL = out.URL + "/thumbnail"
+	}
+	return out
 }
 
 // Reply previews the message a reply answers.
@@ -126,6 +159,9 @@ func FromMessage(m chat.Message) Message {
 		out.Deleted = true
 		out.Text = ""
 		out.System = nil
+	}
+	if m.File != nil && !out.Deleted {
+		out.File = FromFile(*m.File)
 	}
 	if m.Reply != nil {
 		r := &Reply{ID: m.Reply.ID, Username: m.Reply.Username, Text: chat.Clip(m.Reply.Text, ReplyPreviewBytes)}

@@ -1,0 +1,214 @@
+package httpapi
+
+import (
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/files"
+	"github.com/mapsim/mapsim-chat/internal/uploads"
+	"github.com/mapsim/mapsim-chat/internal/wire"
+)
+
+// uploadBody is the answer to an upload.
+type uploadBody struct {
+	FileID       string `json:"file_id"`
+	FileURL      string `json:"file_url"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Name         string `json:"name"`
+	Size         int64  `json:"size"`
+	MimeType     string `json:"mime_type"`
+	ChatID       int64  `json:"chat_id"`
+	ChatName     string `json:"chat_name"`
+}
+
+// formOverhead is what a multipart form may add around the file: boundaries,
+// part headers and the small fields.
+const formOverhead = 1 << 20
+
+// handleUpload streams a multipart "file" into the upload folder. The chat
+// comes from chat_id in the URL or a form field before the file (global by
+// default); the asker must be a member.
+func (s *server) handleUpload() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := identityFrom(r.Context())
+		r.Body = http.MaxBytesReader(w, r.Body, s.Uploads.MaxFileBytes()+formOverhead)
+		mr, err := r.MultipartReader()
+		if err != nil {
+			s.writeError(w, r, chat.Errorf(chat.EInvalid, "Send the file as multipart/form-data with a \"file\" field."))
+			return
+		}
+		chatRef := r.URL.Query().Get("chat_id")
+		var (
+			saved    *chat.File
+			usedChat chat.Chat
+		)
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				s.discard(r, saved)
+				s.writeError(w, r, chat.Errorf(chat.EInvalid, "The form could not be read to its end."))
+				return
+			}
+			switch part.FormName() {
+			case "chat_id":
+				v, _ := io.ReadAll(io.LimitReader(part, 128))
+				ref := strings.TrimSpace(string(v))
+				if saved != nil && ref != usedChat.Name && ref != strconv.FormatInt(usedChat.ID, 10) {
+					s.discard(r, saved)
+					s.writeError(w, r, chat.Errorf(chat.EInvalid, "Put chat_id before the file in the form (or in the URL), so the file goes to that chat."))
+					return
+				}
+				chatRef = ref
+			case "file":
+				if saved != nil {
+					s.discard(r, saved)
+					s.writeError(w, r, chat.Errorf(chat.EInvalid, "Send one file per upload."))
+					return
+				}
+				c, err := s.Delivery.ResolveChat(r.Context(), id, chatRef)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				f, err := s.Uploads.Save(r.Context(), uploads.Upload{
+					Chat: c, UploaderID: id.UserID, Name: part.FileName(), DeclaredType: part.Header.Get("Content-Type"), Body: part,
+				})
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				saved, usedChat = &f, c
+			}
+			part.Close()
+		}
+		if saved == nil {
+			s.writeError(w, r, chat.Errorf(chat.EInvalid, "The form has no \"file\" field."))
+			return
+		}
+		ref := wire.FromFile(*saved)
+		writeJSON(w, http.StatusCreated, uploadBody{
+			FileID: ref.ID, FileURL: ref.URL, ThumbnailURL: ref.ThumbnailURL, Name: saved.Name, Size: saved.Size,
+			MimeType: saved.MimeType, ChatID: usedChat.ID, ChatName: usedChat.Name,
+		})
+	}
+}
+
+// discard removes a file saved by a request that then failed.
+func (s *server) discard(r *http.Request, f *chat.File) {
+	if f != nil {
+		s.Uploads.Discard(r.Context(), *f)
+	}
+}
+
+// noSuchFile is the answer for a missing file and for a file of a chat the
+// asker is not in, so that a non-member learns nothing about it.
+var noSuchFile = chat.Errorf(chat.ENotFound, "No such file.")
+
+// fileCSP keeps a served file from running anything, even if a browser
+// were talked into rendering it as a page.
+const fileCSP = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
+
+// handleFile serves a file (or its thumbnail) to members of its chat, with
+// Range support. Raster images are served inline; everything else, SVG and
+// HTML included, as an attachment.
+func (s *server) handleFile(thumb bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw := chi.URLParam(r, "id")
+		fileID, err := hex.DecodeString(raw)
+		if err != nil || len(fileID) != 16 {
+			s.writeError(w, r, noSuchFile)
+			return
+		}
+		f, err := s.Store.FileByID(r.Context(), fileID)
+		if chat.ErrorCode(err) == chat.ENotFound {
+			s.writeError(w, r, noSuchFile)
+			return
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		member, err := s.Store.IsMember(r.Context(), f.ChatID, identityFrom(r.Context()).UserID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !member {
+			s.writeError(w, r, noSuchFile)
+			return
+		}
+		content, closeFile, err := s.Uploads.Open(f, thumb)
+		switch {
+		case errors.Is(err, uploads.ErrExpired):
+			writeJSON(w, http.StatusGone, errorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
+			return
+		case errors.Is(err, uploads.ErrDamaged):
+			s.Log.Error("stored file is damaged", "file_id", raw, "err", err)
+			writeJSON(w, http.StatusInternalServerError, errorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
+			return
+		case err != nil:
+			s.writeError(w, r, err)
+			return
+		}
+		defer closeFile()
+
+		h := w.Header()
+		h.Set("Content-Security-Policy", fileCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "private, max-age=86400")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		name, ctype, inline := f.Name, files.ServeType(f.MimeType), files.IsRaster(f.MimeType)
+		if thumb {
+			ctype, inline = f.ThumbMimeType, true
+			name = thumbName(f.Name, f.ThumbMimeType)
+		} else {
+			h.Set("ETag", `"`+hex.EncodeToString(f.SHA256)+`"`)
+		}
+		h.Set("Content-Type", ctype)
+		h.Set("Content-Disposition", files.ContentDisposition(inline, name))
+		checked := &checkedReader{ReadSeeker: content}
+		http.ServeContent(w, r, "", f.CreatedAt, checked)
+		if checked.err != nil {
+			// Some of the response may be out; cut the connection so the
+			// client sees a failed download, never a short or altered file.
+			s.Log.Error("stored file failed its integrity check while being served", "file_id", raw, "err", checked.err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// checkedReader remembers a read error other than EOF.
+type checkedReader struct {
+	io.ReadSeeker
+	err error
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// thumbName names a thumbnail after its file, with the thumbnail's
+// extension.
+func thumbName(name, mimeType string) string {
+	ext := ".jpg"
+	if mimeType == "image/png" {
+		ext = ".png"
+	}
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		name = name[:i]
+	}
+	return name + "-thumbnail" + ext
+}
