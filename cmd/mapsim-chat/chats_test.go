@@ -157,7 +157,9 @@ func TestDirectAndGroupChats(t *testing.T) {
 			if r := srv.call(t, "POST", "/chats/"+group+"/members", alice, url.Values{"members": {"dave,bob"}}); r.Status != http.StatusOK {
 				t.Fatalf("add dave: %d %s", r.Status, r.Raw)
 			}
-			daveWS.nextType("chat_added")
+			if f := daveWS.nextType("chat_added"); num(f["chat"].(map[string]any), "last_message_id") == 0 {
+				t.Fatalf("chat_added without a sync cursor: %v", f)
+			}
 			if f := daveWS.nextType("system"); f["text"] != "alice added dave." {
 				t.Fatalf("dave's first message %v", f)
 			}
@@ -194,7 +196,7 @@ func TestDirectAndGroupChats(t *testing.T) {
 			if f := bobWS.nextType("system"); f["text"] != "bob is now the owner." {
 				t.Fatalf("hand-over message %v", f)
 			}
-			r = srv.call(t, "GET", "/chats/"+group, bob, nil)
+			r = srv.call(t, "GET", "/chats/"+strings.ReplaceAll(group, ":", "%3A"), bob, nil)
 			if got := memberNames(r.Body); got != "bob:owner dave:member" || r.str("role") != "owner" {
 				t.Fatalf("after the owner left: %q %s", got, r.Raw)
 			}

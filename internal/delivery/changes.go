@@ -219,7 +219,16 @@ func (s *Service) changeEvents(ctx context.Context, c chat.Chat, actor chat.Iden
 	if err != nil {
 		return nil, err
 	}
-	state, _ := json.Marshal(wire.ChatFrame{Type: wire.TypeChatAdded, Chat: wire.SharedChat(chat.ChatSummary{Chat: c, Members: members})})
+	added := wire.ChatFrame{Type: wire.TypeChatAdded, Chat: wire.SharedChat(chat.ChatSummary{Chat: c, Members: members})}
+	// Where a new member's client syncs from: just before the first
+	// message of this change, so it gets that and everything after, not
+	// the history it already has by GET /messages/.
+	from := int64(0)
+	if len(change.Messages) > 0 {
+		from = change.Messages[0].ID - 1
+	}
+	added.Chat.LastMessageID = &from
+	state, _ := json.Marshal(added)
 	var events []chat.Event
 	if len(joined) > 0 {
 		events = append(events, chat.Event{ChatID: c.ID, UserIDs: joined, Membership: chat.MembershipJoin, Frame: state})

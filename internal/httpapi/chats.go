@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -25,11 +26,22 @@ func members(fields map[string][]string) []string {
 	return out
 }
 
+// pathParam returns a path parameter unescaped: a client may send
+// "group%3Aab12" for "group:ab12". A value that does not unescape is
+// returned as it is and fails the lookup like any unknown name.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
 // chatFrom resolves the {chat} in the path for the asking user: a member's
 // chat, or the same forbidden answer for a chat that is missing or not
 // theirs.
 func (s *server) chatFrom(r *http.Request) (chat.Chat, error) {
-	return s.Delivery.ResolveChat(r.Context(), identityFrom(r.Context()), chi.URLParam(r, "chat"))
+	return s.Delivery.ResolveChat(r.Context(), identityFrom(r.Context()), pathParam(r, "chat"))
 }
 
 func (s *server) summaryBody(sum chat.ChatSummary) wire.Chat {
@@ -132,7 +144,7 @@ func (s *server) handleAddMembers() http.HandlerFunc {
 
 func (s *server) handleRemoveMember() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
-		err := s.Delivery.RemoveMember(r.Context(), id, c, chi.URLParam(r, "username"))
+		err := s.Delivery.RemoveMember(r.Context(), id, c, pathParam(r, "username"))
 		return map[string]string{"detail": "Removed."}, err
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/files"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
@@ -25,6 +24,8 @@ type uploadBody struct {
 	MimeType     string `json:"mime_type"`
 	ChatID       int64  `json:"chat_id"`
 	ChatName     string `json:"chat_name"`
+	Width        int    `json:"width,omitempty"`
+	Height       int    `json:"height,omitempty"`
 }
 
 // formOverhead is what a multipart form may add around the file: boundaries,
@@ -97,7 +98,7 @@ func (s *server) handleUpload() http.HandlerFunc {
 		ref := wire.FromFile(*saved)
 		writeJSON(w, http.StatusCreated, uploadBody{
 			FileID: ref.ID, FileURL: ref.URL, ThumbnailURL: ref.ThumbnailURL, Name: saved.Name, Size: saved.Size,
-			MimeType: saved.MimeType, ChatID: usedChat.ID, ChatName: usedChat.Name,
+			MimeType: saved.MimeType, ChatID: usedChat.ID, ChatName: usedChat.Name, Width: saved.Width, Height: saved.Height,
 		})
 	}
 }
@@ -122,7 +123,7 @@ const fileCSP = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; 
 // HTML included, as an attachment.
 func (s *server) handleFile(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		raw := chi.URLParam(r, "id")
+		raw := pathParam(r, "id")
 		fileID, err := hex.DecodeString(raw)
 		if err != nil || len(fileID) != 16 {
 			s.writeError(w, r, noSuchFile)
