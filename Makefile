@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test bench vet fmt clean
+.PHONY: run build test test-go test-web bench vet fmt clean
 
 ## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
 run:
@@ -13,9 +13,24 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mapsim-chat ./cmd/mapsim-chat
 
-## test: every test, with the race detector; needs mariadbd (apt-get install mariadb-server)
-test: vet
+## test: every test: Go with the race detector, then the browser tests
+## (needs mariadb-server, clamav-daemon, chromium and nodejs: see README)
+test: vet test-go test-web
+
+test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+CHROMIUM ?= /usr/bin/chromium
+
+## test-web: the web client in Debian's Chromium (playwright-core, Node's test runner)
+test-web:
+	@if [ ! -x "$(CHROMIUM)" ] || ! command -v node >/dev/null; then \
+	  if [ "$$CI" = "true" ]; then echo "browser tests need chromium and nodejs (apt-get install chromium nodejs npm)"; exit 1; fi; \
+	  echo "SKIPPED: browser tests (install chromium and nodejs to run them)"; exit 0; fi; \
+	set -e; \
+	[ -d web/e2e/node_modules/playwright-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
+	CGO_ENABLED=0 $(GO) build -o bin/mapsim-chat-e2e ./cmd/mapsim-chat; \
+	cd web/e2e && CHROMIUM=$(CHROMIUM) MAPSIM_BIN=$(CURDIR)/bin/mapsim-chat-e2e node --test
 
 ## bench: Go benchmarks (the message path over real WebSockets, SQLite and MariaDB)
 bench:

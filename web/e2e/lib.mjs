@@ -1,0 +1,180 @@
+// Helpers for the browser tests: a real Mapsim Chat server on a loopback
+// port with a temp data dir, and Debian's Chromium driven by playwright-core.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+export const artifacts = join(here, 'artifacts');
+
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let builtBinary;
+
+// binary returns the server binary: MAPSIM_BIN when make built it, or a
+// fresh build into a temp folder.
+function binary() {
+  if (process.env.MAPSIM_BIN) return process.env.MAPSIM_BIN;
+  if (!builtBinary) {
+    const out = join(mkdtempSync(join(tmpdir(), 'mapsim-e2e-bin-')), 'mapsim-chat');
+    execFileSync('go', ['build', '-o', out, './cmd/mapsim-chat'], { cwd: root, stdio: 'inherit' });
+    builtBinary = out;
+  }
+  return builtBinary;
+}
+
+// freePort asks the kernel for a free loopback port.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// startServer runs the server until stop(); restart() stops it and starts
+// it again on the same port and data, as a deploy would.
+export async function startServer(extraEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mapsim-e2e-'));
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LISTEN_ADDR: `127.0.0.1:${port}`,
+    DATA_DIR: join(dir, 'data'),
+    UPLOAD_DIR: join(dir, 'uploads'),
+    SECRET_KEY: 'TWFwc2ltQ2hhdEUyRVRlc3RTZWNyZXRLZXkwMTIzNDU2',
+    LOG_FORMAT: 'text',
+    ...extraEnv,
+  };
+  const server = { url: `http://127.0.0.1:${port}`, dir, logs: '', proc: null };
+
+  server.start = async () => {
+    const proc = spawn(binary(), ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server.proc = proc;
+    proc.stderr.on('data', (d) => { server.logs += d; });
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not listen within 30 s:\n${server.logs}`)), 30_000);
+      let out = '';
+      proc.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('listening on')) { clearTimeout(timer); resolve(); }
+      });
+      proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${server.logs}`)); });
+    });
+  };
+  server.stop = async () => {
+    const proc = server.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  server.restart = async () => {
+    await server.stop();
+    await server.start();
+  };
+  server.close = async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  await server.start();
+  return server;
+}
+
+// launchBrowser starts Chromium headless. With CI=true a missing Chromium
+// fails the run instead of skipping.
+export async function launchBrowser() {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(`Chromium not found at ${chromiumPath}; install it with: apt-get install chromium`);
+  }
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+// openUser opens a new browser context (its own storage) on the app, and
+// collects console errors and page errors so a test can insist on none.
+export async function openUser(browser, server, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ locale, viewport });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') page.problems.push(`console.error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
+  await page.goto(server.url + '/');
+  return page;
+}
+
+// register signs a new user up through the UI and waits for the app.
+export async function register(page, username, password = 'staple-Horse-battery-42') {
+  await page.fill('[data-testid=auth-form] input[name=username]', username);
+  await page.fill('[data-testid=auth-form] input[name=password]', password);
+  await page.click('[data-testid=register]');
+  await page.waitForSelector('[data-testid=app]');
+  await page.waitForSelector('[data-testid=connection-banner]', { state: 'hidden' });
+}
+
+// openChat opens a chat from the sidebar by its name.
+export async function openChat(page, chatName) {
+  await page.click(`[data-testid=chat-item][data-chat-name="${chatName}"]`);
+  await page.waitForSelector(`[data-testid=chat-item][data-chat-name="${chatName}"][aria-current=true]`);
+}
+
+// send types a message in the composer and presses Enter.
+export async function send(page, text) {
+  await page.fill('[data-testid=composer]', text);
+  await page.press('[data-testid=composer]', 'Enter');
+}
+
+// waitForMessage waits for a message whose text is exactly text in the
+// open chat.
+export async function waitForMessage(page, text, timeout = 15_000) {
+  await page.waitForFunction((t) => [...document.querySelectorAll('[data-testid=message] [data-testid=message-text]')]
+    .some((el) => el.textContent.trim() === t), text, { timeout });
+}
+
+// countMessages counts the messages whose text is exactly text.
+export async function countMessages(page, text) {
+  return page.evaluate((t) => [...document.querySelectorAll('[data-testid=message] [data-testid=message-text]')]
+    .filter((el) => el.textContent.trim() === t).length, text);
+}
+
+// screenshot saves a PNG into the git-ignored artifacts folder.
+export async function screenshot(page, name) {
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, `${name}.png`) });
+}
+
+// api calls the server directly, for setup the UI does not need to do.
+export async function api(server, method, path, token, body) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const resp = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  let json = {};
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: resp.status, body: json };
+}
+
+// apiUser registers and logs a user in through the API; returns the token.
+export async function apiUser(server, username, password = 'staple-Horse-battery-42') {
+  const r = await api(server, 'POST', '/register/', '', { username, password });
+  if (r.status !== 201) throw new Error(`register ${username}: ${r.status} ${JSON.stringify(r.body)}`);
+  const l = await api(server, 'POST', '/login/', '', { username, password });
+  return l.body.access_token;
+}

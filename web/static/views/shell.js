@@ -1,0 +1,62 @@
+// The signed-in screen: sidebar, chat view, connection banner, toasts.
+// On narrow screens the sidebar and the chat are separate panes.
+
+import { h } from '../dom.js';
+import { t } from '../i18n.js';
+import * as store from '../store.js';
+import { state } from '../store.js';
+import * as controller from '../controller.js';
+import { mountSidebar } from './sidebar.js';
+import { mountChat } from './chat.js';
+import { mountToasts } from './toast.js';
+
+const narrowQuery = window.matchMedia('(max-width: 760px)');
+
+/** mountShell shows the main screen in root and returns {unmount}. */
+export function mountShell(root, { showChat = false } = {}) {
+  const banner = h('div', { class: 'banner', 'data-testid': 'connection-banner', role: 'status', hidden: true },
+    h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+    h('span', { text: t('connection.reconnecting') }),
+    h('button', { type: 'button', class: 'link-btn', text: t('connection.retry'), onclick: () => controller.reconnectNow() }));
+
+  const app = h('div', { class: 'app', 'data-testid': 'app' });
+  let chatPaneOpen = showChat;
+
+  const setPane = (open) => {
+    chatPaneOpen = open;
+    app.classList.toggle('show-chat', open);
+    controller.setChatVisible(!narrowQuery.matches || open);
+  };
+
+  const sidebar = mountSidebar({ onOpen: (name) => { controller.openChat(name); setPane(true); chat.focusComposer(); } });
+  const chat = mountChat({ onBack: () => { setPane(false); sidebar.focusCurrent(); } });
+  const toasts = mountToasts();
+  app.append(banner, sidebar.element, chat.element, toasts.element);
+
+  const renderBanner = () => {
+    banner.hidden = state.connection !== 'reconnecting';
+    app.classList.toggle('is-offline', state.connection === 'reconnecting');
+  };
+  const offs = [
+    store.on('connection', renderBanner),
+    store.on('current', (name) => { if (!name && narrowQuery.matches) setPane(false); }),
+  ];
+  const onMedia = () => setPane(chatPaneOpen);
+  narrowQuery.addEventListener('change', onMedia);
+  renderBanner();
+  setPane(chatPaneOpen);
+
+  root.replaceChildren(app);
+  root.className = 'root-app';
+  return {
+    isChatOpen: () => chatPaneOpen,
+    unmount() {
+      for (const off of offs) off();
+      narrowQuery.removeEventListener('change', onMedia);
+      sidebar.unmount();
+      chat.unmount();
+      toasts.off();
+      app.remove();
+    },
+  };
+}
