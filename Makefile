@@ -32,8 +32,10 @@ test-web:
 	CGO_ENABLED=0 $(GO) build -o bin/mapsim-chat-e2e ./cmd/mapsim-chat; \
 	cd web/e2e && CHROMIUM=$(CHROMIUM) MAPSIM_BIN=$(CURDIR)/bin/mapsim-chat-e2e node --test
 
-## bench: Go benchmarks (the message path over real WebSockets, SQLite and MariaDB)
+## bench: the load matrix (cmd/mapsim-bench against fresh servers on SQLite and
+## MariaDB; writes bench/RESULTS.md; FULL=1 for the issue's sizes), then the Go benchmarks
 bench:
+	bash bench/run.sh
 	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./...
 
 vet:

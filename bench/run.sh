@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# bench/run.sh: the standard load matrix against a fresh Mapsim Chat server on
+# SQLite and, when mariadbd is installed, on a throwaway MariaDB; writes
+# bench/RESULTS.md (machine, exact commands, results next to the targets) and
+# the plots in bench/plots/.
+#
+#   bench/run.sh            small sizes: a few minutes per database
+#   FULL=1 bench/run.sh     the issue's sizes: 19,000 connections, 10 million
+#                           messages… (hours, mostly registration and the fill)
+#   DBS=sqlite bench/run.sh only SQLite
+#
+# Everything it starts (servers, MariaDB) is stopped by pid on exit; all
+# traffic is on 127.0.0.x. Scratch files go to bench/out/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=$ROOT/bench/out
+PLOTS=$ROOT/bench/plots
+RESULTS=$ROOT/bench/RESULTS.md
+FULL=${FULL:-0}
+DBS=${DBS:-sqlite mariadb}
+mkdir -p "$OUT" "$PLOTS"
+T=$(mktemp -d /tmp/mapsim-bench.XXXXXX)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# --- the matrix --------------------------------------------------------------
+if [ "$FULL" = 1 ]; then
+  MODE="FULL (the issue's sizes)"
+  FANOUT=(-clients 1000 -rate 100 -warmup 5s -duration 60s)
+  ROOMS=(-clients 15000 -room-size 5-10 -rate 3400 -warmup 5s -duration 60s)
+  RECONNECT=(-clients 15000 -room-size 10 -rate 500 -warmup 10s -duration 50s -drain 60s)
+  COMMITS=(-senders 512 -inflight 4 -warmup 5s -duration 60s)
+  HISTORY=(-senders 128 -inflight 8 -rate 0 -messages 10000000 -duration 90m -queries 1000)
+  IDLE=(-clients 19000 -duration 5m)
+else
+  MODE="small (each scenario ≤ 60 s, ≤ 1,000 connections)"
+  FANOUT=(-clients 500 -rate 100 -warmup 3s -duration 20s)
+  ROOMS=(-clients 1000 -room-size 5-10 -rate 1000 -warmup 3s -duration 20s)
+  RECONNECT=(-clients 1000 -room-size 10 -rate 200 -warmup 5s -duration 20s)
+  COMMITS=(-senders 256 -inflight 4 -warmup 2s -duration 10s)
+  HISTORY=(-senders 64 -inflight 4 -rate 0 -messages 50000 -duration 5m -queries 300)
+  IDLE=(-clients 1000 -duration 30s)
+fi
+# The commit targets differ by database: 30,000/s on SQLite, 10,000/s on MariaDB.
+commits_rate() { if [ "$1" = sqlite ]; then echo 30000; else echo 10000; fi; }
+
+# The server must not rate-limit the load (see the README's rate limits).
+SERVER_ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000
+  RATE_LIMIT_FRAMES_PER_SECOND=100000 RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0
+  LOG_FORMAT=text GOTRACEBACK=all)
+
+# --- processes we start, stopped by pid on exit --------------------------------
+PIDS=()
+stop_pid() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '\n### %s\n' "$*" >&2; }
+
+# free_port prints a loopback port nobody listens on, below the ephemeral
+# range the load's own connections use.
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((15000 + RANDOM % 17000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# --- build -------------------------------------------------------------------
+COMMANDS=()
+record() { COMMANDS+=("$*"); }
+log "building"
+record "CGO_ENABLED=0 go build -o bench/out/mapsim-chat ./cmd/mapsim-chat"
+CGO_ENABLED=0 go build -o "$OUT/mapsim-chat" ./cmd/mapsim-chat
+record "CGO_ENABLED=0 go build -o bench/out/mapsim-bench ./cmd/mapsim-bench"
+CGO_ENABLED=0 go build -o "$OUT/mapsim-bench" ./cmd/mapsim-bench
+
+# --- MariaDB, as a plain process (as internal/testutil/mariadbtest does) --------
+MDB_PORT=
+find_sbin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || true; }
+start_mariadb() {
+  local mariadbd install admin client asuser=()
+  mariadbd=$(find_sbin mariadbd); install=$(find_sbin mariadb-install-db)
+  admin=$(find_sbin mariadb-admin); client=$(find_sbin mariadb)
+  if [ -z "$mariadbd" ] || [ -z "$install" ] || [ -z "$admin" ] || [ -z "$client" ]; then
+    echo "mariadbd not found: skipping MariaDB (apt-get install mariadb-server)" >&2
+    return 1
+  fi
+  [ "$(id -u)" = 0 ] && asuser=(--user=root)
+  mkdir -p "$T/mdb"
+  record "mariadb-install-db --no-defaults --datadir=\$T/db --auth-root-authentication-method=normal --skip-test-db ${asuser[*]}"
+  "$install" --no-defaults --datadir="$T/mdb/db" --auth-root-authentication-method=normal --skip-test-db "${asuser[@]}" \
+    >"$T/mdb/install.log" 2>&1 || { cat "$T/mdb/install.log" >&2; return 1; }
+  local attempt pid
+  for attempt in 1 2 3; do
+    MDB_PORT=$(free_port)
+    "$mariadbd" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" \
+      --bind-address=127.0.0.1 --pid-file="$T/mdb/pid" --skip-name-resolve \
+      --innodb-buffer-pool-size=512M --max-connections=1000 "${asuser[@]}" >"$OUT/mariadbd.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 600); do
+      if "$admin" --socket="$T/mdb/sock" -uroot ping >/dev/null 2>&1; then
+        record "mariadbd --no-defaults --datadir=\$T/db --socket=\$T/sock --port=$MDB_PORT --bind-address=127.0.0.1 --pid-file=\$T/pid --skip-name-resolve --innodb-buffer-pool-size=512M --max-connections=1000 ${asuser[*]}"
+        record "mariadb --socket=\$T/sock -uroot -e 'CREATE DATABASE mapsim_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'"
+        "$client" --socket="$T/mdb/sock" -uroot -e \
+          "CREATE DATABASE mapsim_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        MDB_VERSION=$("$mariadbd" --version 2>/dev/null | head -1)
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    stop_pid "$pid"
+    echo "mariadbd did not start (attempt $attempt):" >&2
+    tail -20 "$OUT/mariadbd.log" >&2
+  done
+  return 1
+}
+
+# --- the server -----------------------------------------------------------------
+SERVER_PID= URL=
+# start_server DB LOGFILE: a server process on a free port; sets SERVER_PID, URL.
+start_server() {
+  local db=$1 logf=$2 env=("${SERVER_ENV[@]}" DATA_DIR="$T/$db/data" UPLOAD_DIR="$T/$db/uploads" LISTEN_ADDR=127.0.0.1:0)
+  if [ "$db" = mariadb ]; then
+    env+=(DB_HOST=127.0.0.1 DB_PORT="$MDB_PORT" DB_USER=root DB_NAME=mapsim_bench)
+  fi
+  mkdir -p "$T/$db"
+  record "env ${env[*]//$T/\$T} bench/out/mapsim-chat serve"
+  env "${env[@]}" "$OUT/mapsim-chat" serve >"$logf" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 600); do
+    URL=$(sed -n 's/^Mapsim Chat listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$logf" | head -1)
+    [ -n "$URL" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the server did not start:" >&2
+  tail -20 "$logf" >&2
+  return 1
+}
+
+# bench DB NAME ARGS…: one scenario; its table goes to the details file.
+bench() {
+  local db=$1 name=$2; shift 2
+  local args=(-url "$URL" -scenario "$name" -label "$db" -server-pid "$SERVER_PID"
+    -json "$OUT/$db.jsonl" -svg "$PLOTS/$db-$name.svg" -token-file "$OUT/tokens-$db.json" "$@")
+  log "$db: $name"
+  local line="${args[*]}"
+  record "bench/out/mapsim-bench ${line//$ROOT\//}"
+  local rc=0
+  "$OUT/mapsim-bench" "${args[@]}" >"$T/table" 2>"$OUT/$db-$name.log" || rc=$?
+  cat "$T/table" >&2
+  { echo; echo "#### $db: $name"; echo; echo '```'; cat "$T/table"; echo '```'; } >>"$OUT/$db-details.md"
+  if [ $rc -ne 0 ]; then
+    tail -5 "$OUT/$db-$name.log" >&2
+    { echo; echo "**$name failed** (exit $rc):"; echo; echo '```'; tail -5 "$OUT/$db-$name.log"; echo '```'; } >>"$OUT/$db-details.md"
+  fi
+}
+
+run_db() {
+  local db=$1 logf="$OUT/server-$1.log"
+  rm -f "$OUT/$db.jsonl" "$OUT/$db-details.md" "$OUT/tokens-$db.json"
+  start_server "$db" "$logf" || return 1
+  bench "$db" fanout "${FANOUT[@]}"
+  bench "$db" rooms "${ROOMS[@]}"
+  bench "$db" reconnect "${RECONNECT[@]}"
+  bench "$db" commits "${COMMITS[@]}" -rate "$(commits_rate "$db")"
+  bench "$db" history "${HISTORY[@]}"
+  # Idle on a freshly started server (same database, so the tokens stay
+  # good), so that its RSS baseline holds nothing of the runs before. At the
+  # end the tool SIGQUITs it to count goroutines from the dump in its log.
+  log "$db: restarting the server for idle"
+  stop_pid "$SERVER_PID"
+  start_server "$db" "$OUT/server-$db-idle.log" || return 1
+  bench "$db" idle "${IDLE[@]}" -goroutine-dump "$OUT/server-$db-idle.log"
+  stop_pid "$SERVER_PID"
+}
+
+# --- go --------------------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+MDB_VERSION=
+RAN=()
+for db in $DBS; do
+  case $db in
+    sqlite) run_db sqlite && RAN+=(sqlite) ;;
+    mariadb) if start_mariadb; then run_db mariadb && RAN+=(mariadb); fi ;;
+    *) echo "unknown database $db (sqlite, mariadb)" >&2; exit 2 ;;
+  esac
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- bench/RESULTS.md ----------------------------------------------------------------
+{
+  echo "# Load test results"
+  echo
+  echo "Written by \`bench/run.sh\` ($MODE), $STARTED. Tree: \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + local changes')\`."
+  echo "The tool and the server share the machine, so every number includes the tool's own CPU"
+  echo "(the \"tool\" line of each table); all traffic is on 127.0.0.x."
+  echo
+  echo "## Machine"
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| CPUs (\`nproc\`) | $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |"
+  echo "| memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) |"
+  echo "| kernel | $(uname -srm) |"
+  echo "| Go | $(go version | cut -d' ' -f3-) |"
+  echo "| \`ulimit -n\` | $(ulimit -n) |"
+  echo "| MariaDB | ${MDB_VERSION:-not run} |"
+  echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |"
+  echo
+  echo "## Commands"
+  echo
+  echo "\`\$T\` is a temporary directory; each server listens on a free port (\`LISTEN_ADDR=127.0.0.1:0\`)."
+  echo
+  echo '```sh'
+  printf '%s\n' "${COMMANDS[@]}"
+  echo '```'
+  echo
+  echo "## Results against the targets"
+  echo
+  echo "\"met at this size\" means the run was smaller than the target's size (the default small"
+  echo "mode) and met the target's thresholds there; only \`FULL=1\` can meet a target outright."
+  echo
+  for db in "${RAN[@]}"; do
+    "$OUT/mapsim-bench" report "$OUT/$db.jsonl"
+  done
+  echo "## Plots"
+  echo
+  for db in "${RAN[@]}"; do
+    for f in "$PLOTS/$db"-*.svg; do
+      [ -e "$f" ] && echo "- [$(basename "$f" .svg)](plots/$(basename "$f"))"
+    done
+  done
+  echo
+  echo "## Every table"
+  for db in "${RAN[@]}"; do
+    echo
+    echo "### $db"
+    cat "$OUT/$db-details.md"
+  done
+} >"$RESULTS"
+log "wrote $RESULTS"

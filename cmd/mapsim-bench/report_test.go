@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestJudgeFanout(t *testing.T) {
+	var fanout target
+	for _, tg := range targets {
+		if tg.scenario == "fanout" {
+			fanout = tg
+		}
+	}
+	full := func(perSec, p99 float64, lost int64) *result {
+		return &result{Scenario: "fanout", Label: "sqlite", DeliveriesPerSec: perSec, OfferedRate: 120,
+			Params:     params{Clients: 1000, Duration: 60, Rate: 120},
+			Latency:    &summary{P99: p99},
+			Deliveries: &delivery{Acked: 100, Expected: 100000, Lost: lost}}
+	}
+	small := full(50000, 10, 0) // 500 members at 100 msgs/s: 50,000 offered
+	small.Params.Clients, small.OfferedRate, small.Deliveries.Expected = 500, 100, 50000
+	smallSlow := full(40000, 10, 0)
+	smallSlow.Params.Clients, smallSlow.OfferedRate, smallSlow.Deliveries.Expected = 500, 100, 50000
+	for _, tc := range []struct {
+		name string
+		r    *result
+		want string
+	}{
+		{"all met", full(120000, 12, 0), "met"},
+		{"too slow", full(90000, 12, 0), "**not met**"},
+		{"p99 over", full(120000, 51, 0), "**not met**"},
+		{"one lost", full(120000, 12, 1), "**not met**"},
+		{"smaller run that kept up", small, "met at this size (smaller than the target's)"},
+		{"smaller run that fell behind", smallSlow, "**not met** even at this size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, status := judge(fanout, tc.r); status != tc.want {
+				t.Errorf("status %q, want %q", status, tc.want)
+			}
+		})
+	}
+}
+
+func TestReportPicksTargetsByDatabase(t *testing.T) {
+	commits := func(label string, rate, perSec float64) *result {
+		return &result{Scenario: "commits", Label: label, CommitsPerSec: perSec, Params: params{Rate: rate, Senders: 256},
+			Ack: &summary{P50: 3, P99: 12}, Deliveries: &delivery{}}
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, []*result{commits("mariadb", 10000, 10000)})
+	out := buf.String()
+	if !strings.Contains(out, "≥ 10,000 commits/s") || strings.Contains(out, "30,000") || !strings.Contains(out, "| met |") {
+		t.Errorf("MariaDB's commit target is 10,000/s:\n%s", out)
+	}
+	buf.Reset()
+	writeReport(&buf, []*result{commits("sqlite", 30000, 12000)})
+	if out := buf.String(); !strings.Contains(out, "≥ 30,000 commits/s") || !strings.Contains(out, "**not met**") {
+		t.Errorf("SQLite at 12,000/s misses 30,000/s:\n%s", out)
+	}
+}
