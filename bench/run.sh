@@ -101,21 +101,23 @@ start_mariadb() {
     return 1
   fi
   [ "$(id -u)" = 0 ] && asuser=(--user=root)
-  mkdir -p "$T/mdb"
+  mkdir -p "$T/mdb/tmp"
   record "mariadb-install-db --no-defaults --datadir=\$T/db --auth-root-authentication-method=normal --skip-test-db ${asuser[*]}"
   "$install" --no-defaults --datadir="$T/mdb/db" --auth-root-authentication-method=normal --skip-test-db "${asuser[@]}" \
     >"$T/mdb/install.log" 2>&1 || { cat "$T/mdb/install.log" >&2; return 1; }
   local attempt pid
   for attempt in 1 2 3; do
     MDB_PORT=$(free_port)
+    # Its own tmpdir: MariaDB's on-disk temporary tables must not share /tmp
+    # with whatever else cleans it.
     "$mariadbd" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" \
-      --bind-address=127.0.0.1 --pid-file="$T/mdb/pid" --skip-name-resolve \
+      --bind-address=127.0.0.1 --pid-file="$T/mdb/pid" --skip-name-resolve --tmpdir="$T/mdb/tmp" \
       --innodb-buffer-pool-size=512M --max-connections=1000 "${asuser[@]}" >"$OUT/mariadbd.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     for _ in $(seq 600); do
       if "$admin" --socket="$T/mdb/sock" -uroot ping >/dev/null 2>&1; then
-        record "mariadbd --no-defaults --datadir=\$T/db --socket=\$T/sock --port=$MDB_PORT --bind-address=127.0.0.1 --pid-file=\$T/pid --skip-name-resolve --innodb-buffer-pool-size=512M --max-connections=1000 ${asuser[*]}"
+        record "mariadbd --no-defaults --datadir=\$T/db --socket=\$T/sock --port=$MDB_PORT --bind-address=127.0.0.1 --pid-file=\$T/pid --skip-name-resolve --tmpdir=\$T/tmp --innodb-buffer-pool-size=512M --max-connections=1000 ${asuser[*]}"
         record "mariadb --socket=\$T/sock -uroot -e 'CREATE DATABASE mapsim_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'"
         "$client" --socket="$T/mdb/sock" -uroot -e \
           "CREATE DATABASE mapsim_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
@@ -194,7 +196,14 @@ run_db() {
 }
 
 # --- go --------------------------------------------------------------------------
+# busy lists what else uses the CPU over one second (the tool and the server
+# share the machine with it), by command, summed.
+busy() {
+  top -b -n 2 -d 1 2>/dev/null | awk '/^top -/ {n++} n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 > 0 && $12 != "top" {cpu[$12] += $9}
+    END {for (c in cpu) if (cpu[c] >= 5) {printf "%s%s %.0f%%", sep, c, cpu[c]; sep = ", "}}'
+}
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_BEFORE=$(busy)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 MDB_VERSION=
 RAN=()
@@ -206,6 +215,7 @@ for db in $DBS; do
   esac
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_AFTER=$(busy)
 
 # --- bench/RESULTS.md ----------------------------------------------------------------
 {
@@ -226,6 +236,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "| \`ulimit -n\` | $(ulimit -n) |"
   echo "| MariaDB | ${MDB_VERSION:-not run} |"
   echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |"
+  echo "| other processes at ≥ 5 % of a core (over 1 s) | before: ${BUSY_BEFORE:-none}; after: ${BUSY_AFTER:-none} |"
   echo
   echo "## Commands"
   echo

@@ -227,9 +227,11 @@ func (c *client) readLoop(ws *websocket.Conn, gen int) {
 			current := c.gen == gen && !c.connecting
 			c.mu.Unlock()
 			ws.CloseNow()
-			if !cut && current && b.connCtx.Err() == nil && !b.ending.Load() {
-				b.stats.countClose(code, err)
-				b.scheduleReconnect(c)
+			if !cut && b.connCtx.Err() == nil && !b.ending.Load() {
+				b.stats.countClose(code, err) // also when connect is still running and will retry itself
+				if current {
+					b.scheduleReconnect(c)
+				}
 			}
 			return
 		}

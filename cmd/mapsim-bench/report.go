@@ -254,14 +254,16 @@ func writeReport(w io.Writer, results []*result) {
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
-		if len(r.Problems) == 0 && r.Drops == 0 {
-			continue
+		var notes []string
+		if r.Drops > 0 {
+			notes = append(notes, fmt.Sprintf("%d connections dropped by the server (close codes: %s)", r.Drops, counts(r.Closes)))
 		}
-		fmt.Fprintf(w, "- %s: %d connections dropped by the server (close codes: %s)", r.Scenario, r.Drops, counts(r.Closes))
 		for _, p := range r.Problems {
-			fmt.Fprintf(w, "; %s", p)
+			notes = append(notes, strings.TrimSpace(p))
 		}
-		fmt.Fprintln(w)
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "- %s: %s\n", r.Scenario, strings.Join(notes, "; "))
+		}
 	}
 	fmt.Fprintln(w)
 }

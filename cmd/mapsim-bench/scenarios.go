@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -75,9 +76,10 @@ func (b *bench) prepare(ctx context.Context, res *result) (procSample, error) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.connectTimeout)
 	failed := b.connectAll(cctx, b.clients, &b.stats.connect)
+	timedOut := errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	res.ConnectSeconds = round3(time.Since(start).Seconds())
-	if cctx.Err() != nil && ctx.Err() == nil {
+	if timedOut {
 		res.Problems = append(res.Problems, fmt.Sprintf("the connect phase stopped at -connect-timeout %s with %d of %d connected; the run went on with those",
 			b.cfg.connectTimeout, len(b.clients)-failed, len(b.clients)))
 	}
