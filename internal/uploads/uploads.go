@@ -231,26 +231,20 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 		return chat.File{}, storageError(err)
 	}
 	kept = true
-	cleanup := func() {
-		os.Remove(final)
-		if f.ThumbName != "" {
-			os.Remove(s.path(f.ThumbName))
-		}
-	}
 
 	if files.IsRaster(f.MimeType) {
 		if err := s.thumbnail(ctx, &f); err != nil {
-			cleanup()
+			s.removeStored(f)
 			return chat.File{}, err
 		}
 	}
 	if err := s.makeRoom(ctx, f.Size+f.ThumbSize); err != nil {
-		cleanup()
+		s.removeStored(f)
 		return chat.File{}, err
 	}
 	f.CreatedAt = s.opt.Now().UTC()
 	if err := s.opt.Store.InsertFile(context.WithoutCancel(ctx), f); err != nil {
-		cleanup()
+		s.removeStored(f)
 		return chat.File{}, err
 	}
 	s.log.Info("file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
@@ -344,6 +338,11 @@ func (s *Service) Discard(ctx context.Context, f chat.File) {
 	if _, err := s.opt.Store.ExpireFile(context.WithoutCancel(ctx), f.ID, s.opt.Now().UTC()); err != nil {
 		s.log.Error("discard upload", "err", err)
 	}
+	s.removeStored(f)
+}
+
+// removeStored removes a file's sealed content and thumbnail from disk.
+func (s *Service) removeStored(f chat.File) {
 	os.Remove(s.path(f.StorageName))
 	if f.ThumbName != "" {
 		os.Remove(s.path(f.ThumbName))
@@ -460,10 +459,7 @@ func (s *Service) expireLocked(ctx context.Context, usage, target int64, why str
 			}
 			// The row says expired before the file goes, so a download
 			// between the two gets "expired", not "damaged".
-			os.Remove(s.path(f.StorageName))
-			if f.ThumbName != "" {
-				os.Remove(s.path(f.ThumbName))
-			}
+			s.removeStored(f)
 			expired++
 			freed += f.Size + f.ThumbSize
 		}

@@ -6,7 +6,7 @@ import { deflateSync } from 'node:zlib';
 import { randomFillSync } from 'node:crypto';
 import {
   startServer, launchBrowser, openUser, register, openChat, send, waitForMessage,
-  screenshot, api, apiUser, countMessages,
+  screenshot, api, apiUser, countMessages, sendFrames,
 } from './lib.mjs';
 
 let browser;
@@ -230,18 +230,7 @@ test('scrolling up loads older pages without losing the place', async () => {
     // 130 messages, sent over a WebSocket from a page of their own before
     // alice is online, so that she meets them as history.
     const seeder = await openUser(browser, server);
-    await seeder.evaluate(async (tok) => {
-      const t = await fetch('/ws-ticket/', { method: 'POST', headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.json());
-      const ws = new WebSocket(`ws://${location.host}/ws?ticket=${t.ticket}`);
-      await new Promise((resolve) => { ws.onopen = resolve; });
-      let acks = 0;
-      const done = new Promise((resolve) => {
-        ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'ack' && ++acks === 130) resolve(); };
-      });
-      for (let i = 0; i < 130; i++) ws.send(JSON.stringify({ type: 'text', text: `seed ${i}`, client_id: `seed-${i}` }));
-      await done;
-      ws.close();
-    }, token);
+    await sendFrames(seeder, token, Array.from({ length: 130 }, (_, i) => ({ type: 'text', text: `seed ${i}`, client_id: `seed-${i}` })));
     await seeder.context().close();
     const alice = await openUser(browser, server);
     await register(alice, 'alice');
@@ -358,15 +347,7 @@ test('XSS payloads show as text and run nothing', async () => {
 
     await openChat(page, 'global');
     for (const p of payloads) await send(page, p);
-    await page.evaluate(async ({ tok, url }) => {
-      const t = await fetch('/ws-ticket/', { method: 'POST', headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.json());
-      const ws = new WebSocket(`ws://${location.host}/ws?ticket=${t.ticket}`);
-      await new Promise((resolve) => { ws.onopen = resolve; });
-      const acked = new Promise((resolve) => { ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'ack') resolve(); }; });
-      ws.send(JSON.stringify({ type: 'file', chat_name: 'global', text: url, client_id: 'xss-file' }));
-      await acked;
-      ws.close();
-    }, { tok: token, url: up.file_url });
+    await sendFrames(page, token, [{ type: 'file', chat_name: 'global', text: up.file_url, client_id: 'xss-file' }]);
     await page.waitForSelector('[data-testid=file-link]:has-text("onerror")');
     await waitForMessage(page, payloads[1]);
     await page.locator(`[data-testid=chat-item][data-chat-name="${group.body.name}"]`).waitFor();

@@ -178,3 +178,20 @@ export async function apiUser(server, username, password = 'staple-Horse-battery
   const l = await api(server, 'POST', '/login/', '', { username, password });
   return l.body.access_token;
 }
+
+// sendFrames sends frames over a WebSocket of the user behind token, opened
+// from page (same origin), and waits until every one is acknowledged.
+export async function sendFrames(page, token, frames) {
+  await page.evaluate(async ({ tok, list }) => {
+    const t = await fetch('/ws-ticket/', { method: 'POST', headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.json());
+    const ws = new WebSocket(`ws://${location.host}/ws?ticket=${t.ticket}`);
+    await new Promise((resolve) => { ws.onopen = resolve; });
+    let acks = 0;
+    const done = new Promise((resolve) => {
+      ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'ack' && ++acks === list.length) resolve(); };
+    });
+    for (const f of list) ws.send(JSON.stringify(f));
+    await done;
+    ws.close();
+  }, { tok: token, list: frames });
+}
