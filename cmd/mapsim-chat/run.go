@@ -213,6 +213,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
+		defer stopDebug()
+	}
+
 	// Background work, stopped in order at shutdown.
 	var jobs sync.WaitGroup
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))

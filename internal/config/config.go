@@ -50,6 +50,9 @@ type Config struct {
 	Debug      bool
 	LogFormat  string // "text" or "json"
 	ListenAddr string
+	// DebugAddr is a loopback host:port serving pprof profiles and runtime
+	// counters (/debug/pprof/, /debug/vars); "" for none.
+	DebugAddr string
 	TLSCert    string
 	TLSKey     string
 
@@ -248,6 +251,10 @@ func Load(getenv func(string) string) (Config, error) {
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		l.fail("LISTEN_ADDR", "%q has no valid port", c.ListenAddr)
 	}
+	c.DebugAddr = l.str("DEBUG_ADDR", "")
+	if a := c.DebugAddr; a != "" && !loopbackHostPort(a) {
+		l.fail("DEBUG_ADDR", "%q is not a loopback host:port (127.0.0.1:6060 or [::1]:6060); profiles show the server's memory layout and must not be reachable from outside", a)
+	}
 	c.TLSCert = l.str("TLS_CERT_FILE", l.str("SSL_CERT_PATH", ""))
 	c.TLSKey = l.str("TLS_KEY_FILE", l.str("SSL_KEY_PATH", ""))
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -292,6 +299,23 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")
 	}
 	return c, errors.Join(l.errs...)
+}
+
+// loopbackHostPort reports whether a is host:port with a port and a
+// loopback IP address (or "localhost").
+func loopbackHostPort(a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func splitList(s string) []string {

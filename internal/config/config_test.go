@@ -108,6 +108,10 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
 		{"debug", []string{"DEBUG=perhaps"}, "DEBUG", "true or false"},
+		{"debug address on every interface", []string{"DEBUG_ADDR=:6060"}, "DEBUG_ADDR", "loopback"},
+		{"debug address public", []string{"DEBUG_ADDR=192.0.2.1:6060"}, "DEBUG_ADDR", "loopback"},
+		{"debug address name", []string{"DEBUG_ADDR=example.com:6060"}, "DEBUG_ADDR", "loopback"},
+		{"debug address without port", []string{"DEBUG_ADDR=127.0.0.1"}, "DEBUG_ADDR", "loopback"},
 		{"only the certificate", []string{"TLS_CERT_FILE=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "TLS_KEY_FILE"},
 		{"only the key", []string{"TLS_KEY_FILE=/etc/ssl/chat.key"}, "TLS_CERT_FILE", "both or neither"},
 		{"only the old certificate name", []string{"SSL_CERT_PATH=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "SSL_KEY_PATH"},
@@ -320,6 +324,12 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			func(t *testing.T, c config.Config) {
 				if c.UploadDir != "/srv/uploads" || c.UploadMaxSizeBytes != 512<<20 || c.UploadMaxFileBytes != 3<<19 || c.UploadCheckInterval != 90*time.Second {
 					t.Fatalf("uploads %q %d %d %s", c.UploadDir, c.UploadMaxSizeBytes, c.UploadMaxFileBytes, c.UploadCheckInterval)
+				}
+			}},
+		{"debug address", []string{"DEBUG_ADDR=127.0.0.1:6060"},
+			func(t *testing.T, c config.Config) {
+				if c.DebugAddr != "127.0.0.1:6060" {
+					t.Fatalf("DebugAddr = %q", c.DebugAddr)
 				}
 			}},
 		{"listen on loopback", []string{"LISTEN_ADDR=[::1]:9000"},

@@ -290,6 +290,21 @@ func (h *Hub) OnlineIn(chatIDs []int64) []string {
 	return out
 }
 
+// Stats are the hub's counters.
+type Stats struct {
+	Connections int `json:"connections"`
+	Users       int `json:"users_online"`
+	Chats       int `json:"chats_live"`
+}
+
+// Stats counts the connections, the users they belong to and the chats
+// with at least one subscribed connection.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return Stats{Connections: len(h.all), Users: len(h.users), Chats: len(h.chats)}
+}
+
 // Online returns the usernames of users with at least one connection here,
 // sorted.
 func (h *Hub) Online() []string {
