@@ -53,8 +53,8 @@ type Config struct {
 	// DebugAddr is a loopback host:port serving pprof profiles and runtime
 	// counters (/debug/pprof/, /debug/vars); "" for none.
 	DebugAddr string
-	TLSCert    string
-	TLSKey     string
+	TLSCert   string
+	TLSKey    string
 
 	AccessTokenTTL  time.Duration
 	Registration    string
