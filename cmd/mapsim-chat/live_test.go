@@ -52,6 +52,45 @@ func TestPresenceTwoTabs(t *testing.T) {
 	}
 }
 
+// TestPresenceLimit: a chat with more connections than PRESENCE_LIMIT
+// carries no presence, while a direct chat still does.
+func TestPresenceLimit(t *testing.T) {
+	t.Parallel()
+	srv := MustStart(t, baseEnv(t, map[string]string{"PRESENCE_LIMIT": "2"}))
+	ann, bea, cid, dot := srv.MustUser(t, "ann"), srv.MustUser(t, "bea"), srv.MustUser(t, "cid"), srv.MustUser(t, "dot")
+	if r := srv.call(t, "POST", "/chats/", ann, map[string]any{"kind": "direct", "members": []string{"bea"}}); r.str("name") == "" {
+		t.Fatalf("direct chat: %s", r.Raw)
+	}
+	presenceOf := func(name string, online bool) func(map[string]any) bool {
+		return func(f map[string]any) bool {
+			return f["type"] == "presence" && f["username"] == name && f["online"] == online
+		}
+	}
+	a := srv.MustDial(t, ann, "global")
+	a.nextType("hello")
+	// Two connections in global: within the limit, so ann hears of bea.
+	b := srv.MustDial(t, bea, "global")
+	a.next(presenceOf("bea", true))
+	// A third: global is over the limit and says nothing of cid, and cid's
+	// list holds only cid (cid shares no smaller chat with anyone).
+	c := srv.MustDial(t, cid, "global")
+	if f := c.nextType("online_users"); fmt.Sprint(f["users"]) != "[cid]" {
+		t.Fatalf("cid's online_users = %v, want only cid", f["users"])
+	}
+	c.send(map[string]any{"type": "text", "text": "marker", "client_id": "m1"})
+	for _, w := range []*wsClient{a, b} {
+		if f := w.next(func(f map[string]any) bool { return f["type"] == "text" || f["type"] == "presence" }); f["type"] != "text" {
+			t.Fatalf("got %v before the marker: presence through a chat over the limit", f)
+		}
+	}
+	// The direct chat still carries presence: ann hears bea leave, though
+	// global (ann, cid, dot) stays over the limit.
+	d := srv.MustDial(t, dot, "global")
+	d.nextType("online_users")
+	b.conn.Close(websocket.StatusNormalClosure, "")
+	a.next(presenceOf("bea", false))
+}
+
 // TestSlowClientIsClosed: a client that stops reading is cut off when its
 // queue fills, while everyone else keeps receiving every message; the cut
 // client catches up with sync.
@@ -82,9 +121,12 @@ func TestSlowClientIsClosed(t *testing.T) {
 	})
 
 	body := strings.Repeat("slow clients must not stall anyone. ", 1600) // 57.6 KB
-	const limit = 1000
+	// Bounded in count and time; it takes a few hundred messages and the
+	// hub's one-second grace for a stalled write.
+	const limit = 5000
+	deadline := time.Now().Add(60 * time.Second)
 	sent, lastID := 0, int64(0)
-	for ; sent < limit; sent++ {
+	for ; sent < limit && time.Now().Before(deadline); sent++ {
 		sender.send(map[string]any{"type": "text", "text": body, "client_id": fmt.Sprintf("m%d", sent)})
 		lastID = num(sender.nextType("ack"), "id")
 		if r := srv.call(t, "GET", "/users/online", slowTok, nil); !strings.Contains(string(r.Raw), `"slow"`) {
@@ -92,8 +134,8 @@ func TestSlowClientIsClosed(t *testing.T) {
 			break
 		}
 	}
-	if sent == limit {
-		t.Fatalf("the slow client was still connected after %d messages", limit)
+	if sent == limit || !time.Now().Before(deadline) {
+		t.Fatalf("the slow client was still connected after %d messages", sent)
 	}
 	t.Logf("slow client cut off after %d messages of %d bytes", sent, len(body))
 	// The fast client got every message, in order.

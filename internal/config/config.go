@@ -72,6 +72,14 @@ type Config struct {
 	FrameRate     float64
 	FrameBurst    int
 	MaxConnsPerIP int
+
+	// PresenceLimit: a chat with more connections than this carries no
+	// presence (see hub.Options.PresenceLimit).
+	PresenceLimit int
+
+	// WriteDelay: frames for one connection that arrive within this time
+	// of its last write wait and go out together (0: never wait).
+	WriteDelay time.Duration
 }
 
 // SQLitePath is the database file used with the sqlite driver.
@@ -171,6 +179,8 @@ func (l *loader) duration(name string, unit, def, min, max time.Duration) time.D
 
 func unitName(unit time.Duration) string {
 	switch unit {
+	case time.Millisecond:
+		return "milliseconds"
 	case time.Minute:
 		return "minutes"
 	case time.Hour:
@@ -294,6 +304,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.FrameRate = l.number("RATE_LIMIT_FRAMES_PER_SECOND", 40, 0.01, 1e6)
 	c.FrameBurst = int(l.integer("RATE_LIMIT_FRAMES_BURST", 80, 1, 1e6))
 	c.MaxConnsPerIP = int(l.integer("MAX_CONNECTIONS_PER_IP", 100, 0, 1e6))
+	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
+	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)
 
 	if v := l.str("REDIS_URL", ""); v != "" {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")

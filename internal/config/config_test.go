@@ -104,6 +104,7 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"frame rate words", []string{"RATE_LIMIT_FRAMES_PER_SECOND=lots"}, "RATE_LIMIT_FRAMES_PER_SECOND", ""},
 		{"frame burst negative", []string{"RATE_LIMIT_FRAMES_BURST=-5"}, "RATE_LIMIT_FRAMES_BURST", ""},
 		{"clamav address", []string{"CLAMAV_ADDR=clamd"}, "CLAMAV_ADDR", "host:port"},
+		{"presence limit zero", []string{"PRESENCE_LIMIT=0"}, "PRESENCE_LIMIT", "1"},
 		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},

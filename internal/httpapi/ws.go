@@ -89,13 +89,13 @@ func (s *server) handleWS() http.HandlerFunc {
 			return
 		}
 		defer s.Conns.Release(ip)
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		sock, err := s.Hub.Accept(w, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true, // the origin was checked above, against our own rules
 			CompressionMode:    websocket.CompressionDisabled,
 		})
 		if err != nil {
 			return // Accept has answered the client
 		}
-		s.Hub.Serve(r.Context(), ws, id, home, readLimit, resume)
+		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume)
 	}
 }

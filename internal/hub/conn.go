@@ -22,6 +22,7 @@ import (
 type Conn struct {
 	h    *Hub
 	ws   *websocket.Conn
+	out  *batchConn // ws's network connection: writes are coalesced through it
 	id   chat.Identity
 	home chat.Chat // the chat named in the URL: frames without chat_name go here
 
@@ -59,9 +60,10 @@ type stream struct {
 // Serve runs a connection until it closes. The caller has authenticated id
 // and accepted the WebSocket; home is the chat the connection opens in;
 // resume holds each chat's live messages until the client syncs it.
-func (h *Hub) Serve(ctx context.Context, ws *websocket.Conn, id chat.Identity, home chat.Chat, readLimit int64, resume bool) {
+func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home chat.Chat, readLimit int64, resume bool) {
+	ws := sock.ws
 	c := &Conn{
-		h: h, ws: ws, id: id, home: home, resume: resume,
+		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
 		send:        make(chan []byte, h.opt.QueueSize),
 		done:        make(chan struct{}),
 		subscribed:  make(map[int64]struct{}),
@@ -128,6 +130,10 @@ func (c *Conn) drop() {
 	})
 }
 
+// stalledWriteGrace is how long a connection whose queue overflowed may
+// still take to write what it has, before it is dropped.
+const stalledWriteGrace = time.Second
+
 // enqueue queues a frame without blocking; a full queue closes the
 // connection, and the client resumes with sync.
 func (c *Conn) enqueue(frame []byte) bool {
@@ -136,6 +142,9 @@ func (c *Conn) enqueue(frame []byte) bool {
 		return true
 	default:
 		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
+		// The writer may be blocked on a client that stopped reading: give
+		// it a moment to finish, then drop the connection.
+		c.out.giveUpBy(time.Now().Add(stalledWriteGrace))
 		return false
 	}
 }
@@ -202,10 +211,20 @@ func (c *Conn) forget(chatID int64) {
 func (c *Conn) writeLoop(ctx context.Context) {
 	ticker := time.NewTicker(c.h.opt.PingInterval)
 	defer ticker.Stop()
+	var lastWrite time.Time
 	for {
 		select {
 		case frame := <-c.send:
-			if err := c.write(ctx, frame); err != nil {
+			if d := c.h.opt.WriteDelay; d > 0 && time.Since(lastWrite) < d {
+				// Busy: let more frames gather until the next tick.
+				select {
+				case <-c.h.flush.wait():
+				case <-c.done:
+				}
+			}
+			err := c.writeQueued(frame)
+			lastWrite = time.Now()
+			if err != nil {
 				c.close(websocket.StatusGoingAway, "write failed")
 				c.ws.CloseNow()
 				return
@@ -238,10 +257,19 @@ func (c *Conn) writeLoop(ctx context.Context) {
 	}
 }
 
-func (c *Conn) write(ctx context.Context, frame []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, c.h.opt.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, frame)
+// writeQueued writes frame and every frame queued behind it, coalesced.
+func (c *Conn) writeQueued(frame []byte) error {
+	n := len(c.send)
+	frames, writes, err := c.out.send(frame, func() ([]byte, bool) {
+		if n == 0 {
+			return nil, false
+		}
+		n--
+		return <-c.send, true
+	})
+	c.h.frames.Add(frames)
+	c.h.writes.Add(writes)
+	return err
 }
 
 // readLoop reads frames until the connection fails or is closed.
@@ -450,16 +478,27 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 			c.sendError(err, "")
 			return
 		}
-		for _, m := range msgs {
-			frame, _ := json.Marshal(wire.FromMessage(m))
-			// Written directly, not queued: a long replay must not fill the
-			// queue that live frames of other chats need.
-			if err := c.write(ctx, frame); err != nil {
+		// Written directly, a page at a time, not queued: a long replay
+		// must not fill the queue that live frames of other chats need.
+		if len(msgs) > 0 {
+			i := 0
+			frame := func() []byte {
+				f, _ := json.Marshal(wire.FromMessage(msgs[i]))
+				i++
+				return f
+			}
+			_, _, err = c.out.send(frame(), func() ([]byte, bool) {
+				if i == len(msgs) {
+					return nil, false
+				}
+				return frame(), true
+			})
+			if err != nil {
 				finish()
 				c.close(websocket.StatusGoingAway, "write failed")
 				return
 			}
-			last = m.ID
+			last = msgs[len(msgs)-1].ID
 		}
 		if len(msgs) == c.h.opt.SyncPage {
 			continue

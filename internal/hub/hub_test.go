@@ -52,7 +52,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		ws, err := websocket.Accept(w, r, nil)
+		sock, err := h.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
@@ -61,7 +61,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 			ttl = time.Hour
 		}
 		id := chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, ExpiresAt: time.Now().Add(ttl)}
-		h.Serve(r.Context(), ws, id, global, 1<<16, false)
+		h.Serve(r.Context(), sock, id, global, 1<<16, false)
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
