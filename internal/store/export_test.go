@@ -8,3 +8,12 @@ import "context"
 func OpenAtVersion(ctx context.Context, opts Options, version int) (*DB, error) {
 	return open(ctx, opts, version)
 }
+
+// SetConsecutiveIDs overrides what the store learnt of the server's
+// innodb_autoinc_lock_mode and returns the old value, so that a test can
+// take the path that reads the ids of a multi-row INSERT back.
+func SetConsecutiveIDs(db *DB, v bool) bool {
+	old := db.consecutiveIDs
+	db.consecutiveIDs = v
+	return old
+}

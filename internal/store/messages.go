@@ -138,7 +138,167 @@ func nullID(id int64) sql.NullInt64 {
 // InsertMessages commits a group of messages in one transaction, in order.
 // A (user, client id) pair already stored, before or earlier in the same
 // group, returns the stored id with Created false.
+//
+// The usual group, all new, is one multi-row INSERT; a group holding a
+// duplicate is rolled back and done a row at a time.
 func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
+	if len(msgs) > 1 {
+		out, err := s.insertAll(ctx, msgs)
+		if err != nil || out != nil {
+			return out, err
+		}
+	}
+	return s.insertEach(ctx, msgs)
+}
+
+// maxInsertRows is the most rows one INSERT statement carries: 9 bind
+// variables a row stays well inside both databases' limits.
+const maxInsertRows = 256
+
+// insertAll inserts every message of a group with one statement per
+// maxInsertRows rows. It returns nil, nil when any row was a duplicate:
+// nothing is committed then, and the caller takes the general path.
+func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer tx.Rollback()
+	out := make([]chat.Inserted, 0, len(msgs))
+	for chunk := range slices.Chunk(msgs, maxInsertRows) {
+		ids, err := s.insertChunk(ctx, tx, chunk)
+		if err != nil || ids == nil {
+			return nil, err
+		}
+		for i, m := range chunk {
+			out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt})
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}
+
+// insertChunk runs one multi-row INSERT and returns the new ids in row
+// order, or nil when a row was a duplicate (and nothing was inserted).
+func (s *DB) insertChunk(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage) ([]int64, error) {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id) VALUES `)
+	args := make([]any, 0, 9*len(msgs))
+	for i, m := range msgs {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
+		args = append(args, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nullID(m.ReplyTo))
+	}
+	if s.dialect == MySQL {
+		// A duplicate changes nothing and counts no affected row.
+		q.WriteString(` ON DUPLICATE KEY UPDATE id = id`)
+		res, err := tx.ExecContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if n != int64(len(msgs)) {
+			return nil, nil
+		}
+		first, err := res.LastInsertId()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return s.mysqlIDs(ctx, tx, msgs, first)
+	}
+	// SQLite returns the rows it inserted; a duplicate is left out.
+	q.WriteString(` ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, user_id, client_id`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	byKey, err := scanInsertedKeys(rows, len(msgs))
+	if err != nil || len(byKey) != len(msgs) {
+		return nil, err
+	}
+	return idsInOrder(msgs, byKey)
+}
+
+// insertedKey names a message by its (user, client id) pair.
+type insertedKey struct {
+	userID   int64
+	clientID string
+}
+
+func scanInsertedKeys(rows *sql.Rows, n int) (map[insertedKey]int64, error) {
+	defer rows.Close()
+	byKey := make(map[insertedKey]int64, n)
+	for rows.Next() {
+		var (
+			id  int64
+			key insertedKey
+		)
+		if err := rows.Scan(&id, &key.userID, &key.clientID); err != nil {
+			return nil, wrap(err)
+		}
+		byKey[key] = id
+	}
+	return byKey, wrap(rows.Err())
+}
+
+func idsInOrder(msgs []chat.NewMessage, byKey map[insertedKey]int64) ([]int64, error) {
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		id, ok := byKey[insertedKey{m.UserID, m.ClientID}]
+		if !ok {
+			return nil, fmt.Errorf("store: inserted message (user %d, client id %q) not found", m.UserID, m.ClientID)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// mysqlIDs finds the ids a multi-row INSERT gave, first being the first.
+// With innodb_autoinc_lock_mode 0 or 1 (MariaDB's default) the ids of one
+// such statement are consecutive; otherwise (MySQL 8's default, 2) other
+// sessions' rows may interleave, and the ids are read back.
+func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, first int64) ([]int64, error) {
+	if s.consecutiveIDs {
+		ids := make([]int64, len(msgs))
+		for i := range ids {
+			ids[i] = first + int64(i)
+		}
+		return ids, nil
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT id, user_id, client_id FROM messages WHERE id >= ? AND (`)
+	args := make([]any, 0, 1+2*len(msgs))
+	args = append(args, first)
+	for i, m := range msgs {
+		if i > 0 {
+			q.WriteString(` OR `)
+		}
+		q.WriteString(`(user_id = ? AND client_id = ?)`)
+		args = append(args, m.UserID, m.ClientID)
+	}
+	q.WriteByte(')')
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	byKey, err := scanInsertedKeys(rows, len(msgs))
+	if err != nil {
+		return nil, err
+	}
+	return idsInOrder(msgs, byKey)
+}
+
+// insertEach commits a group of messages in one transaction, a statement a
+// row: the general path, which also reports the stored row of each
+// duplicate.
+func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
 	insert := messageInsert + ` ON CONFLICT (user_id, client_id) DO NOTHING`
 	if s.dialect == MySQL {
 		// LAST_INSERT_ID(id) makes a duplicate report the stored id with 0 rows affected.
@@ -186,9 +346,21 @@ func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat
 	return out, nil
 }
 
-const messageSelect = `SELECT m.id, m.chat_id, c.name, m.user_id, u.username, m.kind, m.key_version, m.body,
+const messageColumns = ` m.id, m.chat_id, c.name, m.user_id, u.username, m.kind, m.key_version, m.body,
 	m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reply_to, m.target_id
 	FROM messages m JOIN users u ON u.id = m.user_id JOIN chats c ON c.id = m.chat_id `
+
+// messageSelect starts every query of messages. The rows are chosen by
+// messages' own keys, so messages is read first: on MySQL/MariaDB,
+// STRAIGHT_JOIN keeps the optimiser from starting with users (which, at
+// millions of rows, became a temporary table and a filesort per page).
+// SQLite already plans it so.
+func (s *DB) messageSelect() string {
+	if s.dialect == MySQL {
+		return `SELECT STRAIGHT_JOIN` + messageColumns
+	}
+	return `SELECT` + messageColumns
+}
 
 // isMessage selects the rows that are messages, leaving out edit and delete
 // events.
@@ -225,7 +397,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
+	rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
 		chatID, before, limit+1)
 	if err != nil {
 		return nil, false, wrap(err)
@@ -248,7 +420,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 // messages and the edit and delete events, so that a client catching up
 // replays the changes too.
 func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error) {
-	rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
+	rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -283,7 +455,7 @@ func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]ch
 		for _, id := range batch {
 			args = append(args, id)
 		}
-		rows, err := s.db.QueryContext(ctx, messageSelect+`WHERE m.chat_id = ? AND m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
+		rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -303,8 +475,8 @@ type querier interface {
 
 // messageByID reads one row with its chat name and author; ENotFound when
 // there is none.
-func messageByID(ctx context.Context, q querier, id int64) (chat.Message, error) {
-	rows, err := q.QueryContext(ctx, messageSelect+`WHERE m.id = ?`, id)
+func (s *DB) messageByID(ctx context.Context, q querier, id int64) (chat.Message, error) {
+	rows, err := q.QueryContext(ctx, s.messageSelect()+`WHERE m.id = ?`, id)
 	if err != nil {
 		return chat.Message{}, wrap(err)
 	}
@@ -372,7 +544,7 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 		if (prevKind != chat.MessageEdit && prevKind != chat.MessageDelete) || prev.ChatID != e.ChatID {
 			return chat.EditResult{}, errClientIDUsed
 		}
-		current, err := messageByID(ctx, tx, prevTarget.Int64)
+		current, err := s.messageByID(ctx, tx, prevTarget.Int64)
 		if err != nil {
 			return chat.EditResult{}, err
 		}
@@ -418,7 +590,7 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 	if err != nil {
 		return chat.EditResult{}, wrap(err)
 	}
-	current, err := messageByID(ctx, tx, e.TargetID)
+	current, err := s.messageByID(ctx, tx, e.TargetID)
 	if err != nil {
 		return chat.EditResult{}, err
 	}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,6 +186,57 @@ func TestInsertMessages(t *testing.T) {
 			// The client id of the refused group is still free.
 			if got := MustInsert(t, db, text(global.ID, alice.ID, kv, "a-4", "five", base)); !got[0].Created {
 				t.Fatalf("client id of a rolled-back group is taken: %+v", got[0])
+			}
+		})
+		t.Run("large groups", func(t *testing.T) {
+			// 600 rows: three INSERT statements, then the same with one
+			// duplicate in the middle (the row-at-a-time path), and on MySQL
+			// the path that reads the ids back instead of counting them.
+			check := func(t *testing.T, prefix string, dupAt int) {
+				t.Helper()
+				msgs := make([]chat.NewMessage, 600)
+				for i := range msgs {
+					msgs[i] = text(global.ID, bob.ID, kv, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("body %d", i), base)
+				}
+				if dupAt >= 0 {
+					msgs[dupAt].ClientID = "b-1" // stored at the start of the test
+				}
+				got := MustInsert(t, db, msgs...)
+				stored, err := db.MessagesByIDs(ctx, global.ID, func() []int64 {
+					out := make([]int64, len(got))
+					for i, g := range got {
+						out[i] = g.ID
+					}
+					return out
+				}())
+				if err != nil {
+					t.Fatal(err)
+				}
+				byID := make(map[int64]chat.Message, len(stored))
+				for _, m := range stored {
+					byID[m.ID] = m
+				}
+				for i, g := range got {
+					if i == dupAt {
+						if g.Created || g.ID != first[1].ID {
+							t.Fatalf("duplicate at %d = %+v, want the stored b-1 (%d)", i, g, first[1].ID)
+						}
+						continue
+					}
+					if m := byID[g.ID]; !g.Created || m.ClientID != msgs[i].ClientID || string(m.Body) != string(msgs[i].Body) {
+						t.Fatalf("row %d: result %+v holds %q/%q, want %q", i, g, m.ClientID, m.Body, msgs[i].ClientID)
+					}
+					if i > 0 && i-1 != dupAt && g.ID <= got[i-1].ID {
+						t.Fatalf("ids out of order at %d: %d after %d", i, g.ID, got[i-1].ID)
+					}
+				}
+			}
+			check(t, "big", -1)
+			check(t, "bigdup", 300)
+			if opts.Driver == store.MySQL {
+				old := store.SetConsecutiveIDs(db, false)
+				defer store.SetConsecutiveIDs(db, old)
+				check(t, "readback", -1)
 			}
 		})
 		t.Run("empty group", func(t *testing.T) {
@@ -457,4 +511,57 @@ func TestRepliesAndEvents(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestSQLiteCheckpoints: the write-ahead log is copied into the database
+// file in the background (commits do not checkpoint), and Close folds in
+// the rest and empties the log.
+func TestSQLiteCheckpoints(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	opts := store.Options{Driver: store.SQLite, SQLitePath: path}
+	db, err := store.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	global := MustGlobal(t, db)
+	kv := MustKeyVersion(t, db)
+	alice := MustCreateUser(t, db, "alice")
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	before := size(path)
+	body := strings.Repeat("x", 1000)
+	for i := range 20 {
+		msgs := make([]chat.NewMessage, 100)
+		for j := range msgs {
+			msgs[j] = text(global.ID, alice.ID, kv, fmt.Sprintf("c-%d-%d", i, j), body, base)
+		}
+		MustInsert(t, db, msgs...)
+	}
+	// About 2 MB of rows went to the log; a checkpoint copies them into the
+	// database file within a few ticks.
+	deadline := time.Now().Add(30 * time.Second)
+	for size(path) < before+1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d), log %d bytes: no checkpoint ran", size(path), before, size(path+"-wal"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := size(path + "-wal"); n != 0 {
+		t.Fatalf("log holds %d bytes after Close", n)
+	}
+	// Everything is in the file.
+	db2 := MustOpen(t, opts)
+	if n := len(MustHistory(t, db2, global.ID)); n != 1000 {
+		t.Fatalf("reopened database holds %d messages, want the first 1000 of a page", n)
+	}
 }

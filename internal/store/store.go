@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -39,6 +40,14 @@ type Options struct {
 type DB struct {
 	db      *sql.DB
 	dialect string
+	// consecutiveIDs: one multi-row INSERT gets consecutive ids (MySQL's
+	// innodb_autoinc_lock_mode is 0 or 1).
+	consecutiveIDs bool
+
+	// SQLite's background checkpoints: closed to stop them, and closed by
+	// them once stopped.
+	stopCheckpoints, checkpointsDone chan struct{}
+	closeOnce                        sync.Once
 }
 
 var _ chat.Store = (*DB)(nil)
@@ -66,10 +75,14 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		}
 		f.Close()
 		// WAL lets readers run beside the one writer; synchronous=FULL makes a
-		// commit durable before the message is acknowledged.
+		// commit durable before the message is acknowledged. Checkpoints
+		// run in the background (see checkpoints), not inside whichever
+		// commit crosses the WAL's size; the page cache (16 MiB a
+		// connection) holds a commit group's pages without spilling, and the
+		// statement journal of a multi-row INSERT stays in memory.
 		dsn := "file:" + opts.SQLitePath +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-			"&_pragma=foreign_keys(1)&_txlock=immediate"
+			"&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		db, err = sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
@@ -113,14 +126,64 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.dialect == MySQL {
+		var mode int
+		if err := db.QueryRowContext(ctx, `SELECT @@innodb_autoinc_lock_mode`).Scan(&mode); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("read innodb_autoinc_lock_mode: %w", err)
+		}
+		s.consecutiveIDs = mode <= 1
+	}
+	if s.dialect == SQLite {
+		s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+		go s.checkpoints()
+	}
 	return s, nil
+}
+
+// checkpointEvery is how often the WAL is copied back into the database
+// file.
+const checkpointEvery = 250 * time.Millisecond
+
+// checkpoints copies SQLite's write-ahead log into the database file every
+// checkpointEvery, beside the writer instead of inside a commit (a passive
+// checkpoint waits for nobody and nobody waits for it), until Close.
+func (s *DB) checkpoints() {
+	defer close(s.checkpointsDone)
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			var busy, logFrames, done int
+			// An error (such as a busy database) is retried at the next tick;
+			// the log only grows meanwhile.
+			s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done)
+			cancel()
+		}
+	}
 }
 
 // Ping checks that the database answers.
 func (s *DB) Ping(ctx context.Context) error { return wrap(s.db.PingContext(ctx)) }
 
-// Close releases the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close releases the database. On SQLite it stops the background
+// checkpoints and folds the whole log into the database file first.
+func (s *DB) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stopCheckpoints != nil {
+			close(s.stopCheckpoints)
+			<-s.checkpointsDone
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+			cancel()
+		}
+	})
+	return s.db.Close()
+}
 
 // ms converts a time to the stored Unix milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
