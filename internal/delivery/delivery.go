@@ -25,7 +25,7 @@ import (
 
 // Limits of the commit groups.
 const (
-	maxGroup   = 256
+	maxGroup   = 1024
 	queueDepth = 4096
 )
 
@@ -56,7 +56,19 @@ type request struct {
 	reply    *chat.Message
 	file     *chat.File
 	op       func(ctx context.Context) (any, []chat.Event, error)
-	done     chan result
+	// The result goes to done, or, for a request queued with SendAsync,
+	// to then, which the committer calls.
+	done chan result
+	then func(result)
+}
+
+// finish hands a request its result.
+func (r *request) finish(res result) {
+	if r.then != nil {
+		r.then(res)
+		return
+	}
+	r.done <- res
 }
 
 type result struct {
@@ -189,11 +201,44 @@ type SendRequest struct {
 // once the message is committed; created is false when the client id had
 // already been stored, in which case nothing is published again.
 func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (chat.Message, bool, error) {
-	if err := s.CheckText(req.Text); err != nil {
+	r, err := s.prepare(ctx, id, req)
+	if err != nil {
 		return chat.Message{}, false, err
 	}
+	r.done = make(chan result, 1)
+	res, err := s.submit(ctx, r)
+	return res.msg, res.created, err
+}
+
+// SendAsync is Send without the wait, so that a connection can have
+// several messages in the committer's queue at once: it checks and seals
+// the message and queues it. An error doing so is returned and then is not
+// called; otherwise the committer calls then once, with the outcome, after
+// the message's group commits (or fails). then must not block: it runs in
+// the committer.
+func (s *Service) SendAsync(ctx context.Context, id chat.Identity, req SendRequest, then func(m chat.Message, created bool, err error)) error {
+	r, err := s.prepare(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	r.then = func(res result) { then(res.msg, res.created, res.err) }
+	select {
+	case s.requests <- r:
+		return nil
+	case <-s.stopped:
+		return errShuttingDown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// prepare checks a message and seals it into a committer request.
+func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest) (*request, error) {
+	if err := s.CheckText(req.Text); err != nil {
+		return nil, err
+	}
 	if err := CheckClientID(req.ClientID); err != nil {
-		return chat.Message{}, false, err
+		return nil, err
 	}
 	if req.ClientID == "" {
 		req.ClientID = newClientID()
@@ -205,7 +250,7 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 	if req.Kind == chat.MessageFile {
 		var err error
 		if file, err = s.postableFile(ctx, id, req.Chat, req.Text); err != nil {
-			return chat.Message{}, false, err
+			return nil, err
 		}
 		req.Text = wire.FileURL(file.ID)
 	}
@@ -213,7 +258,7 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 	if req.ReplyTo != 0 {
 		var err error
 		if reply, err = s.replyTarget(ctx, req.Chat, req.ReplyTo); err != nil {
-			return chat.Message{}, false, err
+			return nil, err
 		}
 	}
 	version, body := s.ring.Seal([]byte(req.Text), messageAAD(req.Chat.ID, id.UserID, req.Kind, req.ClientID))
@@ -223,10 +268,8 @@ func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (
 			ClientID: req.ClientID, CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
 		},
 		chat: req.Chat, username: id.Username, text: req.Text, reply: reply, file: file,
-		done: make(chan result, 1),
 	}
-	res, err := s.submit(ctx, r)
-	return res.msg, res.created, err
+	return r, nil
 }
 
 // fileIDFromText reads the file id out of a file message's text:
@@ -379,13 +422,13 @@ func (s *Service) runOp(ctx context.Context, r *request) {
 		if chat.ErrorCode(err) == chat.EInternal {
 			s.log.Error("commit change", "err", err)
 		}
-		r.done <- result{err: err}
+		r.finish(result{err: err})
 		return
 	}
 	for _, ev := range events {
 		s.publish(ctx, ev)
 	}
-	r.done <- result{value: value}
+	r.finish(result{value: value})
 }
 
 // publish hands an event to the broker. A committed change that fails to
@@ -416,7 +459,7 @@ func (s *Service) commit(ctx context.Context, group []*request) {
 		if chat.ErrorCode(err) == chat.EInternal {
 			s.log.Error("commit message", "chat_id", group[0].msg.ChatID, "err", err)
 		}
-		group[0].done <- result{err: err}
+		group[0].finish(result{err: err})
 		return
 	}
 	for i, r := range group {
@@ -436,7 +479,7 @@ func (s *Service) commit(ctx context.Context, group []*request) {
 				m.ChatName = c.Name
 			}
 		}
-		r.done <- result{msg: m, created: ins.Created}
+		r.finish(result{msg: m, created: ins.Created})
 	}
 }
 

@@ -45,6 +45,10 @@ type Conn struct {
 	// duplicate. Without it (simple clients), live delivery starts at once.
 	resume bool
 
+	// inflight holds a token for each message of this connection waiting in
+	// the committer's queue; the reader stops reading when it is full.
+	inflight chan struct{}
+
 	// Used by the reader goroutine only.
 	chatsByName map[string]chat.Chat
 	frames      ratelimit.Bucket
@@ -69,6 +73,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		subscribed:  make(map[int64]struct{}),
 		streams:     make(map[int64]*stream),
 		chatsByName: map[string]chat.Chat{home.Name: home},
+		inflight:    make(chan struct{}, maxInflight),
 		frames:      ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
 	}
 	c.touch()
@@ -129,6 +134,12 @@ func (c *Conn) drop() {
 		close(c.done)
 	})
 }
+
+// maxInflight is how many of one connection's messages may wait in the
+// committer's queue at once. A client that sends several before the first
+// ack (the web client's outbox after a reconnect, a bot) has them committed
+// in the same group instead of one group each.
+const maxInflight = 32
 
 // stalledWriteGrace is how long a connection whose queue overflowed may
 // still take to write what it has, before it is dropped.
@@ -392,13 +403,29 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 	if !c.allowMessage(in.ClientID) {
 		return
 	}
-	m, created, err := c.h.opt.Delivery.Send(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: kind, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo})
-	if err != nil {
-		c.sendError(err, in.ClientID)
+	select {
+	case c.inflight <- struct{}{}:
+	case <-c.done:
+		return
+	case <-ctx.Done():
 		return
 	}
-	c.h.stopTyping(ctx, ch.ID, c.id.UserID)
-	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !created})
+	userID := c.id.UserID
+	err = c.h.opt.Delivery.SendAsync(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: kind, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo},
+		// In the committer, once the message's group has committed.
+		func(m chat.Message, created bool, err error) {
+			<-c.inflight
+			if err != nil {
+				c.sendError(err, in.ClientID)
+				return
+			}
+			c.h.stopTyping(context.Background(), ch.ID, userID)
+			c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !created})
+		})
+	if err != nil {
+		<-c.inflight
+		c.sendError(err, in.ClientID)
+	}
 }
 
 func (c *Conn) handleChange(ctx context.Context, in wire.Inbound) {
