@@ -135,10 +135,14 @@ start_mariadb() {
 }
 
 # --- the server -----------------------------------------------------------------
-SERVER_PID= URL=
-# start_server DB LOGFILE: a server process on a free port; sets SERVER_PID, URL.
+SERVER_PID= URL= DEBUG_URL=
+# start_server DB LOGFILE: a server process on a free port, with its pprof
+# listener (DEBUG_ADDR) on another; sets SERVER_PID, URL, DEBUG_URL.
 start_server() {
-  local db=$1 logf=$2 env=("${SERVER_ENV[@]}" DATA_DIR="$T/$db/data" UPLOAD_DIR="$T/$db/uploads" LISTEN_ADDR=127.0.0.1:0)
+  local debug_port
+  debug_port=$(free_port)
+  DEBUG_URL=http://127.0.0.1:$debug_port
+  local db=$1 logf=$2 env=("${SERVER_ENV[@]}" DATA_DIR="$T/$db/data" UPLOAD_DIR="$T/$db/uploads" LISTEN_ADDR=127.0.0.1:0 DEBUG_ADDR=127.0.0.1:$debug_port)
   if [ "$db" = mariadb ]; then
     env+=(DB_HOST=127.0.0.1 DB_PORT="$MDB_PORT" DB_USER=root DB_NAME=mapsim_bench)
   fi
@@ -162,7 +166,8 @@ start_server() {
 bench() {
   local db=$1 name=$2; shift 2
   local args=(-url "$URL" -scenario "$name" -label "$db" -server-pid "$SERVER_PID"
-    -json "$OUT/$db.jsonl" -svg "$PLOTS/$db-$name.svg" -token-file "$OUT/tokens-$db.json" "$@")
+    -json "$OUT/$db.jsonl" -svg "$PLOTS/$db-$name.svg" -token-file "$OUT/tokens-$db.json"
+    -debug-url "$DEBUG_URL" -server-profile "$OUT/$db-$name.pprof" "$@")
   log "$db: $name"
   local line="${args[*]}"
   record "bench/out/mapsim-bench ${line//$ROOT\//}"
@@ -178,7 +183,7 @@ bench() {
 
 run_db() {
   local db=$1 logf="$OUT/server-$1.log"
-  rm -f "$OUT/$db.jsonl" "$OUT/$db-details.md" "$OUT/tokens-$db.json"
+  rm -f "$OUT/$db.jsonl" "$OUT/$db-details.md" "$OUT/tokens-$db.json" "$OUT/$db"-*.pprof
   start_server "$db" "$logf" || return 1
   bench "$db" fanout "${FANOUT[@]}"
   bench "$db" rooms "${ROOMS[@]}"
@@ -186,12 +191,13 @@ run_db() {
   bench "$db" commits "${COMMITS[@]}" -rate "$(commits_rate "$db")"
   bench "$db" history "${HISTORY[@]}"
   # Idle on a freshly started server (same database, so the tokens stay
-  # good), so that its RSS baseline holds nothing of the runs before. At the
-  # end the tool SIGQUITs it to count goroutines from the dump in its log.
+  # good), so that its RSS baseline holds nothing of the runs before.
+  # Goroutines and Go memory per connection come from /debug/vars, and the
+  # heap profile at the end.
   log "$db: restarting the server for idle"
   stop_pid "$SERVER_PID"
   start_server "$db" "$OUT/server-$db-idle.log" || return 1
-  bench "$db" idle "${IDLE[@]}" -goroutine-dump "$OUT/server-$db-idle.log"
+  bench "$db" idle "${IDLE[@]}"
   stop_pid "$SERVER_PID"
 }
 
@@ -254,6 +260,28 @@ BUSY_AFTER=$(busy)
   for db in "${RAN[@]}"; do
     "$OUT/mapsim-bench" report "$OUT/$db.jsonl"
   done
+  # What limits each number: the analysis written from the profiles below.
+  if [ -f bench/LIMITS.md ]; then
+    cat bench/LIMITS.md
+    echo
+  fi
+  echo "## Profiles"
+  echo
+  echo "CPU profiles of the server over each measured window (idle: its heap at the end), from its"
+  echo "\`DEBUG_ADDR\` pprof listener; the files are in \`bench/out/\` (\`go tool pprof bench/out/mapsim-chat FILE\`)."
+  echo "The top entries by cumulative share:"
+  for db in "${RAN[@]}"; do
+    for f in "$OUT/$db"-*.pprof; do
+      [ -e "$f" ] || continue
+      echo
+      echo "#### $(basename "$f" .pprof)"
+      echo
+      echo '```'
+      go tool pprof -top -cum -nodecount=14 "$OUT/mapsim-chat" "$f" 2>/dev/null | sed -n '/flat%/,$p' | cut -c1-150
+      echo '```'
+    done
+  done
+  echo
   echo "## Plots"
   echo
   for db in "${RAN[@]}"; do

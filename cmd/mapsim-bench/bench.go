@@ -26,6 +26,10 @@ type bench struct {
 	log       io.Writer
 	api       *api
 	wsClients []*http.Client // one per source address
+
+	// The server's /debug/vars before the connections opened, and just
+	// before a reconnect storm's cut (with -debug-url).
+	varsBaseline, varsCut *debugVars
 	run       string         // this run's id, in every text and client id
 
 	users   []*user

@@ -75,6 +75,12 @@ type reconnectResult struct {
 	AllBackSeconds float64 `json:"all_back_seconds"` // cut → the last one back and synced
 	PerClient      summary `json:"per_client"`       // down → back and synced, each
 	Jitter         float64 `json:"jitter_s"`
+	// From /debug/vars (-debug-url): just before the cut, and once all are
+	// back and the messages drained.
+	GoroutinesBefore int     `json:"goroutines_before,omitempty"`
+	GoroutinesAfter  int     `json:"goroutines_after,omitempty"`
+	HeapBeforeMiB    float64 `json:"heap_before_mib,omitempty"`
+	HeapAfterMiB     float64 `json:"heap_after_mib,omitempty"`
 }
 
 type historyResult struct {
@@ -101,11 +107,18 @@ type serverResult struct {
 	ThreadsBefore    int64   `json:"threads_before,omitempty"`
 	ThreadsAfter     int64   `json:"threads"`
 	FDs              int64   `json:"fds"`
-	// Goroutines come only from a SIGQUIT dump (-goroutine-dump): the
-	// server has no /metrics or pprof endpoint.
+	// Goroutines come from /debug/vars (-debug-url; per connection: the
+	// growth over the baseline) or a SIGQUIT dump (-goroutine-dump; per
+	// connection: those in hub code).
 	Goroutines        *int    `json:"goroutines,omitempty"`
 	HubGoroutines     *int    `json:"hub_goroutines,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
+	// From /debug/vars: the Go heap and goroutine stacks in use, per
+	// connection, over the baseline.
+	HeapPerConnKiB  float64 `json:"heap_per_conn_kib,omitempty"`
+	StackPerConnKiB float64 `json:"stack_per_conn_kib,omitempty"`
+	// From /debug/vars: frames written per write system call.
+	FramesPerWrite float64 `json:"frames_per_write,omitempty"`
 }
 
 type toolResult struct {
@@ -205,6 +218,10 @@ func writeTable(w io.Writer, res *result) {
 	if r := res.Reconnect; r != nil {
 		row("reconnect storm", "%d cut in %.2f s; %d back and synced (%d failed); last one %.2f s after the cut (jitter %gs)", r.Clients, r.CutSeconds, r.Back, r.Failed, r.AllBackSeconds, r.Jitter)
 		row("reconnect each", "%s", fmtSummary(r.PerClient))
+		if r.GoroutinesBefore != 0 {
+			row("server after the storm", "goroutines %d before the cut, %d after; Go heap %.1f MiB before, %.1f MiB after",
+				r.GoroutinesBefore, r.GoroutinesAfter, r.HeapBeforeMiB, r.HeapAfterMiB)
+		}
 	}
 	if h := res.History; h != nil {
 		row("history fill", "%d messages in %.1f s (%.0f commits/s)", h.Messages, h.FillSeconds, h.FillRate)
@@ -222,10 +239,19 @@ func writeTable(w io.Writer, res *result) {
 			row("server RSS", "%s at the end, %s max", kib(s.RSSEndKiB), kib(s.RSSMaxKiB))
 		}
 		row("server CPU", "%.0f %% of a core; %d threads, %d fds", s.CPUPercent, s.ThreadsAfter, s.FDs)
-		if s.Goroutines != nil {
+		switch {
+		case s.Goroutines != nil && s.HubGoroutines != nil:
 			row("server goroutines", "%d in all, %d in hub code: %.2f per connection", *s.Goroutines, *s.HubGoroutines, s.GoroutinesPerConn)
-		} else if res.Scenario == "idle" {
-			row("server goroutines", "not measured (no /metrics or pprof; -goroutine-dump counts them at the cost of the server)")
+		case s.Goroutines != nil:
+			row("server goroutines", "%d in all: %.2f per connection", *s.Goroutines, s.GoroutinesPerConn)
+		case res.Scenario == "idle":
+			row("server goroutines", "not measured (give -debug-url, or -goroutine-dump at the cost of the server)")
+		}
+		if s.HeapPerConnKiB != 0 || s.StackPerConnKiB != 0 {
+			row("server Go memory", "%.1f KiB heap + %.1f KiB stacks per connection (in use, over the baseline)", s.HeapPerConnKiB, s.StackPerConnKiB)
+		}
+		if s.FramesPerWrite != 0 {
+			row("frames per write", "%.2f", s.FramesPerWrite)
 		}
 	}
 	row("tool", "%.0f %% of a core, %s", res.Tool.CPUPercent, kib(res.Tool.RSSKiB))

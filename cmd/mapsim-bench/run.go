@@ -65,6 +65,8 @@ type config struct {
 	connectTimeout     time.Duration
 	goroutineDump      string
 	cpuProfile         string
+	debugURL           *url.URL // the server's DEBUG_ADDR listener, or nil
+	serverProfile      string
 }
 
 var scenarios = []string{"idle", "fanout", "rooms", "reconnect", "commits", "history"}
@@ -122,6 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.pageSize, "page-size", 50, "history: messages per page (1-200)")
 	fs.DurationVar(&cfg.reconnectJitter, "reconnect-jitter", time.Second, "a reconnecting client first waits a random time up to this (real clients back off 1 s with jitter)")
 	fs.StringVar(&cfg.goroutineDump, "goroutine-dump", "", "idle: at the end, SIGQUIT the -server-pid (this ENDS it) and count goroutines in its log, this file")
+	var debugURL string
+	fs.StringVar(&debugURL, "debug-url", "", "the server's DEBUG_ADDR listener (http://127.0.0.1:PORT): goroutines and heap per connection from /debug/vars (idle, reconnect), and -server-profile")
+	fs.StringVar(&cfg.serverProfile, "server-profile", "", "with -debug-url: write the server's CPU profile over the measured time (idle: its heap profile at the end) here")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile here (to see what the load costs the tool)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -215,6 +220,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.connectTimeout <= 0 {
 		bad("-connect-timeout must be positive")
+	}
+	if debugURL != "" {
+		if u, err := checkURL(debugURL); err != nil {
+			bad("-debug-url: %v", err)
+		} else {
+			cfg.debugURL = u
+		}
+	}
+	if cfg.serverProfile != "" && debugURL == "" {
+		bad("-server-profile needs -debug-url")
 	}
 	if cfg.timeout == 0 {
 		cfg.timeout = 10*time.Minute + time.Duration(cfg.users)*100*time.Millisecond + cfg.connectTimeout + cfg.warmup + cfg.duration + cfg.drain

@@ -72,6 +72,11 @@ func (b *bench) prepare(ctx context.Context, res *result) (procSample, error) {
 		return procSample{}, err
 	}
 	before := b.settledSample(ctx)
+	if v, ok, err := b.serverVars(ctx); err != nil {
+		res.Problems = append(res.Problems, "debug vars: "+err.Error())
+	} else if ok {
+		b.varsBaseline = &v
+	}
 	fmt.Fprintf(b.log, "connecting %d clients (%d at a time, from %d source addresses)\n", len(b.clients), b.cfg.connectConcurrency, len(b.wsClients))
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.connectTimeout)
@@ -121,6 +126,8 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	b.stats.measureFrom.Store(from.UnixNano())
 	b.stats.measureTo.Store(to.UnixNano())
 	fmt.Fprintf(b.log, "sending at %s for %s (+%s warm-up)\n", rateString(b.cfg.rate), b.cfg.duration, b.cfg.warmup)
+	waitProfile := b.profileWindow(ctx, from, to)
+	varsStart, _, _ := b.serverVars(ctx)
 	pacers := b.startPacers(ctx, b.cfg.pacers, b.cfg.rate, 0, to)
 
 	if b.cfg.scenario == "reconnect" {
@@ -135,6 +142,18 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	res.DrainSeconds = round3(b.drain(ctx).Seconds())
 	smp.sample()
 	stopSampler()
+	varsEnd, varsOK, err := b.serverVars(ctx)
+	if err != nil {
+		res.Problems = append(res.Problems, "debug vars: "+err.Error())
+	}
+	if res.Reconnect != nil && varsOK && b.varsCut != nil {
+		res.Reconnect.GoroutinesBefore, res.Reconnect.GoroutinesAfter = b.varsCut.Goroutines, varsEnd.Goroutines
+		res.Reconnect.HeapBeforeMiB = round1(float64(b.varsCut.HeapInuse) / (1 << 20))
+		res.Reconnect.HeapAfterMiB = round1(float64(varsEnd.HeapInuse) / (1 << 20))
+	}
+	if err := waitProfile(); err != nil {
+		res.Problems = append(res.Problems, "server profile: "+err.Error())
+	}
 
 	b.closeAll()
 	d := account(b.rooms)
@@ -154,6 +173,9 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 		res.Ack = &s
 	}
 	b.fillProc(res, smp, from, to)
+	if varsOK && res.Server != nil && varsEnd.Writes > varsStart.Writes {
+		res.Server.FramesPerWrite = round3(float64(varsEnd.Frames-varsStart.Frames) / float64(varsEnd.Writes-varsStart.Writes))
+	}
 	return nil
 }
 
@@ -162,6 +184,9 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 // resume=1, sync from the last id each saw, unacked messages resent), and
 // measures how long until all are back and caught up.
 func (b *bench) storm(ctx context.Context, until time.Time) *reconnectResult {
+	if v, ok, err := b.serverVars(ctx); err == nil && ok {
+		b.varsCut = &v
+	}
 	fmt.Fprintf(b.log, "cutting all %d connections\n", len(b.clients))
 	cutStart := time.Now()
 	before := b.stats.reconnected.Load()
@@ -248,6 +273,16 @@ func (b *bench) runIdle(ctx context.Context, res *result) error {
 	end, _ := b.serverSample()
 	stopSampler()
 	b.fillProc(res, smp, start, time.Now())
+	if v, ok, err := b.serverVars(ctx); err != nil {
+		res.Problems = append(res.Problems, "debug vars: "+err.Error())
+	} else if ok && b.varsBaseline != nil && res.Server != nil {
+		varsPerConn(res.Server, *b.varsBaseline, v)
+	}
+	if b.cfg.serverProfile != "" {
+		if err := b.saveServerProfile(ctx, "heap"); err != nil {
+			res.Problems = append(res.Problems, "server heap profile: "+err.Error())
+		}
+	}
 	if res.Server != nil && res.Connections > 0 {
 		srv := res.Server
 		srv.RSSBeforeKiB = before.rssKiB
