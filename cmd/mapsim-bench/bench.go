@@ -30,7 +30,7 @@ type bench struct {
 	// The server's /debug/vars before the connections opened, and just
 	// before a reconnect storm's cut (with -debug-url).
 	varsBaseline, varsCut *debugVars
-	run       string         // this run's id, in every text and client id
+	run                   string // this run's id, in every text and client id
 
 	users   []*user
 	clients []*client
