@@ -105,6 +105,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"frame burst negative", []string{"RATE_LIMIT_FRAMES_BURST=-5"}, "RATE_LIMIT_FRAMES_BURST", ""},
 		{"clamav address", []string{"CLAMAV_ADDR=clamd"}, "CLAMAV_ADDR", "host:port"},
 		{"presence limit zero", []string{"PRESENCE_LIMIT=0"}, "PRESENCE_LIMIT", "1"},
+		{"write delay too long", []string{"WS_WRITE_DELAY=5000"}, "WS_WRITE_DELAY", "1s"},
+		{"write delay words", []string{"WS_WRITE_DELAY=soon"}, "WS_WRITE_DELAY", "milliseconds"},
 		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
@@ -325,6 +327,18 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			func(t *testing.T, c config.Config) {
 				if c.UploadDir != "/srv/uploads" || c.UploadMaxSizeBytes != 512<<20 || c.UploadMaxFileBytes != 3<<19 || c.UploadCheckInterval != 90*time.Second {
 					t.Fatalf("uploads %q %d %d %s", c.UploadDir, c.UploadMaxSizeBytes, c.UploadMaxFileBytes, c.UploadCheckInterval)
+				}
+			}},
+		{"write delay", []string{"WS_WRITE_DELAY=0"},
+			func(t *testing.T, c config.Config) {
+				if c.WriteDelay != 0 {
+					t.Fatalf("WriteDelay = %s", c.WriteDelay)
+				}
+				if d := MustLoad(t, env("WS_WRITE_DELAY=12")).WriteDelay; d != 12*time.Millisecond {
+					t.Fatalf("WS_WRITE_DELAY=12 gives %s", d)
+				}
+				if d := MustLoad(t, env()).WriteDelay; d != 5*time.Millisecond {
+					t.Fatalf("default WriteDelay %s", d)
 				}
 			}},
 		{"debug address", []string{"DEBUG_ADDR=127.0.0.1:6060"},

@@ -88,14 +88,16 @@ func (s *server) handleWS() http.HandlerFunc {
 			s.writeError(w, r, chat.Errorf(chat.ETooMany, "This address already holds %d connections; close some and try again.", s.Conns.Limit()))
 			return
 		}
-		defer s.Conns.Release(ip)
 		sock, err := s.Hub.Accept(w, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true, // the origin was checked above, against our own rules
 			CompressionMode:    websocket.CompressionDisabled,
 		})
 		if err != nil {
+			s.Conns.Release(ip)
 			return // Accept has answered the client
 		}
-		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume)
+		// Serve returns at once; the connection lives on in the hub, which
+		// gives the address's slot back when it ends.
+		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume, func() { s.Conns.Release(ip) })
 	}
 }

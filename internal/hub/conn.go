@@ -26,13 +26,19 @@ type Conn struct {
 	id   chat.Identity
 	home chat.Chat // the chat named in the URL: frames without chat_name go here
 
-	send      chan []byte
-	done      chan struct{}
+	// The send queue. There is no writer goroutine while it is empty: the
+	// first frame queued starts one, which writes until the queue is empty
+	// again and ends. An idle connection holds no queue and one goroutine.
+	qmu       sync.Mutex
+	queue     [][]byte  // frames waiting; pingFrame asks for a ping
+	writing   bool      // a writer goroutine is running (or the connection is done writing)
+	lastWrite time.Time // used by the writer goroutine only
+
+	done      chan struct{} // closed when the connection is to close
+	closed    chan struct{} // closed when the close (or the abrupt drop) is done
 	closeOnce sync.Once
-	closeCode websocket.StatusCode
-	closeWhy  string
-	abrupt    bool         // close without the handshake: the peer is not answering
-	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame or pong
+	lastSeen  *atomic.Int64 // Unix nanoseconds of the last frame or pong (the socket's)
+	lastPing  atomic.Int64  // Unix nanoseconds of the last ping queued
 
 	// subscribed is guarded by h.mu.
 	subscribed map[int64]struct{}
@@ -61,15 +67,19 @@ type stream struct {
 	dirty    bool  // a live message arrived during the sync
 }
 
-// Serve runs a connection until it closes. The caller has authenticated id
-// and accepted the WebSocket; home is the chat the connection opens in;
-// resume holds each chat's live messages until the client syncs it.
-func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home chat.Chat, readLimit int64, resume bool) {
+// Serve takes over an accepted connection: it registers it and returns,
+// leaving a goroutine of its own to read the connection until it closes
+// (the HTTP handler's goroutine, its deep stack and its request are freed).
+// The caller has authenticated id; home is the chat the connection opens
+// in; resume holds each chat's live messages until the client syncs it.
+// ended, if not nil, is called once the connection is gone.
+func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home chat.Chat, readLimit int64, resume bool, ended func()) {
 	ws := sock.ws
 	c := &Conn{
 		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
-		send:        make(chan []byte, h.opt.QueueSize),
 		done:        make(chan struct{}),
+		closed:      make(chan struct{}),
+		lastSeen:    &sock.lastSeen,
 		subscribed:  make(map[int64]struct{}),
 		streams:     make(map[int64]*stream),
 		chatsByName: map[string]chat.Chat{home.Name: home},
@@ -77,52 +87,61 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		frames:      ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
 	}
 	c.touch()
+	c.lastPing.Store(time.Now().UnixNano())
 	ws.SetReadLimit(readLimit)
+	finish := func() {
+		if ended != nil {
+			ended()
+		}
+	}
 
 	chatIDs, err := h.opt.Store.UserChatIDs(ctx, id.UserID)
 	if err != nil {
 		h.log.Warn("websocket: load chats", "user_id", id.UserID, "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "database unavailable; reconnect shortly")
+		finish()
 		return
 	}
 	cameOnline, ok := h.register(c, chatIDs)
 	if !ok {
 		ws.Close(websocket.StatusServiceRestart, "server restarting")
+		finish()
 		return
 	}
-	defer h.wg.Done()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(ctx)
-	}()
-
 	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes(), Resume: resume})
 	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
 	if cameOnline {
 		h.announce(id.UserID, id.Username, chatIDs)
 	}
 
-	c.readLoop(ctx)
-	c.close(websocket.StatusNormalClosure, "")
-	<-writerDone
-	h.stopTypingOf(c)
-	if wentOffline, chatIDs := h.unregister(c); wentOffline {
-		h.announce(id.UserID, id.Username, chatIDs)
-	}
+	// The request's context ends when the handler returns; keep its values.
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer h.wg.Done()
+		defer finish()
+		c.readLoop(ctx)
+		c.close(websocket.StatusNormalClosure, "")
+		<-c.closed
+		h.stopTypingOf(c)
+		if wentOffline, chatIDs := h.unregister(c); wentOffline {
+			h.announce(id.UserID, id.Username, chatIDs)
+		}
+	}()
 }
 
 func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 
-// close asks the writer to close the connection with a code; the first call
-// wins. It never blocks.
+// close closes the connection with a code, in the background (the close
+// handshake waits for the peer); the first call wins. It never blocks.
+// Frames still queued are not sent: the client resumes with sync.
 func (c *Conn) close(code websocket.StatusCode, why string) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeWhy = code, why
+		c.stopWriting()
 		close(c.done)
+		go func() {
+			defer close(c.closed)
+			c.ws.Close(code, why)
+		}()
 	})
 }
 
@@ -130,9 +149,19 @@ func (c *Conn) close(code websocket.StatusCode, why string) {
 // for a peer that has stopped answering.
 func (c *Conn) drop() {
 	c.closeOnce.Do(func() {
-		c.abrupt = true
+		c.stopWriting()
 		close(c.done)
+		c.ws.CloseNow()
+		close(c.closed)
 	})
+}
+
+// stopWriting makes enqueue refuse frames and start no more writers.
+func (c *Conn) stopWriting() {
+	c.qmu.Lock()
+	c.queue = nil
+	c.writing = true
+	c.qmu.Unlock()
 }
 
 // maxInflight is how many of one connection's messages may wait in the
@@ -145,20 +174,37 @@ const maxInflight = 32
 // still take to write what it has, before it is dropped.
 const stalledWriteGrace = time.Second
 
-// enqueue queues a frame without blocking; a full queue closes the
-// connection, and the client resumes with sync.
+// enqueue queues a frame without blocking, starting a writer if none is
+// running; a full queue closes the connection, and the client resumes with
+// sync.
 func (c *Conn) enqueue(frame []byte) bool {
+	c.qmu.Lock()
 	select {
-	case c.send <- frame:
-		return true
+	case <-c.done:
+		c.qmu.Unlock()
+		return false
 	default:
-		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
+	}
+	if len(c.queue) >= c.h.opt.QueueSize {
+		c.qmu.Unlock()
 		// The writer may be blocked on a client that stopped reading: give
 		// it a moment to finish, then drop the connection.
 		c.out.giveUpBy(time.Now().Add(stalledWriteGrace))
+		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
 		return false
 	}
+	c.queue = append(c.queue, frame)
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	if start {
+		go c.writeQueued()
+	}
+	return true
 }
+
+// pingFrame in the queue asks the writer for a ping.
+var pingFrame = []byte{}
 
 func (c *Conn) enqueueJSON(v any) {
 	frame, err := json.Marshal(v)
@@ -217,70 +263,69 @@ func (c *Conn) forget(chatID int64) {
 	c.mu.Unlock()
 }
 
-// writeLoop is the connection's only queue reader: it writes queued frames,
-// pings, and closes the connection when asked to.
-func (c *Conn) writeLoop(ctx context.Context) {
-	ticker := time.NewTicker(c.h.opt.PingInterval)
-	defer ticker.Stop()
-	var lastWrite time.Time
+// writeQueued is the connection's writer while its queue holds frames: it
+// takes the whole queue at a time and writes it coalesced, then ends when
+// the queue is empty. A connection that wrote less than WriteDelay ago
+// waits for the hub's next flush tick first, so that under load frames
+// gather and one write carries many.
+func (c *Conn) writeQueued() {
 	for {
-		select {
-		case frame := <-c.send:
-			if d := c.h.opt.WriteDelay; d > 0 && time.Since(lastWrite) < d {
-				// Busy: let more frames gather until the next tick.
-				select {
-				case <-c.h.flush.wait():
-				case <-c.done:
-				}
-			}
-			err := c.writeQueued(frame)
-			lastWrite = time.Now()
-			if err != nil {
-				c.close(websocket.StatusGoingAway, "write failed")
-				c.ws.CloseNow()
+		if d := c.h.opt.WriteDelay; d > 0 && time.Since(c.lastWrite) < d {
+			select {
+			case <-c.h.flush.wait():
+			case <-c.done:
 				return
 			}
-		case <-ticker.C:
-			now := time.Now()
-			if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
-				c.drop()
-				continue
+		}
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			select {
+			case <-c.done: // stopWriting owns the flag now
+			default:
+				c.writing = false
 			}
-			if !now.Before(c.id.ExpiresAt) {
-				c.close(websocket.StatusPolicyViolation, "session expired: log in again")
-				continue
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		i := 0
+		next := func() ([]byte, bool) {
+			if i == len(batch) {
+				return nil, false
 			}
-			go func() {
-				pctx, cancel := context.WithTimeout(ctx, c.h.opt.PongTimeout)
-				defer cancel()
-				if c.ws.Ping(pctx) == nil {
-					c.touch()
-				}
-			}()
-		case <-c.done:
-			if c.abrupt {
-				c.ws.CloseNow()
-			} else {
-				c.ws.Close(c.closeCode, c.closeWhy)
-			}
+			i++
+			return batch[i-1], true
+		}
+		first, _ := next()
+		frames, writes, err := c.out.send(first, next)
+		c.lastWrite = time.Now()
+		c.h.frames.Add(frames)
+		c.h.writes.Add(writes)
+		if err != nil {
+			c.drop()
 			return
 		}
 	}
 }
 
-// writeQueued writes frame and every frame queued behind it, coalesced.
-func (c *Conn) writeQueued(frame []byte) error {
-	n := len(c.send)
-	frames, writes, err := c.out.send(frame, func() ([]byte, bool) {
-		if n == 0 {
-			return nil, false
-		}
-		n--
-		return <-c.send, true
-	})
-	c.h.frames.Add(frames)
-	c.h.writes.Add(writes)
-	return err
+// checkAlive is the hub's periodic look at a connection: it drops one that
+// has sent nothing, not even a pong, for PongTimeout, closes one whose
+// session has expired, and queues a ping every PingInterval.
+func (c *Conn) checkAlive(now time.Time) {
+	if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
+		c.drop()
+		return
+	}
+	if !now.Before(c.id.ExpiresAt) {
+		c.close(websocket.StatusPolicyViolation, "session expired: log in again")
+		return
+	}
+	if now.Sub(time.Unix(0, c.lastPing.Load())) >= c.h.opt.PingInterval {
+		c.lastPing.Store(now.UnixNano())
+		c.enqueue(pingFrame)
+	}
 }
 
 // readLoop reads frames until the connection fails or is closed.

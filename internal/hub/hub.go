@@ -134,19 +134,36 @@ func New(o Options) *Hub {
 	return h
 }
 
-// Run does the hub's housekeeping until ctx ends: typing indicators that
-// were not refreshed are stopped, and idle rate-limit buckets forgotten.
+// Run does the hub's housekeeping until ctx ends: connections are pinged,
+// and dropped when they stop answering or their session expires; typing
+// indicators that were not refreshed are stopped, and idle rate-limit
+// buckets forgotten. (One loop for every connection, rather than a timer
+// and a goroutine each.)
 func (h *Hub) Run(ctx context.Context) {
 	tick := time.NewTicker(h.opt.TypingTTL / 10)
 	defer tick.Stop()
+	alive := time.NewTicker(min(max(h.opt.PingInterval/5, 10*time.Millisecond), time.Second))
+	defer alive.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	var conns []*Conn
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			h.expireTyping(now)
+		case now := <-alive.C:
+			h.mu.RLock()
+			conns = conns[:0]
+			for c := range h.all {
+				conns = append(conns, c)
+			}
+			h.mu.RUnlock()
+			for _, c := range conns {
+				c.checkAlive(now)
+			}
+			clear(conns)
 		case now := <-sweep.C:
 			h.messages.Sweep(now)
 		}

@@ -1,9 +1,12 @@
 package hub_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -23,7 +26,7 @@ import (
 
 // MustHub wires a hub to a real SQLite store, with short ping timings, and
 // serves it: a request's "user" query names the (already created) user.
-func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest.Server, *store.DB) {
+func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest.Server, *store.DB, chat.Broker) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Driver: store.SQLite, SQLitePath: filepath.Join(t.TempDir(), "chat.db")})
@@ -42,6 +45,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 	go dl.Run(runCtx)
 	t.Cleanup(stop)
 	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log, PingInterval: ping, PongTimeout: pongTimeout})
+	go h.Run(runCtx)
 	global, err := st.ChatByName(ctx, chat.GlobalChatName)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +65,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 			ttl = time.Hour
 		}
 		id := chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, ExpiresAt: time.Now().Add(ttl)}
-		h.Serve(r.Context(), sock, id, global, 1<<16, false)
+		h.Serve(r.Context(), sock, id, global, 1<<16, false, nil)
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -69,7 +73,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 		h.Shutdown(ctx)
 		srv.Close()
 	})
-	return h, srv, st
+	return h, srv, st, b
 }
 
 func MustUser(t *testing.T, st *store.DB, name string) {
@@ -107,7 +111,7 @@ func waitOnline(t *testing.T, h *hub.Hub, want ...string) {
 // TestSilentClientIsClosed: a client that answers no pings is closed after
 // the pong timeout, while one that answers stays connected.
 func TestSilentClientIsClosed(t *testing.T) {
-	h, srv, st := MustHub(t, 20*time.Millisecond, 150*time.Millisecond)
+	h, srv, st, _ := MustHub(t, 20*time.Millisecond, 150*time.Millisecond)
 	MustUser(t, st, "silent")
 	MustUser(t, st, "lively")
 
@@ -142,11 +146,107 @@ func readForever(c *websocket.Conn) {
 // TestSessionExpiryClosesConnection: a connection does not outlive the
 // session that opened it, even while it answers every ping.
 func TestSessionExpiryClosesConnection(t *testing.T) {
-	h, srv, st := MustHub(t, 20*time.Millisecond, time.Minute)
+	h, srv, st, _ := MustHub(t, 20*time.Millisecond, time.Minute)
 	MustUser(t, st, "brief")
 	MustUser(t, st, "steady")
 	readForever(dial(t, srv, "user=steady"))
 	readForever(dial(t, srv, "user=brief&ttl=200ms"))
 	waitOnline(t, h, "brief", "steady")
 	waitOnline(t, h, "steady")
+}
+
+// TestFramesCoalesce: frames that reach a connection while its writer is
+// busy or waiting out the write delay go out together, in fewer writes than
+// frames, and in order.
+func TestFramesCoalesce(t *testing.T) {
+	h, srv, st, b := MustHub(t, time.Minute, time.Minute)
+	MustUser(t, st, "reader")
+	c := dial(t, srv, "user=reader")
+	waitOnline(t, h, "reader")
+	global, err := st.ChatByName(context.Background(), chat.GlobalChatName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hello and online_users first.
+	for range 2 {
+		if _, _, err := c.Read(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := h.Stats()
+	const n = 200
+	for i := range n {
+		b.Publish(context.Background(), chat.Event{ChatID: global.ID, Frame: []byte(fmt.Sprintf(`{"type":"probe","n":%d}`, i))})
+	}
+	for i := range n {
+		_, data, err := c.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"type":"probe","n":%d}`, i); string(data) != want {
+			t.Fatalf("frame %d = %s, want %s", i, data, want)
+		}
+	}
+	after := h.Stats()
+	frames, writes := after.Frames-before.Frames, after.Writes-before.Writes
+	if frames != n || writes >= frames {
+		t.Fatalf("%d frames in %d writes: not coalesced", frames, writes)
+	}
+	t.Logf("%d frames in %d writes", frames, writes)
+}
+
+// TestFrameInUpgradeSegment: a client may send its first frame in the same
+// write as the upgrade request, so that the frame sits in the HTTP
+// server's read buffer when the connection is taken over. It must be read
+// as the first frame, not lost (the stream would go out of step).
+func TestFrameInUpgradeSegment(t *testing.T) {
+	_, srv, st, _ := MustHub(t, time.Minute, time.Minute)
+	MustUser(t, st, "eager")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	payload := []byte(`{"type":"ping"}`)
+	mask := []byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask...)
+	for i, c := range payload {
+		frame = append(frame, c^mask[i%4])
+	}
+	req := "GET /?user=eager HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for {
+		var head [2]byte
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			t.Fatalf("no pong: %v", err)
+		}
+		n := int(head[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			io.ReadFull(br, ext[:])
+			n = int(ext[0])<<8 | int(ext[1])
+		case 127:
+			t.Fatal("unexpectedly long frame")
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatal(err)
+		}
+		if head[0]&0x0f == 0x8 {
+			t.Fatalf("server closed the connection: %q", body)
+		}
+		if strings.Contains(string(body), `"pong"`) {
+			return
+		}
+	}
 }

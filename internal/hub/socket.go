@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"net"
 	"net/http"
@@ -61,6 +62,9 @@ const maxBatchBytes = 64 << 10
 // frames through: a control frame (at most 127 bytes) always fits, so it
 // reaches batchConn in one Write, between two of the hub's batches.
 const writeBufSize = 256
+
+// readBufSize is the read buffer of a connection: most chat frames fit.
+const readBufSize = 1024
 
 // batchBufs recycles batch buffers, so that an idle connection holds none.
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -126,7 +130,11 @@ func (b *batchConn) send(first []byte, next func() ([]byte, bool)) (frames, writ
 	}()
 	frame, ok := first, true
 	for ok {
-		buf = appendTextFrame(buf, frame)
+		if len(frame) == 0 { // pingFrame: a ping with no payload
+			buf = append(buf, 0x89, 0)
+		} else {
+			buf = appendTextFrame(buf, frame)
+		}
 		frames++
 		frame, ok = next()
 		if len(buf) >= maxBatchBytes || !ok {
@@ -158,8 +166,9 @@ func appendTextFrame(dst, payload []byte) []byte {
 
 // Socket is an accepted WebSocket whose writes the hub can coalesce.
 type Socket struct {
-	ws  *websocket.Conn
-	out *batchConn
+	ws       *websocket.Conn
+	out      *batchConn
+	lastSeen atomic.Int64 // Unix nanoseconds of the last pong (and, through Conn, frame)
 }
 
 // batchWriter hands the WebSocket library a connection that batches.
@@ -177,16 +186,31 @@ func (w *batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http has flushed the response head; its fresh writer is empty
 	// and is replaced by one that writes through the batch.
 	w.conn = &batchConn{Conn: conn, timeout: w.timeout}
-	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, writeBufSize)), nil
+	// A small read buffer instead of net/http's 4 KiB one, unless that one
+	// holds bytes the client sent right after its request: the WebSocket
+	// library takes those over from the buffer it is handed.
+	rd := brw.Reader
+	if rd.Buffered() == 0 {
+		rd = bufio.NewReaderSize(w.conn, readBufSize)
+	}
+	return w.conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(w.conn, writeBufSize)), nil
 }
 
 // Accept upgrades an HTTP request to a WebSocket the hub can serve. On
 // failure the client has had its answer.
+// opts may be nil; its OnPongReceived is the hub's.
 func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*Socket, error) {
+	sock := &Socket{}
+	o := websocket.AcceptOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.OnPongReceived = func(context.Context, []byte) { sock.lastSeen.Store(time.Now().UnixNano()) }
 	bw := &batchWriter{ResponseWriter: w, timeout: h.opt.WriteTimeout}
-	ws, err := websocket.Accept(bw, r, opts)
+	ws, err := websocket.Accept(bw, r, &o)
 	if err != nil {
 		return nil, err
 	}
-	return &Socket{ws: ws, out: bw.conn}, nil
+	sock.ws, sock.out = ws, bw.conn
+	return sock, nil
 }
