@@ -17,3 +17,10 @@ func SetConsecutiveIDs(db *DB, v bool) bool {
 	db.consecutiveIDs = v
 	return old
 }
+
+// PageQueries returns the SQL of MessagesBefore and MessagesAfter, for a
+// test that checks their plans.
+func PageQueries(db *DB) (before, after string) {
+	return db.pageSelect() + `WHERE m.chat_id = ? AND m.id < ? AND ` + isMessage + ` ORDER BY m.id DESC LIMIT ?`,
+		db.pageSelect() + `WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
+}

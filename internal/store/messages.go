@@ -348,7 +348,9 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 
 const messageColumns = ` m.id, m.chat_id, c.name, m.user_id, u.username, m.kind, m.key_version, m.body,
 	m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reply_to, m.target_id
-	FROM messages m JOIN users u ON u.id = m.user_id JOIN chats c ON c.id = m.chat_id `
+	FROM messages m `
+
+const messageJoins = `JOIN users u ON u.id = m.user_id JOIN chats c ON c.id = m.chat_id `
 
 // messageSelect starts every query of messages. The rows are chosen by
 // messages' own keys, so messages is read first: on MySQL/MariaDB,
@@ -357,9 +359,21 @@ const messageColumns = ` m.id, m.chat_id, c.name, m.user_id, u.username, m.kind,
 // SQLite already plans it so.
 func (s *DB) messageSelect() string {
 	if s.dialect == MySQL {
-		return `SELECT STRAIGHT_JOIN` + messageColumns
+		return `SELECT STRAIGHT_JOIN` + messageColumns + messageJoins
 	}
-	return `SELECT` + messageColumns
+	return `SELECT` + messageColumns + messageJoins
+}
+
+// pageSelect starts the queries of a page of one chat (by id, before or
+// after a point). On MySQL/MariaDB it also names the (chat_id, id) index:
+// given only "id < ?" the optimiser sometimes walked the primary key
+// instead, reading every chat's rows back to the page (p99 54 ms for a
+// random page at 50,000 messages against 4 ms for the newest).
+func (s *DB) pageSelect() string {
+	if s.dialect == MySQL {
+		return `SELECT STRAIGHT_JOIN` + messageColumns + `FORCE INDEX (messages_chat_id) ` + messageJoins
+	}
+	return s.messageSelect()
 }
 
 // isMessage selects the rows that are messages, leaving out edit and delete
@@ -397,7 +411,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
+	rows, err := s.db.QueryContext(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
 		chatID, before, limit+1)
 	if err != nil {
 		return nil, false, wrap(err)
@@ -420,7 +434,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 // messages and the edit and delete events, so that a client catching up
 // replays the changes too.
 func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error) {
-	rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
+	rows, err := s.db.QueryContext(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}

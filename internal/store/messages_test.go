@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -564,4 +565,47 @@ func TestSQLiteCheckpoints(t *testing.T) {
 	if n := len(MustHistory(t, db2, global.ID)); n != 1000 {
 		t.Fatalf("reopened database holds %d messages, want the first 1000 of a page", n)
 	}
+}
+
+// TestPagePlans: on MySQL/MariaDB a page of history is read from messages
+// first, by the (chat_id, id) index, whatever the optimiser would guess;
+// users and chats are looked up by primary key for the rows found.
+func TestPagePlans(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		if opts.Driver != store.MySQL {
+			t.Skip("SQLite plans these by the index already; its history benchmark checks the time")
+		}
+		db := MustOpen(t, opts)
+		raw := MustRawDB(t, opts)
+		before, after := store.PageQueries(db)
+		for name, q := range map[string]string{"before": before, "after": after} {
+			rows, err := raw.Query("EXPLAIN "+q, 1, 1000, 51)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, _ := rows.Columns()
+			var plan []map[string]string
+			for rows.Next() {
+				vals := make([]sql.NullString, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				row := map[string]string{}
+				for i, c := range cols {
+					row[c] = vals[i].String
+				}
+				plan = append(plan, row)
+			}
+			rows.Close()
+			if len(plan) != 3 || plan[0]["table"] != "m" || plan[0]["key"] != "messages_chat_id" ||
+				plan[1]["key"] != "PRIMARY" || plan[2]["key"] != "PRIMARY" {
+				t.Fatalf("%s: plan %v", name, plan)
+			}
+		}
+	})
 }
