@@ -57,7 +57,7 @@ func TestPresenceTwoTabs(t *testing.T) {
 func TestPresenceLimit(t *testing.T) {
 	t.Parallel()
 	srv := MustStart(t, baseEnv(t, map[string]string{"PRESENCE_LIMIT": "2"}))
-	ann, bea, cid, dot := srv.MustUser(t, "ann"), srv.MustUser(t, "bea"), srv.MustUser(t, "cid"), srv.MustUser(t, "dot")
+	ann, bea, cid, dot, eve := srv.MustUser(t, "ann"), srv.MustUser(t, "bea"), srv.MustUser(t, "cid"), srv.MustUser(t, "dot"), srv.MustUser(t, "eve")
 	if r := srv.call(t, "POST", "/chats/", ann, map[string]any{"kind": "direct", "members": []string{"bea"}}); r.str("name") == "" {
 		t.Fatalf("direct chat: %s", r.Raw)
 	}
@@ -89,6 +89,31 @@ func TestPresenceLimit(t *testing.T) {
 	d.nextType("online_users")
 	b.conn.Close(websocket.StatusNormalClosure, "")
 	a.next(presenceOf("bea", false))
+
+	// Once big, global stays quiet for a while even when it empties (as in
+	// a reconnect storm): eve arrives after cid and dot have gone, and ann
+	// hears nothing of her.
+	c.conn.Close(websocket.StatusNormalClosure, "")
+	d.conn.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := srv.call(t, "GET", "/users/online", ann, nil)
+		if fmt.Sprint(r.Body["users"]) == "[ann]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cid and dot still online: %s", r.Raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e := srv.MustDial(t, eve, "global")
+	if f := e.nextType("online_users"); fmt.Sprint(f["users"]) != "[eve]" {
+		t.Fatalf("eve's online_users = %v, want only eve", f["users"])
+	}
+	e.send(map[string]any{"type": "text", "text": "marker 2", "client_id": "m2"})
+	if f := a.next(func(f map[string]any) bool { return f["type"] == "text" || f["type"] == "presence" }); f["type"] != "text" {
+		t.Fatalf("ann got %v before the marker: presence through a chat that was over the limit", f)
+	}
 }
 
 // TestSlowClientIsClosed: a client that stops reading is cut off when its

@@ -56,7 +56,7 @@ type Conn struct {
 	inflight chan struct{}
 
 	// Used by the reader goroutine only.
-	chatsByName map[string]chat.Chat
+	chatsByName map[string]*chat.Chat // chats other than home resolved so far; nil until the first
 	frames      ratelimit.Bucket
 }
 
@@ -77,14 +77,13 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	ws := sock.ws
 	c := &Conn{
 		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
-		done:        make(chan struct{}),
-		closed:      make(chan struct{}),
-		lastSeen:    &sock.lastSeen,
-		subscribed:  make(map[int64]struct{}),
-		streams:     make(map[int64]*stream),
-		chatsByName: map[string]chat.Chat{home.Name: home},
-		inflight:    make(chan struct{}, maxInflight),
-		frames:      ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
+		done:       make(chan struct{}),
+		closed:     make(chan struct{}),
+		lastSeen:   &sock.lastSeen,
+		subscribed: make(map[int64]struct{}),
+		streams:    make(map[int64]*stream),
+		inflight:   make(chan struct{}, maxInflight),
+		frames:     ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
 	}
 	c.touch()
 	c.lastPing.Store(time.Now().UnixNano())
@@ -114,8 +113,9 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		h.announce(id.UserID, id.Username, chatIDs)
 	}
 
-	// The request's context ends when the handler returns; keep its values.
-	ctx = context.WithoutCancel(ctx)
+	// The request's context ends when the handler returns, and holding it
+	// would keep the request alive; nothing below needs its values.
+	ctx = context.Background()
 	go func() {
 		defer h.wg.Done()
 		defer finish()
@@ -411,20 +411,27 @@ func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
 	if name == "" {
 		name = c.home.Name
 	}
-	if ch, ok := c.chatsByName[name]; ok {
+	known := c.chatsByName[name]
+	if name == c.home.Name {
+		known = &c.home
+	}
+	if known != nil {
 		c.h.mu.RLock()
-		_, sub := c.subscribed[ch.ID]
+		_, sub := c.subscribed[known.ID]
 		c.h.mu.RUnlock()
 		if sub {
-			return ch, nil
+			return *known, nil
 		}
 	}
 	ch, err := c.h.opt.Delivery.ResolveChat(ctx, c.id, name)
 	if err != nil {
 		return chat.Chat{}, err
 	}
-	if len(c.chatsByName) < 1024 {
-		c.chatsByName[name] = ch
+	if name != c.home.Name && len(c.chatsByName) < 1024 {
+		if c.chatsByName == nil {
+			c.chatsByName = make(map[string]*chat.Chat)
+		}
+		c.chatsByName[name] = &ch
 	}
 	return ch, nil
 }

@@ -80,6 +80,14 @@ type Hub struct {
 	// closing is set by Shutdown: new connections are refused.
 	closing bool
 
+	// large holds, for each chat that has had more than PresenceLimit
+	// connections, when it last had them (guarded by mu). Such a chat
+	// carries no presence until it has stayed under the limit for
+	// largeForgetAfter: in a reconnect storm a big room empties for a
+	// moment, and must not start announcing every returning member to
+	// everyone there.
+	large map[int64]time.Time
+
 	messages *ratelimit.Keyed // per user
 	typing   typingSet
 	flush    flushClock
@@ -125,6 +133,7 @@ func New(o Options) *Hub {
 		users: make(map[int64]map[*Conn]struct{}),
 		names: make(map[int64]string),
 		all:   make(map[*Conn]struct{}),
+		large: make(map[int64]time.Time),
 
 		messages: ratelimit.NewKeyed(o.MessageRate, o.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
@@ -251,6 +260,24 @@ func (h *Hub) subscribeLocked(c *Conn, chatID int64) {
 	}
 	subs[c] = struct{}{}
 	c.subscribed[chatID] = struct{}{}
+	if len(subs) > h.opt.PresenceLimit {
+		h.large[chatID] = time.Now()
+	}
+}
+
+// largeForgetAfter is how long a chat that had more than PresenceLimit
+// connections stays without presence once under the limit again.
+const largeForgetAfter = 10 * time.Minute
+
+// carriesPresenceLocked reports whether a chat announces presence: it has
+// at most PresenceLimit connections and has not had more lately. h.mu is
+// held (for reading at least).
+func (h *Hub) carriesPresenceLocked(chatID int64, now time.Time) bool {
+	if len(h.chats[chatID]) > h.opt.PresenceLimit {
+		return false
+	}
+	seen, ok := h.large[chatID]
+	return !ok || now.Sub(seen) > largeForgetAfter
 }
 
 // unregister removes a connection; it reports whether its user went offline
@@ -376,12 +403,12 @@ func (h *Hub) announce(userID int64, username string, chatIDs []int64) {
 	_, online := h.users[userID]
 	frame, _ := json.Marshal(wire.Presence{Type: wire.TypePresence, Username: username, Online: online})
 	seen := make(map[*Conn]struct{})
+	now := time.Now()
 	for _, id := range chatIDs {
-		subs := h.chats[id]
-		if len(subs) > h.opt.PresenceLimit {
+		if !h.carriesPresenceLocked(id, now) {
 			continue
 		}
-		for c := range subs {
+		for c := range h.chats[id] {
 			if c.id.UserID != userID {
 				seen[c] = struct{}{}
 			}
@@ -437,12 +464,12 @@ func (h *Hub) Shutdown(ctx context.Context) {
 func (h *Hub) onlineFor(c *Conn) []string {
 	h.mu.RLock()
 	seen := map[int64]struct{}{c.id.UserID: {}}
+	now := time.Now()
 	for id := range c.subscribed {
-		subs := h.chats[id]
-		if len(subs) > h.opt.PresenceLimit {
+		if !h.carriesPresenceLocked(id, now) {
 			continue
 		}
-		for other := range subs {
+		for other := range h.chats[id] {
 			seen[other.id.UserID] = struct{}{}
 		}
 	}
