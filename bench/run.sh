@@ -27,6 +27,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$FULL" = 1 ]; then
   MODE="FULL (the issue's sizes)"
   FANOUT=(-clients 1000 -rate 100 -warmup 5s -duration 60s)
+  # The rate sweep: the highest rate held with p99 ≤ 200 ms (msgs/s into the room).
+  SWEEP_CLIENTS=1000 SWEEP_RATES=(150 180 220)
   ROOMS=(-clients 15000 -room-size 5-10 -rate 3400 -warmup 5s -duration 60s)
   RECONNECT=(-clients 15000 -room-size 10 -rate 500 -warmup 10s -duration 50s -drain 60s)
   COMMITS=(-senders 512 -inflight 4 -warmup 5s -duration 60s)
@@ -35,6 +37,7 @@ if [ "$FULL" = 1 ]; then
 else
   MODE="small (each scenario ≤ 60 s, ≤ 1,000 connections)"
   FANOUT=(-clients 500 -rate 100 -warmup 3s -duration 20s)
+  SWEEP_CLIENTS=500 SWEEP_RATES=(360)
   ROOMS=(-clients 1000 -room-size 5-10 -rate 1000 -warmup 3s -duration 20s)
   RECONNECT=(-clients 1000 -room-size 10 -rate 200 -warmup 5s -duration 20s)
   COMMITS=(-senders 256 -inflight 4 -warmup 2s -duration 10s)
@@ -163,9 +166,11 @@ start_server() {
 }
 
 # bench DB NAME ARGS…: one scenario; its table goes to the details file.
+# NAME may carry a tag for a second run of a scenario: fanout:180.
 bench() {
-  local db=$1 name=$2; shift 2
-  local args=(-url "$URL" -scenario "$name" -label "$db" -server-pid "$SERVER_PID"
+  local db=$1 run=$2; shift 2
+  local scenario=${run%%:*} name=${run/:/-}
+  local args=(-url "$URL" -scenario "$scenario" -label "$db" -server-pid "$SERVER_PID"
     -json "$OUT/$db.jsonl" -svg "$PLOTS/$db-$name.svg" -token-file "$OUT/tokens-$db.json"
     -debug-url "$DEBUG_URL" -server-profile "$OUT/$db-$name.pprof" "$@")
   log "$db: $name"
@@ -186,6 +191,11 @@ run_db() {
   rm -f "$OUT/$db.jsonl" "$OUT/$db-details.md" "$OUT/tokens-$db.json" "$OUT/$db"-*.pprof
   start_server "$db" "$logf" || return 1
   bench "$db" fanout "${FANOUT[@]}"
+  if [ "$db" = sqlite ]; then
+    for r in "${SWEEP_RATES[@]}"; do
+      bench "$db" "fanout:$r" -clients "$SWEEP_CLIENTS" -rate "$r" -warmup 3s -duration 30s
+    done
+  fi
   bench "$db" rooms "${ROOMS[@]}"
   bench "$db" reconnect "${RECONNECT[@]}"
   bench "$db" commits "${COMMITS[@]}" -rate "$(commits_rate "$db")"

@@ -24,8 +24,9 @@ type debugVars struct {
 // load's source addresses.
 var debugClient = &http.Client{Timeout: 10 * time.Minute}
 
-func (b *bench) debugGet(ctx context.Context, path string) (*http.Response, error) {
+func (b *bench) debugGet(ctx context.Context, path, query string) (*http.Response, error) {
 	u := b.cfg.debugURL.JoinPath(path)
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func (b *bench) serverVars(ctx context.Context) (v debugVars, ok bool, err error
 	if b.cfg.debugURL == nil {
 		return v, false, nil
 	}
-	resp, err := b.debugGet(ctx, "/debug/vars")
+	resp, err := b.debugGet(ctx, "/debug/vars", "")
 	if err != nil {
 		return v, false, err
 	}
@@ -57,10 +58,10 @@ func (b *bench) serverVars(ctx context.Context) (v debugVars, ok bool, err error
 	return v, true, nil
 }
 
-// saveServerProfile fetches a profile (such as "profile?seconds=30" or
-// "heap") from the server's pprof into -server-profile.
-func (b *bench) saveServerProfile(ctx context.Context, which string) error {
-	resp, err := b.debugGet(ctx, "/debug/pprof/"+which)
+// saveServerProfile fetches a profile (such as "profile" with
+// "seconds=30", or "heap") from the server's pprof into -server-profile.
+func (b *bench) saveServerProfile(ctx context.Context, which, query string) error {
+	resp, err := b.debugGet(ctx, "/debug/pprof/"+which, query)
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func (b *bench) profileWindow(ctx context.Context, from, to time.Time) (wait fun
 			return
 		}
 		secs := int(min(to.Sub(from), 2*time.Minute).Seconds())
-		done <- b.saveServerProfile(ctx, fmt.Sprintf("profile?seconds=%d", max(secs, 1)))
+		done <- b.saveServerProfile(ctx, "profile", fmt.Sprintf("seconds=%d", max(secs, 1)))
 	}()
 	return func() error { return <-done }
 }

@@ -11,6 +11,7 @@ func TestJudgeFanout(t *testing.T) {
 	for _, tg := range targets {
 		if tg.scenario == "fanout" {
 			fanout = tg
+			break
 		}
 	}
 	full := func(perSec, p99 float64, lost int64) *result {
@@ -58,5 +59,32 @@ func TestReportPicksTargetsByDatabase(t *testing.T) {
 	writeReport(&buf, []*result{commits("sqlite", 30000, 12000)})
 	if out := buf.String(); !strings.Contains(out, "≥ 30,000 commits/s") || !strings.Contains(out, "**not met**") {
 		t.Errorf("SQLite at 12,000/s misses 30,000/s:\n%s", out)
+	}
+}
+
+func TestReportSweepTarget(t *testing.T) {
+	run := func(rate, perSec, p99 float64) *result {
+		return &result{Scenario: "fanout", Label: "sqlite", DeliveriesPerSec: perSec, OfferedRate: rate,
+			Params:     params{Clients: 1000, Duration: 30, Rate: rate},
+			Latency:    &summary{P99: p99},
+			Deliveries: &delivery{Acked: 100, Expected: 100000}}
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, []*result{run(100, 100000, 40), run(180, 180000, 150), run(220, 200000, 400)})
+	lines := strings.Split(buf.String(), "\n")
+	var rows []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "| fanout |") {
+			rows = append(rows, l)
+		}
+	}
+	if len(rows) != 3 {
+		t.Fatalf("want one row a run:\n%s", buf.String())
+	}
+	if !strings.Contains(rows[0], "≥ 100,000") || !strings.Contains(rows[1], "≥ 180,000") || !strings.Contains(rows[2], "≥ 180,000") {
+		t.Fatalf("runs judged against the wrong targets:\n%s", strings.Join(rows, "\n"))
+	}
+	if !strings.HasSuffix(rows[1], "| met |") || !strings.Contains(rows[2], "not met") {
+		t.Fatalf("180 msgs/s at p99 150 ms meets the sweep target, 220 at p99 400 does not:\n%s", strings.Join(rows, "\n"))
 	}
 }

@@ -279,7 +279,7 @@ func (b *bench) runIdle(ctx context.Context, res *result) error {
 		varsPerConn(res.Server, *b.varsBaseline, v)
 	}
 	if b.cfg.serverProfile != "" {
-		if err := b.saveServerProfile(ctx, "heap"); err != nil {
+		if err := b.saveServerProfile(ctx, "heap", ""); err != nil {
 			res.Problems = append(res.Problems, "server heap profile: "+err.Error())
 		}
 	}
