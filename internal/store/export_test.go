@@ -24,3 +24,11 @@ func PageQueries(db *DB) (before, after string) {
 	return db.pageSelect() + `WHERE m.chat_id = ? AND m.id < ? AND ` + isMessage + ` ORDER BY m.id DESC LIMIT ?`,
 		db.pageSelect() + `WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
 }
+
+// SetWALRestartFrames lowers the WAL size at which the background
+// checkpoints start the log over, and returns the old value.
+func SetWALRestartFrames(n int) int {
+	old := walRestartFrames
+	walRestartFrames = n
+	return old
+}

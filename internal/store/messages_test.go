@@ -609,3 +609,46 @@ func TestPagePlans(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteWALStaysBounded: passive checkpoints copy the log back but
+// never empty it, so under a writer that never pauses the file would grow
+// without end; past the restart size the checkpointer truncates it.
+func TestSQLiteWALStaysBounded(t *testing.T) {
+	old := store.SetWALRestartFrames(256) // 1 MiB
+	defer store.SetWALRestartFrames(old)
+	path := filepath.Join(t.TempDir(), "chat.db")
+	db := MustOpen(t, store.Options{Driver: store.SQLite, SQLitePath: path})
+	global := MustGlobal(t, db)
+	kv := MustKeyVersion(t, db)
+	alice := MustCreateUser(t, db, "alice")
+	body := strings.Repeat("y", 2000)
+	for i := range 20 { // about 4 MB of rows
+		msgs := make([]chat.NewMessage, 100)
+		for j := range msgs {
+			msgs[j] = text(global.ID, alice.ID, kv, fmt.Sprintf("w-%d-%d", i, j), body, base)
+		}
+		MustInsert(t, db, msgs...)
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	if n := walSize(); n < 2<<20 {
+		t.Fatalf("the log holds only %d bytes after 4 MB of rows", n)
+	}
+	// A passive checkpoint would leave the file as it is; the restart
+	// truncates it, while the database stays open.
+	deadline := time.Now().Add(20 * time.Second)
+	for walSize() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still holds %d bytes: it was never started over", walSize())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(MustHistory(t, db, global.ID)); n != 1000 {
+		t.Fatalf("after the restart the chat reads %d messages of its first page, want 1000", n)
+	}
+}
