@@ -8,6 +8,8 @@
 #   FULL=1 bench/run.sh     the issue's sizes: 19,000 connections, 10 million
 #                           messages… (hours, mostly registration and the fill)
 #   DBS=sqlite bench/run.sh only SQLite
+#   REPORT_ONLY=1 bench/run.sh
+#                           rewrite RESULTS.md from the last run's bench/out
 #
 # Everything it starts (servers, MariaDB) is stopped by pid on exit; all
 # traffic is on 127.0.0.x. Scratch files go to bench/out/ (git-ignored).
@@ -30,7 +32,8 @@ if [ "$FULL" = 1 ]; then
   # The rate sweep: the highest rate held with p99 ≤ 200 ms (msgs/s into the room).
   SWEEP_CLIENTS=1000 SWEEP_RATES=(150 180 220)
   ROOMS=(-clients 15000 -room-size 5-10 -rate 3400 -warmup 5s -duration 60s)
-  RECONNECT=(-clients 15000 -room-size 10 -rate 500 -warmup 10s -duration 50s -drain 60s)
+  # Real clients reconnect each on its own after its jitter: many workers.
+  RECONNECT=(-clients 15000 -room-size 10 -rate 500 -warmup 10s -duration 50s -drain 60s -connect-concurrency 1024)
   COMMITS=(-senders 512 -inflight 4 -warmup 5s -duration 60s)
   HISTORY=(-senders 128 -inflight 8 -rate 0 -messages 10000000 -duration 90m -queries 1000)
   IDLE=(-clients 19000 -duration 5m)
@@ -39,7 +42,7 @@ else
   FANOUT=(-clients 500 -rate 100 -warmup 3s -duration 20s)
   SWEEP_CLIENTS=500 SWEEP_RATES=(360)
   ROOMS=(-clients 1000 -room-size 5-10 -rate 1000 -warmup 3s -duration 20s)
-  RECONNECT=(-clients 1000 -room-size 10 -rate 200 -warmup 5s -duration 20s)
+  RECONNECT=(-clients 1000 -room-size 10 -rate 200 -warmup 5s -duration 20s -connect-concurrency 256)
   COMMITS=(-senders 256 -inflight 4 -warmup 2s -duration 10s)
   HISTORY=(-senders 64 -inflight 4 -rate 0 -messages 50000 -duration 5m -queries 300)
   IDLE=(-clients 1000 -duration 30s)
@@ -218,26 +221,46 @@ busy() {
   top -b -n 2 -d 1 2>/dev/null | awk '/^top -/ {n++} n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 > 0 && $12 != "top" {cpu[$12] += $9}
     END {for (c in cpu) if (cpu[c] >= 5) {printf "%s%s %.0f%%", sep, c, cpu[c]; sep = ", "}}'
 }
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-BUSY_BEFORE=$(busy)
-STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-MDB_VERSION=
-RAN=()
-for db in $DBS; do
-  case $db in
-    sqlite) run_db sqlite && RAN+=(sqlite) ;;
-    mariadb) if start_mariadb; then run_db mariadb && RAN+=(mariadb); fi ;;
-    *) echo "unknown database $db (sqlite, mariadb)" >&2; exit 2 ;;
-  esac
-done
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-BUSY_AFTER=$(busy)
+# REPORT_ONLY=1 rewrites bench/RESULTS.md from the last run's files in
+# bench/out (after editing bench/LIMITS.md, or when a run was cut short
+# after some scenarios); nothing is run.
+META=$OUT/run-meta.sh
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+  if [ -f "$META" ]; then
+    # shellcheck source=/dev/null
+    . "$META"
+  else
+    MODE="$MODE; cut short, rewritten by REPORT_ONLY=1" STARTED=unknown TREE=unknown
+    LOAD_BEFORE=unknown LOAD_AFTER=unknown BUSY_BEFORE=unknown BUSY_AFTER=unknown MDB_VERSION=
+    COMMANDS=("(not recorded: the run did not finish; see bench/out/*.log)")
+    RAN=()
+    for db in sqlite mariadb; do [ -s "$OUT/$db.jsonl" ] && RAN+=("$db"); done
+  fi
+else
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+  BUSY_BEFORE=$(busy)
+  STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  TREE="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + local changes')"
+  MDB_VERSION=
+  RAN=()
+  rm -f "$META"
+  for db in $DBS; do
+    case $db in
+      sqlite) run_db sqlite && RAN+=(sqlite) ;;
+      mariadb) if start_mariadb; then run_db mariadb && RAN+=(mariadb); fi ;;
+      *) echo "unknown database $db (sqlite, mariadb)" >&2; exit 2 ;;
+    esac
+  done
+  LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+  BUSY_AFTER=$(busy)
+  declare -p MODE STARTED TREE LOAD_BEFORE LOAD_AFTER BUSY_BEFORE BUSY_AFTER MDB_VERSION COMMANDS RAN >"$META"
+fi
 
 # --- bench/RESULTS.md ----------------------------------------------------------------
 {
   echo "# Load test results"
   echo
-  echo "Written by \`bench/run.sh\` ($MODE), $STARTED. Tree: \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + local changes')\`."
+  echo "Written by \`bench/run.sh\` ($MODE), $STARTED. Tree: \`$TREE\`."
   echo "The tool and the server share the machine, so every number includes the tool's own CPU"
   echo "(the \"tool\" line of each table); all traffic is on 127.0.0.x."
   echo

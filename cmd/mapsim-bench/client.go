@@ -437,15 +437,31 @@ func (c *client) closeGently() {
 // scheduleReconnect queues a client that dropped for the reconnect workers.
 func (b *bench) scheduleReconnect(c *client) {
 	b.stats.drops.Add(1)
-	select {
-	case b.reconnects <- c:
-	default:
-		b.stats.reconnectFailed.Add(1) // cannot happen: the queue holds every client
-	}
+	b.queueReconnect(c)
 }
 
-// reconnectWorker reconnects clients with backoff: a random wait up to the
-// jitter, then up to 8 attempts, 0.5 s to 8 s apart.
+// queueReconnect hands a client to the reconnect workers after a random
+// wait up to the jitter. The wait is the client's own, as a real client's
+// backoff is, and holds no worker: with the jitter inside the workers, 64
+// of them could start only about 128 reconnects a second whatever the
+// server did.
+func (b *bench) queueReconnect(c *client) {
+	queue := func() {
+		select {
+		case b.reconnects <- c:
+		default:
+			b.stats.reconnectFailed.Add(1) // cannot happen: the queue holds every client
+		}
+	}
+	if j := b.cfg.reconnectJitter; j > 0 {
+		time.AfterFunc(time.Duration(rand.Int64N(int64(j))), queue)
+		return
+	}
+	queue()
+}
+
+// reconnectWorker reconnects clients (each already past its jitter), up to
+// 8 attempts each, 0.5 s to 8 s apart.
 func (b *bench) reconnectWorker(ctx context.Context) {
 	for {
 		var c *client
@@ -459,11 +475,6 @@ func (b *bench) reconnectWorker(ctx context.Context) {
 		c.mu.Unlock()
 		if b.ending.Load() || already {
 			continue
-		}
-		if j := b.cfg.reconnectJitter; j > 0 {
-			if !sleepCtx(ctx, time.Duration(rand.Int64N(int64(j)))) {
-				return
-			}
 		}
 		ok := false
 		for attempt := 0; attempt < 8 && ctx.Err() == nil && !b.ending.Load(); attempt++ {

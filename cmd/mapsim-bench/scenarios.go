@@ -213,7 +213,7 @@ func (b *bench) storm(ctx context.Context, until time.Time) *reconnectResult {
 	wg.Wait()
 	cutDone := time.Now()
 	for _, c := range live {
-		b.reconnects <- c
+		b.queueReconnect(c)
 	}
 	rr := &reconnectResult{Clients: len(live), CutSeconds: round3(cutDone.Sub(cutStart).Seconds())}
 	// Wait until all are back, or the run's end (at least 60 s).
