@@ -27,8 +27,6 @@ func PageQueries(db *DB) (before, after string) {
 
 // SetWALRestartFrames lowers the WAL size at which the background
 // checkpoints start the log over, and returns the old value.
-func SetWALRestartFrames(n int) int {
-	old := walRestartFrames
-	walRestartFrames = n
-	return old
+func SetWALRestartFrames(n int64) int64 {
+	return walRestartFrames.Swap(n)
 }

@@ -614,8 +614,6 @@ func TestPagePlans(t *testing.T) {
 // never empty it, so under a writer that never pauses the file would grow
 // without end; past the restart size the checkpointer truncates it.
 func TestSQLiteWALStaysBounded(t *testing.T) {
-	old := store.SetWALRestartFrames(256) // 1 MiB
-	defer store.SetWALRestartFrames(old)
 	path := filepath.Join(t.TempDir(), "chat.db")
 	db := MustOpen(t, store.Options{Driver: store.SQLite, SQLitePath: path})
 	global := MustGlobal(t, db)
@@ -639,8 +637,11 @@ func TestSQLiteWALStaysBounded(t *testing.T) {
 	if n := walSize(); n < 2<<20 {
 		t.Fatalf("the log holds only %d bytes after 4 MB of rows", n)
 	}
-	// A passive checkpoint would leave the file as it is; the restart
-	// truncates it, while the database stays open.
+	// A passive checkpoint would leave the file as it is; with the restart
+	// size lowered below it, the next one truncates it, while the database
+	// stays open.
+	old := store.SetWALRestartFrames(256) // 1 MiB
+	defer store.SetWALRestartFrames(old)
 	deadline := time.Now().Add(20 * time.Second)
 	for walSize() != 0 {
 		if time.Now().After(deadline) {

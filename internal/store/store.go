@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -149,7 +150,11 @@ const checkpointEvery = 250 * time.Millisecond
 // starts the log over. A passive checkpoint copies pages back but never
 // empties the log while a writer keeps appending, so under steady load the
 // file would grow without end (4 GB in 20 minutes of the 10-million fill).
-var walRestartFrames = 16384 // 64 MiB of 4 KiB pages
+var walRestartFrames atomic.Int64 // default walRestartDefault
+
+const walRestartDefault = 16384 // 64 MiB of 4 KiB pages
+
+func init() { walRestartFrames.Store(walRestartDefault) }
 
 // checkpoints copies SQLite's write-ahead log into the database file every
 // checkpointEvery, beside the writer instead of inside a commit (a passive
@@ -171,7 +176,7 @@ func (s *DB) checkpoints() {
 			// An error (such as a busy database) is retried at the next tick;
 			// the log only grows meanwhile.
 			err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done)
-			if err == nil && logFrames > walRestartFrames {
+			if err == nil && int64(logFrames) > walRestartFrames.Load() {
 				s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done)
 			}
 			cancel()
