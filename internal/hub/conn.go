@@ -265,12 +265,12 @@ func (c *Conn) forget(chatID int64) {
 
 // writeQueued is the connection's writer while its queue holds frames: it
 // takes the whole queue at a time and writes it coalesced, then ends when
-// the queue is empty. A connection that wrote less than WriteDelay ago
-// waits for the hub's next flush tick first, so that under load frames
-// gather and one write carries many.
+// the queue is empty. While the hub is busy, a connection that wrote less
+// than WriteDelay ago waits for the hub's next flush tick first, so that
+// under load frames gather and one write carries many.
 func (c *Conn) writeQueued() {
 	for {
-		if d := c.h.opt.WriteDelay; d > 0 && time.Since(c.lastWrite) < d {
+		if d := c.h.opt.WriteDelay; d > 0 && c.h.busy.Load() && time.Since(c.lastWrite) < d {
 			select {
 			case <-c.h.flush.wait():
 			case <-c.done:

@@ -57,11 +57,15 @@ type Options struct {
 	// share.
 	PresenceLimit int
 	// WriteDelay is the least time between two writes to one connection
-	// (default 5 ms; negative for none): frames that arrive sooner wait
-	// and go out together. It costs a busy connection at most that much
-	// latency and saves a system call and a wake-up at both ends for every
-	// frame it coalesces.
+	// while the hub is busy (default 5 ms; negative for none): frames that
+	// arrive sooner wait and go out together. It costs a busy connection at
+	// most that much latency and saves a system call and a wake-up at both
+	// ends for every frame it coalesces. The hub is busy while it makes
+	// more than BusyWrites writes a second (default 10,000, about a tenth
+	// of a core of system calls); below that every frame goes out at once,
+	// so a client that sends and waits for each ack is not slowed.
 	WriteDelay time.Duration
+	BusyWrites int
 }
 
 // Hub is the set of live connections on this node.
@@ -93,6 +97,7 @@ type Hub struct {
 	flush    flushClock
 
 	frames, writes atomic.Int64 // see Stats
+	busy           atomic.Bool  // more than BusyWrites writes a second lately
 }
 
 // New returns a Hub subscribed to the broker.
@@ -127,6 +132,9 @@ func New(o Options) *Hub {
 	if o.WriteDelay == 0 {
 		o.WriteDelay = 5 * time.Millisecond
 	}
+	if o.BusyWrites <= 0 {
+		o.BusyWrites = 10000
+	}
 	h := &Hub{
 		opt: o, log: o.Log,
 		chats: make(map[int64]map[*Conn]struct{}),
@@ -155,11 +163,19 @@ func (h *Hub) Run(ctx context.Context) {
 	defer alive.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	const loadEvery = 100 * time.Millisecond
+	load := time.NewTicker(loadEvery)
+	defer load.Stop()
+	lastWrites := h.writes.Load()
 	var conns []*Conn
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-load.C:
+			w := h.writes.Load()
+			h.busy.Store((w-lastWrites)*int64(time.Second/loadEvery) > int64(h.opt.BusyWrites))
+			lastWrites = w
 		case now := <-tick.C:
 			h.expireTyping(now)
 		case now := <-alive.C:
