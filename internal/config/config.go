@@ -77,8 +77,9 @@ type Config struct {
 	// presence (see hub.Options.PresenceLimit).
 	PresenceLimit int
 
-	// WriteDelay: frames for one connection that arrive within this time
-	// of its last write wait and go out together (0: never wait).
+	// WriteDelay: while the server is busy, frames for one connection that
+	// arrive within this time of its last write wait and go out together
+	// (0: never wait). See hub.Options.WriteDelay.
 	WriteDelay time.Duration
 }
 
