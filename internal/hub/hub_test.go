@@ -173,7 +173,23 @@ func TestFramesCoalesce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := h.Stats()
+	// The counters are added after each write returns, which may be after
+	// the client has read it: wait for them.
+	waitFrames := func(n int64) hub.Stats {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := h.Stats()
+			if st.Frames >= n {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d frames counted, want %d", st.Frames, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	before := waitFrames(2)
 	const n = 200
 	for i := range n {
 		b.Publish(context.Background(), chat.Event{ChatID: global.ID, Frame: []byte(fmt.Sprintf(`{"type":"probe","n":%d}`, i))})
@@ -187,7 +203,7 @@ func TestFramesCoalesce(t *testing.T) {
 			t.Fatalf("frame %d = %s, want %s", i, data, want)
 		}
 	}
-	after := h.Stats()
+	after := waitFrames(before.Frames + n)
 	frames, writes := after.Frames-before.Frames, after.Writes-before.Writes
 	if frames != n || writes >= frames {
 		t.Fatalf("%d frames in %d writes: not coalesced", frames, writes)
