@@ -290,18 +290,9 @@ func (c *Conn) writeQueued() {
 			return
 		}
 		c.qmu.Unlock()
-		i := 0
-		next := func() ([]byte, bool) {
-			if i == len(batch) {
-				return nil, false
-			}
-			i++
-			return batch[i-1], true
-		}
-		first, _ := next()
-		frames, writes, err := c.out.send(first, next)
+		writes, err := c.out.send(batch)
 		c.lastWrite = time.Now()
-		c.h.frames.Add(frames)
+		c.h.frames.Add(int64(len(batch)))
 		c.h.writes.Add(writes)
 		if err != nil {
 			c.drop()
@@ -560,19 +551,11 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 		// Written directly, a page at a time, not queued: a long replay
 		// must not fill the queue that live frames of other chats need.
 		if len(msgs) > 0 {
-			i := 0
-			frame := func() []byte {
-				f, _ := json.Marshal(wire.FromMessage(msgs[i]))
-				i++
-				return f
+			frames := make([][]byte, len(msgs))
+			for i, m := range msgs {
+				frames[i], _ = json.Marshal(wire.FromMessage(m))
 			}
-			_, _, err = c.out.send(frame(), func() ([]byte, bool) {
-				if i == len(msgs) {
-					return nil, false
-				}
-				return frame(), true
-			})
-			if err != nil {
+			if _, err = c.out.send(frames); err != nil {
 				finish()
 				c.close(websocket.StatusGoingAway, "write failed")
 				return

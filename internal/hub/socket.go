@@ -114,10 +114,9 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return b.Conn.Write(p)
 }
 
-// send writes one or more text messages, each as one frame, in as few
-// writes as maxBatchBytes allows. next returns the frames one by one and
-// false when there are no more.
-func (b *batchConn) send(first []byte, next func() ([]byte, bool)) (frames, writes int64, err error) {
+// send writes text messages, each as one frame (pingFrame as a ping), in as
+// few writes as maxBatchBytes allows. It returns how many writes it made.
+func (b *batchConn) send(frames [][]byte) (writes int64, err error) {
 	bufp := batchBufs.Get().(*[]byte)
 	buf := (*bufp)[:0]
 	b.mu.Lock()
@@ -128,25 +127,22 @@ func (b *batchConn) send(first []byte, next func() ([]byte, bool)) (frames, writ
 			batchBufs.Put(bufp)
 		}
 	}()
-	frame, ok := first, true
-	for ok {
+	for i, frame := range frames {
 		if len(frame) == 0 { // pingFrame: a ping with no payload
 			buf = append(buf, 0x89, 0)
 		} else {
 			buf = appendTextFrame(buf, frame)
 		}
-		frames++
-		frame, ok = next()
-		if len(buf) >= maxBatchBytes || !ok {
+		if len(buf) >= maxBatchBytes || i == len(frames)-1 {
 			b.armLocked(time.Now())
 			if _, err = b.Conn.Write(buf); err != nil {
-				return frames, writes, err
+				return writes, err
 			}
 			writes++
 			buf = buf[:0]
 		}
 	}
-	return frames, writes, nil
+	return writes, nil
 }
 
 // appendTextFrame appends payload as one unmasked, final text frame.

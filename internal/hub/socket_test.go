@@ -34,17 +34,11 @@ func TestBatchedFrames(t *testing.T) {
 		// The library reads (and answers pongs) on its own.
 		ctx := sock.ws.CloseRead(context.Background())
 		// Half the messages in one call, then a ping, then the rest one by one.
-		i := 0
-		next := func() ([]byte, bool) {
-			if i >= len(sizes)/2 {
-				return nil, false
-			}
-			p := payload(i, sizes[i])
-			i++
-			return p, true
+		var first [][]byte
+		for i := range len(sizes) / 2 {
+			first = append(first, payload(i, sizes[i]))
 		}
-		first, _ := next()
-		if _, _, err := sock.out.send(first, next); err != nil {
+		if _, err := sock.out.send(first); err != nil {
 			done <- err
 			return
 		}
@@ -54,8 +48,8 @@ func TestBatchedFrames(t *testing.T) {
 			done <- err
 			return
 		}
-		for ; i < len(sizes); i++ {
-			if _, _, err := sock.out.send(payload(i, sizes[i]), func() ([]byte, bool) { return nil, false }); err != nil {
+		for i := len(sizes) / 2; i < len(sizes); i++ {
+			if _, err := sock.out.send([][]byte{payload(i, sizes[i])}); err != nil {
 				done <- err
 				return
 			}
