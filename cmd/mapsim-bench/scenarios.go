@@ -101,6 +101,19 @@ func (b *bench) prepare(ctx context.Context, res *result) (procSample, error) {
 	return before, nil
 }
 
+// startRun starts what every scenario runs once its clients are connected:
+// the reconnect workers, and the server sampler (stopped by stop).
+func (b *bench) startRun(ctx context.Context) (smp *sampler, stop context.CancelFunc) {
+	for w := 0; w < b.cfg.connectConcurrency; w++ {
+		go b.reconnectWorker(b.connCtx)
+	}
+	smp = &sampler{pid: b.pidString()}
+	b.smp = smp
+	sctx, stop := context.WithCancel(ctx)
+	go smp.run(sctx)
+	return smp, stop
+}
+
 // runMessaging is fanout, rooms, reconnect and commits: connect, send for
 // warmup + duration (cutting every connection at the end of the warmup in
 // the reconnect scenario), drain, and account.
@@ -108,14 +121,8 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	if _, err := b.prepare(ctx, res); err != nil {
 		return err
 	}
-	for w := 0; w < b.cfg.connectConcurrency; w++ {
-		go b.reconnectWorker(b.connCtx)
-	}
-	smp := &sampler{pid: b.pidString()}
-	b.smp = smp
-	sctx, stopSampler := context.WithCancel(ctx)
+	smp, stopSampler := b.startRun(ctx)
 	defer stopSampler()
-	go smp.run(sctx)
 	smp.sample()
 
 	start := time.Now()
@@ -252,14 +259,8 @@ func (b *bench) runIdle(ctx context.Context, res *result) error {
 	if err != nil {
 		return err
 	}
-	for w := 0; w < b.cfg.connectConcurrency; w++ {
-		go b.reconnectWorker(b.connCtx)
-	}
-	smp := &sampler{pid: b.pidString()}
-	b.smp = smp
-	sctx, stopSampler := context.WithCancel(ctx)
+	smp, stopSampler := b.startRun(ctx)
 	defer stopSampler()
-	go smp.run(sctx)
 	// Let the presence announcements of the last connections settle.
 	sleepCtx(ctx, 3*time.Second)
 	smp.sample()
@@ -322,15 +323,9 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 	if _, err := b.prepare(ctx, res); err != nil {
 		return err
 	}
-	for w := 0; w < b.cfg.connectConcurrency; w++ {
-		go b.reconnectWorker(b.connCtx)
-	}
 	r := b.rooms[0]
-	smp := &sampler{pid: b.pidString()}
-	b.smp = smp
-	sctx, stopSampler := context.WithCancel(ctx)
+	smp, stopSampler := b.startRun(ctx)
 	defer stopSampler()
-	go smp.run(sctx)
 	smp.sample()
 	start := time.Now()
 	b.stats.series = newSeries(start, b.cfg.duration+b.cfg.drain+30*time.Second)
