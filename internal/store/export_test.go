@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // OpenAtVersion opens the store applying migrations only up to version, so
 // that a test can fill a database as an older release left it and watch the
@@ -29,4 +32,38 @@ func PageQueries(db *DB) (before, after string) {
 // checkpoints start the log over, and returns the old value.
 func SetWALRestartFrames(n int64) int64 {
 	return walRestartFrames.Swap(n)
+}
+
+// HoldFreeConns takes every connection the pool could still hand out and
+// keeps them until release is called, so that a test can leave the pool
+// with none free.
+func HoldFreeConns(tb interface{ Fatal(...any) }, db *DB) (release func()) {
+	st := db.db.Stats()
+	n := st.MaxOpenConnections - st.InUse
+	conns := make([]interface{ Close() error }, 0, n)
+	for range n {
+		c, err := db.db.Conn(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+}
+
+// CloseWriter closes the connection held for message groups, as if it had
+// gone away.
+func CloseWriter(db *DB) {
+	db.writerMu.Lock()
+	defer db.writerMu.Unlock()
+	if db.writer != nil {
+		db.writer.Close()
+	}
 }

@@ -159,10 +159,11 @@ const maxInsertRows = 256
 // maxInsertRows rows. It returns nil, nil when any row was a duplicate:
 // nothing is committed then, and the caller takes the general path.
 func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.beginGroup(ctx)
 	if err != nil {
 		return nil, wrap(err)
 	}
+	defer done()
 	defer tx.Rollback()
 	out := make([]chat.Inserted, 0, len(msgs))
 	for chunk := range slices.Chunk(msgs, maxInsertRows) {
@@ -304,10 +305,11 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 		// LAST_INSERT_ID(id) makes a duplicate report the stored id with 0 rows affected.
 		insert = messageInsert + ` ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.beginGroup(ctx)
 	if err != nil {
 		return nil, wrap(err)
 	}
+	defer done()
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, insert)
 	if err != nil {

@@ -653,3 +653,42 @@ func TestSQLiteWALStaysBounded(t *testing.T) {
 		t.Fatalf("after the restart the chat reads %d messages of its first page, want 1000", n)
 	}
 }
+
+// On SQLite, message groups commit on a connection of their own: a group
+// commits while every pooled connection is taken (by readers, say), and
+// the held connection is replaced when it goes away.
+func TestSQLiteGroupsHaveTheirOwnConnection(t *testing.T) {
+	t.Parallel()
+	opts := store.Options{Driver: store.SQLite, SQLitePath: filepath.Join(t.TempDir(), "chat.db")}
+	db := MustOpen(t, opts)
+	global := MustGlobal(t, db)
+	kv := MustKeyVersion(t, db)
+	alice := MustCreateUser(t, db, "alice")
+	group := func(tag string) []chat.NewMessage {
+		return []chat.NewMessage{
+			text(global.ID, alice.ID, kv, tag+"-1", "one", base),
+			text(global.ID, alice.ID, kv, tag+"-2", "two", base),
+		}
+	}
+	MustInsert(t, db, group("a")...) // opens the group connection
+	release := store.HoldFreeConns(t, db)
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if ins, err := db.InsertMessages(ctx, group("b")); err != nil || len(ins) != 2 || !ins[0].Created {
+		t.Fatalf("group with the pool taken: %+v, %v", ins, err)
+	}
+	if ins, err := db.InsertMessages(ctx, group("c")[:1]); err != nil || !ins[0].Created {
+		t.Fatalf("single message with the pool taken: %+v, %v", ins, err)
+	}
+	cancel()
+	release()
+
+	store.CloseWriter(db)
+	ins := MustInsert(t, db, group("d")...)
+	if !ins[0].Created || !ins[1].Created {
+		t.Fatalf("after the connection went away: %+v", ins)
+	}
+	if got := len(MustHistory(t, db, global.ID)); got != 7 {
+		t.Fatalf("history holds %d messages, want 7", got)
+	}
+}

@@ -49,6 +49,11 @@ type DB struct {
 	// them once stopped.
 	stopCheckpoints, checkpointsDone chan struct{}
 	closeOnce                        sync.Once
+
+	// writer is the connection message groups commit on (SQLite; see
+	// beginGroup), opened at the first group and held until Close.
+	writerMu sync.Mutex
+	writer   *sql.Conn
 }
 
 var _ chat.Store = (*DB)(nil)
@@ -88,8 +93,9 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
-		db.SetMaxOpenConns(8)
-		db.SetMaxIdleConns(8)
+		// Eight for requests and the checkpoints, one held by the committer.
+		db.SetMaxOpenConns(9)
+		db.SetMaxIdleConns(9)
 		db.SetConnMaxIdleTime(0)
 		db.SetConnMaxLifetime(0)
 	case MySQL:
@@ -189,6 +195,12 @@ func (s *DB) checkpoints() {
 // checkpoints and folds the whole log into the database file first.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() {
+		s.writerMu.Lock()
+		if s.writer != nil {
+			s.writer.Close()
+			s.writer = nil
+		}
+		s.writerMu.Unlock()
 		if s.stopCheckpoints != nil {
 			close(s.stopCheckpoints)
 			<-s.checkpointsDone
@@ -198,6 +210,46 @@ func (s *DB) Close() error {
 		}
 	})
 	return s.db.Close()
+}
+
+// beginGroup starts the transaction of a message group. On SQLite it runs
+// on a connection kept for the groups: SQLite empties a connection's page
+// cache whenever another connection has written since its last
+// transaction, so groups committed on whichever pooled connection was free
+// read the index leaves they write back from the file each time (and
+// queued behind requests for a connection). On its own connection the
+// committer finds them still cached from its last group. done must be
+// called after the transaction ends.
+func (s *DB) beginGroup(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	if s.dialect != SQLite {
+		tx, err = s.db.BeginTx(ctx, nil)
+		return tx, func() {}, err
+	}
+	s.writerMu.Lock()
+	for attempt := 0; ; attempt++ {
+		if s.writer == nil {
+			if s.writer, err = s.db.Conn(ctx); err != nil {
+				s.writerMu.Unlock()
+				return nil, nil, err
+			}
+		}
+		tx, err = s.writer.BeginTx(ctx, nil)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sql.ErrConnDone) && !errors.Is(err, driver.ErrBadConn) {
+			s.writerMu.Unlock()
+			return nil, nil, err
+		}
+		// The held connection is gone: take another, once.
+		s.writer.Close()
+		s.writer = nil
+		if attempt == 1 {
+			s.writerMu.Unlock()
+			return nil, nil, err
+		}
+	}
+	return tx, s.writerMu.Unlock, nil
 }
 
 // Ping checks that the database answers.
