@@ -444,7 +444,7 @@ func scanMembers(rows *sql.Rows) (map[int64][]chat.Member, error) {
 // Members returns a chat's members by joined_at, then user id; none for a
 // chat that does not exist.
 func (s *DB) Members(ctx context.Context, chatID int64) ([]chat.Member, error) {
-	rows, err := s.db.QueryContext(ctx, memberSelect+`WHERE cm.chat_id = ? ORDER BY cm.joined_at, cm.user_id`, chatID)
+	rows, err := s.query(ctx, memberSelect+`WHERE cm.chat_id = ? ORDER BY cm.joined_at, cm.user_id`, chatID)
 	if err != nil {
 		return nil, wrap(err)
 	}

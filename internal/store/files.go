@@ -40,7 +40,7 @@ func (s *DB) InsertFile(ctx context.Context, f chat.File) error {
 	if f.ThumbName != "" {
 		thumb = sql.NullString{String: f.ThumbName, Valid: true}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`,
 		f.ID, f.ChatID, f.UploaderID, f.Name, f.MimeType, f.Size, f.SHA256, f.KeyVersion, f.StorageName,
 		ms(f.CreatedAt), thumb, f.ThumbSize, f.ThumbMimeType, f.Width, f.Height)
 	return wrap(err)
@@ -48,7 +48,7 @@ func (s *DB) InsertFile(ctx context.Context, f chat.File) error {
 
 // FileByID finds a file.
 func (s *DB) FileByID(ctx context.Context, id []byte) (chat.File, error) {
-	return scanFile(s.db.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	return scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
 }
 
 // FilesByIDs returns the files with the given ids; missing ones are left out.
@@ -85,13 +85,13 @@ func (s *DB) FilesByIDs(ctx context.Context, ids [][]byte) ([]chat.File, error) 
 // FileUsage sums the files not expired.
 func (s *DB) FileUsage(ctx context.Context) (chat.FileUsage, error) {
 	var u chat.FileUsage
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size + thumb_size), 0) FROM files WHERE expired_at IS NULL`).Scan(&u.Files, &u.Bytes)
+	err := s.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size + thumb_size), 0) FROM files WHERE expired_at IS NULL`).Scan(&u.Files, &u.Bytes)
 	return u, wrap(err)
 }
 
 // OldestFiles returns up to limit files not expired, oldest first.
 func (s *DB) OldestFiles(ctx context.Context, limit int) ([]chat.File, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE expired_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
+	rows, err := s.query(ctx, `SELECT `+fileColumns+` FROM files WHERE expired_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -109,7 +109,7 @@ func (s *DB) OldestFiles(ctx context.Context, limit int) ([]chat.File, error) {
 
 // ExpireFile marks a file expired; false when it already was (or is gone).
 func (s *DB) ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE files SET expired_at = ? WHERE id = ? AND expired_at IS NULL`, ms(at), id)
+	res, err := s.exec(ctx, `UPDATE files SET expired_at = ? WHERE id = ? AND expired_at IS NULL`, ms(at), id)
 	if err != nil {
 		return false, wrap(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 // KeyVersions returns every stored key version, oldest first.
 func (s *DB) KeyVersions(ctx context.Context) ([]chat.KeyVersion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, wrapped_key, created_at FROM key_versions ORDER BY id`)
+	rows, err := s.query(ctx, `SELECT id, wrapped_key, created_at FROM key_versions ORDER BY id`)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -34,7 +34,7 @@ func (s *DB) KeyVersions(ctx context.Context) ([]chat.KeyVersion, error) {
 
 // InsertKeyVersion stores a wrapped key and returns its id.
 func (s *DB) InsertKeyVersion(ctx context.Context, wrapped []byte, at time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO key_versions (wrapped_key, created_at) VALUES (?, ?)`, wrapped, ms(at))
+	res, err := s.exec(ctx, `INSERT INTO key_versions (wrapped_key, created_at) VALUES (?, ?)`, wrapped, ms(at))
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -89,18 +89,18 @@ func scanChat(row interface{ Scan(...any) error }) (chat.Chat, error) {
 
 // ChatByName finds a chat by name.
 func (s *DB) ChatByName(ctx context.Context, name string) (chat.Chat, error) {
-	return scanChat(s.db.QueryRowContext(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
+	return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
 }
 
 // ChatByID finds a chat by id.
 func (s *DB) ChatByID(ctx context.Context, id int64) (chat.Chat, error) {
-	return scanChat(s.db.QueryRowContext(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
+	return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
 }
 
 // IsMember reports whether the user belongs to the chat.
 func (s *DB) IsMember(ctx context.Context, chatID, userID int64) (bool, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID).Scan(&one)
+	err := s.queryRow(ctx, `SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -109,7 +109,7 @@ func (s *DB) IsMember(ctx context.Context, chatID, userID int64) (bool, error) {
 
 // UserChatIDs returns the ids of the chats the user belongs to.
 func (s *DB) UserChatIDs(ctx context.Context, userID int64) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id`, userID)
+	rows, err := s.query(ctx, `SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id`, userID)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -413,7 +413,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
+	rows, err := s.query(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
 		chatID, before, limit+1)
 	if err != nil {
 		return nil, false, wrap(err)
@@ -436,7 +436,7 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 // messages and the edit and delete events, so that a client catching up
 // replays the changes too.
 func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error) {
-	rows, err := s.db.QueryContext(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
+	rows, err := s.query(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -54,6 +54,10 @@ type DB struct {
 	// beginGroup), opened at the first group and held until Close.
 	writerMu sync.Mutex
 	writer   *sql.Conn
+
+	// stmts holds the prepared statements of the fixed queries (see
+	// prepared), by their text.
+	stmts sync.Map
 }
 
 var _ chat.Store = (*DB)(nil)
@@ -195,6 +199,10 @@ func (s *DB) checkpoints() {
 // checkpoints and folds the whole log into the database file first.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() {
+		s.stmts.Range(func(_, st any) bool {
+			st.(*sql.Stmt).Close()
+			return true
+		})
 		s.writerMu.Lock()
 		if s.writer != nil {
 			s.writer.Close()
@@ -250,6 +258,63 @@ func (s *DB) beginGroup(ctx context.Context) (tx *sql.Tx, done func(), err error
 		}
 	}
 	return tx, s.writerMu.Unlock, nil
+}
+
+// prepared returns the prepared statement of a fixed query, preparing it
+// on first use. Run unprepared, every lookup is parsed and planned again:
+// on SQLite the parse cost more than the run for the short queries of a
+// WebSocket frame (a chat by name, a membership), and the MySQL driver
+// prepares, runs and closes a statement, three round trips, for each query
+// with arguments. database/sql prepares it on each pooled connection once.
+// Only fixed query texts belong here: each text is kept until Close.
+func (s *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// rowScanner is a single-row result: *sql.Row, or errRow.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// errRow is a row whose query could not be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// queryRow runs a fixed single-row query as a prepared statement.
+func (s *DB) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a fixed query as a prepared statement.
+func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// exec runs a fixed statement as a prepared statement.
+func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // Ping checks that the database answers.

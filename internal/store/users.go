@@ -100,7 +100,7 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 // accents and trailing spaces; those other spellings are not the user, or
 // "alice " would reach alice's account past her login throttle.
 func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
 	if err == nil && !equalFoldASCII(u.Username, username) {
 		return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
 	}
@@ -130,7 +130,7 @@ func equalFoldASCII(a, b string) bool {
 
 // UserByID finds a user by id.
 func (s *DB) UserByID(ctx context.Context, id int64) (chat.User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 }
 
 // SetPassword replaces the hash and revokes every live session of the user.
@@ -161,7 +161,7 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time
 
 // SetRole changes a user's role.
 func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
+	_, err := s.exec(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
 	return wrap(err)
 }
 
@@ -175,7 +175,7 @@ func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
 			ua = ua[:len(ua)-1]
 		}
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
+	res, err := s.exec(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
 		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), ua, sess.IP)
 	if err != nil {
 		return wrap(err)
@@ -188,15 +188,15 @@ const sessionSelect = `SELECT id, user_id, token_hash, created_at, expires_at, r
 
 // SessionByTokenHash finds a session by the hash of its token's jti.
 func (s *DB) SessionByTokenHash(ctx context.Context, tokenHash []byte) (chat.Session, error) {
-	return scanSession(s.db.QueryRowContext(ctx, sessionSelect+`WHERE token_hash = ?`, tokenHash))
+	return scanSession(s.queryRow(ctx, sessionSelect+`WHERE token_hash = ?`, tokenHash))
 }
 
 // SessionByID finds a session by id.
 func (s *DB) SessionByID(ctx context.Context, id int64) (chat.Session, error) {
-	return scanSession(s.db.QueryRowContext(ctx, sessionSelect+`WHERE id = ?`, id))
+	return scanSession(s.queryRow(ctx, sessionSelect+`WHERE id = ?`, id))
 }
 
-func scanSession(row *sql.Row) (chat.Session, error) {
+func scanSession(row rowScanner) (chat.Session, error) {
 	var (
 		sess             chat.Session
 		created, expires int64
@@ -217,13 +217,13 @@ func scanSession(row *sql.Row) (chat.Session, error) {
 
 // RevokeSession marks a session revoked.
 func (s *DB) RevokeSession(ctx context.Context, id int64, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
+	_, err := s.exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
 	return wrap(err)
 }
 
 // DeleteExpiredSessions removes sessions that expired before the given time.
 func (s *DB) DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(before))
+	res, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(before))
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -233,7 +233,7 @@ func (s *DB) DeleteExpiredSessions(ctx context.Context, before time.Time) (int64
 
 // CreateInvite stores an invite.
 func (s *DB) CreateInvite(ctx context.Context, inv chat.Invite) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)`,
 		inv.CodeHash, ms(inv.CreatedAt), ms(inv.ExpiresAt))
 	return wrap(err)
 }
@@ -253,7 +253,7 @@ func (s *DB) SearchUsers(ctx context.Context, prefix string, limit int) ([]chat.
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users
 		WHERE disabled_at IS NULL AND username LIKE ? ESCAPE '!' ORDER BY username LIMIT ?`,
 		likeEscaper.Replace(prefix)+"%", limit)
 	if err != nil {
