@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -690,5 +693,84 @@ func TestSQLiteGroupsHaveTheirOwnConnection(t *testing.T) {
 	}
 	if got := len(MustHistory(t, db, global.ID)); got != 7 {
 		t.Fatalf("history holds %d messages, want 7", got)
+	}
+}
+
+// Under steady writes, with readers always in the log, the log starts
+// over without holding the writer back. (A TRUNCATE checkpoint did it
+// before by waiting for a moment with no reader, holding every writer back
+// meanwhile: with readers always there, groups stalled for seconds.)
+func TestSQLiteLogStartsOverUnderLoad(t *testing.T) {
+	opts := store.Options{Driver: store.SQLite, SQLitePath: filepath.Join(t.TempDir(), "chat.db")}
+	db := MustOpen(t, opts)
+	global := MustGlobal(t, db)
+	kv := MustKeyVersion(t, db)
+	alice := MustCreateUser(t, db, "alice")
+	old := store.SetWALRestartFrames(256) // 1 MiB
+	defer store.SetWALRestartFrames(old)
+	raw := MustRawDB(t, opts)
+	raw.SetMaxOpenConns(8)
+
+	// Readers that never stop: short read transactions back to back, as
+	// thousands of clients make.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var n int
+				raw.QueryRow(`SELECT COUNT(*) FROM (SELECT id FROM messages ORDER BY id DESC LIMIT 20)`).Scan(&n)
+			}
+		})
+	}
+	defer func() { close(stop); readers.Wait() }()
+
+	body := strings.Repeat("z", 2000)
+	n := 0
+	group := func() {
+		t.Helper()
+		msgs := make([]chat.NewMessage, 50)
+		for j := range msgs {
+			n++
+			msgs[j] = text(global.ID, alice.ID, kv, fmt.Sprintf("l-%d", n), body, base)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := db.InsertMessages(ctx, msgs); err != nil {
+			t.Fatalf("group %d, with readers in the log: %v", n/50, err)
+		}
+	}
+	// The log's header counts its restarts (the checkpoint sequence
+	// number, bytes 12-15); reading it changes nothing, as a checkpoint
+	// from here would.
+	restarts := func() uint32 {
+		t.Helper()
+		f, err := os.Open(opts.SQLitePath + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var hdr [16]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		return binary.BigEndian.Uint32(hdr[12:])
+	}
+	group()
+	first := restarts()
+	deadline := time.Now().Add(30 * time.Second)
+	for restarts() < first+2 {
+		group() // back to back: never idle long enough for the background truncate
+		if time.Now().After(deadline) {
+			t.Fatalf("the log started over %d times in 30 s of groups", restarts()-first)
+		}
+	}
+	if got := len(MustHistory(t, db, global.ID)); got == 0 {
+		t.Fatal("no history after the restarts")
 	}
 }
