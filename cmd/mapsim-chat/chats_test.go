@@ -510,3 +510,59 @@ func TestFiftyInAGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveOrderAcrossGroupsAndEdits: messages commit in groups and edits
+// run alone, and the publisher that hands both to the hub keeps commit
+// order: a watcher sees every frame in id order, each edit after the
+// message it changes, while the sender pipelines edits and new messages.
+func TestLiveOrderAcrossGroupsAndEdits(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			srv := MustStart(t, withoutRateLimits(baseEnv(t, b.env(t))))
+			alice, bob := srv.MustUser(t, "alice"), srv.MustUser(t, "bob")
+			aWS, bWS := srv.MustDial(t, alice, "global"), srv.MustDial(t, bob, "global")
+			aWS.nextType("hello")
+			bWS.nextType("hello")
+
+			const rounds = 60
+			aWS.send(map[string]any{"type": "text", "text": "m0", "client_id": "t0"})
+			prev := num(aWS.nextType("ack"), "id")
+			for i := 1; i < rounds; i++ {
+				// An edit of the last message and the next message, sent
+				// back to back: both wait in the committer's queue together.
+				aWS.send(map[string]any{"type": "edit", "message_id": prev, "text": fmt.Sprintf("m%d edited", i-1), "client_id": fmt.Sprintf("e%d", i-1)})
+				aWS.send(map[string]any{"type": "text", "text": fmt.Sprintf("m%d", i), "client_id": fmt.Sprintf("t%d", i)})
+				for range 2 {
+					f := aWS.next(func(f map[string]any) bool { return f["type"] == "ack" || f["type"] == "error" })
+					if f["type"] == "error" {
+						t.Fatalf("round %d: %v", i, f)
+					}
+					if f["client_id"] == fmt.Sprintf("t%d", i) {
+						prev = num(f, "id")
+					}
+				}
+			}
+			seen := map[int64]bool{}
+			last := int64(0)
+			for texts, edits := 0, 0; texts < rounds || edits < rounds-1; {
+				f := bWS.next(func(f map[string]any) bool { return f["type"] == "text" || f["type"] == "edit" })
+				id := num(f, "id")
+				if id <= last {
+					t.Fatalf("frame %v arrived after id %d", f, last)
+				}
+				last = id
+				switch f["type"] {
+				case "text":
+					texts++
+					seen[id] = true
+				case "edit":
+					edits++
+					if !seen[num(f, "message_id")] {
+						t.Fatalf("edit %v arrived before the message it changes", f)
+					}
+				}
+			}
+		})
+	}
+}
