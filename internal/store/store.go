@@ -98,7 +98,7 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		// connection) holds a commit group's pages without spilling, and the
 		// statement journal of a multi-row INSERT stays in memory.
 		dsn := "file:" + opts.SQLitePath +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+			"?_pragma=busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 			"&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_pragma=journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")&_txlock=immediate"
 		db, err = sql.Open("sqlite", dsn)
 		if err != nil {
@@ -174,6 +174,9 @@ const walRestartDefault = 16384 // 64 MiB of 4 KiB pages
 
 func init() { walRestartFrames.Store(walRestartDefault) }
 
+// busyTimeoutMS is how long a SQLite connection waits for a lock.
+const busyTimeoutMS = 10000
+
 // walSizeLimit is SQLite's journal_size_limit: the first commit after the
 // log starts over truncates the file to this size.
 const walSizeLimit = 64 << 20
@@ -237,7 +240,13 @@ func (s *DB) truncateLog(ctx context.Context) {
 	if conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done) == nil && busy == 0 {
 		s.walFrames.Store(0)
 	}
-	conn.ExecContext(ctx, `PRAGMA busy_timeout = 10000`)
+	// The connection goes back to the pool: it must wait for locks as
+	// long as the others again, or be dropped.
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(rctx, `PRAGMA busy_timeout = `+strconv.Itoa(busyTimeoutMS)); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
 
 // afterGroup runs after a group commits, before the committer's
@@ -297,12 +306,11 @@ func (s *DB) Close() error {
 }
 
 // beginGroup starts the transaction of a message group. On SQLite it runs
-// on a connection kept for the groups: SQLite empties a connection's page
-// cache whenever another connection has written since its last
-// transaction, so groups committed on whichever pooled connection was free
-// read the index leaves they write back from the file each time (and
-// queued behind requests for a connection). On its own connection the
-// committer finds them still cached from its last group. done must be
+// on a connection kept for the groups, so the committer never queues
+// behind requests for one of the pool's connections (in a reconnect storm
+// about a thousand handlers wait for them). It does not keep the
+// committer's page cache warm, as we had hoped: SQLite still empties it at
+// the start of most groups, for a reason we have not found. done must be
 // called after the transaction ends.
 func (s *DB) beginGroup(ctx context.Context) (tx *sql.Tx, done func(), err error) {
 	if s.dialect != SQLite {
@@ -440,9 +448,13 @@ func isUnique(err error) bool {
 	return false
 }
 
-// errDBClosed is the text of database/sql's unexported error for a closed
-// pool, which a request racing shutdown can meet.
-const errDBClosed = "sql: database is closed"
+// errDBClosed and errStmtClosed are the texts of database/sql's errors for
+// a closed pool and a closed prepared statement, which a request racing
+// shutdown can meet.
+const (
+	errDBClosed   = "sql: database is closed"
+	errStmtClosed = "sql: statement is closed"
+)
 
 // wrap turns the errors of a database that went away into EUnavailable, so
 // that clients get a 503 they can retry instead of an opaque 500. Other
@@ -459,7 +471,7 @@ func wrap(err error) error {
 	var opErr *net.OpError
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
 		errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) ||
-		err.Error() == errDBClosed {
+		err.Error() == errDBClosed || err.Error() == errStmtClosed {
 		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
 	}
 	var me *mysql.MySQLError

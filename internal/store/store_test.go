@@ -528,3 +528,23 @@ func TestMigrationChatsKeepsMessages(t *testing.T) {
 		}
 	})
 }
+
+// A request racing shutdown gets "unavailable", not an internal error, also
+// from a query whose prepared statement Close has closed.
+func TestQueriesAfterCloseAreUnavailable(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		db, err := store.Open(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := db.ChatByName(ctx, chat.GlobalChatName); err != nil { // prepares it
+			t.Fatal(err)
+		}
+		db.Close()
+		_, err = db.ChatByName(ctx, chat.GlobalChatName)
+		wantCode(t, err, chat.EUnavailable)
+		_, err = db.UserChatIDs(ctx, 1)
+		wantCode(t, err, chat.EUnavailable)
+	})
+}
