@@ -377,12 +377,13 @@ var errShuttingDown = chat.Errorf(chat.EUnavailable, "The server is shutting dow
 // group, encoding each message and queueing it to every member's
 // connection, was a third of the committer's time.)
 func (s *Service) Run(ctx context.Context) {
-	pctx := context.WithoutCancel(ctx)
+	// Work already taken is finished even after ctx ends.
+	wctx := context.WithoutCancel(ctx)
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
 		for p := range s.pubs {
-			p(pctx)
+			p(wctx)
 		}
 	}()
 	defer func() {
@@ -390,7 +391,6 @@ func (s *Service) Run(ctx context.Context) {
 		<-published
 		close(s.stopped)
 	}()
-	wctx := context.WithoutCancel(ctx)
 	group := make([]*request, 0, maxGroup)
 	for {
 		var r *request

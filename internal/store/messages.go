@@ -178,7 +178,7 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	if err := tx.Commit(); err != nil {
 		return nil, wrap(err)
 	}
-	s.afterGroup(ctx)
+	s.restartLog(ctx)
 	return out, nil
 }
 
@@ -346,7 +346,7 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 	if err := tx.Commit(); err != nil {
 		return nil, wrap(err)
 	}
-	s.afterGroup(ctx)
+	s.restartLog(ctx)
 	return out, nil
 }
 

@@ -179,7 +179,7 @@ const busyTimeoutMS = 10000
 
 // walSizeLimit is SQLite's journal_size_limit: the first commit after the
 // log starts over truncates the file to this size.
-const walSizeLimit = 64 << 20
+const walSizeLimit = walRestartDefault * 4096
 
 // idleBeforeTruncate is how long no group may have committed before the
 // background checkpoints truncate an oversized log themselves.
@@ -249,22 +249,18 @@ func (s *DB) truncateLog(ctx context.Context) {
 	}
 }
 
-// afterGroup runs after a group commits, before the committer's
-// connection is released.
-func (s *DB) afterGroup(ctx context.Context) {
-	if s.dialect == SQLite {
-		s.restartLog(ctx)
-	}
-}
-
 // restartLog runs after a group commits, on the committer's connection
-// (writerMu held). Once the log has grown past walRestartFrames, it copies
-// what the background checkpoints have not yet copied (at most about
-// checkpointEvery's worth of commits). No group commits meanwhile, so the
+// (writerMu held; SQLite only). Once the log has grown past
+// walRestartFrames, it copies what the background checkpoints have not yet
+// copied (at most about checkpointEvery's worth of commits). No group
+// commits meanwhile, so the
 // copy usually reaches the log's end, and then SQLite starts the log over
 // at the next group's first write, without waiting for anyone: readers
 // that started after the copy read the database file, not the log.
 func (s *DB) restartLog(ctx context.Context) {
+	if s.dialect != SQLite {
+		return
+	}
 	s.lastGroup.Store(time.Now().UnixNano())
 	if s.walFrames.Load() <= walRestartFrames.Load() {
 		return
