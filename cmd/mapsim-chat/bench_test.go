@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -73,4 +74,88 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[int(q*float64(len(s)-1))]
+}
+
+// BenchmarkReconnect measures what a reconnect storm costs the server a
+// client: a ticket over the API, the WebSocket handshake with resume=1, the
+// hello, and a sync from the last message seen to "synced", with messages
+// committed meanwhile (so SQLite's readers start from a cold page cache, as
+// they do under load). It reports reconnects per second and their p99.
+//
+//	go test -run '^$' -bench Reconnect -benchtime 2000x ./cmd/mapsim-chat/
+func BenchmarkReconnect(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			const workers = 32
+			env := withoutRateLimits(baseEnv(b, be.env(b)))
+			env["MAX_CONNECTIONS_PER_IP"] = "0"
+			srv := MustStart(b, env)
+			tokens := make([]string, workers)
+			for i := range tokens {
+				tokens[i] = srv.MustUser(b, fmt.Sprintf("recon%d", i))
+			}
+			// One sender commits into global throughout, bounded in count.
+			sender := srv.MustDial(b, srv.MustUser(b, "talker"), "global")
+			sender.nextType("hello")
+			stop := make(chan struct{})
+			talked := make(chan struct{})
+			go func() {
+				defer close(talked)
+				tick := time.NewTicker(5 * time.Millisecond)
+				defer tick.Stop()
+				for i := 0; i < 100_000; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					sender.send(map[string]any{"type": "text", "text": "background traffic while clients reconnect", "client_id": fmt.Sprintf("t%d", i)})
+				}
+			}()
+			var (
+				wg        sync.WaitGroup
+				mu        sync.Mutex
+				latencies []time.Duration
+			)
+			b.ResetTimer()
+			start := time.Now()
+			for w := range workers {
+				n := b.N / workers
+				if w < b.N%workers {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					own := make([]time.Duration, 0, n)
+					var last int64
+					for range n {
+						began := time.Now()
+						r := srv.call(b, "POST", "/ws-ticket/", tokens[w], nil)
+						c, err := srv.dial(b, "resume=1&ticket="+url.QueryEscape(r.str("ticket")), nil)
+						if err != nil {
+							b.Errorf("dial: %v", err)
+							return
+						}
+						c.nextType("hello")
+						c.send(map[string]any{"type": "sync", "chat_name": "global", "after_id": last})
+						last = num(c.nextType("synced"), "last_id")
+						own = append(own, time.Since(began))
+						c.conn.CloseNow()
+					}
+					mu.Lock()
+					latencies = append(latencies, own...)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(stop)
+			<-talked
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reconnects/s")
+			b.ReportMetric(float64(percentile(latencies, 0.99).Microseconds())/1000, "p99_ms")
+			b.ReportMetric(float64(percentile(latencies, 0.50).Microseconds())/1000, "p50_ms")
+		})
+	}
 }
