@@ -270,31 +270,24 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chat.Identity
 		return chat.Identity{}, errBadToken
 	}
 	h := sha256.Sum256([]byte(c.ID))
-	sess, err := s.store.SessionByTokenHash(ctx, h[:])
+	sess, u, err := s.store.SessionUserByTokenHash(ctx, h[:])
 	if err == nil && c.Subject != strconv.FormatInt(sess.UserID, 10) {
 		return chat.Identity{}, errBadToken
 	}
-	return s.identity(ctx, sess, err)
+	return s.identity(sess, u, err)
 }
 
-// identity resolves a looked-up session to its active user, refusing a
-// revoked or expired session and a disabled account.
-func (s *Service) identity(ctx context.Context, sess chat.Session, lookupErr error) (chat.Identity, error) {
+// identity turns a looked-up session and its user into an identity,
+// refusing a revoked or expired session and a disabled account.
+func (s *Service) identity(sess chat.Session, u chat.User, lookupErr error) (chat.Identity, error) {
 	if chat.ErrorCode(lookupErr) == chat.ENotFound {
 		return chat.Identity{}, errBadToken
 	}
 	if lookupErr != nil {
 		return chat.Identity{}, lookupErr
 	}
-	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) {
+	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) || !u.DisabledAt.IsZero() {
 		return chat.Identity{}, errBadToken
-	}
-	u, err := s.store.UserByID(ctx, sess.UserID)
-	if chat.ErrorCode(err) == chat.ENotFound || (err == nil && !u.DisabledAt.IsZero()) {
-		return chat.Identity{}, errBadToken
-	}
-	if err != nil {
-		return chat.Identity{}, err
 	}
 	return chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt}, nil
 }
@@ -330,8 +323,7 @@ func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, er
 	if !ok || !s.now().Before(tk.expires) {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}
-	sess, err := s.store.SessionByID(ctx, tk.sessionID)
-	return s.identity(ctx, sess, err)
+	return s.identity(s.store.SessionUserByID(ctx, tk.sessionID))
 }
 
 func (s *Service) sweepTickets() {

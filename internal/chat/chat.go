@@ -278,6 +278,10 @@ type Store interface {
 	SessionByTokenHash(ctx context.Context, tokenHash []byte) (Session, error)
 	// SessionByID finds a session; ENotFound when there is none.
 	SessionByID(ctx context.Context, id int64) (Session, error)
+	// SessionUserByTokenHash and SessionUserByID find a session with its
+	// user, in one lookup; ENotFound when either is missing.
+	SessionUserByTokenHash(ctx context.Context, tokenHash []byte) (Session, User, error)
+	SessionUserByID(ctx context.Context, id int64) (Session, User, error)
 	// RevokeSession marks a session revoked at the given time.
 	RevokeSession(ctx context.Context, id int64, at time.Time) error
 	// DeleteExpiredSessions removes sessions that expired before the given time.

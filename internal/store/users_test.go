@@ -224,6 +224,32 @@ func TestSessions(t *testing.T) {
 			}
 			same(t, got)
 		})
+		t.Run("with its user, by hash and by id", func(t *testing.T) {
+			want, err := db.UserByID(ctx, alice.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lookup := range []func() (chat.Session, chat.User, error){
+				func() (chat.Session, chat.User, error) { return db.SessionUserByTokenHash(ctx, hash[:]) },
+				func() (chat.Session, chat.User, error) { return db.SessionUserByID(ctx, sess.ID) },
+			} {
+				got, u, err := lookup()
+				if err != nil {
+					t.Fatal(err)
+				}
+				same(t, got)
+				if u != want {
+					t.Fatalf("user = %+v, want %+v", u, want)
+				}
+			}
+			other := sha256.Sum256([]byte("no such jti"))
+			if _, _, err := db.SessionUserByTokenHash(ctx, other[:]); chat.ErrorCode(err) != chat.ENotFound {
+				t.Fatalf("unknown hash: %v, want not found", err)
+			}
+			if _, _, err := db.SessionUserByID(ctx, sess.ID+1000); chat.ErrorCode(err) != chat.ENotFound {
+				t.Fatalf("unknown id: %v, want not found", err)
+			}
+		})
 		t.Run("same token hash twice is refused", func(t *testing.T) {
 			dup := chat.Session{UserID: alice.ID, TokenHash: hash[:], CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
 			if err := db.CreateSession(ctx, &dup); err == nil {
