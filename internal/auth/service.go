@@ -270,26 +270,26 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chat.Identity
 		return chat.Identity{}, errBadToken
 	}
 	h := sha256.Sum256([]byte(c.ID))
-	sess, u, err := s.store.SessionUserByTokenHash(ctx, h[:])
-	if err == nil && c.Subject != strconv.FormatInt(sess.UserID, 10) {
+	a, err := s.store.AccessByTokenHash(ctx, h[:])
+	if err == nil && c.Subject != strconv.FormatInt(a.UserID, 10) {
 		return chat.Identity{}, errBadToken
 	}
-	return s.identity(sess, u, err)
+	return s.identity(a, err)
 }
 
 // identity turns a looked-up session and its user into an identity,
 // refusing a revoked or expired session and a disabled account.
-func (s *Service) identity(sess chat.Session, u chat.User, lookupErr error) (chat.Identity, error) {
+func (s *Service) identity(a chat.Access, lookupErr error) (chat.Identity, error) {
 	if chat.ErrorCode(lookupErr) == chat.ENotFound {
 		return chat.Identity{}, errBadToken
 	}
 	if lookupErr != nil {
 		return chat.Identity{}, lookupErr
 	}
-	if !sess.RevokedAt.IsZero() || !s.now().Before(sess.ExpiresAt) || !u.DisabledAt.IsZero() {
+	if !a.RevokedAt.IsZero() || !s.now().Before(a.ExpiresAt) || !a.DisabledAt.IsZero() {
 		return chat.Identity{}, errBadToken
 	}
-	return chat.Identity{UserID: u.ID, Username: u.Username, Role: u.Role, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt}, nil
+	return chat.Identity{UserID: a.UserID, Username: a.Username, Role: a.Role, SessionID: a.SessionID, ExpiresAt: a.ExpiresAt}, nil
 }
 
 // Logout revokes the session behind an identity.
@@ -323,7 +323,7 @@ func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, er
 	if !ok || !s.now().Before(tk.expires) {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}
-	return s.identity(s.store.SessionUserByID(ctx, tk.sessionID))
+	return s.identity(s.store.AccessBySessionID(ctx, tk.sessionID))
 }
 
 func (s *Service) sweepTickets() {

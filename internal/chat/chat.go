@@ -278,10 +278,10 @@ type Store interface {
 	SessionByTokenHash(ctx context.Context, tokenHash []byte) (Session, error)
 	// SessionByID finds a session; ENotFound when there is none.
 	SessionByID(ctx context.Context, id int64) (Session, error)
-	// SessionUserByTokenHash and SessionUserByID find a session with its
-	// user, in one lookup; ENotFound when either is missing.
-	SessionUserByTokenHash(ctx context.Context, tokenHash []byte) (Session, User, error)
-	SessionUserByID(ctx context.Context, id int64) (Session, User, error)
+	// AccessByTokenHash and AccessBySessionID read what an access check
+	// needs of a session and its user; ENotFound when either is missing.
+	AccessByTokenHash(ctx context.Context, tokenHash []byte) (Access, error)
+	AccessBySessionID(ctx context.Context, id int64) (Access, error)
 	// RevokeSession marks a session revoked at the given time.
 	RevokeSession(ctx context.Context, id int64, at time.Time) error
 	// DeleteExpiredSessions removes sessions that expired before the given time.
@@ -402,6 +402,18 @@ type Identity struct {
 	Role      string
 	SessionID int64
 	ExpiresAt time.Time
+}
+
+// Access is what checking a token or a ticket needs of its session and the
+// session's user, read in one lookup.
+type Access struct {
+	SessionID  int64
+	UserID     int64
+	Username   string
+	Role       string
+	ExpiresAt  time.Time
+	RevokedAt  time.Time // zero while live
+	DisabledAt time.Time // zero while the account is enabled
 }
 
 // Event is something to deliver to the connections subscribed to a chat: a

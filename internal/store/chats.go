@@ -147,6 +147,7 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 	if err != nil {
 		return false, chat.ChatChange{}, wrap(err)
 	}
+	defer s.cache.forget(ids) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	names, err := usernames(ctx, tx, ids)
 	if err != nil {
@@ -259,11 +260,12 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 	if err != nil {
 		return chat.ChatChange{}, wrap(err)
 	}
+	ids := distinct(userIDs)
+	defer s.cache.forget(ids) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Members can be added only to groups."); err != nil {
 		return chat.ChatChange{}, err
 	}
-	ids := distinct(userIDs)
 	names, err := usernames(ctx, tx, append([]int64{actorID}, ids...))
 	if err != nil {
 		return chat.ChatChange{}, err
@@ -319,6 +321,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 	if err != nil {
 		return chat.ChatChange{}, wrap(err)
 	}
+	defer s.cache.forget([]int64{userID}) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Members can be removed only from groups."); err != nil {
 		return chat.ChatChange{}, err
@@ -395,6 +398,7 @@ func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string
 	if err != nil {
 		return chat.ChatChange{}, wrap(err)
 	}
+	defer s.cache.forget(nil, chatID) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Only groups can be renamed."); err != nil {
 		return chat.ChatChange{}, err

@@ -958,3 +958,73 @@ func TestJoiningStartsRead(t *testing.T) {
 		}
 	})
 }
+
+// The chat cache (chats by name and id, each user's chats) follows every
+// change made through the store: lookups warmed before a change see it at
+// once after.
+func TestChatCacheFollowsChanges(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		kv := MustKeyVersion(t, db)
+		global := MustGlobal(t, db)
+		alice, bob, carol := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob"), MustCreateUser(t, db, "carol")
+		group := MustCreateGroup(t, db, kv, "Ops", base, alice.ID)
+		chatsOf := func(u chat.User, want ...int64) {
+			t.Helper()
+			got, err := db.UserChatIDs(ctx, u.ID)
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("chats of %s = %v, %v; want %v", u.Username, got, err, want)
+			}
+			for _, id := range []int64{global.ID, group.ID} {
+				member, err := db.IsMember(ctx, id, u.ID)
+				if err != nil || member != slices.Contains(want, id) {
+					t.Fatalf("IsMember(%d, %s) = %v, %v; want %v", id, u.Username, member, err, slices.Contains(want, id))
+				}
+			}
+		}
+		titled := func(want string) {
+			t.Helper()
+			byID, err := db.ChatByID(ctx, group.ID)
+			if err != nil || byID.Title != want {
+				t.Fatalf("ChatByID title = %q, %v; want %q", byID.Title, err, want)
+			}
+			byName, err := db.ChatByName(ctx, group.Name)
+			if err != nil || byName != byID {
+				t.Fatalf("ChatByName = %+v, %v; want %+v", byName, err, byID)
+			}
+		}
+
+		chatsOf(bob, global.ID) // warms the cache
+		titled("Ops")
+		if _, err := db.AddMembers(ctx, group.ID, alice.ID, []int64{bob.ID}, base.Add(time.Minute), testSealer(kv), "add"); err != nil {
+			t.Fatal(err)
+		}
+		chatsOf(bob, global.ID, group.ID)
+
+		if _, err := db.RenameChat(ctx, group.ID, alice.ID, "Night shift", base.Add(2*time.Minute), testSealer(kv), "rename"); err != nil {
+			t.Fatal(err)
+		}
+		titled("Night shift")
+
+		if _, err := db.RemoveMember(ctx, group.ID, bob.ID, bob.ID, base.Add(3*time.Minute), testSealer(kv), "leave"); err != nil {
+			t.Fatal(err)
+		}
+		chatsOf(bob, global.ID)
+
+		// A new chat, and a new user (who joins global when created).
+		chatsOf(carol, global.ID)
+		direct := MustCreateDirect(t, db, base, bob.ID, carol.ID)
+		if got, err := db.UserChatIDs(ctx, carol.ID); err != nil || !slices.Equal(got, []int64{global.ID, direct.ID}) {
+			t.Fatalf("carol's chats after a direct chat = %v, %v", got, err)
+		}
+		dave := MustCreateUser(t, db, "dave")
+		chatsOf(dave, global.ID)
+
+		// A caller changing the slice it got does not change the cache.
+		got, _ := db.UserChatIDs(ctx, dave.ID)
+		got[0] = -1
+		chatsOf(dave, global.ID)
+	})
+}

@@ -87,42 +87,36 @@ func scanChat(row interface{ Scan(...any) error }) (chat.Chat, error) {
 	return c, nil
 }
 
-// ChatByName finds a chat by name.
+// ChatByName finds a chat by name (through the chat cache, see cache.go).
 func (s *DB) ChatByName(ctx context.Context, name string) (chat.Chat, error) {
-	return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
+	return s.cachedChat(0, name, true, func() (chat.Chat, error) {
+		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
+	})
 }
 
-// ChatByID finds a chat by id.
+// ChatByID finds a chat by id (through the chat cache).
 func (s *DB) ChatByID(ctx context.Context, id int64) (chat.Chat, error) {
-	return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
+	return s.cachedChat(id, "", false, func() (chat.Chat, error) {
+		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
+	})
 }
 
-// IsMember reports whether the user belongs to the chat.
+// IsMember reports whether the user belongs to the chat (through the chat
+// cache).
 func (s *DB) IsMember(ctx context.Context, chatID, userID int64) (bool, error) {
-	var one int
-	err := s.queryRow(ctx, `SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	ids, err := s.chatIDs(ctx, userID)
+	if err != nil {
+		return false, err
 	}
-	return err == nil, wrap(err)
+	_, ok := slices.BinarySearch(ids, chatID)
+	return ok, nil
 }
 
-// UserChatIDs returns the ids of the chats the user belongs to.
+// UserChatIDs returns the ids of the chats the user belongs to, ascending
+// (through the chat cache).
 func (s *DB) UserChatIDs(ctx context.Context, userID int64) ([]int64, error) {
-	rows, err := s.query(ctx, `SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id`, userID)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, wrap(err)
-		}
-		out = append(out, id)
-	}
-	return out, wrap(rows.Err())
+	ids, err := s.chatIDs(ctx, userID)
+	return slices.Clone(ids), err
 }
 
 // messageInsert inserts one row of messages; reply_to and target_id are NULL

@@ -64,6 +64,9 @@ type DB struct {
 	// stmts holds the prepared statements of the fixed queries (see
 	// prepared), by their text.
 	stmts sync.Map
+
+	// cache keeps chats and memberships (cache.go).
+	cache *chatCache
 }
 
 var _ chat.Store = (*DB)(nil)
@@ -133,7 +136,7 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 	default:
 		return nil, fmt.Errorf("unknown database driver %q", opts.Driver)
 	}
-	s := &DB{db: db, dialect: opts.Driver}
+	s := &DB{db: db, dialect: opts.Driver, cache: newChatCache()}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {

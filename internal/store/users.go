@@ -73,6 +73,7 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	if err != nil {
 		return wrap(err)
 	}
+	defer s.cache.forget([]int64{id}) // after the Commit below, as deferred calls run last
 	// A new user starts with the global chat's history read.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at, last_read_id)
 		SELECT c.id, ?, 'member', ?,
@@ -196,58 +197,42 @@ func (s *DB) SessionByID(ctx context.Context, id int64) (chat.Session, error) {
 	return scanSession(s.queryRow(ctx, sessionSelect+`WHERE id = ?`, id))
 }
 
-// sessionUserSelect reads a session and its user in one query: checking a
-// token or a WebSocket ticket needs both, and a reconnect storm makes that
-// check thousands of times a second.
-var sessionUserSelect = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, ` +
-	prefixed("u.", userColumns) + ` FROM sessions s JOIN users u ON u.id = s.user_id `
+// accessSelect reads what an access check needs of a session and its user,
+// in one query: checking a token or a WebSocket ticket needs both, and a
+// reconnect storm makes that check thousands of times a second. (Not the
+// password hash: it has no business in every request.)
+const accessSelect = `SELECT s.id, s.user_id, u.username, u.role, s.expires_at, s.revoked_at, u.disabled_at
+	FROM sessions s JOIN users u ON u.id = s.user_id `
 
-// prefixed qualifies each column of a comma-separated list.
-func prefixed(table, columns string) string {
-	cols := strings.Split(columns, ", ")
-	for i, c := range cols {
-		cols[i] = table + c
-	}
-	return strings.Join(cols, ", ")
+// AccessByTokenHash reads the session whose token's jti hashes to
+// tokenHash, with its user; ENotFound when either is missing.
+func (s *DB) AccessByTokenHash(ctx context.Context, tokenHash []byte) (chat.Access, error) {
+	return scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.token_hash = ?`, tokenHash))
 }
 
-// SessionUserByTokenHash finds a session by the hash of its token's jti,
-// with its user; ENotFound when either is missing.
-func (s *DB) SessionUserByTokenHash(ctx context.Context, tokenHash []byte) (chat.Session, chat.User, error) {
-	return scanSessionUser(s.queryRow(ctx, sessionUserSelect+`WHERE s.token_hash = ?`, tokenHash))
-}
-
-// SessionUserByID finds a session by id, with its user; ENotFound when
+// AccessBySessionID reads a session by id, with its user; ENotFound when
 // either is missing.
-func (s *DB) SessionUserByID(ctx context.Context, id int64) (chat.Session, chat.User, error) {
-	return scanSessionUser(s.queryRow(ctx, sessionUserSelect+`WHERE s.id = ?`, id))
+func (s *DB) AccessBySessionID(ctx context.Context, id int64) (chat.Access, error) {
+	return scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.id = ?`, id))
 }
 
-func scanSessionUser(row rowScanner) (chat.Session, chat.User, error) {
+func scanAccess(row rowScanner) (chat.Access, error) {
 	var (
-		sess             chat.Session
-		u                chat.User
-		created, expires int64
-		revoked          sql.NullInt64
-		email            sql.NullString
-		userCreated      int64
-		disabled         sql.NullInt64
+		a                 chat.Access
+		expires           int64
+		revoked, disabled sql.NullInt64
 	)
-	err := row.Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &created, &expires, &revoked, &sess.UserAgent, &sess.IP,
-		&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &userCreated, &disabled)
+	err := row.Scan(&a.SessionID, &a.UserID, &a.Username, &a.Role, &expires, &revoked, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
-		return chat.Session{}, chat.User{}, chat.Errorf(chat.ENotFound, "No such session.")
+		return chat.Access{}, chat.Errorf(chat.ENotFound, "No such session.")
 	}
 	if err != nil {
-		return chat.Session{}, chat.User{}, wrap(err)
+		return chat.Access{}, wrap(err)
 	}
-	sess.CreatedAt = time.UnixMilli(created).UTC()
-	sess.ExpiresAt = time.UnixMilli(expires).UTC()
-	sess.RevokedAt = fromMS(revoked)
-	u.Email = email.String
-	u.CreatedAt = time.UnixMilli(userCreated).UTC()
-	u.DisabledAt = fromMS(disabled)
-	return sess, u, nil
+	a.ExpiresAt = time.UnixMilli(expires).UTC()
+	a.RevokedAt = fromMS(revoked)
+	a.DisabledAt = fromMS(disabled)
+	return a, nil
 }
 
 func scanSession(row rowScanner) (chat.Session, error) {

@@ -224,29 +224,22 @@ func TestSessions(t *testing.T) {
 			}
 			same(t, got)
 		})
-		t.Run("with its user, by hash and by id", func(t *testing.T) {
-			want, err := db.UserByID(ctx, alice.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, lookup := range []func() (chat.Session, chat.User, error){
-				func() (chat.Session, chat.User, error) { return db.SessionUserByTokenHash(ctx, hash[:]) },
-				func() (chat.Session, chat.User, error) { return db.SessionUserByID(ctx, sess.ID) },
+		t.Run("access: session with its user, by hash and by id", func(t *testing.T) {
+			want := chat.Access{SessionID: sess.ID, UserID: alice.ID, Username: "alice", Role: alice.Role, ExpiresAt: sess.ExpiresAt}
+			for _, lookup := range []func() (chat.Access, error){
+				func() (chat.Access, error) { return db.AccessByTokenHash(ctx, hash[:]) },
+				func() (chat.Access, error) { return db.AccessBySessionID(ctx, sess.ID) },
 			} {
-				got, u, err := lookup()
-				if err != nil {
-					t.Fatal(err)
-				}
-				same(t, got)
-				if u != want {
-					t.Fatalf("user = %+v, want %+v", u, want)
+				got, err := lookup()
+				if err != nil || got != want {
+					t.Fatalf("access = %+v, %v; want %+v", got, err, want)
 				}
 			}
 			other := sha256.Sum256([]byte("no such jti"))
-			if _, _, err := db.SessionUserByTokenHash(ctx, other[:]); chat.ErrorCode(err) != chat.ENotFound {
+			if _, err := db.AccessByTokenHash(ctx, other[:]); chat.ErrorCode(err) != chat.ENotFound {
 				t.Fatalf("unknown hash: %v, want not found", err)
 			}
-			if _, _, err := db.SessionUserByID(ctx, sess.ID+1000); chat.ErrorCode(err) != chat.ENotFound {
+			if _, err := db.AccessBySessionID(ctx, sess.ID+1000); chat.ErrorCode(err) != chat.ENotFound {
 				t.Fatalf("unknown id: %v, want not found", err)
 			}
 		})
@@ -268,6 +261,9 @@ func TestSessions(t *testing.T) {
 			got, err := db.SessionByTokenHash(ctx, hash[:])
 			if err != nil || !got.RevokedAt.Equal(at) {
 				t.Fatalf("revoked session = %+v, %v; want revoked at %v", got, err, at)
+			}
+			if a, err := db.AccessBySessionID(ctx, sess.ID); err != nil || !a.RevokedAt.Equal(at) {
+				t.Fatalf("access to a revoked session = %+v, %v; want revoked at %v", a, err, at)
 			}
 		})
 	})

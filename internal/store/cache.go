@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+)
+
+// The chat cache keeps what every WebSocket connect, sync and send looks
+// up: chats by name and by id, and the chats each user belongs to. A
+// reconnect storm asks for these thousands of times a second, and on
+// SQLite each query after a commit reads its pages back from the file (a
+// connection drops its page cache whenever another one has written).
+//
+// It is exact, not time-bound: every change to a chat or to its members
+// goes through this store (CreateChat, AddMembers, RemoveMember,
+// RenameChat, CreateUser), and each forgets what it changed once its
+// transaction has ended, before the caller learns the outcome. The admin
+// commands that run beside a server change neither chats nor members.
+// Sessions and users are not cached: `mapsim-chat admin reset-password`
+// revokes sessions from another process, and that must take effect at once.
+//
+// A lookup that misses reads the database and keeps the answer only if
+// nothing was forgotten meanwhile (gen), so a query that raced a change
+// cannot put the old answer back after the change forgot it.
+//
+// Several server processes on one database would each need to hear the
+// others' changes; this server runs as one (REDIS_URL is refused).
+type chatCache struct {
+	mu      sync.Mutex
+	gen     uint64
+	byID    map[int64]chat.Chat
+	byName  map[string]int64
+	members map[int64][]int64 // user id → the ids of the user's chats, ascending
+
+	maxChats, maxUsers int // see maxCachedChats
+}
+
+// The cache holds at most this many chats and this many users' chat lists;
+// past that it starts over (memory stays bounded whatever the traffic).
+const (
+	maxCachedChats = 100_000
+	maxCachedUsers = 200_000
+)
+
+func newChatCache() *chatCache {
+	return &chatCache{byID: map[int64]chat.Chat{}, byName: map[string]int64{}, members: map[int64][]int64{},
+		maxChats: maxCachedChats, maxUsers: maxCachedUsers}
+}
+
+// chat returns a cached chat by id or, with byName, by name.
+func (c *chatCache) chat(id int64, name string, byName bool) (chat.Chat, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if byName {
+		var ok bool
+		if id, ok = c.byName[name]; !ok {
+			return chat.Chat{}, false, c.gen
+		}
+	}
+	ch, ok := c.byID[id]
+	return ch, ok, c.gen
+}
+
+// putChat keeps a chat read from the database at generation gen.
+func (c *chatCache) putChat(ch chat.Chat, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.byID) >= c.maxChats {
+		clear(c.byID)
+		clear(c.byName)
+	}
+	c.byID[ch.ID] = ch
+	c.byName[ch.Name] = ch.ID
+}
+
+// chatIDs returns a user's cached chat ids (shared: do not modify).
+func (c *chatCache) chatIDs(userID int64) ([]int64, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids, ok := c.members[userID]
+	return ids, ok, c.gen
+}
+
+func (c *chatCache) putChatIDs(userID int64, ids []int64, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.members) >= c.maxUsers {
+		clear(c.members)
+	}
+	c.members[userID] = ids
+}
+
+// forget drops what a change touched: the chat lists of users and the
+// chats themselves.
+func (c *chatCache) forget(userIDs []int64, chatIDs ...int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, u := range userIDs {
+		delete(c.members, u)
+	}
+	for _, id := range chatIDs {
+		if ch, ok := c.byID[id]; ok {
+			delete(c.byName, ch.Name)
+			delete(c.byID, id)
+		}
+	}
+}
+
+// cachedChat returns a chat through the cache, reading it with load on a
+// miss.
+func (s *DB) cachedChat(id int64, name string, byName bool, load func() (chat.Chat, error)) (chat.Chat, error) {
+	ch, ok, gen := s.cache.chat(id, name, byName)
+	if ok {
+		return ch, nil
+	}
+	ch, err := load()
+	if err == nil {
+		s.cache.putChat(ch, gen)
+	}
+	return ch, err
+}
+
+// chatIDs returns the ids of a user's chats, ascending, through the cache.
+// The slice is shared: callers must not modify it.
+func (s *DB) chatIDs(ctx context.Context, userID int64) ([]int64, error) {
+	ids, ok, gen := s.cache.chatIDs(userID)
+	if ok {
+		return ids, nil
+	}
+	rows, err := s.query(ctx, `SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id`, userID)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	ids = []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err)
+	}
+	ids = slices.Clip(ids)
+	s.cache.putChatIDs(userID, ids, gen)
+	return ids, nil
+}
