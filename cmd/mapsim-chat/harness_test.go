@@ -95,6 +95,8 @@ func baseEnv(t testing.TB, env map[string]string) map[string]string {
 		"UPLOAD_DIR":  t.TempDir(),
 		"SECRET_KEY":  "TWFwc2ltQ2hhdFRlc3RTZWNyZXRLZXkwMTIzNDU2Nzg5",
 		"LOG_FORMAT":  "text",
+		// Offline is announced at once unless a test sets a grace.
+		"PRESENCE_GRACE": "0",
 	}
 	if out["DATA_DIR"] == "" {
 		out["DATA_DIR"] = t.TempDir()

@@ -52,6 +52,60 @@ func TestPresenceTwoTabs(t *testing.T) {
 	}
 }
 
+// TestPresenceGrace: a user who comes back within PRESENCE_GRACE was never
+// announced offline, nor online again; someone connecting meanwhile sees
+// them online; and once they stay away past the grace, offline comes.
+func TestPresenceGrace(t *testing.T) {
+	t.Parallel()
+	// Long enough for the steps between a close and the reconnect below
+	// (no password hashing among them) on a slow, loaded machine.
+	const grace = 3 * time.Second
+	srv := MustStart(t, baseEnv(t, map[string]string{"PRESENCE_GRACE": grace.String()}))
+	watcher := srv.MustDial(t, srv.MustUser(t, "watcher"), "global")
+	watcher.nextType("hello")
+	tok, lateTok := srv.MustUser(t, "blinker"), srv.MustUser(t, "late")
+	about := func(f map[string]any) bool { return f["type"] == "presence" && f["username"] == "blinker" }
+	first := srv.MustDial(t, tok, "global")
+	if f := watcher.next(about); f["online"] != true {
+		t.Fatalf("watcher saw %v, want blinker online", f)
+	}
+
+	// A blip: closed and back at once. Nothing is announced: the next
+	// frame about blinker the watcher sees is the probe, not presence.
+	first.conn.Close(websocket.StatusNormalClosure, "")
+	first.closeStatus()
+	if r := srv.call(t, "GET", "/users/online", tok, nil); fmt.Sprint(r.Body["users"]) != "[blinker watcher]" {
+		t.Fatalf("online during the grace: %s", r.Raw)
+	}
+	late := srv.MustDial(t, lateTok, "global") // connects while blinker is away
+	if f := late.nextType("online_users"); fmt.Sprint(f["users"]) != "[blinker late watcher]" {
+		t.Fatalf("online_users during the grace = %v", f)
+	}
+	second := srv.MustDial(t, tok, "global")
+	second.nextType("hello")
+	second.send(map[string]any{"type": "text", "text": "probe", "client_id": "p1"})
+	if f := watcher.next(func(f map[string]any) bool { return f["type"] == "text" || about(f) }); f["type"] != "text" {
+		t.Fatalf("watcher saw %v before the probe: a blip was announced", f)
+	}
+
+	// Gone for good: offline comes, and not before the grace is over.
+	second.conn.Close(websocket.StatusNormalClosure, "")
+	second.closeStatus()
+	left := time.Now()
+	if f := watcher.next(about); f["online"] != false {
+		t.Fatalf("watcher saw %v, want blinker offline", f)
+	}
+	if waited := time.Since(left); waited < grace-100*time.Millisecond {
+		t.Fatalf("offline announced %s after leaving, before the %s grace", waited, grace)
+	}
+	if f := late.next(about); f["online"] != false {
+		t.Fatalf("late saw %v, want blinker offline", f)
+	}
+	if r := srv.call(t, "GET", "/users/online", tok, nil); fmt.Sprint(r.Body["users"]) != "[late watcher]" {
+		t.Fatalf("online after the grace: %s", r.Raw)
+	}
+}
+
 // TestPresenceLimit: a chat with more connections than PRESENCE_LIMIT
 // carries no presence, while a direct chat still does.
 func TestPresenceLimit(t *testing.T) {

@@ -160,7 +160,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	h := hub.New(hub.Options{
 		Delivery: dl, Store: st, Broker: b, Log: log,
 		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst, FrameRate: cfg.FrameRate, FrameBurst: cfg.FrameBurst,
-		PresenceLimit: cfg.PresenceLimit, WriteDelay: cmp.Or(cfg.WriteDelay, -1),
+		PresenceLimit: cfg.PresenceLimit, PresenceGrace: cmp.Or(cfg.PresenceGrace, -1), WriteDelay: cmp.Or(cfg.WriteDelay, -1),
 	})
 	up, err := newUploads(cfg, st, ring, log)
 	if err != nil {

@@ -77,6 +77,10 @@ type Config struct {
 	// presence (see hub.Options.PresenceLimit).
 	PresenceLimit int
 
+	// PresenceGrace: how long a user whose last connection closed stays
+	// online to others (0: none). See hub.Options.PresenceGrace.
+	PresenceGrace time.Duration
+
 	// WriteDelay: while the server is busy, frames for one connection that
 	// arrive within this time of its last write wait and go out together
 	// (0: never wait). See hub.Options.WriteDelay.
@@ -306,6 +310,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.FrameBurst = int(l.integer("RATE_LIMIT_FRAMES_BURST", 80, 1, 1e6))
 	c.MaxConnsPerIP = int(l.integer("MAX_CONNECTIONS_PER_IP", 100, 0, 1e6))
 	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
+	c.PresenceGrace = l.duration("PRESENCE_GRACE", time.Second, 10*time.Second, 0, 5*time.Minute)
 	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)
 
 	if v := l.str("REDIS_URL", ""); v != "" {

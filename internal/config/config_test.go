@@ -106,6 +106,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"clamav address", []string{"CLAMAV_ADDR=clamd"}, "CLAMAV_ADDR", "host:port"},
 		{"presence limit zero", []string{"PRESENCE_LIMIT=0"}, "PRESENCE_LIMIT", "1"},
 		{"write delay too long", []string{"WS_WRITE_DELAY=5000"}, "WS_WRITE_DELAY", "1s"},
+		{"presence grace too long", []string{"PRESENCE_GRACE=1h"}, "PRESENCE_GRACE", "5m"},
+		{"presence grace negative", []string{"PRESENCE_GRACE=-1s"}, "PRESENCE_GRACE", "0s"},
 		{"write delay words", []string{"WS_WRITE_DELAY=soon"}, "WS_WRITE_DELAY", "milliseconds"},
 		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
@@ -339,6 +341,21 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 				}
 				if d := MustLoad(t, env()).WriteDelay; d != 5*time.Millisecond {
 					t.Fatalf("default WriteDelay %s", d)
+				}
+			}},
+		{"presence grace", []string{"PRESENCE_GRACE=0"},
+			func(t *testing.T, c config.Config) {
+				if c.PresenceGrace != 0 {
+					t.Fatalf("PresenceGrace = %s", c.PresenceGrace)
+				}
+				if d := MustLoad(t, env("PRESENCE_GRACE=30")).PresenceGrace; d != 30*time.Second {
+					t.Fatalf("PRESENCE_GRACE=30 gives %s", d)
+				}
+				if d := MustLoad(t, env("PRESENCE_GRACE=1500ms")).PresenceGrace; d != 1500*time.Millisecond {
+					t.Fatalf("PRESENCE_GRACE=1500ms gives %s", d)
+				}
+				if d := MustLoad(t, env()).PresenceGrace; d != 10*time.Second {
+					t.Fatalf("default PresenceGrace %s", d)
 				}
 			}},
 		{"debug address", []string{"DEBUG_ADDR=127.0.0.1:6060"},

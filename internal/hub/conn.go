@@ -101,7 +101,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		finish()
 		return
 	}
-	cameOnline, ok := h.register(c, chatIDs)
+	announceIn, ok := h.register(c, chatIDs)
 	if !ok {
 		ws.Close(websocket.StatusServiceRestart, "server restarting")
 		finish()
@@ -109,8 +109,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	}
 	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes(), Resume: resume})
 	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
-	if cameOnline {
-		h.announce(id.UserID, id.Username, chatIDs)
+	if len(announceIn) > 0 {
+		h.announce(id.UserID, id.Username, announceIn)
 	}
 
 	// The request's context ends when the handler returns, and holding it

@@ -56,6 +56,12 @@ type Options struct {
 	// none, and presence comes from the direct chats and groups people
 	// share.
 	PresenceLimit int
+	// PresenceGrace is how long a user whose last connection closed stays
+	// online to everyone else (default 10 s; negative for none). A client
+	// that comes back within it (a network blip, a phone changing networks)
+	// announces nothing: not offline, then online again to every member of
+	// its chats.
+	PresenceGrace time.Duration
 	// WriteDelay is the least time between two writes to one connection
 	// while the hub is busy (default 5 ms; negative for none): frames that
 	// arrive sooner wait and go out together. It costs a busy connection at
@@ -92,12 +98,26 @@ type Hub struct {
 	// everyone there.
 	large map[int64]time.Time
 
+	// away holds the users whose last connection closed less than
+	// PresenceGrace ago, and awayIn the chats they were in (both guarded by
+	// mu). To everyone else they are online: names keeps their names, and
+	// Run announces them offline when the grace ends.
+	away   map[int64]*awayUser
+	awayIn map[int64]map[int64]struct{} // chat id → away user ids
+
 	messages *ratelimit.Keyed // per user
 	typing   typingSet
 	flush    flushClock
 
 	frames, writes atomic.Int64 // see Stats
 	busy           atomic.Bool  // more than BusyWrites writes a second lately
+}
+
+// awayUser is a user in the grace after their last connection closed.
+type awayUser struct {
+	name    string
+	chatIDs []int64 // the chats the last connection was in
+	until   time.Time
 }
 
 // New returns a Hub subscribed to the broker.
@@ -132,16 +152,21 @@ func New(o Options) *Hub {
 	if o.WriteDelay == 0 {
 		o.WriteDelay = 5 * time.Millisecond
 	}
+	if o.PresenceGrace == 0 {
+		o.PresenceGrace = 10 * time.Second
+	}
 	if o.BusyWrites <= 0 {
 		o.BusyWrites = 10000
 	}
 	h := &Hub{
 		opt: o, log: o.Log,
-		chats: make(map[int64]map[*Conn]struct{}),
-		users: make(map[int64]map[*Conn]struct{}),
-		names: make(map[int64]string),
-		all:   make(map[*Conn]struct{}),
-		large: make(map[int64]time.Time),
+		chats:  make(map[int64]map[*Conn]struct{}),
+		users:  make(map[int64]map[*Conn]struct{}),
+		names:  make(map[int64]string),
+		all:    make(map[*Conn]struct{}),
+		large:  make(map[int64]time.Time),
+		away:   make(map[int64]*awayUser),
+		awayIn: make(map[int64]map[int64]struct{}),
 
 		messages: ratelimit.NewKeyed(o.MessageRate, o.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
@@ -178,6 +203,7 @@ func (h *Hub) Run(ctx context.Context) {
 			lastWrites = w
 		case now := <-tick.C:
 			h.expireTyping(now)
+			h.expireAway(now)
 		case now := <-alive.C:
 			h.mu.RLock()
 			conns = conns[:0]
@@ -244,28 +270,75 @@ func (h *Hub) deliverToUsers(ev chat.Event) {
 	}
 }
 
-// register adds a connection and its subscriptions; it reports whether the
-// user has just come online.
-func (h *Hub) register(c *Conn, chatIDs []int64) (cameOnline, ok bool) {
+// register adds a connection and its subscriptions. It returns the chats
+// to announce the user online in: all of them when the user has just come
+// online, none when another connection was open, and, for a user back
+// within the presence grace, only chats they were not in before (to the
+// others, they never left).
+func (h *Hub) register(c *Conn, chatIDs []int64) (announceIn []int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
-		return false, false
+		return nil, false
 	}
 	h.all[c] = struct{}{}
 	for _, id := range chatIDs {
 		h.subscribeLocked(c, id)
 	}
-	conns := h.users[c.id.UserID]
+	uid := c.id.UserID
+	conns := h.users[uid]
 	if conns == nil {
 		conns = make(map[*Conn]struct{})
-		h.users[c.id.UserID] = conns
-		h.names[c.id.UserID] = c.id.Username
-		cameOnline = true
+		h.users[uid] = conns
+		h.names[uid] = c.id.Username
+		if a := h.away[uid]; a != nil {
+			h.dropAwayLocked(uid, a)
+			for _, id := range chatIDs {
+				if !slices.Contains(a.chatIDs, id) {
+					announceIn = append(announceIn, id)
+				}
+			}
+		} else {
+			announceIn = chatIDs
+		}
 	}
 	conns[c] = struct{}{}
 	h.wg.Add(1)
-	return cameOnline, true
+	return announceIn, true
+}
+
+// dropAwayLocked ends a user's grace (h.mu held for writing).
+func (h *Hub) dropAwayLocked(uid int64, a *awayUser) {
+	delete(h.away, uid)
+	for _, id := range a.chatIDs {
+		if users := h.awayIn[id]; users != nil {
+			delete(users, uid)
+			if len(users) == 0 {
+				delete(h.awayIn, id)
+			}
+		}
+	}
+}
+
+// expireAway announces offline the users whose grace has ended.
+func (h *Hub) expireAway(now time.Time) {
+	type gone struct {
+		uid int64
+		a   *awayUser
+	}
+	var ended []gone
+	h.mu.Lock()
+	for uid, a := range h.away {
+		if !now.Before(a.until) {
+			h.dropAwayLocked(uid, a)
+			delete(h.names, uid)
+			ended = append(ended, gone{uid, a})
+		}
+	}
+	h.mu.Unlock()
+	for _, g := range ended {
+		h.announce(g.uid, g.a.name, g.a.chatIDs)
+	}
 }
 
 func (h *Hub) subscribeLocked(c *Conn, chatID int64) {
@@ -311,12 +384,26 @@ func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
 			}
 		}
 	}
-	if conns := h.users[c.id.UserID]; conns != nil {
+	uid := c.id.UserID
+	if conns := h.users[uid]; conns != nil {
 		delete(conns, c)
 		if len(conns) == 0 {
-			delete(h.users, c.id.UserID)
-			delete(h.names, c.id.UserID)
-			wentOffline = true
+			delete(h.users, uid)
+			if h.opt.PresenceGrace > 0 && !h.closing {
+				// Online to the others until the grace ends (expireAway).
+				h.away[uid] = &awayUser{name: h.names[uid], chatIDs: chatIDs, until: time.Now().Add(h.opt.PresenceGrace)}
+				for _, id := range chatIDs {
+					users := h.awayIn[id]
+					if users == nil {
+						users = make(map[int64]struct{})
+						h.awayIn[id] = users
+					}
+					users[uid] = struct{}{}
+				}
+			} else {
+				delete(h.names, uid)
+				wentOffline = true
+			}
 		}
 	}
 	return wentOffline, chatIDs
@@ -348,12 +435,16 @@ func (h *Hub) unsubscribeLocked(c *Conn, chatID int64) {
 	}
 }
 
-// IsOnline reports whether the user has a connection on this node.
+// IsOnline reports whether the user has a connection on this node, or had
+// one less than the presence grace ago.
 func (h *Hub) IsOnline(userID int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	_, ok := h.users[userID]
-	return ok
+	return h.onlineLocked(userID)
+}
+
+func (h *Hub) onlineLocked(userID int64) bool {
+	return h.users[userID] != nil || h.away[userID] != nil
 }
 
 // OnlineIn returns the usernames of the users online in any of the given
@@ -364,6 +455,9 @@ func (h *Hub) OnlineIn(chatIDs []int64) []string {
 	for _, id := range chatIDs {
 		for c := range h.chats[id] {
 			seen[c.id.UserID] = struct{}{}
+		}
+		for uid := range h.awayIn[id] {
+			seen[uid] = struct{}{}
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -391,11 +485,11 @@ type Stats struct {
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return Stats{Connections: len(h.all), Users: len(h.users), Chats: len(h.chats), Frames: h.frames.Load(), Writes: h.writes.Load()}
+	return Stats{Connections: len(h.all), Users: len(h.users) + len(h.away), Chats: len(h.chats), Frames: h.frames.Load(), Writes: h.writes.Load()}
 }
 
-// Online returns the usernames of users with at least one connection here,
-// sorted.
+// Online returns the usernames of users with at least one connection here
+// (or in the presence grace), sorted.
 func (h *Hub) Online() []string {
 	h.mu.RLock()
 	out := make([]string, 0, len(h.names))
@@ -416,7 +510,7 @@ func (h *Hub) announce(userID int64, username string, chatIDs []int64) {
 	h.presenceMu.Lock()
 	defer h.presenceMu.Unlock()
 	h.mu.RLock()
-	_, online := h.users[userID]
+	online := h.onlineLocked(userID)
 	frame, _ := json.Marshal(wire.Presence{Type: wire.TypePresence, Username: username, Online: online})
 	seen := make(map[*Conn]struct{})
 	now := time.Now()
@@ -487,6 +581,9 @@ func (h *Hub) onlineFor(c *Conn) []string {
 		}
 		for other := range h.chats[id] {
 			seen[other.id.UserID] = struct{}{}
+		}
+		for uid := range h.awayIn[id] {
+			seen[uid] = struct{}{}
 		}
 	}
 	out := make([]string, 0, len(seen))

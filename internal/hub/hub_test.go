@@ -44,7 +44,8 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 	runCtx, stop := context.WithCancel(ctx)
 	go dl.Run(runCtx)
 	t.Cleanup(stop)
-	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log, PingInterval: ping, PongTimeout: pongTimeout})
+	// No presence grace: these tests watch connections end through Online.
+	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log, PingInterval: ping, PongTimeout: pongTimeout, PresenceGrace: -1})
 	go h.Run(runCtx)
 	global, err := st.ChatByName(ctx, chat.GlobalChatName)
 	if err != nil {
