@@ -97,6 +97,10 @@ func BenchmarkReconnect(b *testing.B) {
 			// One sender commits into global throughout, bounded in count.
 			sender := srv.MustDial(b, srv.MustUser(b, "talker"), "global")
 			sender.nextType("hello")
+			go func() { // its acks and echoes are not needed; keep its reader going
+				for range sender.frames {
+				}
+			}()
 			stop := make(chan struct{})
 			talked := make(chan struct{})
 			go func() {
