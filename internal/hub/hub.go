@@ -480,8 +480,9 @@ type Stats struct {
 	Writes int64 `json:"writes"`
 }
 
-// Stats counts the connections, the users they belong to and the chats
-// with at least one subscribed connection.
+// Stats counts the connections, the users online (those with a connection
+// and those in the presence grace) and the chats with at least one
+// subscribed connection.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
