@@ -363,6 +363,11 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 		return err
 	}
 	fmt.Fprintf(b.log, "timing %d history pages of each kind (limit %d, ids %d..%d)\n", b.cfg.queries, b.cfg.pageSize, first, last)
+	// The server's CPU profile covers the pages, not the fill: a window of
+	// about 2 ms a page (the profile ends on its own, whatever the pages
+	// take; idle time in it adds no samples).
+	from := time.Now()
+	waitProfile := b.profileWindow(ctx, from, from.Add(max(5*time.Second, time.Duration(3*b.cfg.queries)*2*time.Millisecond)))
 	var newest, oldest, random hist
 	rng := rand.New(rand.NewPCG(7, 7))
 	size := int64(b.cfg.pageSize)
@@ -389,6 +394,9 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 	}
 	h.Newest, h.Oldest, h.Random = newest.summary(), oldest.summary(), random.summary()
 	h.PageSize = b.cfg.pageSize
+	if err := waitProfile(); err != nil {
+		res.Problems = append(res.Problems, "server profile: "+err.Error())
+	}
 	return nil
 }
 
