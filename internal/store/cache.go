@@ -36,6 +36,11 @@ type chatCache struct {
 	members map[int64][]int64 // user id → the ids of the user's chats, ascending
 
 	maxChats, maxUsers int // see maxCachedChats
+
+	// closed is set when the store closes: from then on every lookup goes
+	// to the database, which answers "unavailable", as it does for
+	// everything else.
+	closed bool
 }
 
 // The cache holds at most this many chats and this many users' chat lists;
@@ -50,25 +55,29 @@ func newChatCache() *chatCache {
 		maxChats: maxCachedChats, maxUsers: maxCachedUsers}
 }
 
-// chat returns a cached chat by id or, with byName, by name.
-func (c *chatCache) chat(id int64, name string, byName bool) (chat.Chat, bool, uint64) {
+// chat returns a cached chat by id, with the generation to put a missed
+// one back at.
+func (c *chatCache) chat(id int64) (chat.Chat, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if byName {
-		var ok bool
-		if id, ok = c.byName[name]; !ok {
-			return chat.Chat{}, false, c.gen
-		}
-	}
 	ch, ok := c.byID[id]
-	return ch, ok, c.gen
+	return ch, ok && !c.closed, c.gen
+}
+
+// chatNamed is chat, by name.
+func (c *chatCache) chatNamed(name string) (chat.Chat, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.byName[name]
+	ch := c.byID[id]
+	return ch, ok && !c.closed, c.gen
 }
 
 // putChat keeps a chat read from the database at generation gen.
 func (c *chatCache) putChat(ch chat.Chat, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if gen != c.gen || c.closed {
 		return
 	}
 	if len(c.byID) >= c.maxChats {
@@ -84,13 +93,13 @@ func (c *chatCache) chatIDs(userID int64) ([]int64, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ids, ok := c.members[userID]
-	return ids, ok, c.gen
+	return ids, ok && !c.closed, c.gen
 }
 
 func (c *chatCache) putChatIDs(userID int64, ids []int64, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if gen != c.gen || c.closed {
 		return
 	}
 	if len(c.members) >= c.maxUsers {
@@ -116,10 +125,20 @@ func (c *chatCache) forget(userIDs []int64, chatIDs ...int64) {
 	}
 }
 
-// cachedChat returns a chat through the cache, reading it with load on a
-// miss.
-func (s *DB) cachedChat(id int64, name string, byName bool, load func() (chat.Chat, error)) (chat.Chat, error) {
-	ch, ok, gen := s.cache.chat(id, name, byName)
+// close empties the cache and keeps it empty.
+func (c *chatCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	clear(c.byID)
+	clear(c.byName)
+	clear(c.members)
+}
+
+// cachedChat returns a chat found in the cache by cached or, on a miss,
+// read with load and kept.
+func (s *DB) cachedChat(cached func() (chat.Chat, bool, uint64), load func() (chat.Chat, error)) (chat.Chat, error) {
+	ch, ok, gen := cached()
 	if ok {
 		return ch, nil
 	}

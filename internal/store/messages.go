@@ -89,14 +89,14 @@ func scanChat(row interface{ Scan(...any) error }) (chat.Chat, error) {
 
 // ChatByName finds a chat by name (through the chat cache, see cache.go).
 func (s *DB) ChatByName(ctx context.Context, name string) (chat.Chat, error) {
-	return s.cachedChat(0, name, true, func() (chat.Chat, error) {
+	return s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chatNamed(name) }, func() (chat.Chat, error) {
 		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
 	})
 }
 
 // ChatByID finds a chat by id (through the chat cache).
 func (s *DB) ChatByID(ctx context.Context, id int64) (chat.Chat, error) {
-	return s.cachedChat(id, "", false, func() (chat.Chat, error) {
+	return s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chat(id) }, func() (chat.Chat, error) {
 		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
 	})
 }

@@ -283,6 +283,7 @@ func (s *DB) restartLog(ctx context.Context) {
 // checkpoints and folds the whole log into the database file first.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() {
+		s.cache.close()
 		s.stmts.Range(func(_, st any) bool {
 			st.(*sql.Stmt).Close()
 			return true

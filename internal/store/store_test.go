@@ -542,7 +542,8 @@ func TestQueriesAfterCloseAreUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		// A name not looked up before: global's answer is in the chat cache.
+		_, err = db.ChatByName(ctx, chat.GlobalChatName) // also when it was cached
+		wantCode(t, err, chat.EUnavailable)
 		_, err = db.ChatByName(ctx, "not-cached")
 		wantCode(t, err, chat.EUnavailable)
 		_, err = db.UserChatIDs(ctx, 1)
