@@ -307,6 +307,20 @@ func (h *Hub) register(c *Conn, chatIDs []int64) (announceIn []int64, ok bool) {
 	return announceIn, true
 }
 
+// goAwayLocked starts a user's grace (h.mu held for writing): expireAway
+// announces them offline when it ends, unless register ends it first.
+func (h *Hub) goAwayLocked(uid int64, chatIDs []int64) {
+	h.away[uid] = &awayUser{name: h.names[uid], chatIDs: chatIDs, until: time.Now().Add(h.opt.PresenceGrace)}
+	for _, id := range chatIDs {
+		users := h.awayIn[id]
+		if users == nil {
+			users = make(map[int64]struct{})
+			h.awayIn[id] = users
+		}
+		users[uid] = struct{}{}
+	}
+}
+
 // dropAwayLocked ends a user's grace (h.mu held for writing).
 func (h *Hub) dropAwayLocked(uid int64, a *awayUser) {
 	delete(h.away, uid)
@@ -390,16 +404,7 @@ func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
 		if len(conns) == 0 {
 			delete(h.users, uid)
 			if h.opt.PresenceGrace > 0 && !h.closing {
-				// Online to the others until the grace ends (expireAway).
-				h.away[uid] = &awayUser{name: h.names[uid], chatIDs: chatIDs, until: time.Now().Add(h.opt.PresenceGrace)}
-				for _, id := range chatIDs {
-					users := h.awayIn[id]
-					if users == nil {
-						users = make(map[int64]struct{})
-						h.awayIn[id] = users
-					}
-					users[uid] = struct{}{}
-				}
+				h.goAwayLocked(uid, chatIDs) // online to the others until the grace ends
 			} else {
 				delete(h.names, uid)
 				wentOffline = true
