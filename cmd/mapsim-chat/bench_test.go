@@ -27,36 +27,12 @@ func BenchmarkSendAck(b *testing.B) {
 					clients[i] = srv.MustDial(b, tok, "global")
 					clients[i].nextType("hello")
 				}
-				var (
-					wg        sync.WaitGroup
-					mu        sync.Mutex
-					latencies []time.Duration
-				)
-				b.ResetTimer()
-				start := time.Now()
-				for i, c := range clients {
-					n := b.N / senders
-					if i < b.N%senders {
-						n++
-					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						own := make([]time.Duration, 0, n)
-						for j := 0; j < n; j++ {
-							sent := time.Now()
-							c.send(map[string]any{"type": "text", "text": "benchmark message of a typical length, about eighty bytes long.", "client_id": fmt.Sprintf("b%d-%d", i, j)})
-							c.nextType("ack")
-							own = append(own, time.Since(sent))
-						}
-						mu.Lock()
-						latencies = append(latencies, own...)
-						mu.Unlock()
-					}()
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
+				elapsed, latencies := timeSplit(b, senders, func(w, j int) (time.Duration, bool) {
+					c, sent := clients[w], time.Now()
+					c.send(map[string]any{"type": "text", "text": "benchmark message of a typical length, about eighty bytes long.", "client_id": fmt.Sprintf("b%d-%d", w, j)})
+					c.nextType("ack")
+					return time.Since(sent), true
+				})
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 				if p := percentile(latencies, 0.99); p > 0 {
 					b.ReportMetric(float64(p.Microseconds())/1000, "ack_p99_ms")
@@ -65,6 +41,45 @@ func BenchmarkSendAck(b *testing.B) {
 			})
 		}
 	}
+}
+
+// timeSplit runs b.N operations on workers goroutines, worker w doing its
+// share in order (op(w, 0), op(w, 1), …), and returns how long they took in
+// all and each one's latency as op measured it. An op that returns false
+// stops its worker (having said why with b.Error).
+func timeSplit(b *testing.B, workers int, op func(w, i int) (time.Duration, bool)) (time.Duration, []time.Duration) {
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for w := range workers {
+		n := b.N / workers
+		if w < b.N%workers {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := make([]time.Duration, 0, n)
+			for i := range n {
+				took, ok := op(w, i)
+				if !ok {
+					break
+				}
+				own = append(own, took)
+			}
+			mu.Lock()
+			latencies = append(latencies, own...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	return elapsed, latencies
 }
 
 func percentile(d []time.Duration, q float64) time.Duration {
@@ -116,45 +131,22 @@ func BenchmarkReconnect(b *testing.B) {
 					sender.send(map[string]any{"type": "text", "text": "background traffic while clients reconnect", "client_id": fmt.Sprintf("t%d", i)})
 				}
 			}()
-			var (
-				wg        sync.WaitGroup
-				mu        sync.Mutex
-				latencies []time.Duration
-			)
-			b.ResetTimer()
-			start := time.Now()
-			for w := range workers {
-				n := b.N / workers
-				if w < b.N%workers {
-					n++
+			last := make([]int64, workers) // each worker's newest message seen
+			elapsed, latencies := timeSplit(b, workers, func(w, _ int) (time.Duration, bool) {
+				began := time.Now()
+				r := srv.call(b, "POST", "/ws-ticket/", tokens[w], nil)
+				c, err := srv.dial(b, "resume=1&ticket="+url.QueryEscape(r.str("ticket")), nil)
+				if err != nil {
+					b.Errorf("dial: %v", err)
+					return 0, false
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					own := make([]time.Duration, 0, n)
-					var last int64
-					for range n {
-						began := time.Now()
-						r := srv.call(b, "POST", "/ws-ticket/", tokens[w], nil)
-						c, err := srv.dial(b, "resume=1&ticket="+url.QueryEscape(r.str("ticket")), nil)
-						if err != nil {
-							b.Errorf("dial: %v", err)
-							return
-						}
-						c.nextType("hello")
-						c.send(map[string]any{"type": "sync", "chat_name": "global", "after_id": last})
-						last = num(c.nextType("synced"), "last_id")
-						own = append(own, time.Since(began))
-						c.conn.CloseNow()
-					}
-					mu.Lock()
-					latencies = append(latencies, own...)
-					mu.Unlock()
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
+				c.nextType("hello")
+				c.send(map[string]any{"type": "sync", "chat_name": "global", "after_id": last[w]})
+				last[w] = num(c.nextType("synced"), "last_id")
+				took := time.Since(began)
+				c.conn.CloseNow()
+				return took, true
+			})
 			close(stop)
 			<-talked
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reconnects/s")
