@@ -267,17 +267,11 @@ type Store interface {
 	CreateUser(ctx context.Context, u *User, invite []byte) error
 	// UserByUsername finds a user ignoring case; ENotFound when there is none.
 	UserByUsername(ctx context.Context, username string) (User, error)
-	// UserByID finds a user by id; ENotFound when there is none.
-	UserByID(ctx context.Context, id int64) (User, error)
 	// SetPassword replaces a user's password hash and revokes every session.
 	SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error
 
 	// CreateSession inserts s and sets s.ID.
 	CreateSession(ctx context.Context, s *Session) error
-	// SessionByTokenHash finds a session; ENotFound when there is none.
-	SessionByTokenHash(ctx context.Context, tokenHash []byte) (Session, error)
-	// SessionByID finds a session; ENotFound when there is none.
-	SessionByID(ctx context.Context, id int64) (Session, error)
 	// AccessByTokenHash and AccessBySessionID read what an access check
 	// needs of a session and its user; ENotFound when either is missing.
 	AccessByTokenHash(ctx context.Context, tokenHash []byte) (Access, error)
