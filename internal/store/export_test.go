@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -66,4 +67,19 @@ func CloseWriter(db *DB) {
 	if db.writer != nil {
 		db.writer.Close()
 	}
+}
+
+// CacheSizes reports PRAGMA cache_size (negative: KiB) on the connection
+// held for message groups and on a pooled one (SQLite).
+func CacheSizes(ctx context.Context, db *DB) (writer, pooled int, err error) {
+	db.writerMu.Lock()
+	defer db.writerMu.Unlock()
+	if db.writer == nil {
+		return 0, 0, errors.New("no connection is held for message groups")
+	}
+	if err := db.writer.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&writer); err != nil {
+		return 0, 0, err
+	}
+	err = db.db.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&pooled)
+	return writer, pooled, err
 }

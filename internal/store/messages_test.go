@@ -674,6 +674,11 @@ func TestSQLiteGroupsHaveTheirOwnConnection(t *testing.T) {
 		}
 	}
 	MustInsert(t, db, group("a")...) // opens the group connection
+	// The committer's connection has the large page cache; the pool's
+	// readers the small one.
+	if w, p, err := store.CacheSizes(context.Background(), db); err != nil || w != -16384 || p != -2048 {
+		t.Fatalf("page cache sizes: committer %d, pooled %d, %v; want -16384 and -2048 (KiB)", w, p, err)
+	}
 	release := store.HoldFreeConns(t, db)
 	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -690,6 +695,9 @@ func TestSQLiteGroupsHaveTheirOwnConnection(t *testing.T) {
 	ins := MustInsert(t, db, group("d")...)
 	if !ins[0].Created || !ins[1].Created {
 		t.Fatalf("after the connection went away: %+v", ins)
+	}
+	if w, _, err := store.CacheSizes(context.Background(), db); err != nil || w != -16384 {
+		t.Fatalf("the replaced committer connection's page cache: %d, %v; want -16384 (KiB)", w, err)
 	}
 	if got := len(MustHistory(t, db, global.ID)); got != 7 {
 		t.Fatalf("history holds %d messages, want 7", got)
