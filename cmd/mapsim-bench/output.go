@@ -93,6 +93,17 @@ type historyResult struct {
 	Random      summary `json:"random"`
 	Errors      int     `json:"errors"`
 	BadPages    int     `json:"bad_pages"`
+	// With -settle: the pages timed right after the fill, and how long
+	// the machine took to go quiet before the measured ones above.
+	AfterFill     *pageTimes `json:"after_fill,omitempty"`
+	SettleSeconds float64    `json:"settle_seconds,omitempty"`
+	Settled       bool       `json:"settled,omitempty"`
+}
+
+type pageTimes struct {
+	Newest summary `json:"newest"`
+	Oldest summary `json:"oldest"`
+	Random summary `json:"random"`
 }
 
 type serverResult struct {
@@ -226,6 +237,15 @@ func writeTable(w io.Writer, res *result) {
 	if h := res.History; h != nil {
 		row("history fill", "%d messages in %.1f s (%.0f commits/s)", h.Messages, h.FillSeconds, h.FillRate)
 		row("ack latency (fill)", "%s", fmtSummary(deref(res.Ack)))
+		if a := h.AfterFill; a != nil {
+			row("right after the fill", "p99 newest %s, oldest %s, random %s ms (p50 %s, %s, %s)",
+				ms(a.Newest.P99), ms(a.Oldest.P99), ms(a.Random.P99), ms(a.Newest.P50), ms(a.Oldest.P50), ms(a.Random.P50))
+			if h.Settled {
+				row("then", "the machine was quiet after %.1f s; the pages below were timed then", h.SettleSeconds)
+			} else {
+				row("then", "the machine was NOT quiet within %.1f s; the pages below were timed anyway", h.SettleSeconds)
+			}
+		}
 		row(fmt.Sprintf("newest page of %d", h.PageSize), "%s", fmtSummary(h.Newest))
 		row("oldest page", "%s", fmtSummary(h.Oldest))
 		row("random page", "%s", fmtSummary(h.Random))

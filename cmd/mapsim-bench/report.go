@@ -119,8 +119,15 @@ var targets = []target{
 				return "no history", false
 			}
 			p := maxP99(h.Newest, h.Oldest, h.Random)
-			return fmt.Sprintf("p99 newest %s, oldest %s, random %s ms", ms(h.Newest.P99), ms(h.Oldest.P99), ms(h.Random.P99)),
-				p <= 5 && h.Errors == 0 && h.BadPages == 0
+			text := fmt.Sprintf("p99 newest %s, oldest %s, random %s ms", ms(h.Newest.P99), ms(h.Oldest.P99), ms(h.Random.P99))
+			if a := h.AfterFill; a != nil {
+				quiet := fmt.Sprintf("on a quiet machine, %.0f s after the fill", h.SettleSeconds)
+				if !h.Settled {
+					quiet = fmt.Sprintf("%.0f s after the fill, the machine NOT yet quiet", h.SettleSeconds)
+				}
+				text += fmt.Sprintf(" (%s; right after it: %s, %s, %s)", quiet, ms(a.Newest.P99), ms(a.Oldest.P99), ms(a.Random.P99))
+			}
+			return text, p <= 5 && h.Errors == 0 && h.BadPages == 0
 		},
 	},
 	{

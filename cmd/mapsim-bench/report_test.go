@@ -88,3 +88,30 @@ func TestReportSweepTarget(t *testing.T) {
 		t.Fatalf("180 msgs/s at p99 150 ms meets the sweep target, 220 at p99 400 does not:\n%s", strings.Join(rows, "\n"))
 	}
 }
+
+// The history target is judged on the pages timed once the machine was
+// quiet, and the report shows the pages right after the fill beside them.
+func TestJudgeHistory(t *testing.T) {
+	var history target
+	for _, tg := range targets {
+		if tg.scenario == "history" {
+			history = tg
+			break
+		}
+	}
+	r := &result{Scenario: "history", Label: "sqlite", History: &historyResult{
+		Messages: 10_000_000, PageSize: 50,
+		Newest: summary{P99: 3}, Oldest: summary{P99: 4}, Random: summary{P99: 4.5},
+		AfterFill:     &pageTimes{Newest: summary{P99: 9}, Oldest: summary{P99: 8}, Random: summary{P99: 12}},
+		SettleSeconds: 14, Settled: true,
+	}}
+	_, measured, status := judge(history, r)
+	if status != "met" || !strings.Contains(measured, "quiet machine, 14 s after") || !strings.Contains(measured, "right after it: 9.00, 8.00, 12.0") {
+		t.Errorf("%q: %q", status, measured)
+	}
+	r.History.Settled = false
+	r.History.Random.P99 = 5.5
+	if _, measured, status = judge(history, r); status != "**not met**" || !strings.Contains(measured, "NOT yet quiet") {
+		t.Errorf("not quiet and over: %q: %q", status, measured)
+	}
+}

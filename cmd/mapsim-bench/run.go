@@ -30,7 +30,8 @@ Scenarios:
   commits    -senders connections, each alone in its own room and not syncing it (nothing is fanned
              out): commits/s and ack latency at -rate (0: as fast as -inflight allows)
   history    fill one room with -messages from -senders connections, then time GET /messages/
-             pages (newest, oldest, random) -queries times each
+             pages (newest, oldest, random) -queries times each: right after the fill, and again
+             once the machine is quiet (-settle), which are the measured ones
 
 The server under test must not rate-limit the load; start it with
   ` + serverEnvHint + `
@@ -61,6 +62,7 @@ type config struct {
 	setupConcurrency   int
 	messages, queries  int
 	pageSize           int
+	settle             time.Duration
 	reconnectJitter    time.Duration
 	connectTimeout     time.Duration
 	goroutineDump      string
@@ -122,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.messages, "messages", 100000, "history: messages to fill the room with")
 	fs.IntVar(&cfg.queries, "queries", 200, "history: pages timed of each kind")
 	fs.IntVar(&cfg.pageSize, "page-size", 50, "history: messages per page (1-200)")
+	fs.DurationVar(&cfg.settle, "settle", 2*time.Minute, "history: after timing pages right after the fill, wait at most this long for the machine to go quiet (CPU, dirty pages) before the measured pages (0: time them once, right after the fill)")
 	fs.DurationVar(&cfg.reconnectJitter, "reconnect-jitter", time.Second, "a reconnecting client first waits a random time up to this (real clients back off 1 s with jitter)")
 	fs.StringVar(&cfg.goroutineDump, "goroutine-dump", "", "idle: at the end, SIGQUIT the -server-pid (this ENDS it) and count goroutines in its log, this file")
 	var debugURL string
@@ -188,6 +191,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case cfg.users < 1 || cfg.users > cfg.clients:
 		bad("-users must be 1 to -clients (%d)", cfg.clients)
 	}
+	if cfg.settle < 0 || cfg.settle > 30*time.Minute {
+		bad("-settle must be 0 to 30m")
+	}
 	if cfg.rate < 0 || cfg.rate > 1e6 {
 		bad("-rate must be 0 to 1000000")
 	}
@@ -234,7 +240,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.timeout == 0 {
 		cfg.timeout = 10*time.Minute + time.Duration(cfg.users)*100*time.Millisecond + cfg.connectTimeout + cfg.warmup + cfg.duration + cfg.drain
 		if cfg.scenario == "history" {
-			cfg.timeout += time.Duration(cfg.queries) * 3 * time.Second / 10
+			// Up to 100 ms a page, twice with -settle, and the wait.
+			cfg.timeout += 2*time.Duration(cfg.queries)*3*time.Second/10 + cfg.settle
 		}
 	}
 	return cfg, errors.Join(errs...)

@@ -318,7 +318,8 @@ func (b *bench) runIdle(ctx context.Context, res *result) error {
 // runHistory fills one room with -messages messages from -senders
 // connections (which do not sync the room, so nothing is fanned out: a pure
 // commit load), then times history pages: the newest, the oldest and
-// random ones.
+// random ones. With -settle, it times them right after the fill too, then
+// waits for the machine to go quiet before the measured pages.
 func (b *bench) runHistory(ctx context.Context, res *result) error {
 	if _, err := b.prepare(ctx, res); err != nil {
 		return err
@@ -362,17 +363,44 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 	if err != nil {
 		return err
 	}
+	if b.cfg.settle > 0 {
+		// First the pages right after the fill, for the record; then the
+		// measured ones on a quiet machine.
+		fmt.Fprintf(b.log, "timing %d history pages of each kind right after the fill (limit %d, ids %d..%d)\n", b.cfg.queries, b.cfg.pageSize, first, last)
+		// (Other random pages than the measured ones, which must not find
+		// these in a cache.)
+		n, o, rr := b.timePages(ctx, tok, r.id, first, last, 11, h)
+		h.AfterFill = &pageTimes{Newest: n.summary(), Oldest: o.summary(), Random: rr.summary()}
+		fmt.Fprintf(b.log, "waiting for the machine to go quiet (at most %s)\n", b.cfg.settle)
+		took, ok, err := settle(ctx, b.cfg.settle)
+		if err != nil {
+			return fmt.Errorf("waiting for the machine to go quiet: %w", err)
+		}
+		h.SettleSeconds, h.Settled = round3(took.Seconds()), ok
+	}
 	fmt.Fprintf(b.log, "timing %d history pages of each kind (limit %d, ids %d..%d)\n", b.cfg.queries, b.cfg.pageSize, first, last)
-	// The server's CPU profile covers the pages, not the fill: a window of
-	// about 2 ms a page (the profile ends on its own, whatever the pages
+	// The server's CPU profile covers these pages, not the fill: a window
+	// of about 2 ms a page (the profile ends on its own, whatever the pages
 	// take; idle time in it adds no samples).
 	from := time.Now()
 	waitProfile := b.profileWindow(ctx, from, from.Add(max(5*time.Second, time.Duration(3*b.cfg.queries)*2*time.Millisecond)))
-	var newest, oldest, random hist
-	rng := rand.New(rand.NewPCG(7, 7))
+	newest, oldest, random := b.timePages(ctx, tok, r.id, first, last, 7, h)
+	h.Newest, h.Oldest, h.Random = newest.summary(), oldest.summary(), random.summary()
+	h.PageSize = b.cfg.pageSize
+	if err := waitProfile(); err != nil {
+		res.Problems = append(res.Problems, "server profile: "+err.Error())
+	}
+	return nil
+}
+
+// timePages times -queries pages of each kind, the newest, the oldest and
+// one at a random point, in turn; failures and wrong pages are counted in h.
+func (b *bench) timePages(ctx context.Context, tok string, chatID, first, last int64, seed uint64, h *historyResult) (newest, oldest, random *hist) {
+	newest, oldest, random = new(hist), new(hist), new(hist)
+	rng := rand.New(rand.NewPCG(seed, seed))
 	size := int64(b.cfg.pageSize)
 	for i := 0; i < b.cfg.queries && ctx.Err() == nil; i++ {
-		for kind, hh := range []*hist{&newest, &oldest, &random} {
+		for kind, hh := range []*hist{newest, oldest, random} {
 			var before int64
 			switch kind {
 			case 1:
@@ -380,7 +408,7 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 			case 2:
 				before = first + size + rng.Int64N(last-first-size+1)
 			}
-			page, took, err := b.api.messages(ctx, tok, r.id, before, b.cfg.pageSize)
+			page, took, err := b.api.messages(ctx, tok, chatID, before, b.cfg.pageSize)
 			if err != nil {
 				h.Errors++
 				b.noteError("history", err)
@@ -392,12 +420,7 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 			}
 		}
 	}
-	h.Newest, h.Oldest, h.Random = newest.summary(), oldest.summary(), random.summary()
-	h.PageSize = b.cfg.pageSize
-	if err := waitProfile(); err != nil {
-		res.Problems = append(res.Problems, "server profile: "+err.Error())
-	}
-	return nil
+	return newest, oldest, random
 }
 
 // pageOK checks a history page: full, ascending, and before the cursor.
