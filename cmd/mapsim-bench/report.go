@@ -121,9 +121,9 @@ var targets = []target{
 			p := maxP99(h.Newest, h.Oldest, h.Random)
 			text := fmt.Sprintf("p99 newest %s, oldest %s, random %s ms", ms(h.Newest.P99), ms(h.Oldest.P99), ms(h.Random.P99))
 			if a := h.AfterFill; a != nil {
-				quiet := fmt.Sprintf("on a quiet machine, %.0f s after the fill", h.SettleSeconds)
+				quiet := fmt.Sprintf("timed once the machine was quiet, after a wait of %.0f s", h.SettleSeconds)
 				if !h.Settled {
-					quiet = fmt.Sprintf("%.0f s after the fill, the machine NOT yet quiet", h.SettleSeconds)
+					quiet = fmt.Sprintf("timed after a wait of %.0f s, the machine NOT yet quiet", h.SettleSeconds)
 				}
 				text += fmt.Sprintf(" (%s; right after it: %s, %s, %s)", quiet, ms(a.Newest.P99), ms(a.Oldest.P99), ms(a.Random.P99))
 			}

@@ -106,7 +106,7 @@ func TestJudgeHistory(t *testing.T) {
 		SettleSeconds: 14, Settled: true,
 	}}
 	_, measured, status := judge(history, r)
-	if status != "met" || !strings.Contains(measured, "quiet machine, 14 s after") || !strings.Contains(measured, "right after it: 9.00, 8.00, 12.0") {
+	if status != "met" || !strings.Contains(measured, "machine was quiet, after a wait of 14 s") || !strings.Contains(measured, "right after it: 9.00, 8.00, 12.0") {
 		t.Errorf("%q: %q", status, measured)
 	}
 	r.History.Settled = false
