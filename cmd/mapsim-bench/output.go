@@ -88,9 +88,7 @@ type historyResult struct {
 	FillSeconds float64 `json:"fill_seconds"`
 	FillRate    float64 `json:"fill_rate"`
 	PageSize    int     `json:"page_size"`
-	Newest      summary `json:"newest"`
-	Oldest      summary `json:"oldest"`
-	Random      summary `json:"random"`
+	pageTimes           // the measured pages (the JSON keeps newest, oldest, random at this level)
 	Errors      int     `json:"errors"`
 	BadPages    int     `json:"bad_pages"`
 	// With -settle: the pages timed right after the fill, and how long
@@ -100,6 +98,7 @@ type historyResult struct {
 	Settled       bool       `json:"settled,omitempty"`
 }
 
+// pageTimes is a set of timed pages of each kind.
 type pageTimes struct {
 	Newest summary `json:"newest"`
 	Oldest summary `json:"oldest"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -101,7 +102,7 @@ func TestJudgeHistory(t *testing.T) {
 	}
 	r := &result{Scenario: "history", Label: "sqlite", History: &historyResult{
 		Messages: 10_000_000, PageSize: 50,
-		Newest: summary{P99: 3}, Oldest: summary{P99: 4}, Random: summary{P99: 4.5},
+		pageTimes:     pageTimes{Newest: summary{P99: 3}, Oldest: summary{P99: 4}, Random: summary{P99: 4.5}},
 		AfterFill:     &pageTimes{Newest: summary{P99: 9}, Oldest: summary{P99: 8}, Random: summary{P99: 12}},
 		SettleSeconds: 14, Settled: true,
 	}}
@@ -113,5 +114,28 @@ func TestJudgeHistory(t *testing.T) {
 	r.History.Random.P99 = 5.5
 	if _, measured, status = judge(history, r); status != "**not met**" || !strings.Contains(measured, "NOT yet quiet") {
 		t.Errorf("not quiet and over: %q: %q", status, measured)
+	}
+}
+
+// The measured pages stay at the history object's top level in the JSON,
+// where earlier runs' lines (read again by REPORT_ONLY) have them.
+func TestHistoryJSONKeepsPagesAtTopLevel(t *testing.T) {
+	line := []byte(`{"messages":10,"page_size":50,"newest":{"p99_ms":1.5},"oldest":{"p99_ms":2.5},"random":{"p99_ms":3.5}}`)
+	var h historyResult
+	if err := json.Unmarshal(line, &h); err != nil || h.Newest.P99 != 1.5 || h.Oldest.P99 != 2.5 || h.Random.P99 != 3.5 {
+		t.Fatalf("an earlier line reads as %+v, %v", h, err)
+	}
+	out, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(out, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"newest", "oldest", "random"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("%s is not at the top level: %s", k, out)
+		}
 	}
 }

@@ -369,8 +369,8 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 		fmt.Fprintf(b.log, "timing %d history pages of each kind right after the fill (limit %d, ids %d..%d)\n", b.cfg.queries, b.cfg.pageSize, first, last)
 		// (Other random pages than the measured ones, which must not find
 		// these in a cache.)
-		n, o, rr := b.timePages(ctx, tok, r.id, first, last, 11, h)
-		h.AfterFill = &pageTimes{Newest: n.summary(), Oldest: o.summary(), Random: rr.summary()}
+		after := b.timePages(ctx, tok, r.id, first, last, 11, h)
+		h.AfterFill = &after
 		fmt.Fprintf(b.log, "waiting for the machine to go quiet (at most %s)\n", b.cfg.settle)
 		took, ok, err := settle(ctx, b.cfg.settle)
 		if err != nil {
@@ -386,8 +386,7 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 	// take; idle time in it adds no samples).
 	from := time.Now()
 	waitProfile := b.profileWindow(ctx, from, from.Add(max(5*time.Second, time.Duration(3*b.cfg.queries)*2*time.Millisecond)))
-	newest, oldest, random := b.timePages(ctx, tok, r.id, first, last, 7, h)
-	h.Newest, h.Oldest, h.Random = newest.summary(), oldest.summary(), random.summary()
+	h.pageTimes = b.timePages(ctx, tok, r.id, first, last, 7, h)
 	h.PageSize = b.cfg.pageSize
 	if err := waitProfile(); err != nil {
 		res.Problems = append(res.Problems, "server profile: "+err.Error())
@@ -398,8 +397,8 @@ func (b *bench) runHistory(ctx context.Context, res *result) error {
 
 // timePages times -queries pages of each kind, the newest, the oldest and
 // one at a random point, in turn; failures and wrong pages are counted in h.
-func (b *bench) timePages(ctx context.Context, tok string, chatID, first, last int64, seed uint64, h *historyResult) (newest, oldest, random *hist) {
-	newest, oldest, random = new(hist), new(hist), new(hist)
+func (b *bench) timePages(ctx context.Context, tok string, chatID, first, last int64, seed uint64, h *historyResult) pageTimes {
+	newest, oldest, random := new(hist), new(hist), new(hist)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	size := int64(b.cfg.pageSize)
 	for i := 0; i < b.cfg.queries && ctx.Err() == nil; i++ {
@@ -423,7 +422,7 @@ func (b *bench) timePages(ctx context.Context, tok string, chatID, first, last i
 			}
 		}
 	}
-	return newest, oldest, random
+	return pageTimes{Newest: newest.summary(), Oldest: oldest.summary(), Random: random.summary()}
 }
 
 // pageOK checks a history page: full, ascending, and before the cursor.
