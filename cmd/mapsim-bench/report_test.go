@@ -7,14 +7,20 @@ import (
 	"testing"
 )
 
-func TestJudgeFanout(t *testing.T) {
-	var fanout target
+// firstTarget is the first of targets for a scenario.
+func firstTarget(t *testing.T, scenario string) target {
+	t.Helper()
 	for _, tg := range targets {
-		if tg.scenario == "fanout" {
-			fanout = tg
-			break
+		if tg.scenario == scenario {
+			return tg
 		}
 	}
+	t.Fatalf("no target for %s", scenario)
+	return target{}
+}
+
+func TestJudgeFanout(t *testing.T) {
+	fanout := firstTarget(t, "fanout")
 	full := func(perSec, p99 float64, lost int64) *result {
 		return &result{Scenario: "fanout", Label: "sqlite", DeliveriesPerSec: perSec, OfferedRate: 120,
 			Params:     params{Clients: 1000, Duration: 60, Rate: 120},
@@ -93,13 +99,7 @@ func TestReportSweepTarget(t *testing.T) {
 // The history target is judged on the pages timed once the machine was
 // quiet, and the report shows the pages right after the fill beside them.
 func TestJudgeHistory(t *testing.T) {
-	var history target
-	for _, tg := range targets {
-		if tg.scenario == "history" {
-			history = tg
-			break
-		}
-	}
+	history := firstTarget(t, "history")
 	r := &result{Scenario: "history", Label: "sqlite", History: &historyResult{
 		Messages: 10_000_000, PageSize: 50,
 		pageTimes:     pageTimes{Newest: summary{P99: 3}, Oldest: summary{P99: 4}, Random: summary{P99: 4.5}},

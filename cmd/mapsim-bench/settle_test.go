@@ -54,6 +54,12 @@ func TestSettleIsBounded(t *testing.T) {
 	if took > 10*time.Second {
 		t.Fatalf("settle took %s with a 1.5 s bound", took)
 	}
+	// A bound shorter than the first one-second sample ends the wait
+	// before the machine can be found quiet, however quiet it is.
+	took, ok, err := settle(context.Background(), 100*time.Millisecond)
+	if err != nil || ok || took >= time.Second {
+		t.Fatalf("settle with a 0.1 s bound: %s, quiet %v, %v; want under 1 s, not quiet", took, ok, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, ok, err := settle(ctx, time.Minute); ok || err == nil {
