@@ -10,6 +10,7 @@ require (
 	github.com/joho/godotenv v1.5.1
 	golang.org/x/crypto v0.58.0
 	golang.org/x/image v0.47.0
+	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0
 )
 

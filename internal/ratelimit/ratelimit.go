@@ -4,54 +4,45 @@
 package ratelimit
 
 import (
-	"context"
-	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// Bucket is a token bucket: it holds up to Burst tokens and gains Rate
-// tokens per second. It is not safe for concurrent use; Keyed wraps it for
-// that.
+// Bucket is a token bucket: it holds up to a burst of tokens and gains a
+// rate of tokens per second. It is golang.org/x/time/rate's Limiter, with
+// the one question the server asks of it: may this go now, and if not, how
+// long until it may (the retry_after a client is told).
+//
+// BenchmarkFrameAllow and BenchmarkKeyedAllow measure it against the
+// hand-written bucket it replaced: about 15 → 46 ns a frame and 37 → 64 ns a
+// message on this project's CI machine, against the tens of microseconds a
+// frame costs to read, decode and answer.
 type Bucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
+	l *rate.Limiter
 }
 
-// NewBucket returns a full bucket.
-func NewBucket(rate float64, burst int) Bucket {
-	return Bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+// NewBucket returns a full bucket: rate tokens per second, bursts of burst.
+func NewBucket(perSecond float64, burst int) Bucket {
+	return Bucket{rate.NewLimiter(rate.Limit(perSecond), burst)}
 }
 
-func (b *Bucket) refill(now time.Time) {
-	if !b.last.IsZero() {
-		if d := now.Sub(b.last).Seconds(); d > 0 {
-			b.tokens = math.Min(b.burst, b.tokens+d*b.rate)
-		}
-	}
-	if now.After(b.last) {
-		b.last = now
-	}
-}
-
-// Allow takes a token if there is one. When there is none it reports how
-// long until there will be.
-func (b *Bucket) Allow(now time.Time) (bool, time.Duration) {
-	b.refill(now)
-	if b.tokens >= 1 {
-		b.tokens--
+// Allow takes a token if there is one at now. When there is none it takes
+// nothing and reports how long until there will be one. A clock that steps
+// backwards refills nothing.
+func (b Bucket) Allow(now time.Time) (bool, time.Duration) {
+	if b.l.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	wait := time.Duration((1 - b.l.TokensAt(now)) / float64(b.l.Limit()) * float64(time.Second))
 	return false, max(wait, time.Millisecond)
 }
 
 // full reports whether the bucket has refilled completely, so that
 // forgetting it changes nothing.
-func (b *Bucket) full(now time.Time) bool {
-	b.refill(now)
-	return b.tokens >= b.burst
+func (b Bucket) full(now time.Time) bool {
+	return b.l.TokensAt(now) >= float64(b.l.Burst())
 }
 
 // Keyed is one bucket per key (a user id), safe for concurrent use. Buckets
@@ -62,25 +53,24 @@ type Keyed struct {
 	burst int
 
 	mu      sync.Mutex
-	buckets map[int64]*Bucket
+	buckets map[int64]Bucket
 }
 
 // NewKeyed returns a Keyed limiter: rate tokens per second per key, bursts
 // of burst.
 func NewKeyed(rate float64, burst int) *Keyed {
-	return &Keyed{rate: rate, burst: burst, buckets: make(map[int64]*Bucket)}
+	return &Keyed{rate: rate, burst: burst, buckets: make(map[int64]Bucket)}
 }
 
 // Allow takes a token from key's bucket; see Bucket.Allow.
 func (k *Keyed) Allow(key int64, now time.Time) (bool, time.Duration) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	b := k.buckets[key]
-	if b == nil {
-		nb := NewBucket(k.rate, k.burst)
-		b = &nb
+	b, ok := k.buckets[key]
+	if !ok {
+		b = NewBucket(k.rate, k.burst)
 		k.buckets[key] = b
 	}
+	k.mu.Unlock()
 	return b.Allow(now)
 }
 
@@ -100,20 +90,6 @@ func (k *Keyed) Len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.buckets)
-}
-
-// Run sweeps every interval until ctx ends.
-func (k *Keyed) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			k.Sweep(now)
-		}
-	}
 }
 
 // Conns counts concurrent connections per client address.
