@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
 )
 
 // user is one account of the run.
@@ -175,9 +177,6 @@ func planRooms(clients, lo, hi int, seed uint64) []int {
 	return sizes
 }
 
-// maxAddAtOnce is the server's limit of members added by one request.
-const maxAddAtOnce = 256
-
 // createRooms creates one group chat per room through the API, owned by
 // its first member's user, and records where members sync from.
 func (b *bench) createRooms(ctx context.Context) error {
@@ -228,13 +227,13 @@ func (b *bench) createRoom(ctx context.Context, r *room) error {
 	if err != nil {
 		return err
 	}
-	first := others[:min(len(others), maxAddAtOnce)]
+	first := others[:min(len(others), chat.MaxAddAtOnce)]
 	info, err := b.api.createGroup(ctx, tok, fmt.Sprintf("bench %s room %d", b.run, r.idx), first)
 	if err != nil {
 		return fmt.Errorf("create room %d: %w", r.idx, err)
 	}
 	for rest := others[len(first):]; len(rest) > 0; {
-		n := min(len(rest), maxAddAtOnce)
+		n := min(len(rest), chat.MaxAddAtOnce)
 		if info, err = b.api.addMembers(ctx, tok, info.Name, rest[:n]); err != nil {
 			return fmt.Errorf("add members to room %d: %w", r.idx, err)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
 	"github.com/mapsim/mapsim-chat/internal/broker"
+	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/config"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/files"
@@ -23,6 +23,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
+	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 	"github.com/mapsim/mapsim-chat/web"
@@ -128,14 +129,21 @@ func secret(cfg config.Config, log *slog.Logger) ([]byte, error) {
 
 // app is the wired server.
 type app struct {
-	store    *store.DB
-	ring     *keyring.Ring
-	auth     *auth.Service
-	delivery *delivery.Service
-	hub      *hub.Hub
-	uploads  *uploads.Service
-	handler  http.Handler
+	store     *store.DB
+	ring      *keyring.Ring
+	sequencer *sequencer.Sequencer
+	auth      *auth.Service
+	hub       *hub.Hub
+	uploads   *uploads.Service
+	handler   http.Handler
 }
+
+// Sizes of the sequencer's queues: messages waiting for the committer (a
+// few groups' worth), and commits waiting for the publisher.
+const (
+	commitQueue  = 4 * delivery.MaxGroup
+	publishQueue = 64
+)
 
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
 	key, err := secret(cfg, log)
@@ -152,15 +160,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		return nil, err
 	}
 	b := broker.NewLocal()
-	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
+	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
+	messages := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
+	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log})
 	au := auth.NewService(auth.Options{
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
 	})
 	h := hub.New(hub.Options{
-		Delivery: dl, Store: st, Broker: b, Log: log,
-		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst, FrameRate: cfg.FrameRate, FrameBurst: cfg.FrameBurst,
-		PresenceLimit: cfg.PresenceLimit, PresenceGrace: cmp.Or(cfg.PresenceGrace, -1), WriteDelay: cmp.Or(cfg.WriteDelay, -1),
+		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
+		QueueSize: cfg.WSQueueSize, PingInterval: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout, WriteTimeout: cfg.WSWriteTimeout,
+		SyncPage: cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
+		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
 	})
 	up, err := newUploads(cfg, st, ring, log)
 	if err != nil {
@@ -168,10 +179,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		return nil, err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Delivery: dl, Hub: h, Uploads: up, Store: st, Log: log, Web: web.Static(), Conns: ratelimit.NewConns(cfg.MaxConnsPerIP),
-		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
+		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
+		Conns: ratelimit.NewConns(cfg.MaxConnsPerIP), AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
-	return &app{store: st, ring: ring, auth: au, delivery: dl, hub: h, uploads: up, handler: handler}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
@@ -228,7 +240,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	var jobs sync.WaitGroup
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	jobs.Go(func() { a.delivery.Run(commitCtx) })
+	jobs.Go(func() { a.sequencer.Run(commitCtx) })
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 )
 
@@ -85,6 +86,29 @@ type Config struct {
 	// arrive within this time of its last write wait and go out together
 	// (0: never wait). See hub.Options.WriteDelay.
 	WriteDelay time.Duration
+
+	// The WebSocket hub's fixed settings (not read from the environment;
+	// kept here so that each default is stated once): the frames that may
+	// wait for one connection, the ping period, how long a silent
+	// connection lives, how long one write may block, the page size of a
+	// sync, how long a typing indicator holds, and the write rate above
+	// which the hub coalesces (see hub.Options).
+	WSQueueSize    int
+	WSPingInterval time.Duration
+	WSPongTimeout  time.Duration
+	WSWriteTimeout time.Duration
+	SyncPageSize   int
+	TypingTTL      time.Duration
+	WSBusyWrites   int
+}
+
+// Limits are the limits clients are held to and told of: the largest
+// message, the message and frame rates, and the largest upload.
+func (c Config) Limits() chat.Limits {
+	return chat.Limits{
+		MaxMessageBytes: c.MaxMessageBytes, MessageRate: c.MessageRate, MessageBurst: c.MessageBurst,
+		FrameRate: c.FrameRate, FrameBurst: c.FrameBurst, UploadMaxBytes: c.UploadMaxFileBytes,
+	}
 }
 
 // SQLitePath is the database file used with the sqlite driver.
@@ -312,6 +336,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
 	c.PresenceGrace = l.duration("PRESENCE_GRACE", time.Second, 10*time.Second, 0, 5*time.Minute)
 	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)
+	c.WSQueueSize, c.WSPingInterval, c.WSPongTimeout, c.WSWriteTimeout = 256, 25*time.Second, 60*time.Second, 10*time.Second
+	c.SyncPageSize, c.TypingTTL, c.WSBusyWrites = 200, 5*time.Second, 10000
 
 	if v := l.str("REDIS_URL", ""); v != "" {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")

@@ -1,198 +1,93 @@
 // Package delivery is the path of a message: check it, seal it with the key
-// ring, commit it in groups, acknowledge it to the sender and publish it to
-// the chat, in commit order. It also reads history back, opening each body.
+// ring, commit it through the sequencer (in groups), acknowledge it to the
+// sender and publish it to the chat, in commit order. Edits and deletes take
+// the same path. It also reads history back, opening each body.
 package delivery
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
-// Limits of the commit groups.
-const (
-	maxGroup   = 1024
-	queueDepth = 4096
-	// pubDepth is how many committed groups may wait for the publisher
-	// before the committer waits for it.
-	pubDepth = 64
-)
+// MaxGroup is the most messages committed in one transaction.
+const MaxGroup = 1024
 
-// MaxClientIDLen is the longest client id accepted.
-const MaxClientIDLen = 64
+// commitTimeout bounds one commit. The committer serves everyone, so a
+// database that hangs must not hold it for longer.
+const commitTimeout = 30 * time.Second
 
-// Service sends messages and reads history.
-type Service struct {
-	store    chat.Store
-	ring     *keyring.Ring
-	broker   chat.Broker
-	log      *slog.Logger
-	now      func() time.Time
-	maxBytes int
-
-	requests chan *request
-	// pubs carries committed work, in commit order, to the publisher,
-	// which publishes it and hands the requests their results.
-	pubs    chan func(ctx context.Context)
-	stopped chan struct{} // closed when the committer and the publisher have exited
-}
-
-// request is one unit of the committer's work: a message to insert (grouped
-// with its neighbours), or an op that runs alone in its own transaction
-// (edits, membership changes) and returns the events to publish.
-type request struct {
-	msg      chat.NewMessage
-	chat     chat.Chat
-	username string
-	text     string
-	reply    *chat.Message
-	file     *chat.File
-	op       func(ctx context.Context) (any, []chat.Event, error)
-	// The result goes to done, or, for a request queued with SendAsync,
-	// to then, which the committer calls.
-	done chan result
-	then func(result)
-}
-
-// finish hands a request its result.
-func (r *request) finish(res result) {
-	if r.then != nil {
-		r.then(res)
-		return
-	}
-	r.done <- res
-}
-
-type result struct {
-	msg     chat.Message
-	created bool
-	value   any
-	err     error
+// Store is what the message path needs of the database.
+type Store interface {
+	// InsertMessages commits a group of messages in one transaction, in
+	// order, idempotent on (user, client id): a pair already stored returns
+	// the stored id with Created false and stores nothing.
+	InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error)
+	// EditMessage applies an edit or delete and inserts its event row, in
+	// one transaction (see store.DB.EditMessage for its errors).
+	EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, error)
+	// MessagesBefore returns up to limit messages of a chat with id <
+	// before (before <= 0: from the newest), oldest first, and whether
+	// older ones exist.
+	MessagesBefore(ctx context.Context, chatID, before int64, limit int) ([]chat.Message, bool, error)
+	// MessagesAfter returns up to limit messages and events of a chat with
+	// id > after, oldest first.
+	MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error)
+	// MessagesByIDs returns the messages of a chat with the given ids, in
+	// id order; ids of other chats or missing rows are left out.
+	MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]chat.Message, error)
+	// FileByID finds a file; ENotFound when there is none.
+	FileByID(ctx context.Context, id []byte) (chat.File, error)
+	// FilesByIDs returns the files with the given ids; missing ones are
+	// left out.
+	FilesByIDs(ctx context.Context, ids [][]byte) ([]chat.File, error)
+	// ChatByID finds a chat by id; ENotFound when there is none.
+	ChatByID(ctx context.Context, id int64) (chat.Chat, error)
 }
 
 // Options configure a Service.
 type Options struct {
-	Store           chat.Store
-	Ring            *keyring.Ring
-	Broker          chat.Broker
-	Log             *slog.Logger
-	Now             func() time.Time
+	Store     Store
+	Ring      *keyring.Ring
+	Sequencer *sequencer.Sequencer
+	Broker    chat.Broker
+	Log       *slog.Logger
+	Now       func() time.Time
+	// MaxMessageBytes is the largest message text accepted.
 	MaxMessageBytes int
 }
 
-// New returns a Service; call Run to start its committer.
+// Service sends messages, edits and deletes them, and reads history.
+type Service struct {
+	store    Store
+	ring     *keyring.Ring
+	seq      *sequencer.Sequencer
+	broker   chat.Broker
+	log      *slog.Logger
+	now      func() time.Time
+	maxBytes int
+	sends    *sequencer.Batch[*send]
+}
+
+// New returns a Service; the sequencer's Run commits its work.
 func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{
-		store: o.Store, ring: o.Ring, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
-		requests: make(chan *request, queueDepth),
-		pubs:     make(chan func(ctx context.Context), pubDepth),
-		stopped:  make(chan struct{}),
+	s := &Service{
+		store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
 	}
-}
-
-// MaxMessageBytes is the largest message text accepted, in bytes.
-func (s *Service) MaxMessageBytes() int { return s.maxBytes }
-
-// messageAAD binds a sealed body to its row: the chat, the sender, the kind
-// and the client id. A body copied to another row does not open.
-func messageAAD(chatID, userID int64, kind, clientID string) []byte {
-	aad := make([]byte, 0, 32+len(kind)+len(clientID))
-	aad = append(aad, "mapsim-chat/v1/message\x00"...)
-	aad = binary.BigEndian.AppendUint64(aad, uint64(chatID))
-	aad = binary.BigEndian.AppendUint64(aad, uint64(userID))
-	aad = append(aad, kind...)
-	aad = append(aad, 0)
-	return append(aad, clientID...)
-}
-
-// CheckText validates a message's text: valid UTF-8, not blank, within the
-// size limit, and free of control characters other than newline and tab.
-func (s *Service) CheckText(text string) error {
-	if len(text) > s.maxBytes {
-		return chat.Errorf(chat.ETooLarge, "The message is %d bytes; the limit is %d.", len(text), s.maxBytes)
-	}
-	if !utf8.ValidString(text) {
-		return chat.Errorf(chat.EInvalid, "The message is not valid UTF-8.")
-	}
-	if strings.TrimSpace(text) == "" {
-		return chat.Errorf(chat.EInvalid, "The message is empty.")
-	}
-	for _, r := range text {
-		if r == utf8.RuneError || (unicode.IsControl(r) && r != '\n' && r != '\t') {
-			return chat.Errorf(chat.EInvalid, "The message contains a control character (U+%04X).", r)
-		}
-	}
-	return nil
-}
-
-// CheckClientID validates a client id: up to 64 characters of letters,
-// digits and "-_.:".
-func CheckClientID(id string) error {
-	if len(id) > MaxClientIDLen {
-		return chat.Errorf(chat.EInvalid, "client_id is longer than %d characters.", MaxClientIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:", c) >= 0) {
-			return chat.Errorf(chat.EInvalid, "client_id may hold only letters, digits and - _ . :")
-		}
-	}
-	return nil
-}
-
-var errNoChat = chat.Errorf(chat.EForbidden, "No such chat, or you are not a member of it.")
-
-// ResolveChat finds a chat by numeric id or by name and checks that the user
-// is a member. A missing chat and a chat the user is not in get the same
-// answer, so a non-member learns nothing about it.
-func (s *Service) ResolveChat(ctx context.Context, id chat.Identity, ref string) (chat.Chat, error) {
-	ref = strings.TrimSpace(ref)
-	if ref == "" {
-		ref = chat.GlobalChatName
-	}
-	if len(ref) > 64 {
-		return chat.Chat{}, errNoChat
-	}
-	var (
-		c   chat.Chat
-		err error
-	)
-	if n, perr := strconv.ParseInt(ref, 10, 64); perr == nil {
-		c, err = s.store.ChatByID(ctx, n)
-	} else {
-		c, err = s.store.ChatByName(ctx, ref)
-	}
-	if chat.ErrorCode(err) == chat.ENotFound {
-		return chat.Chat{}, errNoChat
-	}
-	if err != nil {
-		return chat.Chat{}, err
-	}
-	member, err := s.store.IsMember(ctx, c.ID, id.UserID)
-	if err != nil {
-		return chat.Chat{}, err
-	}
-	if !member {
-		return chat.Chat{}, errNoChat
-	}
-	return c, nil
+	s.sends = sequencer.NewBatch(o.Sequencer, MaxGroup, s.commitSends)
+	return s
 }
 
 // SendRequest is a message a user asks to send.
@@ -204,51 +99,51 @@ type SendRequest struct {
 	ReplyTo  int64  // optional: a message of the same chat this one answers
 }
 
-// Send checks, seals and commits a message, then publishes it. It returns
-// once the message is committed; created is false when the client id had
-// already been stored, in which case nothing is published again.
-func (s *Service) Send(ctx context.Context, id chat.Identity, req SendRequest) (chat.Message, bool, error) {
-	r, err := s.prepare(ctx, id, req)
-	if err != nil {
-		return chat.Message{}, false, err
-	}
-	r.done = make(chan result, 1)
-	res, err := s.submit(ctx, r)
-	return res.msg, res.created, err
+// Sent is the outcome of a send: the message as committed, and whether this
+// send stored it (false when its client id had been stored before, in which
+// case nothing was published again).
+type Sent struct {
+	Message chat.Message
+	Created bool
 }
 
-// SendAsync is Send without the wait, so that a connection can have
-// several messages in the committer's queue at once: it checks and seals
-// the message and queues it. An error doing so is returned and then is not
-// called; otherwise then is called once, with the outcome, after the
-// message's group commits (or fails) and the message is published. then
-// must not block: it runs in the publisher.
-func (s *Service) SendAsync(ctx context.Context, id chat.Identity, req SendRequest, then func(m chat.Message, created bool, err error)) error {
-	r, err := s.prepare(ctx, id, req)
+// send is one message on its way through the sequencer.
+type send struct {
+	msg      chat.NewMessage
+	chat     chat.Chat
+	username string
+	text     string
+	reply    *chat.Message
+	file     *chat.File
+	then     func(Sent, error)
+}
+
+// SendAsync checks and seals a message and queues it for the committer,
+// without waiting, so that a connection can have several messages in the
+// queue at once and they commit in one group. An error doing so is returned
+// and then is not called; otherwise then is called once with the outcome,
+// after the message's group has committed (or failed) and the message has
+// been published. then runs on the sequencer's publisher and must not
+// block.
+func (s *Service) SendAsync(ctx context.Context, id chat.Identity, req SendRequest, then func(Sent, error)) error {
+	m, err := s.prepare(ctx, id, req)
 	if err != nil {
 		return err
 	}
-	r.then = func(res result) { then(res.msg, res.created, res.err) }
-	select {
-	case s.requests <- r:
-		return nil
-	case <-s.stopped:
-		return errShuttingDown
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	m.then = then
+	return s.sends.Submit(ctx, m)
 }
 
-// prepare checks a message and seals it into a committer request.
-func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest) (*request, error) {
-	if err := s.CheckText(req.Text); err != nil {
+// prepare checks a message and seals it.
+func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest) (*send, error) {
+	if err := chat.CheckText(req.Text, s.maxBytes); err != nil {
 		return nil, err
 	}
-	if err := CheckClientID(req.ClientID); err != nil {
+	if err := chat.CheckClientID(req.ClientID); err != nil {
 		return nil, err
 	}
 	if req.ClientID == "" {
-		req.ClientID = newClientID()
+		req.ClientID = chat.NewClientID()
 	}
 	if req.Kind == "" {
 		req.Kind = chat.MessageText
@@ -268,15 +163,15 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 			return nil, err
 		}
 	}
-	version, body := s.ring.Seal([]byte(req.Text), messageAAD(req.Chat.ID, id.UserID, req.Kind, req.ClientID))
-	r := &request{
+	m := &send{
 		msg: chat.NewMessage{
-			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, KeyVersion: version, Body: body,
-			ClientID: req.ClientID, CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
+			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, ClientID: req.ClientID,
+			CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
 		},
 		chat: req.Chat, username: id.Username, text: req.Text, reply: reply, file: file,
 	}
-	return r, nil
+	s.ring.SealMessage(&m.msg, []byte(req.Text))
+	return m, nil
 }
 
 // fileIDFromText reads the file id out of a file message's text:
@@ -313,14 +208,6 @@ func (s *Service) postableFile(ctx context.Context, id chat.Identity, c chat.Cha
 	return &f, nil
 }
 
-// newClientID makes a client id for a message or event whose client gave
-// none.
-func newClientID() string {
-	b := make([]byte, 15)
-	rand.Read(b)
-	return "srv-" + base64.RawURLEncoding.EncodeToString(b)
-}
-
 // replyTarget loads the message a reply answers: a message (not an event)
 // of the same chat.
 func (s *Service) replyTarget(ctx context.Context, c chat.Chat, id int64) (*chat.Message, error) {
@@ -338,186 +225,186 @@ func (s *Service) replyTarget(ctx context.Context, c chat.Chat, id int64) (*chat
 	return &msgs[0], nil
 }
 
-// submit hands a request to the committer and waits for its result.
-func (s *Service) submit(ctx context.Context, r *request) (result, error) {
-	select {
-	case s.requests <- r:
-	case <-s.stopped:
-		return result{}, errShuttingDown
-	case <-ctx.Done():
-		return result{}, ctx.Err()
-	}
-	select {
-	case res := <-r.done:
-		return res, res.err
-	case <-s.stopped:
-		// The committer may have taken it in its last group; check.
-		select {
-		case res := <-r.done:
-			return res, res.err
-		default:
-		}
-		return result{}, errShuttingDown
-	case <-ctx.Done():
-		// The change may still commit; a resend with the same client id
-		// is recognised.
-		return result{}, ctx.Err()
-	}
-}
-
-var errShuttingDown = chat.Errorf(chat.EUnavailable, "The server is shutting down; send again after reconnecting.")
-
-// Run commits queued work until ctx ends, then commits what is already
-// queued and returns. Messages are committed in groups; an op runs alone,
-// between the groups before and after it. Publishing happens after each
-// commit and in id order, so every connection sees a chat's messages,
-// edits and membership changes in order: the committer hands each commit
-// to a publisher goroutine, which publishes it and then answers its
-// requests, while the committer goes on with the next group. (Publishing a
-// group, encoding each message and queueing it to every member's
-// connection, was a third of the committer's time.)
-func (s *Service) Run(ctx context.Context) {
-	// Work already taken is finished even after ctx ends.
-	wctx := context.WithoutCancel(ctx)
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		for p := range s.pubs {
-			p(wctx)
-		}
-	}()
-	defer func() {
-		close(s.pubs)
-		<-published
-		close(s.stopped)
-	}()
-	group := make([]*request, 0, maxGroup)
-	for {
-		var r *request
-		select {
-		case r = <-s.requests:
-		case <-ctx.Done():
-			for {
-				select {
-				case r := <-s.requests:
-					s.process(wctx, r, group)
-				default:
-					return
-				}
-			}
-		}
-		s.process(wctx, r, group)
-	}
-}
-
-// hand queues committed work for the publisher, in commit order.
-func (s *Service) hand(p func(ctx context.Context)) { s.pubs <- p }
-
-// process commits r and whatever is queued behind it, up to the next op.
-func (s *Service) process(ctx context.Context, r *request, group []*request) {
-	for r != nil {
-		if r.op != nil {
-			s.runOp(ctx, r)
-			return
-		}
-		group = append(group[:0], r)
-		r = nil
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case next := <-s.requests:
-				if next.op != nil {
-					r = next
-					break drain
-				}
-				group = append(group, next)
-			default:
-				break drain
-			}
-		}
-		s.commit(ctx, group)
-	}
-}
-
-// runOp runs one op and publishes its events in order.
-func (s *Service) runOp(ctx context.Context, r *request) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	value, events, err := r.op(ctx)
-	if err != nil {
-		if chat.ErrorCode(err) == chat.EInternal {
-			s.log.Error("commit change", "err", err)
-		}
-		s.hand(func(context.Context) { r.finish(result{err: err}) })
-		return
-	}
-	s.hand(func(ctx context.Context) {
-		for _, ev := range events {
-			s.publish(ctx, ev)
-		}
-		r.finish(result{value: value})
-	})
-}
-
-// publish hands an event to the broker. A committed change that fails to
-// publish is not lost: clients catch up through sync.
-func (s *Service) publish(ctx context.Context, ev chat.Event) {
-	if err := s.broker.Publish(ctx, ev); err != nil {
-		s.log.Warn("publish event", "chat_id", ev.ChatID, "message_id", ev.MessageID, "err", err)
-	}
-}
-
-// commit stores a group in one transaction. If the group fails, each
-// message is tried alone so that one bad row does not fail its neighbours.
-func (s *Service) commit(ctx context.Context, group []*request) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// commitSends stores a group of messages in one transaction. If the group
+// fails, each message is tried alone, so that one bad row fails only its
+// own sender. Runs on the committer.
+func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publication {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	msgs := make([]chat.NewMessage, len(group))
-	for i, r := range group {
-		msgs[i] = r.msg
+	for i, m := range group {
+		msgs[i] = m.msg
 	}
 	inserted, err := s.store.InsertMessages(ctx, msgs)
 	if err != nil && len(group) > 1 {
-		for _, r := range group {
-			s.commit(ctx, []*request{r})
+		pubs := make([]sequencer.Publication, len(group))
+		for i, m := range group {
+			pubs[i] = s.commitSends(ctx, []*send{m})
 		}
-		return
+		return func(ctx context.Context) {
+			for _, p := range pubs {
+				p(ctx)
+			}
+		}
 	}
 	if err != nil {
-		if chat.ErrorCode(err) == chat.EInternal {
-			s.log.Error("commit message", "chat_id", group[0].msg.ChatID, "err", err)
-		}
-		r := group[0]
-		s.hand(func(context.Context) { r.finish(result{err: err}) })
-		return
+		s.logFailure("commit message", err, "chat_id", group[0].msg.ChatID)
+		m := group[0]
+		return func(context.Context) { m.then(Sent{}, err) }
 	}
-	done := make([]result, len(group))
-	for i, r := range group {
+	group = slices.Clone(group) // the sequencer reuses its slice
+	done := make([]Sent, len(group))
+	for i, m := range group {
 		ins := inserted[i]
-		m := chat.Message{
-			ID: ins.ID, ChatID: ins.ChatID, ChatName: r.chat.Name, UserID: r.msg.UserID, Username: r.username,
-			Kind: r.msg.Kind, Text: r.text, ClientID: r.msg.ClientID, CreatedAt: ins.CreatedAt,
-			ReplyTo: r.msg.ReplyTo, Reply: r.reply, File: r.file,
+		msg := chat.Message{
+			ID: ins.ID, ChatID: ins.ChatID, ChatName: m.chat.Name, UserID: m.msg.UserID, Username: m.username,
+			Kind: m.msg.Kind, Text: m.text, ClientID: m.msg.ClientID, CreatedAt: ins.CreatedAt,
+			ReplyTo: m.msg.ReplyTo, Reply: m.reply, File: m.file,
 		}
-		if !ins.Created && ins.ChatID != r.chat.ID {
+		if !ins.Created && ins.ChatID != m.chat.ID {
 			// The client reused an id it had used in another chat; report the
 			// stored message, in its own chat.
 			if c, err := s.store.ChatByID(ctx, ins.ChatID); err == nil {
-				m.ChatName = c.Name
+				msg.ChatName = c.Name
 			}
 		}
-		done[i] = result{msg: m, created: ins.Created}
+		done[i] = Sent{Message: msg, Created: ins.Created}
 	}
-	group = slices.Clone(group) // the committer reuses its slice
-	s.hand(func(ctx context.Context) {
-		for i, r := range group {
-			if m := done[i].msg; done[i].created {
-				frame, _ := json.Marshal(wire.FromMessage(m))
-				s.publish(ctx, chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame})
+	return func(ctx context.Context) {
+		for i, m := range group {
+			if done[i].Created {
+				s.publish(ctx, done[i].Message)
 			}
-			r.finish(done[i])
+			m.then(done[i], nil)
 		}
-	})
+	}
+}
+
+// publish hands a committed message or change to the broker, encoded once
+// for every member. A committed change that fails to publish is not lost:
+// clients catch up through sync.
+func (s *Service) publish(ctx context.Context, m chat.Message) {
+	frame, err := json.Marshal(wire.FromMessage(m))
+	if err != nil {
+		s.log.Error("encode message frame", "message_id", m.ID, "err", err)
+		return
+	}
+	ev := chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame}
+	if err := s.broker.Publish(ctx, ev); err != nil {
+		s.log.Warn("publish message", "chat_id", ev.ChatID, "message_id", ev.MessageID, "err", err)
+	}
+}
+
+// logFailure logs a commit that failed for a reason the client cannot fix
+// (only internal errors: a refused row is the client's answer, not news).
+func (s *Service) logFailure(what string, err error, attrs ...any) {
+	if chat.ErrorCode(err) == chat.EInternal {
+		s.log.Error(what, append(attrs, "err", err)...)
+	}
+}
+
+// ChangeRequest is an edit or delete of one of the user's own messages.
+type ChangeRequest struct {
+	Chat      chat.Chat // resolved, membership checked
+	MessageID int64
+	Delete    bool
+	Text      string // the new text of an edit
+	ClientID  string // optional; makes a retried change idempotent
+}
+
+// Changed is the outcome of a change: its event (kind edit or delete,
+// Target the message as it is now), and whether this call made it (false
+// for a retried client id, in which case nothing was published again).
+type Changed struct {
+	Event   chat.Message
+	Created bool
+}
+
+// Change edits or deletes a message and publishes the change, and returns
+// once it has committed.
+func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeRequest) (Changed, error) {
+	if !req.Delete {
+		if err := chat.CheckText(req.Text, s.maxBytes); err != nil {
+			return Changed{}, err
+		}
+	}
+	if err := chat.CheckClientID(req.ClientID); err != nil {
+		return Changed{}, err
+	}
+	if req.ClientID == "" {
+		req.ClientID = chat.NewClientID()
+	}
+	if req.MessageID <= 0 {
+		return Changed{}, chat.Errorf(chat.EInvalid, "message_id must name a message.")
+	}
+	// Check early, to seal the new text for the target's row; the store
+	// checks again inside its transaction.
+	found, err := s.store.MessagesByIDs(ctx, req.Chat.ID, []int64{req.MessageID})
+	if err != nil {
+		return Changed{}, err
+	}
+	if len(found) == 0 || found[0].TargetID != 0 {
+		return Changed{}, chat.Errorf(chat.ENotFound, "No message %d in this chat.", req.MessageID)
+	}
+	target := found[0]
+	switch {
+	case target.Kind == chat.MessageSystem:
+		return Changed{}, chat.Errorf(chat.EInvalid, "System messages cannot be edited or deleted.")
+	case target.UserID != id.UserID:
+		return Changed{}, chat.Errorf(chat.EForbidden, "You can edit and delete only your own messages.")
+	case !req.Delete && target.Kind != chat.MessageText:
+		return Changed{}, chat.Errorf(chat.EInvalid, "Only text messages can be edited.")
+	}
+	w := &change{
+		s: s, chat: req.Chat, by: id, reply: sequencer.Reply[Changed](),
+		edit: chat.Edit{
+			ChatID: req.Chat.ID, UserID: id.UserID, TargetID: target.ID, Delete: req.Delete,
+			EventKeyVersion: s.ring.Current(), EventClientID: req.ClientID, At: s.now().UTC(),
+		},
+	}
+	if !req.Delete {
+		w.edit.KeyVersion, w.edit.Body = s.ring.Seal([]byte(req.Text), keyring.MessageAAD(target.ChatID, target.UserID, target.Kind, target.ClientID))
+	}
+	if err := s.seq.Submit(ctx, w); err != nil {
+		return Changed{}, err
+	}
+	return sequencer.Await(ctx, s.seq, w.reply)
+}
+
+// change is an edit or delete on its way through the sequencer.
+type change struct {
+	s     *Service
+	chat  chat.Chat
+	by    chat.Identity
+	edit  chat.Edit
+	reply chan sequencer.Result[Changed]
+}
+
+// Commit applies the change and its event row in one transaction.
+func (w *change) Commit(ctx context.Context) sequencer.Publication {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	out, err := w.s.store.EditMessage(ctx, w.edit)
+	if err != nil {
+		w.s.logFailure("commit change", err, "chat_id", w.chat.ID)
+		return func(context.Context) { w.reply <- sequencer.Result[Changed]{Err: err} }
+	}
+	targets := []chat.Message{out.Target}
+	w.s.openAll(targets)
+	kind := chat.MessageEdit
+	if w.edit.Delete {
+		kind = chat.MessageDelete
+	}
+	ev := chat.Message{
+		ID: out.Event.ID, ChatID: w.chat.ID, ChatName: w.chat.Name, UserID: w.by.UserID, Username: w.by.Username,
+		Kind: kind, ClientID: w.edit.EventClientID, CreatedAt: out.Event.CreatedAt, TargetID: w.edit.TargetID, Target: &targets[0],
+	}
+	return func(ctx context.Context) {
+		if out.Event.Created {
+			w.s.publish(ctx, ev)
+		}
+		w.reply <- sequencer.Result[Changed]{Value: Changed{Event: ev, Created: out.Event.Created}}
+	}
 }
 
 // History returns a keyset page of a chat, oldest first, and whether older
@@ -635,7 +522,7 @@ func (s *Service) openAll(msgs []chat.Message) {
 		if !m.DeletedAt.IsZero() || m.TargetID != 0 || m.Kind == chat.MessageEdit || m.Kind == chat.MessageDelete {
 			continue
 		}
-		text, err := s.ring.Open(m.KeyVersion, m.Body, messageAAD(m.ChatID, m.UserID, m.Kind, m.ClientID))
+		text, err := s.ring.OpenMessage(m)
 		if err != nil {
 			s.log.Error("open message body", "message_id", m.ID, "key_version", m.KeyVersion, "err", err)
 			m.Text = unreadable
@@ -649,7 +536,7 @@ func (s *Service) openAll(msgs []chat.Message) {
 				continue
 			}
 			m.System = &ev
-			m.Text = SystemText(ev)
+			m.Text = ev.Text()
 			continue
 		}
 		m.Text = string(text)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/mapsim/mapsim-chat/internal/chat"
-	"github.com/mapsim/mapsim-chat/internal/delivery"
+	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
@@ -41,7 +41,7 @@ func pathParam(r *http.Request, name string) string {
 // chat, or the same forbidden answer for a chat that is missing or not
 // theirs.
 func (s *server) chatFrom(r *http.Request) (chat.Chat, error) {
-	return s.Delivery.ResolveChat(r.Context(), identityFrom(r.Context()), pathParam(r, "chat"))
+	return s.Chats.Resolve(r.Context(), identityFrom(r.Context()), pathParam(r, "chat"))
 }
 
 func (s *server) summaryBody(sum chat.ChatSummary) wire.Chat {
@@ -50,7 +50,7 @@ func (s *server) summaryBody(sum chat.ChatSummary) wire.Chat {
 
 func (s *server) handleListChats() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sums, err := s.Delivery.Chats(r.Context(), identityFrom(r.Context()))
+		sums, err := s.Chats.List(r.Context(), identityFrom(r.Context()))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -74,7 +74,7 @@ func (s *server) handleCreateChat() http.HandlerFunc {
 			s.writeError(w, r, chat.Errorf(chat.EInvalid, "End-to-end encrypted chats are not available on this server yet."))
 			return
 		}
-		sum, created, err := s.Delivery.CreateChat(r.Context(), identityFrom(r.Context()), delivery.CreateRequest{
+		sum, created, err := s.Chats.Create(r.Context(), identityFrom(r.Context()), chats.CreateRequest{
 			Kind: strings.TrimSpace(field(f, "kind")), Title: field(f, "title"), Members: members(f),
 		})
 		if err != nil {
@@ -123,35 +123,35 @@ func field(f map[string][]string, name string) string {
 
 func (s *server) handleGetChat() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
-		sum, err := s.Delivery.Summary(r.Context(), id, c)
+		sum, err := s.Chats.Summary(r.Context(), id, c)
 		return s.summaryBody(sum), err
 	})
 }
 
 func (s *server) handleRenameChat() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error) {
-		sum, err := s.Delivery.Rename(r.Context(), id, c, field(f, "title"))
+		sum, err := s.Chats.Rename(r.Context(), id, c, field(f, "title"))
 		return s.summaryBody(sum), err
 	})
 }
 
 func (s *server) handleAddMembers() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, f map[string][]string) (any, error) {
-		sum, err := s.Delivery.AddMembers(r.Context(), id, c, members(f))
+		sum, err := s.Chats.AddMembers(r.Context(), id, c, members(f))
 		return s.summaryBody(sum), err
 	})
 }
 
 func (s *server) handleRemoveMember() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
-		err := s.Delivery.RemoveMember(r.Context(), id, c, pathParam(r, "username"))
+		err := s.Chats.RemoveMember(r.Context(), id, c, pathParam(r, "username"))
 		return map[string]string{"detail": "Removed."}, err
 	})
 }
 
 func (s *server) handleLeaveChat() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
-		err := s.Delivery.RemoveMember(r.Context(), id, c, id.Username)
+		err := s.Chats.RemoveMember(r.Context(), id, c, id.Username)
 		return map[string]string{"detail": "You left the group."}, err
 	})
 }
@@ -162,7 +162,7 @@ func (s *server) handleMarkRead() http.HandlerFunc {
 		if err != nil {
 			return nil, chat.Errorf(chat.EInvalid, "message_id must be a message id (a positive whole number).")
 		}
-		last, err := s.Delivery.MarkRead(r.Context(), id, c, n)
+		last, err := s.Chats.MarkRead(r.Context(), id, c, n)
 		return map[string]int64{"last_read_id": last}, err
 	})
 }
@@ -185,7 +185,7 @@ func (s *server) handleSearchUsers() http.HandlerFunc {
 			}
 			limit = n
 		}
-		users, err := s.Delivery.SearchUsers(r.Context(), q.Get("q"), limit)
+		users, err := s.Chats.SearchUsers(r.Context(), q.Get("q"), limit)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

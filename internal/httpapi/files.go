@@ -75,7 +75,7 @@ func (s *server) handleUpload() http.HandlerFunc {
 					s.writeError(w, r, chat.Errorf(chat.EInvalid, "Send one file per upload."))
 					return
 				}
-				c, err := s.Delivery.ResolveChat(r.Context(), id, chatRef)
+				c, err := s.Chats.Resolve(r.Context(), id, chatRef)
 				if err != nil {
 					s.writeError(w, r, err)
 					return
@@ -110,10 +110,6 @@ func (s *server) discard(r *http.Request, f *chat.File) {
 	}
 }
 
-// noSuchFile is the answer for a missing file and for a file of a chat the
-// asker is not in, so that a non-member learns nothing about it.
-var noSuchFile = chat.Errorf(chat.ENotFound, "No such file.")
-
 // fileCSP keeps a served file from running anything, even if a browser
 // were talked into rendering it as a page.
 const fileCSP = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
@@ -124,30 +120,7 @@ const fileCSP = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; 
 func (s *server) handleFile(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw := pathParam(r, "id")
-		fileID, err := hex.DecodeString(raw)
-		if err != nil || len(fileID) != 16 {
-			s.writeError(w, r, noSuchFile)
-			return
-		}
-		f, err := s.Store.FileByID(r.Context(), fileID)
-		if chat.ErrorCode(err) == chat.ENotFound {
-			s.writeError(w, r, noSuchFile)
-			return
-		}
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		member, err := s.Store.IsMember(r.Context(), f.ChatID, identityFrom(r.Context()).UserID)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if !member {
-			s.writeError(w, r, noSuchFile)
-			return
-		}
-		content, closeFile, err := s.Uploads.Open(f, thumb)
+		d, err := s.Uploads.Download(r.Context(), identityFrom(r.Context()), raw, thumb)
 		switch {
 		case errors.Is(err, uploads.ErrExpired):
 			writeJSON(w, http.StatusGone, errorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
@@ -160,7 +133,8 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		defer closeFile()
+		defer d.Close()
+		f := d.File
 
 		h := w.Header()
 		h.Set("Content-Security-Policy", fileCSP)
@@ -176,7 +150,7 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 		}
 		h.Set("Content-Type", ctype)
 		h.Set("Content-Disposition", files.ContentDisposition(inline, name))
-		checked := &checkedReader{ReadSeeker: content}
+		checked := &checkedReader{ReadSeeker: d.Content}
 		http.ServeContent(w, r, "", f.CreatedAt, checked)
 		if checked.err != nil {
 			// Some of the response may be out; cut the connection so the

@@ -43,7 +43,7 @@ func (s *server) handleReadyz() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.Store.Ping(ctx); err != nil {
+		if err := s.Ready(ctx); err != nil {
 			s.Log.Warn("readiness: database unreachable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": "The database does not answer."})
 			return
@@ -161,12 +161,12 @@ func (s *server) handleMessages() http.HandlerFunc {
 			limit = n
 		}
 		id := identityFrom(r.Context())
-		c, err := s.Delivery.ResolveChat(r.Context(), id, q.Get("chat_id"))
+		c, err := s.Chats.Resolve(r.Context(), id, q.Get("chat_id"))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		msgs, more, err := s.Delivery.History(r.Context(), c, before, limit)
+		msgs, more, err := s.Messages.History(r.Context(), c, before, limit)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -184,7 +184,7 @@ func (s *server) handleMessages() http.HandlerFunc {
 func (s *server) handleOnline() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := identityFrom(r.Context())
-		chatIDs, err := s.Store.UserChatIDs(r.Context(), id.UserID)
+		chatIDs, err := s.Chats.ChatIDs(r.Context(), id.UserID)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -4,28 +4,31 @@
 package httpapi
 
 import (
+	"context"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
-	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 )
 
-// Deps are what the API serves from.
+// Deps are what the API serves from: the services, never the store.
 type Deps struct {
 	Auth     *auth.Service
-	Delivery *delivery.Service
+	Messages *delivery.Service
+	Chats    *chats.Service
 	Hub      *hub.Hub
 	Uploads  *uploads.Service
-	Store    chat.Store
-	Log      *slog.Logger
-	Web      fs.FS // the web client's files, index.html at the root
+	// Ready reports whether the server can serve: the database answers.
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+	Web   fs.FS // the web client's files, index.html at the root
 	// Conns caps concurrent WebSocket connections per client address.
 	Conns *ratelimit.Conns
 

@@ -77,7 +77,7 @@ func (s *server) handleWS() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		home, err := s.Delivery.ResolveChat(r.Context(), id, strings.TrimSpace(q.Get("chat_name")))
+		home, err := s.Chats.Resolve(r.Context(), id, strings.TrimSpace(q.Get("chat_name")))
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -40,8 +40,8 @@ type Conn struct {
 	lastSeen  *atomic.Int64 // Unix nanoseconds of the last frame or pong (the socket's)
 	lastPing  atomic.Int64  // Unix nanoseconds of the last ping queued
 
-	// subscribed is guarded by h.mu.
-	subscribed map[int64]struct{}
+	// The chats this connection receives live are in the hub's index
+	// (Hub.idx.subs), under the index's lock.
 
 	mu      sync.Mutex
 	streams map[int64]*stream // per chat: what has been sent, for gap-free sync
@@ -77,13 +77,12 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	ws := sock.ws
 	c := &Conn{
 		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
-		done:       make(chan struct{}),
-		closed:     make(chan struct{}),
-		lastSeen:   &sock.lastSeen,
-		subscribed: make(map[int64]struct{}),
-		streams:    make(map[int64]*stream),
-		inflight:   make(chan struct{}, maxInflight),
-		frames:     ratelimit.NewBucket(h.opt.FrameRate, h.opt.FrameBurst),
+		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
+		lastSeen: &sock.lastSeen,
+		streams:  make(map[int64]*stream),
+		inflight: make(chan struct{}, maxInflight),
+		frames:   ratelimit.NewBucket(h.opt.Limits.FrameRate, h.opt.Limits.FrameBurst),
 	}
 	c.touch()
 	c.lastPing.Store(time.Now().UnixNano())
@@ -94,7 +93,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		}
 	}
 
-	chatIDs, err := h.opt.Store.UserChatIDs(ctx, id.UserID)
+	chatIDs, err := h.opt.Chats.ChatIDs(ctx, id.UserID)
 	if err != nil {
 		h.log.Warn("websocket: load chats", "user_id", id.UserID, "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "database unavailable; reconnect shortly")
@@ -107,7 +106,10 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		finish()
 		return
 	}
-	c.enqueueJSON(wire.Hello{Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Delivery.MaxMessageBytes(), Resume: resume})
+	c.enqueueJSON(wire.Hello{
+		Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Limits.MaxMessageBytes,
+		Resume: resume, Limits: wire.FromLimits(h.opt.Limits),
+	})
 	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
 	if len(announceIn) > 0 {
 		h.announce(id.UserID, id.Username, announceIn)
@@ -406,15 +408,10 @@ func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
 	if name == c.home.Name {
 		known = &c.home
 	}
-	if known != nil {
-		c.h.mu.RLock()
-		_, sub := c.subscribed[known.ID]
-		c.h.mu.RUnlock()
-		if sub {
-			return *known, nil
-		}
+	if known != nil && c.h.idx.subscribed(c, known.ID) {
+		return *known, nil
 	}
-	ch, err := c.h.opt.Delivery.ResolveChat(ctx, c.id, name)
+	ch, err := c.h.opt.Chats.Resolve(ctx, c.id, name)
 	if err != nil {
 		return chat.Chat{}, err
 	}
@@ -454,16 +451,18 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 		return
 	}
 	userID := c.id.UserID
-	err = c.h.opt.Delivery.SendAsync(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: kind, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo},
-		// In the committer, once the message's group has committed.
-		func(m chat.Message, created bool, err error) {
+	err = c.h.opt.Messages.SendAsync(ctx, c.id, delivery.SendRequest{Chat: ch, Kind: kind, Text: in.Text, ClientID: in.ClientID, ReplyTo: in.ReplyTo},
+		// In the sequencer's publisher, once the message's group has
+		// committed and been published.
+		func(sent delivery.Sent, err error) {
 			<-c.inflight
 			if err != nil {
 				c.sendError(err, in.ClientID)
 				return
 			}
 			c.h.stopTyping(context.Background(), ch.ID, userID)
-			c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !created})
+			m := sent.Message
+			c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: m.ClientID, ID: m.ID, ChatName: m.ChatName, Duplicate: !sent.Created})
 		})
 	if err != nil {
 		<-c.inflight
@@ -480,14 +479,15 @@ func (c *Conn) handleChange(ctx context.Context, in wire.Inbound) {
 	if !c.allowMessage(in.ClientID) {
 		return
 	}
-	ev, created, err := c.h.opt.Delivery.Change(ctx, c.id, delivery.ChangeRequest{
+	done, err := c.h.opt.Messages.Change(ctx, c.id, delivery.ChangeRequest{
 		Chat: ch, MessageID: in.MessageID, Delete: in.Type == wire.TypeDelete, Text: in.Text, ClientID: in.ClientID,
 	})
 	if err != nil {
 		c.sendError(err, in.ClientID)
 		return
 	}
-	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: ev.ClientID, ID: ev.ID, ChatName: ev.ChatName, Duplicate: !created})
+	ev := done.Event
+	c.enqueueJSON(wire.Ack{Type: wire.TypeAck, ClientID: ev.ClientID, ID: ev.ID, ChatName: ev.ChatName, Duplicate: !done.Created})
 }
 
 func (c *Conn) handleRead(ctx context.Context, in wire.Inbound) {
@@ -497,7 +497,7 @@ func (c *Conn) handleRead(ctx context.Context, in wire.Inbound) {
 		return
 	}
 	// The answer is the read frame that every connection of the user gets.
-	if _, err := c.h.opt.Delivery.MarkRead(ctx, c.id, ch, in.MessageID); err != nil {
+	if _, err := c.h.opt.Chats.MarkRead(ctx, c.id, ch, in.MessageID); err != nil {
 		c.sendError(err, "")
 	}
 }
@@ -542,7 +542,7 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 		c.mu.Unlock()
 	}
 	for {
-		msgs, err := c.h.opt.Delivery.After(ctx, ch, last, c.h.opt.SyncPage)
+		msgs, err := c.h.opt.Messages.After(ctx, ch, last, c.h.opt.SyncPage)
 		if err != nil {
 			finish()
 			c.sendError(err, "")

@@ -3,11 +3,25 @@
 // presence. It never blocks on a slow client: each connection has a bounded
 // send queue and its own writer; a connection whose queue is full is closed
 // and catches up through sync when it reconnects.
+//
+// Locks, in the order they may be taken (a lock lower in the list is never
+// held while one higher up is taken):
+//
+//	Hub.presenceMu  serialises presence announcements (hub.go)
+//	index.mu        every map of the hub (index.go)
+//	Conn.mu         a connection's per-chat streams (conn.go)
+//	Conn.qmu        a connection's send queue (conn.go)
+//	batchConn.mu    a socket's writes (socket.go)
+//
+// Three more are leaves, held only around their own fields and never while
+// another lock is taken: typingSet.mu (typing.go), flushClock.mu
+// (socket.go), and the message rate limiter's (ratelimit.Keyed).
 package hub
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -21,57 +35,91 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
-// Options configure a Hub.
+// Messages is what the hub needs of the message path.
+type Messages interface {
+	// SendAsync checks and queues a message; then is called once with the
+	// outcome after it has committed and been published (see
+	// delivery.Service.SendAsync).
+	SendAsync(ctx context.Context, id chat.Identity, req delivery.SendRequest, then func(delivery.Sent, error)) error
+	// Change edits or deletes a message and returns once it has committed.
+	Change(ctx context.Context, id chat.Identity, req delivery.ChangeRequest) (delivery.Changed, error)
+	// After returns up to limit messages and change events after an id,
+	// oldest first.
+	After(ctx context.Context, c chat.Chat, after int64, limit int) ([]chat.Message, error)
+}
+
+// Chats is what the hub needs of the chats service.
+type Chats interface {
+	// Resolve finds a chat by id or name that the user is a member of.
+	Resolve(ctx context.Context, id chat.Identity, ref string) (chat.Chat, error)
+	// ChatIDs returns the ids of every chat the user belongs to.
+	ChatIDs(ctx context.Context, userID int64) ([]int64, error)
+	// MarkRead moves the user's read marker and tells their connections.
+	MarkRead(ctx context.Context, id chat.Identity, c chat.Chat, messageID int64) (int64, error)
+}
+
+// Options configure a Hub. Every number comes from config, which holds the
+// defaults; New takes them as they are.
 type Options struct {
-	Delivery *delivery.Service
-	Store    chat.Store
+	Messages Messages
+	Chats    Chats
 	Broker   chat.Broker
 	Log      *slog.Logger
-	// QueueSize is how many frames may wait for one connection (default 256).
+	// Limits are enforced here (message size, message and frame rates)
+	// and told to each client in its hello frame.
+	Limits chat.Limits
+	// QueueSize is how many frames may wait for one connection.
 	QueueSize int
 	// PingInterval and PongTimeout: ping every PingInterval, and close a
 	// connection that has sent nothing, not even a pong, for PongTimeout.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// WriteTimeout bounds one frame's write (default 10 s).
+	// WriteTimeout bounds one write to a connection.
 	WriteTimeout time.Duration
-	// SyncPage is the page size of sync replies (default 200).
+	// SyncPage is the page size of sync replies.
 	SyncPage int
-	// MessageRate and MessageBurst limit how fast one user sends messages,
-	// edits and deletes (default 10/s, bursts of 20); FrameRate and
-	// FrameBurst limit frames of any type per connection (default 40/s,
-	// bursts of 80).
-	MessageRate  float64
-	MessageBurst int
-	FrameRate    float64
-	FrameBurst   int
-	// TypingTTL is how long a typing start holds without a refresh
-	// (default 5 s).
+	// TypingTTL is how long a typing start holds without a refresh.
 	TypingTTL time.Duration
 	// PresenceLimit is the most connections a chat may have on this node
-	// and still carry presence (default 500). Announcing each arrival and
-	// departure to everyone in a chat costs frames in proportion to its
-	// size, so a big room (a large community's global) would make every
-	// connect cost O(n) and a reconnect storm O(n²); such a room carries
-	// none, and presence comes from the direct chats and groups people
-	// share.
+	// and still carry presence. Announcing each arrival and departure to
+	// everyone in a chat costs frames in proportion to its size, so a big
+	// room (a large community's global) would make every connect cost O(n)
+	// and a reconnect storm O(n²); such a room carries none, and presence
+	// comes from the direct chats and groups people share.
 	PresenceLimit int
 	// PresenceGrace is how long a user whose last connection closed stays
-	// online to everyone else (default 10 s; negative for none). A client
-	// that comes back within it (a network blip, a phone changing networks)
-	// announces nothing: not offline, then online again to every member of
-	// its chats.
+	// online to everyone else (0: none). A client that comes back within it
+	// (a network blip, a phone changing networks) announces nothing: not
+	// offline, then online again to every member of its chats.
 	PresenceGrace time.Duration
 	// WriteDelay is the least time between two writes to one connection
-	// while the hub is busy (default 5 ms; negative for none): frames that
-	// arrive sooner wait and go out together. It costs a busy connection at
-	// most that much latency and saves a system call and a wake-up at both
-	// ends for every frame it coalesces. The hub is busy while it makes
-	// more than BusyWrites writes a second (default 10,000, about a tenth
-	// of a core of system calls); below that every frame goes out at once,
+	// while the hub is busy (0: never wait): frames that arrive sooner wait
+	// and go out together. It costs a busy connection at most that much
+	// latency and saves a system call and a wake-up at both ends for every
+	// frame it coalesces. The hub is busy while it makes more than
+	// BusyWrites writes a second; below that every frame goes out at once,
 	// so a client that sends and waits for each ack is not slowed.
 	WriteDelay time.Duration
 	BusyWrites int
+}
+
+// check reports the first option that would make the hub misbehave: a
+// wiring mistake, not a user's.
+func (o Options) check() error {
+	switch {
+	case o.Messages == nil || o.Chats == nil || o.Broker == nil || o.Log == nil:
+		return fmt.Errorf("Messages, Chats, Broker and Log are required")
+	case o.QueueSize <= 0 || o.SyncPage <= 0 || o.PresenceLimit <= 0 || o.BusyWrites <= 0:
+		return fmt.Errorf("QueueSize, SyncPage, PresenceLimit and BusyWrites must be positive")
+	case o.PingInterval <= 0 || o.PongTimeout <= 0 || o.WriteTimeout <= 0 || o.TypingTTL <= 0:
+		return fmt.Errorf("PingInterval, PongTimeout, WriteTimeout and TypingTTL must be positive")
+	case o.PresenceGrace < 0 || o.WriteDelay < 0:
+		return fmt.Errorf("PresenceGrace and WriteDelay must not be negative")
+	case o.Limits.MaxMessageBytes <= 0 || o.Limits.MessageRate <= 0 || o.Limits.MessageBurst <= 0 ||
+		o.Limits.FrameRate <= 0 || o.Limits.FrameBurst <= 0:
+		return fmt.Errorf("every rate limit and MaxMessageBytes must be positive")
+	}
+	return nil
 }
 
 // Hub is the set of live connections on this node.
@@ -79,31 +127,11 @@ type Hub struct {
 	opt Options
 	log *slog.Logger
 
-	mu    sync.RWMutex
-	chats map[int64]map[*Conn]struct{} // chat id → subscribed connections
-	users map[int64]map[*Conn]struct{} // user id → connections
-	names map[int64]string             // user id → username, for users online
-	all   map[*Conn]struct{}
-	wg    sync.WaitGroup
-	// presenceMu serialises presence announcements.
+	idx index
+	wg  sync.WaitGroup // one per registered connection, until its reader ends
+	// presenceMu serialises presence announcements, so the last one a
+	// client gets is the truth (see announce).
 	presenceMu sync.Mutex
-	// closing is set by Shutdown: new connections are refused.
-	closing bool
-
-	// large holds, for each chat that has had more than PresenceLimit
-	// connections, when it last had them (guarded by mu). Such a chat
-	// carries no presence until it has stayed under the limit for
-	// largeForgetAfter: in a reconnect storm a big room empties for a
-	// moment, and must not start announcing every returning member to
-	// everyone there.
-	large map[int64]time.Time
-
-	// away holds the users whose last connection closed less than
-	// PresenceGrace ago, and awayIn the chats they were in (both guarded by
-	// mu). To everyone else they are online: names keeps their names, and
-	// Run announces them offline when the grace ends.
-	away   map[int64]*awayUser
-	awayIn map[int64]map[int64]struct{} // chat id → away user ids
 
 	messages *ratelimit.Keyed // per user
 	typing   typingSet
@@ -113,62 +141,16 @@ type Hub struct {
 	busy           atomic.Bool  // more than BusyWrites writes a second lately
 }
 
-// awayUser is a user in the grace after their last connection closed.
-type awayUser struct {
-	name    string
-	chatIDs []int64 // the chats the last connection was in
-	until   time.Time
-}
-
-// New returns a Hub subscribed to the broker.
+// New returns a Hub subscribed to the broker. It panics on options that
+// would make it misbehave (a wiring mistake).
 func New(o Options) *Hub {
-	if o.QueueSize <= 0 {
-		o.QueueSize = 256
-	}
-	if o.PingInterval <= 0 {
-		o.PingInterval = 25 * time.Second
-	}
-	if o.PongTimeout <= 0 {
-		o.PongTimeout = 60 * time.Second
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
-	if o.SyncPage <= 0 {
-		o.SyncPage = 200
-	}
-	if o.MessageRate <= 0 {
-		o.MessageRate, o.MessageBurst = 10, 20
-	}
-	if o.FrameRate <= 0 {
-		o.FrameRate, o.FrameBurst = 40, 80
-	}
-	if o.TypingTTL <= 0 {
-		o.TypingTTL = 5 * time.Second
-	}
-	if o.PresenceLimit <= 0 {
-		o.PresenceLimit = 500
-	}
-	if o.WriteDelay == 0 {
-		o.WriteDelay = 5 * time.Millisecond
-	}
-	if o.PresenceGrace == 0 {
-		o.PresenceGrace = 10 * time.Second
-	}
-	if o.BusyWrites <= 0 {
-		o.BusyWrites = 10000
+	if err := o.check(); err != nil {
+		panic("hub: " + err.Error())
 	}
 	h := &Hub{
 		opt: o, log: o.Log,
-		chats:  make(map[int64]map[*Conn]struct{}),
-		users:  make(map[int64]map[*Conn]struct{}),
-		names:  make(map[int64]string),
-		all:    make(map[*Conn]struct{}),
-		large:  make(map[int64]time.Time),
-		away:   make(map[int64]*awayUser),
-		awayIn: make(map[int64]map[int64]struct{}),
-
-		messages: ratelimit.NewKeyed(o.MessageRate, o.MessageBurst),
+		idx:      newIndex(),
+		messages: ratelimit.NewKeyed(o.Limits.MessageRate, o.Limits.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
 		flush:    flushClock{every: o.WriteDelay},
 	}
@@ -178,9 +160,9 @@ func New(o Options) *Hub {
 
 // Run does the hub's housekeeping until ctx ends: connections are pinged,
 // and dropped when they stop answering or their session expires; typing
-// indicators that were not refreshed are stopped, and idle rate-limit
-// buckets forgotten. (One loop for every connection, rather than a timer
-// and a goroutine each.)
+// indicators that were not refreshed are stopped, users whose grace ended
+// announced offline, and idle rate-limit buckets forgotten. (One loop for
+// every connection, rather than a timer and a goroutine each.)
 func (h *Hub) Run(ctx context.Context) {
 	tick := time.NewTicker(h.opt.TypingTTL / 10)
 	defer tick.Stop()
@@ -205,12 +187,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.expireTyping(now)
 			h.expireAway(now)
 		case now := <-alive.C:
-			h.mu.RLock()
-			conns = conns[:0]
-			for c := range h.all {
-				conns = append(conns, c)
-			}
-			h.mu.RUnlock()
+			conns = h.idx.conns(conns[:0])
 			for _, c := range conns {
 				c.checkAlive(now)
 			}
@@ -229,15 +206,15 @@ func (h *Hub) deliver(ev chat.Event) {
 		h.deliverToUsers(ev)
 		return
 	}
-	h.mu.RLock()
-	subs := h.chats[ev.ChatID]
+	h.idx.mu.RLock()
+	subs := h.idx.byChat[ev.ChatID]
 	targets := make([]*Conn, 0, len(subs))
 	for c := range subs {
 		if ev.SkipUserID == 0 || c.id.UserID != ev.SkipUserID {
 			targets = append(targets, c)
 		}
 	}
-	h.mu.RUnlock()
+	h.idx.mu.RUnlock()
 	for _, c := range targets {
 		if ev.MessageID == 0 {
 			c.enqueue(ev.Frame)
@@ -249,19 +226,19 @@ func (h *Hub) deliver(ev chat.Event) {
 
 func (h *Hub) deliverToUsers(ev chat.Event) {
 	var targets []*Conn
-	h.mu.Lock()
+	h.idx.mu.Lock()
 	for _, uid := range ev.UserIDs {
-		for c := range h.users[uid] {
+		for c := range h.idx.byUser[uid] {
 			switch ev.Membership {
 			case chat.MembershipJoin:
-				h.subscribeLocked(c, ev.ChatID)
+				h.idx.subscribeLocked(c, ev.ChatID, h.opt.PresenceLimit)
 			case chat.MembershipLeave:
-				h.unsubscribeLocked(c, ev.ChatID)
+				h.idx.unsubscribeLocked(c, ev.ChatID)
 			}
 			targets = append(targets, c)
 		}
 	}
-	h.mu.Unlock()
+	h.idx.mu.Unlock()
 	for _, c := range targets {
 		if ev.Membership == chat.MembershipLeave {
 			c.forget(ev.ChatID)
@@ -276,23 +253,24 @@ func (h *Hub) deliverToUsers(ev chat.Event) {
 // within the presence grace, only chats they were not in before (to the
 // others, they never left).
 func (h *Hub) register(c *Conn, chatIDs []int64) (announceIn []int64, ok bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
+	ix := &h.idx
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closing {
 		return nil, false
 	}
-	h.all[c] = struct{}{}
+	ix.subs[c] = make(map[int64]struct{}, len(chatIDs))
 	for _, id := range chatIDs {
-		h.subscribeLocked(c, id)
+		ix.subscribeLocked(c, id, h.opt.PresenceLimit)
 	}
 	uid := c.id.UserID
-	conns := h.users[uid]
+	conns := ix.byUser[uid]
 	if conns == nil {
 		conns = make(map[*Conn]struct{})
-		h.users[uid] = conns
-		h.names[uid] = c.id.Username
-		if a := h.away[uid]; a != nil {
-			h.dropAwayLocked(uid, a)
+		ix.byUser[uid] = conns
+		ix.names[uid] = c.id.Username
+		if a := ix.away[uid]; a != nil {
+			ix.dropAwayLocked(uid, a)
 			for _, id := range chatIDs {
 				if !slices.Contains(a.chatIDs, id) {
 					announceIn = append(announceIn, id)
@@ -307,31 +285,32 @@ func (h *Hub) register(c *Conn, chatIDs []int64) (announceIn []int64, ok bool) {
 	return announceIn, true
 }
 
-// goAwayLocked starts a user's grace (h.mu held for writing): expireAway
-// announces them offline when it ends, unless register ends it first.
-func (h *Hub) goAwayLocked(uid int64, chatIDs []int64) {
-	h.away[uid] = &awayUser{name: h.names[uid], chatIDs: chatIDs, until: time.Now().Add(h.opt.PresenceGrace)}
-	for _, id := range chatIDs {
-		users := h.awayIn[id]
-		if users == nil {
-			users = make(map[int64]struct{})
-			h.awayIn[id] = users
-		}
-		users[uid] = struct{}{}
+// unregister removes a connection; it reports whether its user went offline
+// and which chats the user was in.
+func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
+	ix := &h.idx
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for id := range ix.subs[c] {
+		chatIDs = append(chatIDs, id)
+		ix.unsubscribeLocked(c, id)
 	}
-}
-
-// dropAwayLocked ends a user's grace (h.mu held for writing).
-func (h *Hub) dropAwayLocked(uid int64, a *awayUser) {
-	delete(h.away, uid)
-	for _, id := range a.chatIDs {
-		if users := h.awayIn[id]; users != nil {
-			delete(users, uid)
-			if len(users) == 0 {
-				delete(h.awayIn, id)
+	delete(ix.subs, c)
+	uid := c.id.UserID
+	if conns := ix.byUser[uid]; conns != nil {
+		delete(conns, c)
+		if len(conns) == 0 {
+			delete(ix.byUser, uid)
+			if h.opt.PresenceGrace > 0 && !ix.closing {
+				// Online to the others until the grace ends.
+				ix.goAwayLocked(uid, chatIDs, time.Now().Add(h.opt.PresenceGrace))
+			} else {
+				delete(ix.names, uid)
+				wentOffline = true
 			}
 		}
 	}
+	return wentOffline, chatIDs
 }
 
 // expireAway announces offline the users whose grace has ended.
@@ -341,137 +320,59 @@ func (h *Hub) expireAway(now time.Time) {
 		a   *awayUser
 	}
 	var ended []gone
-	h.mu.Lock()
-	for uid, a := range h.away {
+	ix := &h.idx
+	ix.mu.Lock()
+	for uid, a := range ix.away {
 		if !now.Before(a.until) {
-			h.dropAwayLocked(uid, a)
-			delete(h.names, uid)
+			ix.dropAwayLocked(uid, a)
+			delete(ix.names, uid)
 			ended = append(ended, gone{uid, a})
 		}
 	}
-	h.mu.Unlock()
+	ix.mu.Unlock()
 	for _, g := range ended {
 		h.announce(g.uid, g.a.name, g.a.chatIDs)
 	}
 }
 
-func (h *Hub) subscribeLocked(c *Conn, chatID int64) {
-	subs := h.chats[chatID]
-	if subs == nil {
-		subs = make(map[*Conn]struct{})
-		h.chats[chatID] = subs
-	}
-	subs[c] = struct{}{}
-	c.subscribed[chatID] = struct{}{}
-	if len(subs) > h.opt.PresenceLimit {
-		h.large[chatID] = time.Now()
-	}
-}
-
-// largeForgetAfter is how long a chat that had more than PresenceLimit
-// connections stays without presence once under the limit again.
-const largeForgetAfter = 10 * time.Minute
-
-// carriesPresenceLocked reports whether a chat announces presence: it has
-// at most PresenceLimit connections and has not had more lately. h.mu is
-// held (for reading at least).
-func (h *Hub) carriesPresenceLocked(chatID int64, now time.Time) bool {
-	if len(h.chats[chatID]) > h.opt.PresenceLimit {
-		return false
-	}
-	seen, ok := h.large[chatID]
-	return !ok || now.Sub(seen) > largeForgetAfter
-}
-
-// unregister removes a connection; it reports whether its user went offline
-// and which chats the user was in.
-func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.all, c)
-	for id := range c.subscribed {
-		chatIDs = append(chatIDs, id)
-		if subs := h.chats[id]; subs != nil {
-			delete(subs, c)
-			if len(subs) == 0 {
-				delete(h.chats, id)
-			}
-		}
-	}
-	uid := c.id.UserID
-	if conns := h.users[uid]; conns != nil {
-		delete(conns, c)
-		if len(conns) == 0 {
-			delete(h.users, uid)
-			if h.opt.PresenceGrace > 0 && !h.closing {
-				h.goAwayLocked(uid, chatIDs) // online to the others until the grace ends
-			} else {
-				delete(h.names, uid)
-				wentOffline = true
-			}
-		}
-	}
-	return wentOffline, chatIDs
-}
-
 // subscribe adds a connection to a chat's live stream, if it is still
 // registered.
 func (h *Hub) subscribe(c *Conn, chatID int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, live := h.all[c]; live {
-		h.subscribeLocked(c, chatID)
-	}
+	h.idx.mu.Lock()
+	defer h.idx.mu.Unlock()
+	h.idx.subscribeLocked(c, chatID, h.opt.PresenceLimit)
 }
 
 func (h *Hub) unsubscribe(c *Conn, chatID int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.unsubscribeLocked(c, chatID)
-}
-
-func (h *Hub) unsubscribeLocked(c *Conn, chatID int64) {
-	delete(c.subscribed, chatID)
-	if subs := h.chats[chatID]; subs != nil {
-		delete(subs, c)
-		if len(subs) == 0 {
-			delete(h.chats, chatID)
-		}
-	}
+	h.idx.mu.Lock()
+	defer h.idx.mu.Unlock()
+	h.idx.unsubscribeLocked(c, chatID)
 }
 
 // IsOnline reports whether the user has a connection on this node, or had
 // one less than the presence grace ago.
 func (h *Hub) IsOnline(userID int64) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.onlineLocked(userID)
-}
-
-func (h *Hub) onlineLocked(userID int64) bool {
-	return h.users[userID] != nil || h.away[userID] != nil
+	h.idx.mu.RLock()
+	defer h.idx.mu.RUnlock()
+	return h.idx.onlineLocked(userID)
 }
 
 // OnlineIn returns the usernames of the users online in any of the given
 // chats, sorted: who is online among the people a user shares chats with.
 func (h *Hub) OnlineIn(chatIDs []int64) []string {
-	h.mu.RLock()
+	ix := &h.idx
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
 	seen := make(map[int64]struct{})
 	for _, id := range chatIDs {
-		for c := range h.chats[id] {
+		for c := range ix.byChat[id] {
 			seen[c.id.UserID] = struct{}{}
 		}
-		for uid := range h.awayIn[id] {
+		for uid := range ix.awayIn[id] {
 			seen[uid] = struct{}{}
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for uid := range seen {
-		out = append(out, h.names[uid])
-	}
-	h.mu.RUnlock()
-	slices.Sort(out)
-	return out
+	return ix.namesOfLocked(seen)
 }
 
 // Stats are the hub's counters.
@@ -489,63 +390,88 @@ type Stats struct {
 // and those in the presence grace) and the chats with at least one
 // subscribed connection.
 func (h *Hub) Stats() Stats {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return Stats{Connections: len(h.all), Users: len(h.users) + len(h.away), Chats: len(h.chats), Frames: h.frames.Load(), Writes: h.writes.Load()}
+	ix := &h.idx
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return Stats{
+		Connections: len(ix.subs), Users: len(ix.byUser) + len(ix.away), Chats: len(ix.byChat),
+		Frames: h.frames.Load(), Writes: h.writes.Load(),
+	}
 }
 
 // Online returns the usernames of users with at least one connection here
 // (or in the presence grace), sorted.
 func (h *Hub) Online() []string {
-	h.mu.RLock()
-	out := make([]string, 0, len(h.names))
-	for _, n := range h.names {
+	h.idx.mu.RLock()
+	out := make([]string, 0, len(h.idx.names))
+	for _, n := range h.idx.names {
 		out = append(out, n)
 	}
-	h.mu.RUnlock()
+	h.idx.mu.RUnlock()
 	slices.Sort(out)
 	return out
 }
 
 // announce tells every connection that shares one of chatIDs with the user
 // whether the user is online now; chats over Options.PresenceLimit are
-// left out. Announcements are serialised and each
-// reads the current state, so the last one a client gets is the truth even
-// when one tab closes as another opens.
+// left out. Announcements are serialised and each reads the current state,
+// so the last one a client gets is the truth even when one tab closes as
+// another opens.
 func (h *Hub) announce(userID int64, username string, chatIDs []int64) {
 	h.presenceMu.Lock()
 	defer h.presenceMu.Unlock()
-	h.mu.RLock()
-	online := h.onlineLocked(userID)
+	ix := &h.idx
+	ix.mu.RLock()
+	online := ix.onlineLocked(userID)
 	frame, _ := json.Marshal(wire.Presence{Type: wire.TypePresence, Username: username, Online: online})
 	seen := make(map[*Conn]struct{})
 	now := time.Now()
 	for _, id := range chatIDs {
-		if !h.carriesPresenceLocked(id, now) {
+		if !ix.carriesPresenceLocked(id, h.opt.PresenceLimit, now) {
 			continue
 		}
-		for c := range h.chats[id] {
+		for c := range ix.byChat[id] {
 			if c.id.UserID != userID {
 				seen[c] = struct{}{}
 			}
 		}
 	}
-	h.mu.RUnlock()
+	ix.mu.RUnlock()
 	for c := range seen {
 		c.enqueue(frame)
 	}
 }
 
+// onlineFor lists the online users who share a chat that carries presence
+// (see Options.PresenceLimit) with c's user, including that user, sorted.
+func (h *Hub) onlineFor(c *Conn) []string {
+	ix := &h.idx
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	seen := map[int64]struct{}{c.id.UserID: {}}
+	now := time.Now()
+	for id := range ix.subs[c] {
+		if !ix.carriesPresenceLocked(id, h.opt.PresenceLimit, now) {
+			continue
+		}
+		for other := range ix.byChat[id] {
+			seen[other.id.UserID] = struct{}{}
+		}
+		for uid := range ix.awayIn[id] {
+			seen[uid] = struct{}{}
+		}
+	}
+	return ix.namesOfLocked(seen)
+}
+
 // CloseSession closes every connection opened in a session (after logout).
 func (h *Hub) CloseSession(sessionID int64) {
-	h.mu.RLock()
 	var victims []*Conn
-	for c := range h.all {
+	for _, c := range h.idx.conns(nil) {
 		if c.id.SessionID == sessionID {
 			victims = append(victims, c)
 		}
 	}
-	h.mu.RUnlock()
 	for _, c := range victims {
 		c.close(websocket.StatusPolicyViolation, "logged out")
 	}
@@ -554,13 +480,10 @@ func (h *Hub) CloseSession(sessionID int64) {
 // Shutdown refuses new connections, tells every connection to reconnect
 // (close 1012, service restart) and waits for them to finish or ctx to end.
 func (h *Hub) Shutdown(ctx context.Context) {
-	h.mu.Lock()
-	h.closing = true
-	conns := make([]*Conn, 0, len(h.all))
-	for c := range h.all {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
+	h.idx.mu.Lock()
+	h.idx.closing = true
+	h.idx.mu.Unlock()
+	conns := h.idx.conns(nil)
 	for _, c := range conns {
 		c.close(websocket.StatusServiceRestart, "server restarting")
 	}
@@ -573,32 +496,4 @@ func (h *Hub) Shutdown(ctx context.Context) {
 			c.ws.CloseNow()
 		}
 	}
-}
-
-// onlineFor lists the online users who share a chat that carries presence
-// (see Options.PresenceLimit) with c's user, including that user, sorted.
-func (h *Hub) onlineFor(c *Conn) []string {
-	h.mu.RLock()
-	seen := map[int64]struct{}{c.id.UserID: {}}
-	now := time.Now()
-	for id := range c.subscribed {
-		if !h.carriesPresenceLocked(id, now) {
-			continue
-		}
-		for other := range h.chats[id] {
-			seen[other.id.UserID] = struct{}{}
-		}
-		for uid := range h.awayIn[id] {
-			seen[uid] = struct{}{}
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for uid := range seen {
-		if n, ok := h.names[uid]; ok {
-			out = append(out, n)
-		}
-	}
-	h.mu.RUnlock()
-	slices.Sort(out)
-	return out
 }

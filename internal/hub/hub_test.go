@@ -18,9 +18,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/broker"
 	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
 )
 
@@ -40,12 +42,19 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := broker.NewLocal()
-	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: 1000})
+	seq := sequencer.New(sequencer.Options{QueueDepth: 64, PublishDepth: 8})
+	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: 1000})
+	cs := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log})
 	runCtx, stop := context.WithCancel(ctx)
-	go dl.Run(runCtx)
+	go seq.Run(runCtx)
 	t.Cleanup(stop)
 	// No presence grace: these tests watch connections end through Online.
-	h := hub.New(hub.Options{Delivery: dl, Store: st, Broker: b, Log: log, PingInterval: ping, PongTimeout: pongTimeout, PresenceGrace: -1})
+	h := hub.New(hub.Options{
+		Messages: dl, Chats: cs, Broker: b, Log: log,
+		Limits:    chat.Limits{MaxMessageBytes: 1000, MessageRate: 10, MessageBurst: 20, FrameRate: 40, FrameBurst: 80},
+		QueueSize: 256, PingInterval: ping, PongTimeout: pongTimeout, WriteTimeout: 10 * time.Second,
+		SyncPage: 200, TypingTTL: 5 * time.Second, PresenceLimit: 500, WriteDelay: 5 * time.Millisecond, BusyWrites: 10000,
+	})
 	go h.Run(runCtx)
 	global, err := st.ChatByName(ctx, chat.GlobalChatName)
 	if err != nil {

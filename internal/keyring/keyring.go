@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,11 +26,14 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Labels for HKDF. Changing one orphans everything derived under it.
+// Labels for HKDF and for additional data. Changing one orphans everything
+// derived or sealed under it.
 const (
 	labelWrap = "mapsim-chat/v1/key-wrapping"
 	labelSign = "mapsim-chat/v1/token-signing"
 	wrapAAD   = "mapsim-chat/v1/session-key"
+	// labelMessage starts every message body's additional data.
+	labelMessage = "mapsim-chat/v1/message\x00"
 )
 
 // SecretSize is the size of a generated SECRET_KEY in bytes.
@@ -267,4 +271,28 @@ func Rewrap(ctx context.Context, st Store, oldSecret, newSecret []byte) (int, er
 		return 0, err
 	}
 	return len(versions), nil
+}
+
+// MessageAAD is the additional data a message body is sealed with: it binds
+// the body to its row (the chat, the sender, the kind and the client id), so
+// a body copied to another row does not open.
+func MessageAAD(chatID, userID int64, kind, clientID string) []byte {
+	aad := make([]byte, 0, 32+len(kind)+len(clientID))
+	aad = append(aad, labelMessage...)
+	aad = binary.BigEndian.AppendUint64(aad, uint64(chatID))
+	aad = binary.BigEndian.AppendUint64(aad, uint64(userID))
+	aad = append(aad, kind...)
+	aad = append(aad, 0)
+	return append(aad, clientID...)
+}
+
+// SealMessage seals plaintext as the body of the row m describes, filling
+// in m.KeyVersion and m.Body. It is a chat.Sealer.
+func (r *Ring) SealMessage(m *chat.NewMessage, plaintext []byte) {
+	m.KeyVersion, m.Body = r.Seal(plaintext, MessageAAD(m.ChatID, m.UserID, m.Kind, m.ClientID))
+}
+
+// OpenMessage opens the body of a stored message.
+func (r *Ring) OpenMessage(m *chat.Message) ([]byte, error) {
+	return r.Open(m.KeyVersion, m.Body, MessageAAD(m.ChatID, m.UserID, m.Kind, m.ClientID))
 }

@@ -11,23 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
-
-// maxTitleChars is the longest title MySQL's VARCHAR(255) column holds.
-// Checking it here makes SQLite, which would store anything, refuse the same
-// titles, and turns MySQL's refusal into a sentence instead of an internal
-// error.
-const maxTitleChars = 255
-
-func checkTitle(title string) error {
-	if n := utf8.RuneCountInString(title); n > maxTitleChars {
-		return chat.Errorf(chat.EInvalid, "The title is %d characters; the limit is %d.", n, maxTitleChars)
-	}
-	return nil
-}
 
 // distinct returns ids in their first order without repeats.
 func distinct(ids []int64) []int64 {
@@ -137,9 +123,13 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 		if len(ids) == 0 {
 			return false, chat.ChatChange{}, chat.Errorf(chat.EInvalid, "A group needs at least its creator as a member.")
 		}
-		if err := checkTitle(c.Title); err != nil {
+		// The domain's rule, checked here too so that no caller can store a
+		// title that SQLite would keep and MySQL's VARCHAR(255) refuse.
+		title, err := chat.CheckTitle(c.Title)
+		if err != nil {
 			return false, chat.ChatChange{}, err
 		}
+		c.Title = title
 	default:
 		return false, chat.ChatChange{}, chat.Errorf(chat.EInvalid, "A new chat is a direct chat or a group, not %q.", chat.Clip(c.Kind, 20))
 	}
@@ -391,7 +381,8 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 
 // RenameChat sets a group's title and writes a "renamed" system message.
 func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string, at time.Time, seal chat.Sealer, clientID string) (chat.ChatChange, error) {
-	if err := checkTitle(title); err != nil {
+	title, err := chat.CheckTitle(title)
+	if err != nil {
 		return chat.ChatChange{}, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -38,7 +38,8 @@ type Options struct {
 	Host, Port, Name, User, Password string
 }
 
-// DB is the store. It implements chat.Store.
+// DB is the store. It implements the Store interface of each service that
+// needs one (auth, chats, delivery, keyring, uploads); run wires them.
 type DB struct {
 	db      *sql.DB
 	dialect string
@@ -68,8 +69,6 @@ type DB struct {
 	// cache keeps chats and memberships (cache.go).
 	cache *chatCache
 }
-
-var _ chat.Store = (*DB)(nil)
 
 // Open connects to the database, applies pending migrations and returns the
 // store. It refuses a schema newer than this binary knows.

@@ -40,9 +40,25 @@ const (
 	ThumbSide   = 320
 )
 
+// Store is what the upload folder needs of the database.
+type Store interface {
+	// InsertFile stores a file's row.
+	InsertFile(ctx context.Context, f chat.File) error
+	// FileByID finds a file; ENotFound when there is none.
+	FileByID(ctx context.Context, id []byte) (chat.File, error)
+	// IsMember reports whether the user belongs to the chat.
+	IsMember(ctx context.Context, chatID, userID int64) (bool, error)
+	// FileUsage sums the files not expired.
+	FileUsage(ctx context.Context) (chat.FileUsage, error)
+	// OldestFiles returns up to limit files not expired, oldest first.
+	OldestFiles(ctx context.Context, limit int) ([]chat.File, error)
+	// ExpireFile marks a file expired; false when it was already.
+	ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error)
+}
+
 // Options configure a Service.
 type Options struct {
-	Store chat.Store
+	Store Store
 	Ring  *keyring.Ring
 	Log   *slog.Logger
 	Now   func() time.Time
@@ -349,24 +365,64 @@ func (s *Service) removeStored(f chat.File) {
 	}
 }
 
-// ErrExpired is returned by Open for a file the janitor expired.
+// ErrExpired is returned by Download for a file the janitor expired.
 var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server removed it to stay within its storage quota.")
 
 // ErrDamaged is returned when a stored file fails its integrity check.
 var ErrDamaged = errors.New("stored file is damaged")
 
-// Open returns the plaintext of a stored file (or its thumbnail) as a
-// ReadSeeker that checks every chunk as it reads; close it when done.
-func (s *Service) Open(f chat.File, thumb bool) (io.ReadSeeker, func() error, error) {
-	if !f.ExpiredAt.IsZero() {
-		return nil, nil, ErrExpired
-	}
-	if thumb && f.ThumbName == "" {
-		return nil, nil, chat.Errorf(chat.ENotFound, "This file has no thumbnail.")
-	}
-	return s.open(f, thumb)
+// ErrNoSuchFile is the answer for a file that does not exist and for a file
+// of a chat the asker is not in, alike, so a non-member learns nothing
+// about it.
+var ErrNoSuchFile = chat.Errorf(chat.ENotFound, "No such file.")
+
+// Download is a stored file opened for one reader.
+type Download struct {
+	File    chat.File
+	Content io.ReadSeeker // the plaintext, checked chunk by chunk as it is read
+	Close   func() error
 }
 
+// Download opens a stored file, or its thumbnail, for a user: only a member
+// of the file's chat may read it. ref is the file's id as clients write it
+// (32 hex digits). A file that is missing, named wrongly or in another
+// user's chat is ErrNoSuchFile; one the janitor expired ErrExpired; one that
+// fails its integrity check ErrDamaged.
+func (s *Service) Download(ctx context.Context, id chat.Identity, ref string, thumb bool) (Download, error) {
+	fileID, err := hex.DecodeString(ref)
+	if err != nil || len(fileID) != 16 {
+		return Download{}, ErrNoSuchFile
+	}
+	f, err := s.opt.Store.FileByID(ctx, fileID)
+	if chat.ErrorCode(err) == chat.ENotFound {
+		return Download{}, ErrNoSuchFile
+	}
+	if err != nil {
+		return Download{}, err
+	}
+	member, err := s.opt.Store.IsMember(ctx, f.ChatID, id.UserID)
+	if err != nil {
+		return Download{}, err
+	}
+	if !member {
+		return Download{}, ErrNoSuchFile
+	}
+	if !f.ExpiredAt.IsZero() {
+		return Download{}, ErrExpired
+	}
+	if thumb && f.ThumbName == "" {
+		return Download{}, chat.Errorf(chat.ENotFound, "This file has no thumbnail.")
+	}
+	content, closeFile, err := s.open(f, thumb)
+	if err != nil {
+		return Download{}, err
+	}
+	return Download{File: f, Content: content, Close: closeFile}, nil
+}
+
+// open returns the plaintext of a stored file (or its thumbnail) as a
+// ReadSeeker that checks every chunk as it reads; close it when done. It
+// does not check who asks: Download does.
 func (s *Service) open(f chat.File, thumb bool) (io.ReadSeeker, func() error, error) {
 	name, id, size := f.StorageName, f.ID, f.Size
 	if thumb {

@@ -3,6 +3,7 @@ package uploads_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -122,11 +123,12 @@ func TestSaveAndOpen(t *testing.T) {
 	if f.Name != "x.bin" || f.Size != int64(len(content)) || len(f.SHA256) != 32 {
 		t.Fatalf("file %+v", f)
 	}
-	r, closeFile, err := up.Open(f, false)
+	d, err := up.Download(w.ctx, chat.Identity{UserID: w.user.ID}, hex.EncodeToString(f.ID), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeFile()
+	defer d.Close()
+	r := d.Content
 	got, err := io.ReadAll(r)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)

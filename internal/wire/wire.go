@@ -324,4 +324,27 @@ type Hello struct {
 	// Resume is true when the connection holds each chat's live messages
 	// until the client syncs it (opened with resume=1).
 	Resume bool `json:"resume"`
+	// Limits are what the server allows this client, so it can pace
+	// itself under them instead of hitting them.
+	Limits Limits `json:"limits"`
+}
+
+// Limits tell a client the server's limits: the largest message, the rates
+// of messages (per user) and frames (per connection), and the largest
+// upload.
+type Limits struct {
+	MaxMessageBytes   int     `json:"max_message_bytes"`
+	MessagesPerSecond float64 `json:"messages_per_second"`
+	MessagesBurst     int     `json:"messages_burst"`
+	FramesPerSecond   float64 `json:"frames_per_second"`
+	FramesBurst       int     `json:"frames_burst"`
+	UploadMaxBytes    int64   `json:"upload_max_bytes"`
+}
+
+// FromLimits converts the server's limits to their wire shape.
+func FromLimits(l chat.Limits) Limits {
+	return Limits{
+		MaxMessageBytes: l.MaxMessageBytes, MessagesPerSecond: l.MessageRate, MessagesBurst: l.MessageBurst,
+		FramesPerSecond: l.FrameRate, FramesBurst: l.FrameBurst, UploadMaxBytes: l.UploadMaxBytes,
+	}
 }
