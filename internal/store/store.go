@@ -435,14 +435,6 @@ func (s *DB) Ping(ctx context.Context) error { return wrap(s.db.PingContext(ctx)
 // ms converts a time to the stored Unix milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// nullMS converts a possibly zero time to a nullable column value.
-func nullMS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
 // fromMS converts stored milliseconds back; NULL becomes the zero time.
 func fromMS(v sql.NullInt64) time.Time {
 	if !v.Valid {
