@@ -158,19 +158,19 @@ func (s *DB) chatIDs(ctx context.Context, userID int64) ([]int64, error) {
 	}
 	rows, err := s.query(ctx, `SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id`, userID)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	defer rows.Close()
 	ids = []int64{}
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	ids = slices.Clip(ids)
 	s.cache.putChatIDs(userID, ids, gen)

@@ -39,7 +39,7 @@ func usernames(ctx context.Context, q querier, ids []int64) (map[int64]string, e
 		}
 		rows, err := q.QueryContext(ctx, `SELECT id, username FROM users WHERE id IN (`+placeholders(len(batch))+`)`, args...)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read usernames: %w", err)
 		}
 		for rows.Next() {
 			var (
@@ -48,15 +48,15 @@ func usernames(ctx context.Context, q querier, ids []int64) (map[int64]string, e
 			)
 			if err := rows.Scan(&id, &name); err != nil {
 				rows.Close()
-				return nil, wrap(err)
+				return nil, fmt.Errorf("read usernames: %w", err)
 			}
 			names[id] = name
 		}
 		if err := rows.Close(); err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read usernames: %w", err)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read usernames: %w", err)
 		}
 	}
 	for _, id := range ids {
@@ -89,11 +89,11 @@ func insertSystem(ctx context.Context, tx *sql.Tx, chatID, userID int64, clientI
 		return chat.Inserted{}, errClientIDUsed
 	}
 	if err != nil {
-		return chat.Inserted{}, wrap(err)
+		return chat.Inserted{}, fmt.Errorf("insert system message: %w", err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return chat.Inserted{}, wrap(err)
+		return chat.Inserted{}, fmt.Errorf("read system message id: %w", err)
 	}
 	return chat.Inserted{ID: id, ChatID: chatID, Created: true, CreatedAt: at}, nil
 }
@@ -117,31 +117,31 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 	switch c.Kind {
 	case chat.KindDirect:
 		if len(memberIDs) != 2 || len(ids) != 2 {
-			return false, chat.ChatChange{}, chat.Errorf(chat.EInvalid, "A direct chat is between two different users.")
+			return false, chat.ChatChange{}, s.fail("create chat", chat.Errorf(chat.EInvalid, "A direct chat is between two different users."))
 		}
 	case chat.KindGroup:
 		if len(ids) == 0 {
-			return false, chat.ChatChange{}, chat.Errorf(chat.EInvalid, "A group needs at least its creator as a member.")
+			return false, chat.ChatChange{}, s.fail("create chat", chat.Errorf(chat.EInvalid, "A group needs at least its creator as a member."))
 		}
 		// The domain's rule, checked here too so that no caller can store a
 		// title that SQLite would keep and MySQL's VARCHAR(255) refuse.
 		title, err := chat.CheckTitle(c.Title)
 		if err != nil {
-			return false, chat.ChatChange{}, err
+			return false, chat.ChatChange{}, s.fail("create chat", err)
 		}
 		c.Title = title
 	default:
-		return false, chat.ChatChange{}, chat.Errorf(chat.EInvalid, "A new chat is a direct chat or a group, not %q.", chat.Clip(c.Kind, 20))
+		return false, chat.ChatChange{}, s.fail("create chat", chat.Errorf(chat.EInvalid, "A new chat is a direct chat or a group, not %q.", chat.Clip(c.Kind, 20)))
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, chat.ChatChange{}, wrap(err)
+		return false, chat.ChatChange{}, s.fail("create chat: begin", err)
 	}
 	defer s.cache.forget(ids) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	names, err := usernames(ctx, tx, ids)
 	if err != nil {
-		return false, chat.ChatChange{}, err
+		return false, chat.ChatChange{}, s.fail("create chat", err)
 	}
 	creator := ids[0]
 	var (
@@ -157,23 +157,23 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 		}
 		res, err := tx.ExecContext(ctx, insert, name, c.Kind, c.Title, c.E2EE, creator, ms(c.CreatedAt))
 		if err != nil {
-			return false, chat.ChatChange{}, wrap(err)
+			return false, chat.ChatChange{}, s.fail("create chat: insert direct chat", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return false, chat.ChatChange{}, wrap(err)
+			return false, chat.ChatChange{}, s.fail("create chat: insert direct chat", err)
 		} else if n != 1 {
 			// Read the existing chat outside this transaction: on MySQL its
 			// snapshot can predate the commit of the creator who was first.
 			tx.Rollback()
 			existing, err := s.ChatByName(ctx, name)
 			if err != nil {
-				return false, chat.ChatChange{}, err
+				return false, chat.ChatChange{}, err // named by ChatByName
 			}
 			*c = existing
 			return false, chat.ChatChange{}, nil
 		}
 		if id, err = res.LastInsertId(); err != nil {
-			return false, chat.ChatChange{}, wrap(err)
+			return false, chat.ChatChange{}, s.fail("create chat: read new chat's id", err)
 		}
 	} else {
 		// 64 random bits make a clash all but impossible; should one happen,
@@ -185,10 +185,10 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 				continue
 			}
 			if err != nil {
-				return false, chat.ChatChange{}, wrap(err)
+				return false, chat.ChatChange{}, s.fail("create chat: insert group", err)
 			}
 			if id, err = res.LastInsertId(); err != nil {
-				return false, chat.ChatChange{}, wrap(err)
+				return false, chat.ChatChange{}, s.fail("create chat: read new chat's id", err)
 			}
 			break
 		}
@@ -203,7 +203,7 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`,
 			id, uid, role, ms(joined)); err != nil {
-			return false, chat.ChatChange{}, wrap(err)
+			return false, chat.ChatChange{}, s.fail("create chat: insert member", err)
 		}
 		change.Added[i] = chat.Member{UserID: uid, Username: names[uid], Role: role, JoinedAt: joined}
 	}
@@ -215,12 +215,12 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 		ev := chat.SystemEvent{Event: chat.EventCreated, Actor: names[creator], Users: others, Title: c.Title}
 		ins, err := insertSystem(ctx, tx, id, creator, clientID, c.CreatedAt, ev, seal)
 		if err != nil {
-			return false, chat.ChatChange{}, err
+			return false, chat.ChatChange{}, s.fail("create chat", err)
 		}
 		record(&change, ins, ev)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, chat.ChatChange{}, wrap(err)
+		return false, chat.ChatChange{}, s.fail("create chat: commit", err)
 	}
 	c.ID, c.Name, c.CreatedBy = id, name, creator
 	return true, change, nil
@@ -235,7 +235,7 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 func (s *DB) lockGroup(ctx context.Context, tx *sql.Tx, chatID int64, notGroup string) (chat.Chat, error) {
 	c, err := scanChat(tx.QueryRowContext(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`+s.forUpdate(), chatID))
 	if err != nil {
-		return chat.Chat{}, err
+		return chat.Chat{}, fmt.Errorf("lock group: %w", err)
 	}
 	if c.Kind != chat.KindGroup {
 		return chat.Chat{}, chat.Errorf(chat.EInvalid, "%s", notGroup)
@@ -248,17 +248,17 @@ func (s *DB) lockGroup(ctx context.Context, tx *sql.Tx, chatID int64, notGroup s
 func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []int64, at time.Time, seal chat.Sealer, clientID string) (chat.ChatChange, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("add members: begin", err)
 	}
 	ids := distinct(userIDs)
 	defer s.cache.forget(ids) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Members can be added only to groups."); err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("add members", err)
 	}
 	names, err := usernames(ctx, tx, append([]int64{actorID}, ids...))
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("add members", err)
 	}
 	// A new member has read the history up to now: joining an active group
 	// shows its past, not a thousand unread messages.
@@ -276,10 +276,10 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 	for _, uid := range ids {
 		res, err := tx.ExecContext(ctx, insert, chatID, uid, chat.MemberMember, ms(joined), chatID)
 		if err != nil {
-			return chat.ChatChange{}, wrap(err)
+			return chat.ChatChange{}, s.fail("add members: insert member", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return chat.ChatChange{}, wrap(err)
+			return chat.ChatChange{}, s.fail("add members: insert member", err)
 		} else if n != 1 {
 			continue // already a member
 		}
@@ -292,11 +292,11 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 	ev := chat.SystemEvent{Event: chat.EventAdded, Actor: names[actorID], Users: added}
 	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("add members", err)
 	}
 	record(&change, ins, ev)
 	if err := tx.Commit(); err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("add members: commit", err)
 	}
 	return change, nil
 }
@@ -309,27 +309,27 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at time.Time, seal chat.Sealer, clientID string) (chat.ChatChange, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("remove member: begin", err)
 	}
 	defer s.cache.forget([]int64{userID}) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Members can be removed only from groups."); err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("remove member", err)
 	}
 	var role string
 	err = tx.QueryRowContext(ctx, `SELECT role FROM chat_members WHERE chat_id = ? AND user_id = ?`+s.forUpdate(), chatID, userID).Scan(&role)
 	if errors.Is(err, sql.ErrNoRows) {
-		return chat.ChatChange{}, chat.Errorf(chat.ENotFound, "That user is not a member of this group.")
+		return chat.ChatChange{}, s.fail("remove member", chat.Errorf(chat.ENotFound, "That user is not a member of this group."))
 	}
 	if err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("remove member: read membership", err)
 	}
 	names, err := usernames(ctx, tx, distinct([]int64{actorID, userID}))
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("remove member", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID); err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("remove member: delete membership", err)
 	}
 	ev := chat.SystemEvent{Event: chat.EventLeft, Actor: names[userID]}
 	if actorID != userID {
@@ -338,7 +338,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 	change := chat.ChatChange{Removed: userID}
 	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("remove member", err)
 	}
 	record(&change, ins, ev)
 
@@ -346,7 +346,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 		var owners int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM chat_members WHERE chat_id = ? AND role = ?`, chatID, chat.MemberOwner).
 			Scan(&owners); err != nil {
-			return chat.ChatChange{}, wrap(err)
+			return chat.ChatChange{}, s.fail("remove member: count owners", err)
 		}
 		var (
 			next     int64
@@ -358,23 +358,23 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 		case owners > 0 || errors.Is(err, sql.ErrNoRows):
 			// Another owner remains, or nobody does: nothing to hand over.
 		case err != nil:
-			return chat.ChatChange{}, wrap(err)
+			return chat.ChatChange{}, s.fail("remove member: find next owner", err)
 		default:
 			if _, err := tx.ExecContext(ctx, `UPDATE chat_members SET role = ? WHERE chat_id = ? AND user_id = ?`,
 				chat.MemberOwner, chatID, next); err != nil {
-				return chat.ChatChange{}, wrap(err)
+				return chat.ChatChange{}, s.fail("remove member: hand over ownership", err)
 			}
 			ev := chat.SystemEvent{Event: chat.EventOwner, Actor: names[userID], Users: []string{nextName}}
 			ins, err := insertSystem(ctx, tx, chatID, actorID, clientID+":owner", at, ev, seal)
 			if err != nil {
-				return chat.ChatChange{}, err
+				return chat.ChatChange{}, s.fail("remove member: hand over ownership", err)
 			}
 			record(&change, ins, ev)
 			change.NewOwnerID = next
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("remove member: commit", err)
 	}
 	return change, nil
 }
@@ -383,33 +383,33 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string, at time.Time, seal chat.Sealer, clientID string) (chat.ChatChange, error) {
 	title, err := chat.CheckTitle(title)
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("rename chat", err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("rename chat: begin", err)
 	}
 	defer s.cache.forget(nil, chatID) // after the transaction ends, committed or not
 	defer tx.Rollback()
 	if _, err := s.lockGroup(ctx, tx, chatID, "Only groups can be renamed."); err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("rename chat", err)
 	}
 	names, err := usernames(ctx, tx, []int64{actorID})
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("rename chat", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE chats SET title = ? WHERE id = ?`, title, chatID); err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("rename chat: update title", err)
 	}
 	ev := chat.SystemEvent{Event: chat.EventRenamed, Actor: names[actorID], Title: title}
 	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
-		return chat.ChatChange{}, err
+		return chat.ChatChange{}, s.fail("rename chat", err)
 	}
 	var change chat.ChatChange
 	record(&change, ins, ev)
 	if err := tx.Commit(); err != nil {
-		return chat.ChatChange{}, wrap(err)
+		return chat.ChatChange{}, s.fail("rename chat: commit", err)
 	}
 	return change, nil
 }
@@ -428,12 +428,12 @@ func scanMembers(rows *sql.Rows) (map[int64][]chat.Member, error) {
 			joined int64
 		)
 		if err := rows.Scan(&chatID, &m.UserID, &m.Username, &m.Role, &joined, &m.LastReadID); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		m.JoinedAt = time.UnixMilli(joined).UTC()
 		out[chatID] = append(out[chatID], m)
 	}
-	return out, wrap(rows.Err())
+	return out, rows.Err()
 }
 
 // Members returns a chat's members by joined_at, then user id; none for a
@@ -441,16 +441,17 @@ func scanMembers(rows *sql.Rows) (map[int64][]chat.Member, error) {
 func (s *DB) Members(ctx context.Context, chatID int64) ([]chat.Member, error) {
 	rows, err := s.query(ctx, memberSelect+`WHERE cm.chat_id = ? ORDER BY cm.joined_at, cm.user_id`, chatID)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.fail("members", err)
 	}
 	byChat, err := scanMembers(rows)
-	return byChat[chatID], err
+	return byChat[chatID], s.fail("members", err)
 }
 
 // UserChats returns the chats a user belongs to, most recent activity first:
 // the time of the last message, or of the chat's creation when it has none.
 func (s *DB) UserChats(ctx context.Context, userID int64) ([]chat.ChatSummary, error) {
-	return s.userChats(ctx, userID, 0)
+	sums, err := s.userChats(ctx, userID, 0)
+	return sums, s.fail("user chats", err)
 }
 
 // UserChat returns one chat as the user sees it; ENotFound when the user is
@@ -458,14 +459,14 @@ func (s *DB) UserChats(ctx context.Context, userID int64) ([]chat.ChatSummary, e
 // a non-member learns nothing about it.
 func (s *DB) UserChat(ctx context.Context, userID, chatID int64) (chat.ChatSummary, error) {
 	if chatID <= 0 {
-		return chat.ChatSummary{}, chat.Errorf(chat.ENotFound, "No such chat.")
+		return chat.ChatSummary{}, s.fail("user chat", chat.Errorf(chat.ENotFound, "No such chat."))
 	}
 	sums, err := s.userChats(ctx, userID, chatID)
 	if err != nil {
-		return chat.ChatSummary{}, err
+		return chat.ChatSummary{}, s.fail("user chat", err)
 	}
 	if len(sums) == 0 {
-		return chat.ChatSummary{}, chat.Errorf(chat.ENotFound, "No such chat.")
+		return chat.ChatSummary{}, s.fail("user chat", chat.Errorf(chat.ENotFound, "No such chat."))
 	}
 	return sums[0], nil
 }
@@ -481,7 +482,7 @@ const unreadBatch = 100
 func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSummary, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 
@@ -500,7 +501,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 		JOIN chats c ON c.id = x.chat_id
 		LEFT JOIN messages lm ON lm.id = x.last_id`, args...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("read chats: %w", err)
 	}
 	var sums []chat.ChatSummary
 	for rows.Next() {
@@ -512,7 +513,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 		if err := rows.Scan(&sum.ID, &sum.Name, &sum.Kind, &sum.Title, &sum.E2EE, &by, &created,
 			&sum.Role, &sum.LastReadID, &lastID, &atMS); err != nil {
 			rows.Close()
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read chats: %w", err)
 		}
 		sum.CreatedBy = by.Int64
 		sum.CreatedAt = time.UnixMilli(created).UTC()
@@ -522,7 +523,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("read chats: %w", err)
 	}
 	if len(sums) == 0 {
 		return nil, nil
@@ -538,11 +539,11 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 	memberWhere += ` AND cm.chat_id NOT IN (SELECT id FROM chats WHERE kind = 'global')`
 	rows, err = tx.QueryContext(ctx, memberSelect+memberWhere+` ORDER BY cm.chat_id, cm.joined_at, cm.user_id`, memberArgs...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("read members: %w", err)
 	}
 	members, err := scanMembers(rows)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read members: %w", err)
 	}
 	for i := range sums {
 		sums[i].Members = members[sums[i].ID]
@@ -550,7 +551,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 
 	unread, err := s.unread(ctx, tx, userID, sums)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count unread: %w", err)
 	}
 	for i := range sums {
 		sums[i].Unread = unread[sums[i].ID]
@@ -566,7 +567,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 		return cmpDesc(a.ID, b.ID)
 	})
 	if err := tx.Commit(); err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return sums, nil
 }
@@ -622,7 +623,7 @@ func (s *DB) unread(ctx context.Context, q querier, viewer int64, sums []chat.Ch
 		}
 		rows, err := q.QueryContext(ctx, string(query), args...)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		for rows.Next() {
 			var (
@@ -631,13 +632,13 @@ func (s *DB) unread(ctx context.Context, q querier, viewer int64, sums []chat.Ch
 			)
 			if err := rows.Scan(&id, &n); err != nil {
 				rows.Close()
-				return nil, wrap(err)
+				return nil, err
 			}
 			out[id] = n
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 	}
 	return out, nil
@@ -651,29 +652,29 @@ func (s *DB) unread(ctx context.Context, q querier, viewer int64, sums []chat.Ch
 func (s *DB) MarkRead(ctx context.Context, chatID, userID, messageID int64) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("mark read: begin", err)
 	}
 	defer tx.Rollback()
 	var newest int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?`, chatID).Scan(&newest); err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("mark read: read newest message id", err)
 	}
 	upTo := min(messageID, newest)
 	if _, err := tx.ExecContext(ctx, `UPDATE chat_members SET last_read_id = ? WHERE chat_id = ? AND user_id = ? AND last_read_id < ?`,
 		upTo, chatID, userID, upTo); err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("mark read: update read marker", err)
 	}
 	// A locking read sees what another MarkRead committed meanwhile too.
 	var last int64
 	err = tx.QueryRowContext(ctx, `SELECT last_read_id FROM chat_members WHERE chat_id = ? AND user_id = ?`+s.forUpdate(), chatID, userID).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, chat.Errorf(chat.ENotFound, "You are not a member of this chat.")
+		return 0, s.fail("mark read", chat.Errorf(chat.ENotFound, "You are not a member of this chat."))
 	}
 	if err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("mark read: read read marker", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("mark read: commit", err)
 	}
 	return last, nil
 }

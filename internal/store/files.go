@@ -26,7 +26,7 @@ func scanFile(row interface{ Scan(...any) error }) (chat.File, error) {
 		return chat.File{}, chat.Errorf(chat.ENotFound, "No such file.")
 	}
 	if err != nil {
-		return chat.File{}, wrap(err)
+		return chat.File{}, err
 	}
 	f.CreatedAt = time.UnixMilli(created).UTC()
 	f.ExpiredAt = fromMS(expired)
@@ -43,12 +43,13 @@ func (s *DB) InsertFile(ctx context.Context, f chat.File) error {
 	_, err := s.exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`,
 		f.ID, f.ChatID, f.UploaderID, f.Name, f.MimeType, f.Size, f.SHA256, f.KeyVersion, f.StorageName,
 		ms(f.CreatedAt), thumb, f.ThumbSize, f.ThumbMimeType, f.Width, f.Height)
-	return wrap(err)
+	return s.fail("insert file", err)
 }
 
 // FileByID finds a file.
 func (s *DB) FileByID(ctx context.Context, id []byte) (chat.File, error) {
-	return scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	return f, s.fail("file by id", err)
 }
 
 // FilesByIDs returns the files with the given ids; missing ones are left out.
@@ -63,20 +64,20 @@ func (s *DB) FilesByIDs(ctx context.Context, ids [][]byte) ([]chat.File, error) 
 		}
 		rows, err := s.db.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id IN (?`+strings.Repeat(", ?", len(batch)-1)+`)`, args...)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, s.fail("files by ids", err)
 		}
 		for rows.Next() {
 			f, err := scanFile(rows)
 			if err != nil {
 				rows.Close()
-				return nil, err
+				return nil, s.fail("files by ids: read file", err)
 			}
 			out = append(out, f)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, wrap(err)
+			return nil, s.fail("files by ids", err)
 		}
 	}
 	return out, nil
@@ -86,35 +87,35 @@ func (s *DB) FilesByIDs(ctx context.Context, ids [][]byte) ([]chat.File, error) 
 func (s *DB) FileUsage(ctx context.Context) (chat.FileUsage, error) {
 	var u chat.FileUsage
 	err := s.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size + thumb_size), 0) FROM files WHERE expired_at IS NULL`).Scan(&u.Files, &u.Bytes)
-	return u, wrap(err)
+	return u, s.fail("file usage", err)
 }
 
 // OldestFiles returns up to limit files not expired, oldest first.
 func (s *DB) OldestFiles(ctx context.Context, limit int) ([]chat.File, error) {
 	rows, err := s.query(ctx, `SELECT `+fileColumns+` FROM files WHERE expired_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.fail("oldest files", err)
 	}
 	defer rows.Close()
 	var out []chat.File
 	for rows.Next() {
 		f, err := scanFile(rows)
 		if err != nil {
-			return nil, err
+			return nil, s.fail("oldest files: read file", err)
 		}
 		out = append(out, f)
 	}
-	return out, wrap(rows.Err())
+	return out, s.fail("oldest files", rows.Err())
 }
 
 // ExpireFile marks a file expired; false when it already was (or is gone).
 func (s *DB) ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE files SET expired_at = ? WHERE id = ? AND expired_at IS NULL`, ms(at), id)
 	if err != nil {
-		return false, wrap(err)
+		return false, s.fail("expire file", err)
 	}
 	n, err := res.RowsAffected()
-	return n == 1, wrap(err)
+	return n == 1, s.fail("expire file: count rows", err)
 }
 
 // ClearData deletes every message, file row and key version and resets read
@@ -123,27 +124,28 @@ func (s *DB) ClearData(ctx context.Context) (chat.Cleared, error) {
 	var c chat.Cleared
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return c, wrap(err)
+		return c, s.fail("clear data: begin", err)
 	}
 	defer tx.Rollback()
 	for _, step := range []struct {
+		name  string
 		query string
 		count *int64
 	}{
-		{`DELETE FROM messages`, &c.Messages},
-		{`DELETE FROM files`, &c.Files},
-		{`DELETE FROM key_versions`, &c.KeyVersions},
-		{`UPDATE chat_members SET last_read_id = 0`, nil},
+		{"delete messages", `DELETE FROM messages`, &c.Messages},
+		{"delete files", `DELETE FROM files`, &c.Files},
+		{"delete key versions", `DELETE FROM key_versions`, &c.KeyVersions},
+		{"reset read markers", `UPDATE chat_members SET last_read_id = 0`, nil},
 	} {
 		res, err := tx.ExecContext(ctx, step.query)
 		if err != nil {
-			return chat.Cleared{}, wrap(err)
+			return chat.Cleared{}, s.fail("clear data: "+step.name, err)
 		}
 		if step.count != nil {
 			if *step.count, err = res.RowsAffected(); err != nil {
-				return chat.Cleared{}, wrap(err)
+				return chat.Cleared{}, s.fail("clear data: "+step.name, err)
 			}
 		}
 	}
-	return c, wrap(tx.Commit())
+	return c, s.fail("clear data: commit", tx.Commit())
 }

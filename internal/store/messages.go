@@ -16,7 +16,7 @@ import (
 func (s *DB) KeyVersions(ctx context.Context) ([]chat.KeyVersion, error) {
 	rows, err := s.query(ctx, `SELECT id, wrapped_key, created_at FROM key_versions ORDER BY id`)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.fail("key versions", err)
 	}
 	defer rows.Close()
 	var out []chat.KeyVersion
@@ -24,22 +24,22 @@ func (s *DB) KeyVersions(ctx context.Context) ([]chat.KeyVersion, error) {
 		var kv chat.KeyVersion
 		var created int64
 		if err := rows.Scan(&kv.ID, &kv.WrappedKey, &created); err != nil {
-			return nil, wrap(err)
+			return nil, s.fail("key versions: read key version", err)
 		}
 		kv.CreatedAt = time.UnixMilli(created).UTC()
 		out = append(out, kv)
 	}
-	return out, wrap(rows.Err())
+	return out, s.fail("key versions", rows.Err())
 }
 
 // InsertKeyVersion stores a wrapped key and returns its id.
 func (s *DB) InsertKeyVersion(ctx context.Context, wrapped []byte, at time.Time) (int64, error) {
 	res, err := s.exec(ctx, `INSERT INTO key_versions (wrapped_key, created_at) VALUES (?, ?)`, wrapped, ms(at))
 	if err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("insert key version", err)
 	}
 	id, err := res.LastInsertId()
-	return id, wrap(err)
+	return id, s.fail("insert key version: read its id", err)
 }
 
 // ReplaceWrappedKeys rewrites the wrapped keys of existing versions in one
@@ -47,25 +47,25 @@ func (s *DB) InsertKeyVersion(ctx context.Context, wrapped []byte, at time.Time)
 func (s *DB) ReplaceWrappedKeys(ctx context.Context, versions []chat.KeyVersion) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return wrap(err)
+		return s.fail("replace wrapped keys: begin", err)
 	}
 	defer tx.Rollback()
 	for _, kv := range versions {
 		res, err := tx.ExecContext(ctx, `UPDATE key_versions SET wrapped_key = ? WHERE id = ?`, kv.WrappedKey, kv.ID)
 		if err != nil {
-			return wrap(err)
+			return s.fail("replace wrapped keys: update key version", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			ok, err := exists(ctx, tx, "key_versions", kv.ID)
 			if err != nil {
-				return err
+				return s.fail("replace wrapped keys: find key version", err)
 			}
 			if !ok {
-				return fmt.Errorf("key version %d does not exist", kv.ID)
+				return s.fail("replace wrapped keys", fmt.Errorf("key version %d does not exist", kv.ID))
 			}
 		}
 	}
-	return wrap(tx.Commit())
+	return s.fail("replace wrapped keys: commit", tx.Commit())
 }
 
 const chatColumns = `id, name, kind, title, e2ee, created_by, created_at`
@@ -80,7 +80,7 @@ func scanChat(row interface{ Scan(...any) error }) (chat.Chat, error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.Chat{}, chat.Errorf(chat.ENotFound, "No such chat.")
 		}
-		return chat.Chat{}, wrap(err)
+		return chat.Chat{}, err
 	}
 	c.CreatedBy = by.Int64
 	c.CreatedAt = time.UnixMilli(created).UTC()
@@ -89,16 +89,18 @@ func scanChat(row interface{ Scan(...any) error }) (chat.Chat, error) {
 
 // ChatByName finds a chat by name (through the chat cache, see cache.go).
 func (s *DB) ChatByName(ctx context.Context, name string) (chat.Chat, error) {
-	return s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chatNamed(name) }, func() (chat.Chat, error) {
+	c, err := s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chatNamed(name) }, func() (chat.Chat, error) {
 		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE name = ?`, name))
 	})
+	return c, s.fail("chat by name", err)
 }
 
 // ChatByID finds a chat by id (through the chat cache).
 func (s *DB) ChatByID(ctx context.Context, id int64) (chat.Chat, error) {
-	return s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chat(id) }, func() (chat.Chat, error) {
+	c, err := s.cachedChat(func() (chat.Chat, bool, uint64) { return s.cache.chat(id) }, func() (chat.Chat, error) {
 		return scanChat(s.queryRow(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = ?`, id))
 	})
+	return c, s.fail("chat by id", err)
 }
 
 // IsMember reports whether the user belongs to the chat (through the chat
@@ -106,7 +108,7 @@ func (s *DB) ChatByID(ctx context.Context, id int64) (chat.Chat, error) {
 func (s *DB) IsMember(ctx context.Context, chatID, userID int64) (bool, error) {
 	ids, err := s.chatIDs(ctx, userID)
 	if err != nil {
-		return false, err
+		return false, s.fail("is member", err)
 	}
 	_, ok := slices.BinarySearch(ids, chatID)
 	return ok, nil
@@ -116,7 +118,7 @@ func (s *DB) IsMember(ctx context.Context, chatID, userID int64) (bool, error) {
 // (through the chat cache).
 func (s *DB) UserChatIDs(ctx context.Context, userID int64) ([]int64, error) {
 	ids, err := s.chatIDs(ctx, userID)
-	return slices.Clone(ids), err
+	return slices.Clone(ids), s.fail("user chat ids", err)
 }
 
 // messageInsert inserts one row of messages; reply_to and target_id are NULL
@@ -139,10 +141,11 @@ func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat
 	if len(msgs) > 1 {
 		out, err := s.insertAll(ctx, msgs)
 		if err != nil || out != nil {
-			return out, err
+			return out, s.fail("insert messages", err)
 		}
 	}
-	return s.insertEach(ctx, msgs)
+	out, err := s.insertEach(ctx, msgs)
+	return out, s.fail("insert messages", err)
 }
 
 // maxInsertRows is the most rows one INSERT statement carries: 9 bind
@@ -155,7 +158,7 @@ const maxInsertRows = 256
 func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
 	tx, done, err := s.beginGroup(ctx)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer done()
 	defer tx.Rollback()
@@ -170,7 +173,7 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	s.restartLog(ctx)
 	return out, nil
@@ -194,18 +197,18 @@ func (s *DB) insertChunk(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage
 		q.WriteString(` ON DUPLICATE KEY UPDATE id = id`)
 		res, err := tx.ExecContext(ctx, q.String(), args...)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("insert rows: %w", err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("count inserted rows: %w", err)
 		}
 		if n != int64(len(msgs)) {
 			return nil, nil
 		}
 		first, err := res.LastInsertId()
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read first id: %w", err)
 		}
 		return s.mysqlIDs(ctx, tx, msgs, first)
 	}
@@ -213,11 +216,14 @@ func (s *DB) insertChunk(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage
 	q.WriteString(` ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, user_id, client_id`)
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("insert rows: %w", err)
 	}
 	byKey, err := scanInsertedKeys(rows, len(msgs))
-	if err != nil || len(byKey) != len(msgs) {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("insert rows: %w", err)
+	}
+	if len(byKey) != len(msgs) {
+		return nil, nil
 	}
 	return idsInOrder(msgs, byKey)
 }
@@ -237,11 +243,11 @@ func scanInsertedKeys(rows *sql.Rows, n int) (map[insertedKey]int64, error) {
 			key insertedKey
 		)
 		if err := rows.Scan(&id, &key.userID, &key.clientID); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		byKey[key] = id
 	}
-	return byKey, wrap(rows.Err())
+	return byKey, rows.Err()
 }
 
 func idsInOrder(msgs []chat.NewMessage, byKey map[insertedKey]int64) ([]int64, error) {
@@ -249,7 +255,7 @@ func idsInOrder(msgs []chat.NewMessage, byKey map[insertedKey]int64) ([]int64, e
 	for i, m := range msgs {
 		id, ok := byKey[insertedKey{m.UserID, m.ClientID}]
 		if !ok {
-			return nil, fmt.Errorf("store: inserted message (user %d, client id %q) not found", m.UserID, m.ClientID)
+			return nil, fmt.Errorf("inserted message (user %d, client id %q) not found", m.UserID, m.ClientID)
 		}
 		ids[i] = id
 	}
@@ -282,11 +288,11 @@ func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, f
 	q.WriteByte(')')
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("read inserted ids: %w", err)
 	}
 	byKey, err := scanInsertedKeys(rows, len(msgs))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read inserted ids: %w", err)
 	}
 	return idsInOrder(msgs, byKey)
 }
@@ -302,13 +308,13 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 	}
 	tx, done, err := s.beginGroup(ctx)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer done()
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("prepare insert: %w", err)
 	}
 	defer stmt.Close()
 	out := make([]chat.Inserted, len(msgs))
@@ -316,16 +322,16 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 		res, err := stmt.ExecContext(ctx, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt),
 			nullID(m.ReplyTo), nil)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("insert row: %w", err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("count inserted rows: %w", err)
 		}
 		if n == 1 {
 			id, err := res.LastInsertId()
 			if err != nil {
-				return nil, wrap(err)
+				return nil, fmt.Errorf("read inserted id: %w", err)
 			}
 			out[i] = chat.Inserted{ID: id, ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt}
 			continue
@@ -333,12 +339,12 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 		var created int64
 		if err := tx.QueryRowContext(ctx, `SELECT id, chat_id, created_at FROM messages WHERE user_id = ? AND client_id = ?`, m.UserID, m.ClientID).
 			Scan(&out[i].ID, &out[i].ChatID, &created); err != nil {
-			return nil, wrap(err)
+			return nil, fmt.Errorf("read stored duplicate: %w", err)
 		}
 		out[i].CreatedAt = time.UnixMilli(created).UTC()
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	s.restartLog(ctx)
 	return out, nil
@@ -390,7 +396,7 @@ func scanMessages(rows *sql.Rows, capHint int) ([]chat.Message, error) {
 		)
 		if err := rows.Scan(&m.ID, &m.ChatID, &m.ChatName, &m.UserID, &m.Username, &m.Kind, &m.KeyVersion, &m.Body,
 			&m.ClientID, &created, &edited, &deleted, &replyTo, &targetID); err != nil {
-			return nil, wrap(err)
+			return nil, err
 		}
 		m.CreatedAt = time.UnixMilli(created).UTC()
 		m.EditedAt = fromMS(edited)
@@ -399,7 +405,7 @@ func scanMessages(rows *sql.Rows, capHint int) ([]chat.Message, error) {
 		m.TargetID = targetID.Int64
 		out = append(out, m)
 	}
-	return out, wrap(rows.Err())
+	return out, rows.Err()
 }
 
 // MessagesBefore returns a keyset page of a chat's history, oldest first.
@@ -412,11 +418,11 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 	rows, err := s.query(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id < ? AND `+isMessage+` ORDER BY m.id DESC LIMIT ?`,
 		chatID, before, limit+1)
 	if err != nil {
-		return nil, false, wrap(err)
+		return nil, false, s.fail("messages before", err)
 	}
 	msgs, err := scanMessages(rows, limit+1)
 	if err != nil {
-		return nil, false, err
+		return nil, false, s.fail("messages before: read messages", err)
 	}
 	more := len(msgs) > limit
 	if more {
@@ -434,9 +440,10 @@ func (s *DB) MessagesBefore(ctx context.Context, chatID, before int64, limit int
 func (s *DB) MessagesAfter(ctx context.Context, chatID, after int64, limit int) ([]chat.Message, error) {
 	rows, err := s.query(ctx, s.pageSelect()+`WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, chatID, after, limit)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.fail("messages after", err)
 	}
-	return scanMessages(rows, limit)
+	msgs, err := scanMessages(rows, limit)
+	return msgs, s.fail("messages after: read messages", err)
 }
 
 // idBatch is how many ids one IN list holds, well under the bind-variable
@@ -469,11 +476,11 @@ func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]ch
 		}
 		rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
 		if err != nil {
-			return nil, wrap(err)
+			return nil, s.fail("messages by ids", err)
 		}
 		msgs, err := scanMessages(rows, len(batch))
 		if err != nil {
-			return nil, err
+			return nil, s.fail("messages by ids: read messages", err)
 		}
 		out = append(out, msgs...)
 	}
@@ -490,7 +497,7 @@ type querier interface {
 func (s *DB) messageByID(ctx context.Context, q querier, id int64) (chat.Message, error) {
 	rows, err := q.QueryContext(ctx, s.messageSelect()+`WHERE m.id = ?`, id)
 	if err != nil {
-		return chat.Message{}, wrap(err)
+		return chat.Message{}, err
 	}
 	msgs, err := scanMessages(rows, 1)
 	if err != nil {
@@ -518,9 +525,13 @@ func (s *DB) forUpdate() string {
 // row that records it, in one transaction. A retried EventClientID returns
 // the stored event and the target as it is now, and changes nothing.
 func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, error) {
+	op := "edit message"
+	if e.Delete {
+		op = "delete message"
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": begin", err)
 	}
 	defer tx.Rollback()
 
@@ -536,7 +547,7 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 		Scan(&targetChat, &author, &kind, &deleted)
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": read target", err)
 	}
 
 	var (
@@ -554,27 +565,27 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 		// says. A message, or an event of another chat, under that id is a
 		// client reusing ids, not a retry.
 		if (prevKind != chat.MessageEdit && prevKind != chat.MessageDelete) || prev.ChatID != e.ChatID {
-			return chat.EditResult{}, errClientIDUsed
+			return chat.EditResult{}, s.fail(op, errClientIDUsed)
 		}
 		current, err := s.messageByID(ctx, tx, prevTarget.Int64)
 		if err != nil {
-			return chat.EditResult{}, err
+			return chat.EditResult{}, s.fail(op+": read target", err)
 		}
 		prev.CreatedAt = time.UnixMilli(prevCreated).UTC()
 		return chat.EditResult{Event: prev, Target: current}, nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": find earlier event", err)
 	}
 
 	switch {
 	case !found || targetChat != e.ChatID || (kind != chat.MessageText && kind != chat.MessageFile && kind != chat.MessageSystem):
-		return chat.EditResult{}, chat.Errorf(chat.ENotFound, "No message %d in this chat.", e.TargetID)
+		return chat.EditResult{}, s.fail(op, chat.Errorf(chat.ENotFound, "No message %d in this chat.", e.TargetID))
 	case author != e.UserID:
-		return chat.EditResult{}, chat.Errorf(chat.EForbidden, "Only its author can edit or delete a message.")
+		return chat.EditResult{}, s.fail(op, chat.Errorf(chat.EForbidden, "Only its author can edit or delete a message."))
 	case deleted.Valid:
-		return chat.EditResult{}, chat.Errorf(chat.EConflict, "That message has been deleted.")
+		return chat.EditResult{}, s.fail(op, chat.Errorf(chat.EConflict, "That message has been deleted."))
 	case !e.Delete && kind != chat.MessageText:
-		return chat.EditResult{}, chat.Errorf(chat.EInvalid, "Only text messages can be edited.")
+		return chat.EditResult{}, s.fail(op, chat.Errorf(chat.EInvalid, "Only text messages can be edited."))
 	}
 
 	eventKind := chat.MessageEdit
@@ -588,26 +599,26 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 			e.Body, e.KeyVersion, ms(e.At), e.TargetID)
 	}
 	if err != nil {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": update target", err)
 	}
 	res, err := tx.ExecContext(ctx, messageInsert, e.ChatID, e.UserID, eventKind, e.EventKeyVersion, []byte{}, e.EventClientID, ms(e.At),
 		nil, e.TargetID)
 	if isUnique(err) {
-		return chat.EditResult{}, errClientIDUsed
+		return chat.EditResult{}, s.fail(op, errClientIDUsed)
 	}
 	if err != nil {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": insert event", err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": read event id", err)
 	}
 	current, err := s.messageByID(ctx, tx, e.TargetID)
 	if err != nil {
-		return chat.EditResult{}, err
+		return chat.EditResult{}, s.fail(op+": read target", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return chat.EditResult{}, wrap(err)
+		return chat.EditResult{}, s.fail(op+": commit", err)
 	}
 	return chat.EditResult{Event: chat.Inserted{ID: id, ChatID: e.ChatID, Created: true, CreatedAt: e.At}, Target: current}, nil
 }

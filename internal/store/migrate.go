@@ -85,7 +85,7 @@ func splitStatements(text string) []string {
 func (s *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
-	return int(v.Int64), wrap(err)
+	return int(v.Int64), s.fail("schema version", err)
 }
 
 // migrate applies the pending migrations in order, up to version upTo
@@ -98,7 +98,7 @@ func (s *DB) migrate(ctx context.Context, upTo int) error {
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return wrap(err)
+		return fmt.Errorf("take a connection: %w", err)
 	}
 	defer conn.Close()
 	if s.dialect == MySQL {

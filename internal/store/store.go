@@ -18,9 +18,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/mapsim/mapsim-chat/internal/chat"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialects.
@@ -51,6 +48,9 @@ type DB struct {
 	// them once stopped.
 	stopCheckpoints, checkpointsDone chan struct{}
 	closeOnce                        sync.Once
+	// closed is set as Close begins: from then on every failure is the
+	// shutdown's doing (see fail).
+	closed atomic.Bool
 
 	// writer is the connection message groups commit on (SQLite; see
 	// beginGroup), opened at the first group and held until Close.
@@ -79,17 +79,21 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // open is Open applying migrations only up to version upTo (0: all), so
 // that a test can build a database as an older release left it.
 func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
+	// failed names the step of opening that failed.
+	failed := func(step string, err error) error {
+		return fmt.Errorf("store: open %s database: %s: %w", opts.Driver, step, err)
+	}
 	var db *sql.DB
 	switch opts.Driver {
 	case SQLite:
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
-			return nil, fmt.Errorf("create database folder: %w", err)
+			return nil, failed("create its folder", err)
 		}
 		// The database holds password hashes: create it owner-only. SQLite
 		// gives its -wal and -shm files the same mode.
 		f, err := os.OpenFile(opts.SQLitePath, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("create database file: %w", err)
+			return nil, failed("create its file", err)
 		}
 		f.Close()
 		// WAL lets readers run beside the one writer; synchronous=FULL makes a
@@ -106,7 +110,7 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 			"&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-" + strconv.Itoa(readerCacheKiB) + ")&_pragma=temp_store(MEMORY)&_pragma=journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")&_txlock=immediate"
 		db, err = sql.Open("sqlite", dsn)
 		if err != nil {
-			return nil, fmt.Errorf("open sqlite: %w", err)
+			return nil, failed("open", err)
 		}
 		// Eight for requests and the checkpoints, one held by the committer.
 		db.SetMaxOpenConns(9)
@@ -128,31 +132,31 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		cfg.Params = map[string]string{"sql_mode": "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"}
 		connector, err := mysql.NewConnector(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("mysql settings: %w", err)
+			return nil, failed("settings", err)
 		}
 		db = sql.OpenDB(connector)
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxLifetime(30 * time.Minute)
 	default:
-		return nil, fmt.Errorf("unknown database driver %q", opts.Driver)
+		return nil, fmt.Errorf("store: unknown database driver %q", opts.Driver)
 	}
 	s := &DB{db: db, dialect: opts.Driver, cache: newChatCache()}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("connect to %s database: %w", opts.Driver, err)
+		return nil, failed("connect", err)
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		db.Close()
-		return nil, err
+		return nil, failed("migrate", err)
 	}
 	if s.dialect == MySQL {
 		var mode int
 		if err := db.QueryRowContext(ctx, `SELECT @@innodb_autoinc_lock_mode`).Scan(&mode); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("read innodb_autoinc_lock_mode: %w", err)
+			return nil, failed("read innodb_autoinc_lock_mode", err)
 		}
 		s.consecutiveIDs = mode <= 1
 	}
@@ -283,6 +287,7 @@ func (s *DB) restartLog(ctx context.Context) {
 // Close releases the database. On SQLite it stops the background
 // checkpoints and folds the whole log into the database file first.
 func (s *DB) Close() error {
+	s.closed.Store(true)
 	s.closeOnce.Do(func() {
 		s.cache.close()
 		s.stmts.Range(func(_, st any) bool {
@@ -303,7 +308,10 @@ func (s *DB) Close() error {
 			cancel()
 		}
 	})
-	return s.db.Close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
 }
 
 // beginGroup starts the transaction of a message group. On SQLite it runs
@@ -429,18 +437,10 @@ func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 // Ping checks that the database answers.
-func (s *DB) Ping(ctx context.Context) error { return wrap(s.db.PingContext(ctx)) }
+func (s *DB) Ping(ctx context.Context) error { return s.fail("ping", s.db.PingContext(ctx)) }
 
 // ms converts a time to the stored Unix milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-// nullMS converts a possibly zero time to a nullable column value.
-func nullMS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
 
 // fromMS converts stored milliseconds back; NULL becomes the zero time.
 func fromMS(v sql.NullInt64) time.Time {
@@ -459,51 +459,5 @@ func exists(ctx context.Context, tx *sql.Tx, table string, id int64) (bool, erro
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
-	return err == nil, wrap(err)
-}
-
-// isUnique reports whether err is a unique or primary key violation.
-func isUnique(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number == 1062
-	}
-	return false
-}
-
-// errDBClosed and errStmtClosed are the texts of database/sql's errors for
-// a closed pool and a closed prepared statement, which a request racing
-// shutdown can meet.
-const (
-	errDBClosed   = "sql: database is closed"
-	errStmtClosed = "sql: statement is closed"
-)
-
-// wrap turns the errors of a database that went away into EUnavailable, so
-// that clients get a 503 they can retry instead of an opaque 500. Other
-// errors pass through unchanged.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ce *chat.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	var netErr net.Error
-	var opErr *net.OpError
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
-		errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) ||
-		err.Error() == errDBClosed || err.Error() == errStmtClosed {
-		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
-	}
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && (me.Number == 1040 || me.Number == 1053 || me.Number == 2006 || me.Number == 2013) {
-		return fmt.Errorf("%w (%v)", &chat.Error{Code: chat.EUnavailable, Message: "The database is unavailable; try again shortly."}, err)
-	}
-	return err
+	return err == nil, err
 }

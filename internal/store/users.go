@@ -24,7 +24,7 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
 		}
-		return chat.User{}, wrap(err)
+		return chat.User{}, err
 	}
 	u.Email = email.String
 	u.CreatedAt = time.UnixMilli(created).UTC()
@@ -37,7 +37,7 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return wrap(err)
+		return s.fail("create user: begin", err)
 	}
 	defer tx.Rollback()
 
@@ -47,10 +47,10 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 		var used sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT expires_at, used_at FROM invites WHERE code_hash = ?`, invite).Scan(&expires, &used)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && (used.Valid || expires <= now)) {
-			return chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired.")
+			return s.fail("create user", chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired."))
 		}
 		if err != nil {
-			return wrap(err)
+			return s.fail("create user: read invite", err)
 		}
 	}
 	var email sql.NullString
@@ -62,16 +62,16 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	if isUnique(err) {
 		var n int
 		if qerr := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, u.Username).Scan(&n); qerr == nil && n == 0 && email.Valid {
-			return chat.Errorf(chat.EConflict, "That email address is already registered.")
+			return s.fail("create user", chat.Errorf(chat.EConflict, "That email address is already registered."))
 		}
-		return chat.Errorf(chat.EConflict, "That username is taken.")
+		return s.fail("create user", chat.Errorf(chat.EConflict, "That username is taken."))
 	}
 	if err != nil {
-		return wrap(err)
+		return s.fail("create user: insert user", err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return wrap(err)
+		return s.fail("create user: read new user's id", err)
 	}
 	defer s.cache.forget([]int64{id}) // after the Commit below, as deferred calls run last
 	// A new user starts with the global chat's history read.
@@ -79,19 +79,19 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 		SELECT c.id, ?, 'member', ?,
 			COALESCE((SELECT m.id FROM messages m WHERE m.chat_id = c.id ORDER BY m.id DESC LIMIT 1), 0)
 		FROM chats c WHERE c.kind = 'global'`, id, now); err != nil {
-		return wrap(err)
+		return s.fail("create user: join global chat", err)
 	}
 	if invite != nil {
 		res, err := tx.ExecContext(ctx, `UPDATE invites SET used_at = ?, used_by = ? WHERE code_hash = ? AND used_at IS NULL`, now, id, invite)
 		if err != nil {
-			return wrap(err)
+			return s.fail("create user: use invite", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired.")
+			return s.fail("create user", chat.Errorf(chat.EInvalid, "That invite code is not valid: it may have been used or have expired."))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return wrap(err)
+		return s.fail("create user: commit", err)
 	}
 	u.ID = id
 	return nil
@@ -103,9 +103,12 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, error) {
 	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
 	if err == nil && !equalFoldASCII(u.Username, username) {
-		return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
+		err = chat.Errorf(chat.ENotFound, "No such user.")
 	}
-	return u, err
+	if err != nil {
+		return chat.User{}, s.fail("user by username", err)
+	}
+	return u, nil
 }
 
 // equalFoldASCII reports whether a and b are equal ignoring ASCII case, which
@@ -131,39 +134,40 @@ func equalFoldASCII(a, b string) bool {
 
 // UserByID finds a user by id.
 func (s *DB) UserByID(ctx context.Context, id int64) (chat.User, error) {
-	return scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return u, s.fail("user by id", err)
 }
 
 // SetPassword replaces the hash and revokes every live session of the user.
 func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return wrap(err)
+		return s.fail("set password: begin", err)
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
 	if err != nil {
-		return wrap(err)
+		return s.fail("set password: update user", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		ok, err := exists(ctx, tx, "users", userID)
 		if err != nil {
-			return err
+			return s.fail("set password: find user", err)
 		}
 		if !ok {
-			return chat.Errorf(chat.ENotFound, "No such user.")
+			return s.fail("set password", chat.Errorf(chat.ENotFound, "No such user."))
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ms(at), userID); err != nil {
-		return wrap(err)
+		return s.fail("set password: revoke sessions", err)
 	}
-	return wrap(tx.Commit())
+	return s.fail("set password: commit", tx.Commit())
 }
 
 // SetRole changes a user's role.
 func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
 	_, err := s.exec(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
-	return wrap(err)
+	return s.fail("set role", err)
 }
 
 // CreateSession inserts a session.
@@ -179,22 +183,24 @@ func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
 	res, err := s.exec(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
 		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), ua, sess.IP)
 	if err != nil {
-		return wrap(err)
+		return s.fail("create session", err)
 	}
 	sess.ID, err = res.LastInsertId()
-	return wrap(err)
+	return s.fail("create session: read its id", err)
 }
 
 const sessionSelect = `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at, user_agent, ip FROM sessions `
 
 // SessionByTokenHash finds a session by the hash of its token's jti.
 func (s *DB) SessionByTokenHash(ctx context.Context, tokenHash []byte) (chat.Session, error) {
-	return scanSession(s.queryRow(ctx, sessionSelect+`WHERE token_hash = ?`, tokenHash))
+	sess, err := scanSession(s.queryRow(ctx, sessionSelect+`WHERE token_hash = ?`, tokenHash))
+	return sess, s.fail("session by token", err)
 }
 
 // SessionByID finds a session by id.
 func (s *DB) SessionByID(ctx context.Context, id int64) (chat.Session, error) {
-	return scanSession(s.queryRow(ctx, sessionSelect+`WHERE id = ?`, id))
+	sess, err := scanSession(s.queryRow(ctx, sessionSelect+`WHERE id = ?`, id))
+	return sess, s.fail("session by id", err)
 }
 
 // accessSelect reads what an access check needs of a session and its user,
@@ -207,13 +213,15 @@ const accessSelect = `SELECT s.id, s.user_id, u.username, u.role, s.expires_at, 
 // AccessByTokenHash reads the session whose token's jti hashes to
 // tokenHash, with its user; ENotFound when either is missing.
 func (s *DB) AccessByTokenHash(ctx context.Context, tokenHash []byte) (chat.Access, error) {
-	return scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.token_hash = ?`, tokenHash))
+	a, err := scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.token_hash = ?`, tokenHash))
+	return a, s.fail("access by token", err)
 }
 
 // AccessBySessionID reads a session by id, with its user; ENotFound when
 // either is missing.
 func (s *DB) AccessBySessionID(ctx context.Context, id int64) (chat.Access, error) {
-	return scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.id = ?`, id))
+	a, err := scanAccess(s.queryRow(ctx, accessSelect+`WHERE s.id = ?`, id))
+	return a, s.fail("access by session id", err)
 }
 
 func scanAccess(row rowScanner) (chat.Access, error) {
@@ -227,7 +235,7 @@ func scanAccess(row rowScanner) (chat.Access, error) {
 		return chat.Access{}, chat.Errorf(chat.ENotFound, "No such session.")
 	}
 	if err != nil {
-		return chat.Access{}, wrap(err)
+		return chat.Access{}, err
 	}
 	a.ExpiresAt = time.UnixMilli(expires).UTC()
 	a.RevokedAt = fromMS(revoked)
@@ -246,7 +254,7 @@ func scanSession(row rowScanner) (chat.Session, error) {
 		return chat.Session{}, chat.Errorf(chat.ENotFound, "No such session.")
 	}
 	if err != nil {
-		return chat.Session{}, wrap(err)
+		return chat.Session{}, err
 	}
 	sess.CreatedAt = time.UnixMilli(created).UTC()
 	sess.ExpiresAt = time.UnixMilli(expires).UTC()
@@ -257,14 +265,14 @@ func scanSession(row rowScanner) (chat.Session, error) {
 // RevokeSession marks a session revoked.
 func (s *DB) RevokeSession(ctx context.Context, id int64, at time.Time) error {
 	_, err := s.exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
-	return wrap(err)
+	return s.fail("revoke session", err)
 }
 
 // DeleteExpiredSessions removes sessions that expired before the given time.
 func (s *DB) DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.exec(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(before))
 	if err != nil {
-		return 0, wrap(err)
+		return 0, s.fail("delete expired sessions", err)
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
@@ -274,7 +282,7 @@ func (s *DB) DeleteExpiredSessions(ctx context.Context, before time.Time) (int64
 func (s *DB) CreateInvite(ctx context.Context, inv chat.Invite) error {
 	_, err := s.exec(ctx, `INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)`,
 		inv.CodeHash, ms(inv.CreatedAt), ms(inv.ExpiresAt))
-	return wrap(err)
+	return s.fail("create invite", err)
 }
 
 // likeEscaper escapes LIKE's wildcards, and its own escape character, in
@@ -296,18 +304,18 @@ func (s *DB) SearchUsers(ctx context.Context, prefix string, limit int) ([]chat.
 		WHERE disabled_at IS NULL AND username LIKE ? ESCAPE '!' ORDER BY username LIMIT ?`,
 		likeEscaper.Replace(prefix)+"%", limit)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.fail("search users", err)
 	}
 	defer rows.Close()
 	var out []chat.User
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, err
+			return nil, s.fail("search users: read user", err)
 		}
 		if len(u.Username) >= len(prefix) && equalFoldASCII(u.Username[:len(prefix)], prefix) {
 			out = append(out, u)
 		}
 	}
-	return out, wrap(rows.Err())
+	return out, s.fail("search users", rows.Err())
 }
