@@ -1,0 +1,90 @@
+package wire
+
+// The REST API's answers, besides the message and chat shapes above. Field
+// names follow DESIGN.md so that existing scripts keep working; the golden
+// files in testdata/ show each shape, so a change is a visible diff.
+
+// ErrorBody is every error answer: a sentence and a machine code.
+type ErrorBody struct {
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// Detail is an answer that is only a sentence ("Logged out.").
+type Detail struct {
+	Detail string `json:"detail"`
+}
+
+// Status answers the health checks.
+type Status struct {
+	Status string `json:"status"` // ok, ready or unavailable
+	Detail string `json:"detail,omitempty"`
+}
+
+// Registered answers a registration.
+type Registered struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email,omitempty"`
+}
+
+// Token answers a login.
+type Token struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"` // always "bearer"
+	ExpiresIn   int    `json:"expires_in"` // seconds
+	Username    string `json:"username"`
+}
+
+// Ticket is a single-use WebSocket ticket.
+type Ticket struct {
+	Ticket    string `json:"ticket"`
+	ExpiresIn int    `json:"expires_in"` // seconds
+}
+
+// History is a keyset page of a chat, oldest first.
+type History struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// ChatList is the asker's chats, most recent activity first.
+type ChatList struct {
+	Chats []Chat `json:"chats"`
+}
+
+// OnlineList is who is online among the people the asker shares a chat
+// with.
+type OnlineList struct {
+	Users []string `json:"users"`
+}
+
+// FoundUser is one result of a user search.
+type FoundUser struct {
+	Username string `json:"username"`
+	Online   bool   `json:"online"`
+}
+
+// UserList is the result of a user search.
+type UserList struct {
+	Users []FoundUser `json:"users"`
+}
+
+// ReadMarker answers a read marker's move: where it is now.
+type ReadMarker struct {
+	LastReadID int64 `json:"last_read_id"`
+}
+
+// Uploaded answers an upload.
+type Uploaded struct {
+	FileID       string `json:"file_id"`
+	FileURL      string `json:"file_url"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Name         string `json:"name"`
+	Size         int64  `json:"size"`
+	MimeType     string `json:"mime_type"`
+	ChatID       int64  `json:"chat_id"`
+	ChatName     string `json:"chat_name"`
+	Width        int    `json:"width,omitempty"`
+	Height       int    `json:"height,omitempty"`
+}
