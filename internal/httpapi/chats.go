@@ -59,7 +59,7 @@ func (s *server) handleListChats() http.HandlerFunc {
 		for i, sum := range sums {
 			out[i] = s.summaryBody(sum)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"chats": out})
+		writeJSON(w, http.StatusOK, wire.ChatList{Chats: out})
 	}
 }
 
@@ -145,14 +145,14 @@ func (s *server) handleAddMembers() http.HandlerFunc {
 func (s *server) handleRemoveMember() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
 		err := s.Chats.RemoveMember(r.Context(), id, c, pathParam(r, "username"))
-		return map[string]string{"detail": "Removed."}, err
+		return wire.Detail{Detail: "Removed."}, err
 	})
 }
 
 func (s *server) handleLeaveChat() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
 		err := s.Chats.RemoveMember(r.Context(), id, c, id.Username)
-		return map[string]string{"detail": "You left the group."}, err
+		return wire.Detail{Detail: "You left the group."}, err
 	})
 }
 
@@ -163,7 +163,7 @@ func (s *server) handleMarkRead() http.HandlerFunc {
 			return nil, chat.Errorf(chat.EInvalid, "message_id must be a message id (a positive whole number).")
 		}
 		last, err := s.Chats.MarkRead(r.Context(), id, c, n)
-		return map[string]int64{"last_read_id": last}, err
+		return wire.ReadMarker{LastReadID: last}, err
 	})
 }
 
@@ -190,14 +190,10 @@ func (s *server) handleSearchUsers() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		type found struct {
-			Username string `json:"username"`
-			Online   bool   `json:"online"`
-		}
-		out := make([]found, len(users))
+		out := wire.UserList{Users: make([]wire.FoundUser, len(users))}
 		for i, u := range users {
-			out[i] = found{Username: u.Username, Online: s.Hub.IsOnline(u.ID)}
+			out.Users[i] = wire.FoundUser{Username: u.Username, Online: s.Hub.IsOnline(u.ID)}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"users": out})
+		writeJSON(w, http.StatusOK, out)
 	}
 }

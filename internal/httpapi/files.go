@@ -14,20 +14,6 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
-// uploadBody is the answer to an upload.
-type uploadBody struct {
-	FileID       string `json:"file_id"`
-	FileURL      string `json:"file_url"`
-	ThumbnailURL string `json:"thumbnail_url,omitempty"`
-	Name         string `json:"name"`
-	Size         int64  `json:"size"`
-	MimeType     string `json:"mime_type"`
-	ChatID       int64  `json:"chat_id"`
-	ChatName     string `json:"chat_name"`
-	Width        int    `json:"width,omitempty"`
-	Height       int    `json:"height,omitempty"`
-}
-
 // formOverhead is what a multipart form may add around the file: boundaries,
 // part headers and the small fields.
 const formOverhead = 1 << 20
@@ -96,7 +82,7 @@ func (s *server) handleUpload() http.HandlerFunc {
 			return
 		}
 		ref := wire.FromFile(*saved)
-		writeJSON(w, http.StatusCreated, uploadBody{
+		writeJSON(w, http.StatusCreated, wire.Uploaded{
 			FileID: ref.ID, FileURL: ref.URL, ThumbnailURL: ref.ThumbnailURL, Name: saved.Name, Size: saved.Size,
 			MimeType: saved.MimeType, ChatID: usedChat.ID, ChatName: usedChat.Name, Width: saved.Width, Height: saved.Height,
 		})
@@ -123,11 +109,11 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 		d, err := s.Uploads.Download(r.Context(), identityFrom(r.Context()), raw, thumb)
 		switch {
 		case errors.Is(err, uploads.ErrExpired):
-			writeJSON(w, http.StatusGone, errorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
+			writeJSON(w, http.StatusGone, wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
 			return
 		case errors.Is(err, uploads.ErrDamaged):
 			s.Log.Error("stored file is damaged", "file_id", raw, "err", err)
-			writeJSON(w, http.StatusInternalServerError, errorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
+			writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
 			return
 		case err != nil:
 			s.writeError(w, r, err)

@@ -35,7 +35,7 @@ func (s *server) handleStatic() http.HandlerFunc {
 
 func (s *server) handleHealthz() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, wire.Status{Status: "ok"})
 	}
 }
 
@@ -45,17 +45,11 @@ func (s *server) handleReadyz() http.HandlerFunc {
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
 			s.Log.Warn("readiness: database unreachable", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": "The database does not answer."})
+			writeJSON(w, http.StatusServiceUnavailable, wire.Status{Status: "unavailable", Detail: "The database does not answer."})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, http.StatusOK, wire.Status{Status: "ready"})
 	}
-}
-
-type userBody struct {
-	ID       int64  `json:"id"`
-	Username string `json:"username"`
-	Email    string `json:"email,omitempty"`
 }
 
 func (s *server) handleRegister() http.HandlerFunc {
@@ -75,15 +69,8 @@ func (s *server) handleRegister() http.HandlerFunc {
 			return
 		}
 		s.Log.Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", clientIPFrom(r.Context()))
-		writeJSON(w, http.StatusCreated, userBody{ID: u.ID, Username: u.Username, Email: u.Email})
+		writeJSON(w, http.StatusCreated, wire.Registered{ID: u.ID, Username: u.Username, Email: u.Email})
 	}
-}
-
-type tokenBody struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int    `json:"expires_in"`
-	Username    string `json:"username"`
 }
 
 func (s *server) handleLogin() http.HandlerFunc {
@@ -102,7 +89,7 @@ func (s *server) handleLogin() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, tokenBody{AccessToken: tok.AccessToken, TokenType: "bearer", ExpiresIn: tok.ExpiresIn, Username: tok.Identity.Username})
+		writeJSON(w, http.StatusOK, wire.Token{AccessToken: tok.AccessToken, TokenType: "bearer", ExpiresIn: tok.ExpiresIn, Username: tok.Identity.Username})
 	}
 }
 
@@ -114,7 +101,7 @@ func (s *server) handleLogout() http.HandlerFunc {
 			return
 		}
 		s.Hub.CloseSession(id.SessionID)
-		writeJSON(w, http.StatusOK, map[string]string{"detail": "Logged out."})
+		writeJSON(w, http.StatusOK, wire.Detail{Detail: "Logged out."})
 	}
 }
 
@@ -125,7 +112,7 @@ func (s *server) handleWSTicket() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"ticket": t, "expires_in": int(auth.TicketTTL / time.Second)})
+		writeJSON(w, http.StatusOK, wire.Ticket{Ticket: t, ExpiresIn: int(auth.TicketTTL / time.Second)})
 	}
 }
 
@@ -134,11 +121,6 @@ const (
 	defaultPage = 50
 	maxPage     = 200
 )
-
-type historyBody struct {
-	Messages []wire.Message `json:"messages"`
-	HasMore  bool           `json:"has_more"`
-}
 
 func (s *server) handleMessages() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +153,7 @@ func (s *server) handleMessages() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		out := historyBody{Messages: make([]wire.Message, len(msgs)), HasMore: more}
+		out := wire.History{Messages: make([]wire.Message, len(msgs)), HasMore: more}
 		for i, m := range msgs {
 			out.Messages[i] = wire.FromMessage(m)
 		}
@@ -189,6 +171,6 @@ func (s *server) handleOnline() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"users": s.Hub.OnlineIn(chatIDs)})
+		writeJSON(w, http.StatusOK, wire.OnlineList{Users: s.Hub.OnlineIn(chatIDs)})
 	}
 }

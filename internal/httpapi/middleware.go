@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
 type ctxKey int
@@ -43,7 +44,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.Log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
-				writeJSON(w, http.StatusInternalServerError, errorBody{Detail: "Internal error.", Code: chat.EInternal})
+				writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "Internal error.", Code: chat.EInternal})
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -224,5 +225,5 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Detail: r.Method + " is not allowed here.", Code: chat.EInvalid})
+	writeJSON(w, http.StatusMethodNotAllowed, wire.ErrorBody{Detail: r.Method + " is not allowed here.", Code: chat.EInvalid})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
 // statusFor maps an error code to its HTTP status: the one place that does.
@@ -42,12 +43,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// errorBody is every error answer: {"detail", "code"}.
-type errorBody struct {
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
 // writeError answers with err's status and sentence. Only internal errors
 // are logged as errors, with the request they came from.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -64,7 +59,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case chat.EUnavailable:
 		s.Log.Warn("request failed: unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, statusFor(code), errorBody{Detail: chat.ErrorMessage(err), Code: code})
+	writeJSON(w, statusFor(code), wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: code})
 }
 
 // maxFormBytes bounds the body of a form or JSON request.
