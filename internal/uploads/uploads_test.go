@@ -157,3 +157,73 @@ func TestSaveAndOpen(t *testing.T) {
 		t.Fatal("an upload in progress was removed")
 	}
 }
+
+// TestDownloadIsForMembersOnly: the file's chat decides who may read it; a
+// non-member gets the very answer a missing file gets.
+func TestDownloadIsForMembersOnly(t *testing.T) {
+	w := newWorld(t)
+	up := w.newUp(uploads.Options{})
+	bob := chat.User{Username: "bob", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
+	carol := chat.User{Username: "carol", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
+	for _, u := range []*chat.User{&bob, &carol} {
+		if err := w.st.CreateUser(w.ctx, u, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := chat.Chat{Kind: chat.KindGroup, Title: "Ops", CreatedAt: time.Now()}
+	if _, _, err := w.st.CreateChat(w.ctx, &group, []int64{w.user.ID, bob.ID}, w.ring.SealMessage, "create-ops"); err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("the plan for tonight")
+	f, err := up.Save(w.ctx, uploads.Upload{Chat: group, UploaderID: w.user.ID, Name: "plan.txt", Body: bytes.NewReader(content)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := hex.EncodeToString(f.ID)
+	for _, reader := range []chat.User{w.user, bob} {
+		d, err := up.Download(w.ctx, chat.Identity{UserID: reader.ID}, ref, false)
+		if err != nil {
+			t.Fatalf("%s, a member: %v", reader.Username, err)
+		}
+		got, err := io.ReadAll(d.Content)
+		d.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("%s read %q, %v", reader.Username, got, err)
+		}
+	}
+	refused := func(who chat.User, ref string, thumb bool) error {
+		_, err := up.Download(w.ctx, chat.Identity{UserID: who.ID}, ref, thumb)
+		return err
+	}
+	// Each gets the very answer of a missing file.
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{
+		{"a non-member", refused(carol, ref, false)},
+		{"a non-member asking for the thumbnail", refused(carol, ref, true)},
+		{"a missing file", refused(bob, strings.Repeat("ab", 16), false)},
+		{"an id that is not hex", refused(bob, "../../etc/passwd", false)},
+		{"an id too short", refused(bob, ref[:30], false)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !errors.Is(tt.err, uploads.ErrNoSuchFile) {
+				t.Fatalf("err = %v, want %v", tt.err, uploads.ErrNoSuchFile)
+			}
+		})
+	}
+	// A member asking for a thumbnail a text file does not have.
+	if err := refused(bob, ref, true); chat.ErrorCode(err) != chat.ENotFound {
+		t.Fatalf("thumbnail of a text file: %v", err)
+	}
+	// Once the janitor expired it, members hear so; others still hear nothing.
+	if _, err := w.st.ExpireFile(w.ctx, f.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused(bob, ref, false); !errors.Is(err, uploads.ErrExpired) {
+		t.Fatalf("expired, to a member: %v", err)
+	}
+	if err := refused(carol, ref, false); !errors.Is(err, uploads.ErrNoSuchFile) {
+		t.Fatalf("expired, to a non-member: %v", err)
+	}
+}
