@@ -3,7 +3,12 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-go test-web bench vet fmt clean
+.PHONY: run build test test-go test-web bench vet fmt clean tools
+
+# Checkers, built from the Go module proxy into bin/tools on first use, at
+# pinned versions so that every machine runs the same checks.
+TOOLS               := $(CURDIR)/bin/tools
+STATICCHECK_VERSION := v0.8.2
 
 ## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
 run:
@@ -38,10 +43,18 @@ bench:
 	bash bench/run.sh
 	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./...
 
-vet:
+## vet: gofmt, go vet and staticcheck, all clean
+vet: $(TOOLS)/staticcheck
 	@unformatted=$$(gofmt -l cmd internal migrations web); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+## tools: the pinned checkers in bin/tools
+tools: $(TOOLS)/staticcheck
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 fmt:
 	gofmt -w cmd internal migrations web

@@ -96,7 +96,8 @@ func TestKeyedConcurrent(t *testing.T) {
 
 func TestConnsCap(t *testing.T) {
 	c := ratelimit.NewConns(2)
-	if !c.Acquire("a") || !c.Acquire("a") {
+	first, second := c.Acquire("a"), c.Acquire("a")
+	if !first || !second {
 		t.Fatal("connections under the cap refused")
 	}
 	if c.Acquire("a") {
