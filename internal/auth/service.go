@@ -20,10 +20,39 @@ const issuer = "mapsim-chat"
 // TicketTTL is how long a WebSocket ticket stays valid.
 const TicketTTL = 30 * time.Second
 
+// Store is the part of the store that accounts and access need: users,
+// sessions and invites.
+type Store interface {
+	// CreateUser inserts u, sets u.ID and adds the user to the global chat,
+	// in one transaction. A username or email already taken (ignoring case)
+	// is EConflict. A non-nil invite is consumed in the same transaction; a
+	// used or expired invite is EInvalid.
+	CreateUser(ctx context.Context, u *chat.User, invite []byte) error
+	// UserByUsername finds a user ignoring case; ENotFound when there is none.
+	UserByUsername(ctx context.Context, username string) (chat.User, error)
+	// SetPassword replaces a user's password hash and revokes every session.
+	SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error
+	// CreateSession inserts s and sets s.ID.
+	CreateSession(ctx context.Context, s *chat.Session) error
+	// AccessByTokenHash reads what an access check needs of the session with
+	// this token hash and of its user; ENotFound when either is missing.
+	AccessByTokenHash(ctx context.Context, tokenHash []byte) (chat.Access, error)
+	// AccessBySessionID is AccessByTokenHash for a session id, which a
+	// WebSocket ticket carries.
+	AccessBySessionID(ctx context.Context, id int64) (chat.Access, error)
+	// RevokeSession marks a session revoked at the given time.
+	RevokeSession(ctx context.Context, id int64, at time.Time) error
+	// DeleteExpiredSessions removes sessions that expired before the given
+	// time and returns how many it removed.
+	DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error)
+	// CreateInvite stores a new invite.
+	CreateInvite(ctx context.Context, inv chat.Invite) error
+}
+
 // Service registers users, logs them in and out, and verifies tokens and
 // tickets.
 type Service struct {
-	store        chat.Store
+	store        Store
 	signingKey   []byte
 	tokenTTL     time.Duration
 	registration string
@@ -44,7 +73,7 @@ type ticket struct {
 
 // Options configure a Service.
 type Options struct {
-	Store          chat.Store
+	Store          Store
 	SigningKey     []byte
 	TokenTTL       time.Duration
 	Registration   string // "open", "invite" or "closed"
