@@ -189,6 +189,12 @@ func (r apiResponse) str(key string) string {
 // else (JSON).
 func (s *testServer) call(t testing.TB, method, path, token string, body any) apiResponse {
 	t.Helper()
+	return s.callWith(t, method, path, token, nil, body)
+}
+
+// callWith is call with extra request headers.
+func (s *testServer) callWith(t testing.TB, method, path, token string, header http.Header, body any) apiResponse {
+	t.Helper()
 	var (
 		rd    io.Reader
 		ctype string
@@ -210,6 +216,9 @@ func (s *testServer) call(t testing.TB, method, path, token string, body any) ap
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -64,6 +64,10 @@ type Service struct {
 
 	ticketsMu sync.Mutex
 	tickets   map[string]ticket
+
+	// beforeVerify, when set (by tests only), runs just before each
+	// password verification of a login.
+	beforeVerify func()
 }
 
 type ticket struct {
@@ -216,22 +220,36 @@ type claims struct {
 
 var errBadLogin = chat.Errorf(chat.EUnauthorized, "Wrong username or password.")
 
+// maxLoginName is the longest username Login looks up; longer ones fail
+// without a lookup, and share one throttle key so that they cannot fill
+// its memory.
+const maxLoginName = 64
+
 // Login checks a username and password and opens a session. A wrong
 // username and a wrong password get the same answer and cost the same time.
+// The throttle (see Throttle) reserves the check before the password is
+// hashed, so parallel guesses get no more checks than sequential ones.
 func (s *Service) Login(ctx context.Context, username, password, addr, userAgent string) (Token, error) {
 	key := strings.ToLower(username)
-	if wait := s.throttle.Wait(key, addr); wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
-		return Token{}, &chat.Error{Code: chat.ETooMany, Message: "Too many failed logins; try again in " + strconv.Itoa(secs) + " seconds.", RetryAfter: time.Duration(secs) * time.Second}
+	if len(key) > maxLoginName {
+		key = key[:maxLoginName+1]
 	}
-	if len(username) > 64 || len(password) > 4*MaxPasswordLen {
-		s.throttle.Fail(key, addr)
+	attempt, wait := s.throttle.Begin(key, addr)
+	if wait > 0 {
+		return Token{}, tooMany("Too many failed logins; try again in ", wait)
+	}
+	// A check that never happens (the server is busy, the store fails)
+	// gives its reservation back; after Fail or Succeed this does nothing.
+	defer attempt.Cancel()
+	if len(username) > maxLoginName || len(password) > 4*MaxPasswordLen {
+		attempt.Fail()
 		return Token{}, errBadLogin
 	}
 	u, err := s.store.UserByUsername(ctx, username)
 	var ok bool
 	switch {
 	case err == nil:
+		s.verifying()
 		if herr := s.hash(ctx, func() { ok, err = VerifyPassword(u.PasswordHash, password) }); herr != nil {
 			return Token{}, herr
 		}
@@ -239,6 +257,7 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 			return Token{}, err
 		}
 	case chat.ErrorCode(err) == chat.ENotFound:
+		s.verifying()
 		if herr := s.hash(ctx, func() { VerifyPassword(dummyHash, password) }); herr != nil {
 			return Token{}, herr
 		}
@@ -246,11 +265,33 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 		return Token{}, err
 	}
 	if !ok || !u.DisabledAt.IsZero() {
-		s.throttle.Fail(key, addr)
+		attempt.Fail()
 		return Token{}, errBadLogin
 	}
-	s.throttle.Succeed(key)
+	attempt.Succeed()
 	return s.issue(ctx, u, addr, userAgent)
+}
+
+func (s *Service) verifying() {
+	if s.beforeVerify != nil {
+		s.beforeVerify()
+	}
+}
+
+// tooMany is a too_many error whose sentence ends with the wait, rounded up
+// to whole seconds (or minutes, from two minutes on), as Retry-After is.
+func tooMany(sentence string, wait time.Duration) error {
+	secs := int((wait + time.Second - 1) / time.Second)
+	var in string
+	switch {
+	case secs == 1:
+		in = "1 second"
+	case secs < 120:
+		in = strconv.Itoa(secs) + " seconds"
+	default:
+		in = strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	return &chat.Error{Code: chat.ETooMany, Message: sentence + in + ".", RetryAfter: time.Duration(secs) * time.Second}
 }
 
 func (s *Service) issue(ctx context.Context, u chat.User, addr, userAgent string) (Token, error) {

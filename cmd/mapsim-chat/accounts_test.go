@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// from returns the header a trusted proxy sends for a client at addr.
+func from(addr string) http.Header {
+	return http.Header{"X-Forwarded-For": {addr}}
+}
+
+// TestLoginGuesserCannotLockOwnerOut: six wrong passwords from one address
+// lock the account out there, not from the owner's address.
+func TestLoginGuesserCannotLockOwnerOut(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"}))
+	srv.MustUser(t, "dora")
+	const guesser, owner = "203.0.113.9", "198.51.100.2"
+	login := func(addr, password string) apiResponse {
+		return srv.callWith(t, "POST", "/login/", "", from(addr), url.Values{"username": {"dora"}, "password": {password}})
+	}
+	for i := range 6 {
+		if r := login(guesser, fmt.Sprint("guess-", i)); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if r := login(guesser, testPassword); r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "30" {
+		t.Fatalf("the right password from the guesser's address: %d, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
+	}
+	if r := login(owner, testPassword); r.Status != http.StatusOK || r.str("access_token") == "" {
+		t.Fatalf("the owner from home: %d %s", r.Status, r.Raw)
+	}
+}
