@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +33,27 @@ func TestLoginGuesserCannotLockOwnerOut(t *testing.T) {
 	if r := login(owner, testPassword); r.Status != http.StatusOK || r.str("access_token") == "" {
 		t.Fatalf("the owner from home: %d %s", r.Status, r.Raw)
 	}
+}
+
+// TestTicketsPerSession: a session asking for more than 16 tickets loses
+// its oldest; its newest opens a WebSocket.
+func TestTicketsPerSession(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, nil))
+	tok := srv.MustUser(t, "tina")
+	var tickets []string
+	for i := range 17 {
+		r := srv.call(t, "POST", "/ws-ticket/", tok, nil)
+		if r.Status != http.StatusOK || r.str("ticket") == "" {
+			t.Fatalf("ticket %d: %d %s", i+1, r.Status, r.Raw)
+		}
+		tickets = append(tickets, r.str("ticket"))
+	}
+	if _, err := srv.dial(t, "ticket="+url.QueryEscape(tickets[0]), nil); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("the evicted ticket: %v", err)
+	}
+	c, err := srv.dial(t, "ticket="+url.QueryEscape(tickets[16]), nil)
+	if err != nil {
+		t.Fatalf("the newest ticket: %v", err)
+	}
+	c.nextType("hello")
 }

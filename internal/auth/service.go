@@ -8,7 +8,6 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -61,18 +60,11 @@ type Service struct {
 	// hashing bounds concurrent argon2id work (19 MiB each) so a burst of
 	// logins cannot exhaust memory.
 	hashing chan struct{}
-
-	ticketsMu sync.Mutex
-	tickets   map[string]ticket
+	tickets *ticketTable
 
 	// beforeVerify, when set (by tests only), runs just before each
 	// password verification of a login.
 	beforeVerify func()
-}
-
-type ticket struct {
-	sessionID int64
-	expires   time.Time
 }
 
 // Options configure a Service.
@@ -102,7 +94,7 @@ func NewService(o Options) *Service {
 		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
-		tickets:  make(map[string]ticket),
+		tickets:  newTicketTable(),
 	}
 }
 
@@ -117,7 +109,7 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			s.throttle.sweep()
-			s.sweepTickets()
+			s.tickets.sweep(s.now())
 			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
 		}
 	}
@@ -369,46 +361,21 @@ func (s *Service) Logout(ctx context.Context, id chat.Identity) error {
 
 // IssueTicket returns a single-use ticket, valid for TicketTTL, that opens a
 // WebSocket in the identity's session without putting a token in a URL.
+// A session holds at most 16 pending tickets and a user 64; asking for more
+// evicts the oldest, so no account can crowd anyone else out. Its error is
+// always nil: tickets live in this node's memory.
 func (s *Service) IssueTicket(id chat.Identity) (string, error) {
-	t := randomToken(32)
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	if len(s.tickets) >= 100_000 {
-		s.sweepTicketsLocked()
-		if len(s.tickets) >= 100_000 {
-			return "", chat.Errorf(chat.ETooMany, "Too many pending WebSocket tickets; try again shortly.")
-		}
-	}
-	s.tickets[t] = ticket{sessionID: id.SessionID, expires: s.now().Add(TicketTTL)}
-	return t, nil
+	return s.tickets.issue(id, s.now()), nil
 }
 
 // RedeemTicket consumes a ticket and returns the identity it was issued for,
 // if its session is still live.
 func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, error) {
-	s.ticketsMu.Lock()
-	tk, ok := s.tickets[t]
-	delete(s.tickets, t)
-	s.ticketsMu.Unlock()
-	if !ok || !s.now().Before(tk.expires) {
+	sessionID, ok := s.tickets.redeem(t, s.now())
+	if !ok {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}
-	return s.identity(s.store.AccessBySessionID(ctx, tk.sessionID))
-}
-
-func (s *Service) sweepTickets() {
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	s.sweepTicketsLocked()
-}
-
-func (s *Service) sweepTicketsLocked() {
-	now := s.now()
-	for k, t := range s.tickets {
-		if !now.Before(t.expires) {
-			delete(s.tickets, k)
-		}
-	}
+	return s.identity(s.store.AccessBySessionID(ctx, sessionID))
 }
 
 func randomToken(n int) string {
