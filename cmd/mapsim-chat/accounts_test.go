@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,41 @@ import (
 // from returns the header a trusted proxy sends for a client at addr.
 func from(addr string) http.Header {
 	return http.Header{"X-Forwarded-For": {addr}}
+}
+
+// TestRegistrationPerAddress: with the default REGISTRATION_PER_HOUR, one
+// address creates five accounts and is then told when to come back; a
+// refused registration does not count, and another address (as a trusted
+// proxy reports it) is not affected.
+func TestRegistrationPerAddress(t *testing.T) {
+	env := baseEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"})
+	delete(env, "REGISTRATION_PER_HOUR")
+	srv := MustStart(t, env)
+	register := func(name, addr string) apiResponse {
+		return srv.callWith(t, "POST", "/register/", "", from(addr), url.Values{"username": {name}, "password": {testPassword}})
+	}
+	const neighbour = "198.51.100.7"
+
+	if r := srv.call(t, "POST", "/register/", "", url.Values{"username": {"weak"}, "password": {"password123"}}); r.Status != http.StatusBadRequest {
+		t.Fatalf("a weak password: %d %s", r.Status, r.Raw)
+	}
+	for i := range 5 {
+		if r := srv.call(t, "POST", "/register/", "", url.Values{"username": {fmt.Sprint("user", i)}, "password": {testPassword}}); r.Status != http.StatusCreated {
+			t.Fatalf("account %d: %d %s", i+1, r.Status, r.Raw)
+		}
+	}
+	r := srv.call(t, "POST", "/register/", "", url.Values{"username": {"user5"}, "password": {testPassword}})
+	wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	if r.Status != http.StatusTooManyRequests || r.str("code") != "too_many" || wait < 1 || wait > 12*60 ||
+		!strings.Contains(r.str("detail"), "from your address") {
+		t.Fatalf("the sixth account: %d, Retry-After %q, %s", r.Status, r.Header.Get("Retry-After"), r.Raw)
+	}
+	if r := register("neighbour", neighbour); r.Status != http.StatusCreated {
+		t.Fatalf("another address: %d %s", r.Status, r.Raw)
+	}
+	if r := srv.call(t, "POST", "/login/", "", url.Values{"username": {"user5"}, "password": {testPassword}}); r.Status != http.StatusUnauthorized {
+		t.Fatalf("the refused account can log in: %d %s", r.Status, r.Raw)
+	}
 }
 
 // TestLoginGuesserCannotLockOwnerOut: six wrong passwords from one address

@@ -97,6 +97,9 @@ func baseEnv(t testing.TB, env map[string]string) map[string]string {
 		"LOG_FORMAT":  "text",
 		// Offline is announced at once unless a test sets a grace.
 		"PRESENCE_GRACE": "0",
+		// Tests register many users from 127.0.0.1;
+		// TestRegistrationPerAddress checks the default limit.
+		"REGISTRATION_PER_HOUR": "0",
 	}
 	if out["DATA_DIR"] == "" {
 		out["DATA_DIR"] = t.TempDir()

@@ -154,7 +154,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	b := broker.NewLocal()
 	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
 	au := auth.NewService(auth.Options{
-		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration,
+		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
+		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
 	})
 	h := hub.New(hub.Options{

@@ -57,6 +57,9 @@ type Service struct {
 	registration string
 	now          func() time.Time
 	throttle     *Throttle
+	// registrations limits open registration per client address; nil for
+	// no limit.
+	registrations *registrationLimit
 	// hashing bounds concurrent argon2id work (19 MiB each) so a burst of
 	// logins cannot exhaust memory.
 	hashing chan struct{}
@@ -75,6 +78,10 @@ type Options struct {
 	Registration   string // "open", "invite" or "closed"
 	Now            func() time.Time
 	ConcurrentHash int
+
+	// RegistrationsPerHour is how many accounts one client address may
+	// create an hour by open registration (see Register); 0 for no limit.
+	RegistrationsPerHour int
 }
 
 // NewService returns a Service. It panics on a signing key shorter than 32
@@ -90,12 +97,16 @@ func NewService(o Options) *Service {
 	if o.ConcurrentHash <= 0 {
 		o.ConcurrentHash = 4
 	}
-	return &Service{
+	s := &Service{
 		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
 		tickets:  newTicketTable(),
 	}
+	if o.RegistrationsPerHour > 0 {
+		s.registrations = newRegistrationLimit(o.RegistrationsPerHour)
+	}
+	return s
 }
 
 // Run does the service's housekeeping every minute (throttle and ticket
@@ -110,6 +121,9 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ticker.C:
 			s.throttle.sweep()
 			s.tickets.sweep(s.now())
+			if s.registrations != nil {
+				s.registrations.sweep(s.now())
+			}
 			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
 		}
 	}
@@ -132,9 +146,14 @@ type RegisterRequest struct {
 	Password string
 	Email    string
 	Invite   string
+	// Addr is the client's address, which open registration is limited by.
+	Addr string
 }
 
-// Register creates an account under the configured registration mode.
+// Register creates an account under the configured registration mode. Open
+// registration is limited per client address (Options.RegistrationsPerHour);
+// only accounts actually created count, so a refused name or password costs
+// nothing. Invite codes are not limited: each is an administrator's leave.
 func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User, error) {
 	var inviteHash []byte
 	switch s.registration {
@@ -147,24 +166,55 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User,
 		h := sha256.Sum256([]byte(strings.TrimSpace(req.Invite)))
 		inviteHash = h[:]
 	}
-	return s.CreateUser(ctx, req.Username, req.Password, req.Email, chat.RoleMember, inviteHash)
+	email, err := checkNewUser(req.Username, req.Password, req.Email)
+	if err != nil {
+		return chat.User{}, err
+	}
+	if inviteHash == nil && s.registrations != nil {
+		// The account is reserved before hashing, so parallel requests
+		// cannot all pass the check; a refusal gives it back.
+		if wait := s.registrations.take(req.Addr, s.now()); wait > 0 {
+			return chat.User{}, tooMany("Too many accounts were created from your address; try again in ", wait)
+		}
+		u, err := s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, nil)
+		if err != nil {
+			s.registrations.giveBack(req.Addr, s.now())
+		}
+		return u, err
+	}
+	return s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, inviteHash)
 }
 
 // CreateUser checks and creates an account; admins use it directly.
 func (s *Service) CreateUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
-	if err := CheckUsername(username); err != nil {
+	email, err := checkNewUser(username, password, email)
+	if err != nil {
 		return chat.User{}, err
 	}
+	return s.createUser(ctx, username, password, email, role, inviteHash)
+}
+
+// checkNewUser checks a new account's username, password and email, and
+// returns the email trimmed.
+func checkNewUser(username, password, email string) (string, error) {
+	if err := CheckUsername(username); err != nil {
+		return "", err
+	}
 	if err := CheckPassword(password, username); err != nil {
-		return chat.User{}, err
+		return "", err
 	}
 	email = strings.TrimSpace(email)
 	if email != "" {
 		addr, err := mail.ParseAddress(email)
 		if err != nil || addr.Address != email || len(email) > 254 {
-			return chat.User{}, chat.Errorf(chat.EInvalid, "That is not an email address.")
+			return "", chat.Errorf(chat.EInvalid, "That is not an email address.")
 		}
 	}
+	return email, nil
+}
+
+// createUser hashes the password and stores an account already checked.
+func (s *Service) createUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
 	u := chat.User{Username: username, Email: email, Role: role, CreatedAt: s.now().UTC()}
 	if err := s.hash(ctx, func() { u.PasswordHash = HashPassword(password) }); err != nil {
 		return chat.User{}, err
