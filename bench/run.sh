@@ -52,7 +52,7 @@ commits_rate() { if [ "$1" = sqlite ]; then echo 30000; else echo 10000; fi; }
 
 # The server must not rate-limit the load (see the README's rate limits).
 SERVER_ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000
-  RATE_LIMIT_FRAMES_PER_SECOND=100000 RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0
+  RATE_LIMIT_FRAMES_PER_SECOND=100000 RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 REGISTRATION_PER_HOUR=0
   LOG_FORMAT=text GOTRACEBACK=all)
 
 # --- processes we start, stopped by pid on exit --------------------------------

@@ -97,6 +97,9 @@ func baseEnv(t testing.TB, env map[string]string) map[string]string {
 		"LOG_FORMAT":  "text",
 		// Offline is announced at once unless a test sets a grace.
 		"PRESENCE_GRACE": "0",
+		// Tests register many users from 127.0.0.1;
+		// TestRegistrationPerAddress checks the default limit.
+		"REGISTRATION_PER_HOUR": "0",
 	}
 	if out["DATA_DIR"] == "" {
 		out["DATA_DIR"] = t.TempDir()
@@ -189,6 +192,12 @@ func (r apiResponse) str(key string) string {
 // else (JSON).
 func (s *testServer) call(t testing.TB, method, path, token string, body any) apiResponse {
 	t.Helper()
+	return s.callWith(t, method, path, token, nil, body)
+}
+
+// callWith is call with extra request headers.
+func (s *testServer) callWith(t testing.TB, method, path, token string, header http.Header, body any) apiResponse {
+	t.Helper()
 	var (
 		rd    io.Reader
 		ctype string
@@ -210,6 +219,9 @@ func (s *testServer) call(t testing.TB, method, path, token string, body any) ap
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -164,7 +164,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	messages := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
 	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log})
 	au := auth.NewService(auth.Options{
-		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, Registration: cfg.Registration,
+		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
+		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
 	})
 	h := hub.New(hub.Options{

@@ -8,7 +8,6 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,11 +19,13 @@ const issuer = "mapsim-chat"
 // TicketTTL is how long a WebSocket ticket stays valid.
 const TicketTTL = 30 * time.Second
 
-// Store is what authentication needs of the database.
+// Store is the part of the store that accounts and access need: users,
+// sessions and invites.
 type Store interface {
 	// CreateUser inserts u, sets u.ID and adds the user to the global chat,
-	// consuming a non-nil invite in the same transaction. A taken username
-	// or email is EConflict; a used or expired invite EInvalid.
+	// in one transaction. A username or email already taken (ignoring case)
+	// is EConflict. A non-nil invite is consumed in the same transaction; a
+	// used or expired invite is EInvalid.
 	CreateUser(ctx context.Context, u *chat.User, invite []byte) error
 	// UserByUsername finds a user ignoring case; ENotFound when there is none.
 	UserByUsername(ctx context.Context, username string) (chat.User, error)
@@ -32,13 +33,16 @@ type Store interface {
 	SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error
 	// CreateSession inserts s and sets s.ID.
 	CreateSession(ctx context.Context, s *chat.Session) error
-	// AccessByTokenHash and AccessBySessionID read what an access check
-	// needs of a session and its user; ENotFound when either is missing.
+	// AccessByTokenHash reads what an access check needs of the session with
+	// this token hash and of its user; ENotFound when either is missing.
 	AccessByTokenHash(ctx context.Context, tokenHash []byte) (chat.Access, error)
+	// AccessBySessionID is AccessByTokenHash for a session id, which a
+	// WebSocket ticket carries.
 	AccessBySessionID(ctx context.Context, id int64) (chat.Access, error)
-	// RevokeSession marks a session revoked.
+	// RevokeSession marks a session revoked at the given time.
 	RevokeSession(ctx context.Context, id int64, at time.Time) error
-	// DeleteExpiredSessions removes sessions that expired before the time.
+	// DeleteExpiredSessions removes sessions that expired before the given
+	// time and returns how many it removed.
 	DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error)
 	// CreateInvite stores a new invite.
 	CreateInvite(ctx context.Context, inv chat.Invite) error
@@ -53,17 +57,17 @@ type Service struct {
 	registration string
 	now          func() time.Time
 	throttle     *Throttle
+	// registrations limits open registration per client address; nil for
+	// no limit.
+	registrations *registrationLimit
 	// hashing bounds concurrent argon2id work (19 MiB each) so a burst of
 	// logins cannot exhaust memory.
 	hashing chan struct{}
+	tickets *ticketTable
 
-	ticketsMu sync.Mutex
-	tickets   map[string]ticket
-}
-
-type ticket struct {
-	sessionID int64
-	expires   time.Time
+	// beforeVerify, when set (by tests only), runs just before each
+	// password verification of a login.
+	beforeVerify func()
 }
 
 // Options configure a Service.
@@ -74,6 +78,10 @@ type Options struct {
 	Registration   string // "open", "invite" or "closed"
 	Now            func() time.Time
 	ConcurrentHash int
+
+	// RegistrationsPerHour is how many accounts one client address may
+	// create an hour by open registration (see Register); 0 for no limit.
+	RegistrationsPerHour int
 }
 
 // NewService returns a Service. It panics on a signing key shorter than 32
@@ -89,12 +97,16 @@ func NewService(o Options) *Service {
 	if o.ConcurrentHash <= 0 {
 		o.ConcurrentHash = 4
 	}
-	return &Service{
+	s := &Service{
 		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
-		tickets:  make(map[string]ticket),
+		tickets:  newTicketTable(),
 	}
+	if o.RegistrationsPerHour > 0 {
+		s.registrations = newRegistrationLimit(o.RegistrationsPerHour)
+	}
+	return s
 }
 
 // Run does the service's housekeeping every minute (throttle and ticket
@@ -108,7 +120,10 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			s.throttle.sweep()
-			s.sweepTickets()
+			s.tickets.sweep(s.now())
+			if s.registrations != nil {
+				s.registrations.sweep(s.now())
+			}
 			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
 		}
 	}
@@ -131,9 +146,14 @@ type RegisterRequest struct {
 	Password string
 	Email    string
 	Invite   string
+	// Addr is the client's address, which open registration is limited by.
+	Addr string
 }
 
-// Register creates an account under the configured registration mode.
+// Register creates an account under the configured registration mode. Open
+// registration is limited per client address (Options.RegistrationsPerHour);
+// only accounts actually created count, so a refused name or password costs
+// nothing. Invite codes are not limited: each is an administrator's leave.
 func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User, error) {
 	var inviteHash []byte
 	switch s.registration {
@@ -146,24 +166,55 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User,
 		h := sha256.Sum256([]byte(strings.TrimSpace(req.Invite)))
 		inviteHash = h[:]
 	}
-	return s.CreateUser(ctx, req.Username, req.Password, req.Email, chat.RoleMember, inviteHash)
+	email, err := checkNewUser(req.Username, req.Password, req.Email)
+	if err != nil {
+		return chat.User{}, err
+	}
+	if inviteHash == nil && s.registrations != nil {
+		// The account is reserved before hashing, so parallel requests
+		// cannot all pass the check; a refusal gives it back.
+		if wait := s.registrations.take(req.Addr, s.now()); wait > 0 {
+			return chat.User{}, tooMany("Too many accounts were created from your address; try again in ", wait)
+		}
+		u, err := s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, nil)
+		if err != nil {
+			s.registrations.giveBack(req.Addr, s.now())
+		}
+		return u, err
+	}
+	return s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, inviteHash)
 }
 
 // CreateUser checks and creates an account; admins use it directly.
 func (s *Service) CreateUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
-	if err := CheckUsername(username); err != nil {
+	email, err := checkNewUser(username, password, email)
+	if err != nil {
 		return chat.User{}, err
 	}
+	return s.createUser(ctx, username, password, email, role, inviteHash)
+}
+
+// checkNewUser checks a new account's username, password and email, and
+// returns the email trimmed.
+func checkNewUser(username, password, email string) (string, error) {
+	if err := CheckUsername(username); err != nil {
+		return "", err
+	}
 	if err := CheckPassword(password, username); err != nil {
-		return chat.User{}, err
+		return "", err
 	}
 	email = strings.TrimSpace(email)
 	if email != "" {
 		addr, err := mail.ParseAddress(email)
 		if err != nil || addr.Address != email || len(email) > 254 {
-			return chat.User{}, chat.Errorf(chat.EInvalid, "That is not an email address.")
+			return "", chat.Errorf(chat.EInvalid, "That is not an email address.")
 		}
 	}
+	return email, nil
+}
+
+// createUser hashes the password and stores an account already checked.
+func (s *Service) createUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
 	u := chat.User{Username: username, Email: email, Role: role, CreatedAt: s.now().UTC()}
 	if err := s.hash(ctx, func() { u.PasswordHash = HashPassword(password) }); err != nil {
 		return chat.User{}, err
@@ -211,22 +262,36 @@ type claims struct {
 
 var errBadLogin = chat.Errorf(chat.EUnauthorized, "Wrong username or password.")
 
+// maxLoginName is the longest username Login looks up; longer ones fail
+// without a lookup, and share one throttle key so that they cannot fill
+// its memory.
+const maxLoginName = 64
+
 // Login checks a username and password and opens a session. A wrong
 // username and a wrong password get the same answer and cost the same time.
+// The throttle (see Throttle) reserves the check before the password is
+// hashed, so parallel guesses get no more checks than sequential ones.
 func (s *Service) Login(ctx context.Context, username, password, addr, userAgent string) (Token, error) {
 	key := strings.ToLower(username)
-	if wait := s.throttle.Wait(key, addr); wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
-		return Token{}, &chat.Error{Code: chat.ETooMany, Message: "Too many failed logins; try again in " + strconv.Itoa(secs) + " seconds.", RetryAfter: time.Duration(secs) * time.Second}
+	if len(key) > maxLoginName {
+		key = key[:maxLoginName+1]
 	}
-	if len(username) > 64 || len(password) > 4*MaxPasswordLen {
-		s.throttle.Fail(key, addr)
+	attempt, wait := s.throttle.Begin(key, addr)
+	if wait > 0 {
+		return Token{}, tooMany("Too many failed logins; try again in ", wait)
+	}
+	// A check that never happens (the server is busy, the store fails)
+	// gives its reservation back; after Fail or Succeed this does nothing.
+	defer attempt.Cancel()
+	if len(username) > maxLoginName || len(password) > 4*MaxPasswordLen {
+		attempt.Fail()
 		return Token{}, errBadLogin
 	}
 	u, err := s.store.UserByUsername(ctx, username)
 	var ok bool
 	switch {
 	case err == nil:
+		s.verifying()
 		if herr := s.hash(ctx, func() { ok, err = VerifyPassword(u.PasswordHash, password) }); herr != nil {
 			return Token{}, herr
 		}
@@ -234,6 +299,7 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 			return Token{}, err
 		}
 	case chat.ErrorCode(err) == chat.ENotFound:
+		s.verifying()
 		if herr := s.hash(ctx, func() { VerifyPassword(dummyHash, password) }); herr != nil {
 			return Token{}, herr
 		}
@@ -241,11 +307,33 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 		return Token{}, err
 	}
 	if !ok || !u.DisabledAt.IsZero() {
-		s.throttle.Fail(key, addr)
+		attempt.Fail()
 		return Token{}, errBadLogin
 	}
-	s.throttle.Succeed(key)
+	attempt.Succeed()
 	return s.issue(ctx, u, addr, userAgent)
+}
+
+func (s *Service) verifying() {
+	if s.beforeVerify != nil {
+		s.beforeVerify()
+	}
+}
+
+// tooMany is a too_many error whose sentence ends with the wait, rounded up
+// to whole seconds (or minutes, from two minutes on), as Retry-After is.
+func tooMany(sentence string, wait time.Duration) error {
+	secs := int((wait + time.Second - 1) / time.Second)
+	var in string
+	switch {
+	case secs == 1:
+		in = "1 second"
+	case secs < 120:
+		in = strconv.Itoa(secs) + " seconds"
+	default:
+		in = strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	return &chat.Error{Code: chat.ETooMany, Message: sentence + in + ".", RetryAfter: time.Duration(secs) * time.Second}
 }
 
 func (s *Service) issue(ctx context.Context, u chat.User, addr, userAgent string) (Token, error) {
@@ -323,46 +411,21 @@ func (s *Service) Logout(ctx context.Context, id chat.Identity) error {
 
 // IssueTicket returns a single-use ticket, valid for TicketTTL, that opens a
 // WebSocket in the identity's session without putting a token in a URL.
+// A session holds at most 16 pending tickets and a user 64; asking for more
+// evicts the oldest, so no account can crowd anyone else out. Its error is
+// always nil: tickets live in this node's memory.
 func (s *Service) IssueTicket(id chat.Identity) (string, error) {
-	t := randomToken(32)
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	if len(s.tickets) >= 100_000 {
-		s.sweepTicketsLocked()
-		if len(s.tickets) >= 100_000 {
-			return "", chat.Errorf(chat.ETooMany, "Too many pending WebSocket tickets; try again shortly.")
-		}
-	}
-	s.tickets[t] = ticket{sessionID: id.SessionID, expires: s.now().Add(TicketTTL)}
-	return t, nil
+	return s.tickets.issue(id, s.now()), nil
 }
 
 // RedeemTicket consumes a ticket and returns the identity it was issued for,
 // if its session is still live.
 func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, error) {
-	s.ticketsMu.Lock()
-	tk, ok := s.tickets[t]
-	delete(s.tickets, t)
-	s.ticketsMu.Unlock()
-	if !ok || !s.now().Before(tk.expires) {
+	sessionID, ok := s.tickets.redeem(t, s.now())
+	if !ok {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}
-	return s.identity(s.store.AccessBySessionID(ctx, tk.sessionID))
-}
-
-func (s *Service) sweepTickets() {
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	s.sweepTicketsLocked()
-}
-
-func (s *Service) sweepTicketsLocked() {
-	now := s.now()
-	for k, t := range s.tickets {
-		if !now.Before(t.expires) {
-			delete(s.tickets, k)
-		}
-	}
+	return s.identity(s.store.AccessBySessionID(ctx, sessionID))
 }
 
 func randomToken(n int) string {

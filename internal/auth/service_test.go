@@ -47,6 +47,12 @@ type fixture struct {
 // MustService returns a Service with the given registration mode.
 func MustService(tb testing.TB, registration string) *fixture {
 	tb.Helper()
+	return MustServiceWith(tb, func(o *auth.Options) { o.Registration = registration })
+}
+
+// MustServiceWith returns a Service with options that edit changes.
+func MustServiceWith(tb testing.TB, edit func(o *auth.Options)) *fixture {
+	tb.Helper()
 	st, err := store.Open(context.Background(), store.Options{Driver: store.SQLite, SQLitePath: filepath.Join(tb.TempDir(), "chat.db")})
 	if err != nil {
 		tb.Fatal(err)
@@ -55,7 +61,9 @@ func MustService(tb testing.TB, registration string) *fixture {
 	f := &fixture{store: st, clock: newClock(), secret: make([]byte, keyring.SecretSize)}
 	rand.Read(f.secret)
 	f.key = keyring.SigningKey(f.secret)
-	f.svc = auth.NewService(auth.Options{Store: st, SigningKey: f.key, TokenTTL: tokenTTL, Registration: registration, Now: f.clock.Now})
+	o := auth.Options{Store: st, SigningKey: f.key, TokenTTL: tokenTTL, Now: f.clock.Now}
+	edit(&o)
+	f.svc = auth.NewService(o)
 	return f
 }
 
@@ -249,34 +257,39 @@ func TestLoginThrottled(t *testing.T) {
 	f.MustUser(t, "alice")
 	f.MustUser(t, "bob")
 
+	const guesser = "203.0.113.7"
+
 	// Six failures; five with a password too long to be worth hashing.
-	for i := range 5 {
-		_, err := f.svc.Login(ctx, "alice", strings.Repeat("x", 2000), addr(i), "test")
+	for range 5 {
+		_, err := f.svc.Login(ctx, "alice", strings.Repeat("x", 2000), guesser, "test")
 		wantCode(t, err, chat.EUnauthorized)
 	}
-	_, err := f.svc.Login(ctx, "alice", "wrong password", addr(5), "test")
+	_, err := f.svc.Login(ctx, "alice", "wrong password", guesser, "test")
 	wantCode(t, err, chat.EUnauthorized)
 
-	// Now even the right password waits, whatever the case of the name.
+	// Now even the right password waits there, whatever the case of the name.
 	for _, name := range []string{"alice", "ALICE"} {
-		_, err := f.svc.Login(ctx, name, password, home, "test")
+		_, err := f.svc.Login(ctx, name, password, guesser, "test")
 		wantCode(t, err, chat.ETooMany)
 		var ce *chat.Error
 		if !errors.As(err, &ce) || ce.RetryAfter != 30*time.Second || !strings.Contains(ce.Message, "30 seconds") {
 			t.Fatalf("throttled login = %#v, want RetryAfter 30", err)
 		}
 	}
-	// Bob is not locked out by Alice's guesser.
+	// Bob is not locked out by Alice's guesser, and nor is Alice at home.
 	f.MustLogin(t, "bob")
+	f.MustLogin(t, "alice")
 
 	f.clock.Advance(29 * time.Second)
-	_, err = f.svc.Login(ctx, "alice", password, home, "test")
+	_, err = f.svc.Login(ctx, "alice", password, guesser, "test")
 	var ce *chat.Error
 	if !errors.As(err, &ce) || ce.Code != chat.ETooMany || ce.RetryAfter != time.Second {
 		t.Fatalf("a second before the end: %v", err)
 	}
 	f.clock.Advance(time.Second)
-	f.MustLogin(t, "alice")
+	if _, err := f.svc.Login(ctx, "alice", password, guesser, "test"); err != nil {
+		t.Fatalf("the right password after the lock-out: %v", err)
+	}
 }
 
 // forge signs claims with a method and key of the caller's choosing.

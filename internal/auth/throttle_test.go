@@ -2,7 +2,9 @@ package auth_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,76 +33,124 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// MustWait fails the test unless the throttle makes username at addr wait want.
+// MustWait fails the test unless the throttle makes username at addr wait
+// want. A check it lets through instead is cancelled.
 func MustWait(tb testing.TB, th *auth.Throttle, username, addr string, want time.Duration) {
 	tb.Helper()
-	if got := th.Wait(username, addr); got != want {
-		tb.Fatalf("Wait(%q, %q) = %s, want %s", username, addr, got, want)
+	a, got := th.Begin(username, addr)
+	a.Cancel()
+	if got != want {
+		tb.Fatalf("Begin(%q, %q) waits %s, want %s", username, addr, got, want)
 	}
+}
+
+// MustFail fails the test unless the throttle lets a check of username at
+// addr through, and records that check as failed.
+func MustFail(tb testing.TB, th *auth.Throttle, username, addr string) {
+	tb.Helper()
+	a, wait := th.Begin(username, addr)
+	if wait != 0 {
+		tb.Fatalf("Begin(%q, %q) waits %s, want a check", username, addr, wait)
+	}
+	a.Fail()
 }
 
 // addr returns a distinct client address, so that a test of the per-user
 // limit does not also trip the per-address one.
 func addr(i int) string { return fmt.Sprintf("198.51.100.%d", i) }
 
-func TestThrottleLocksUserWithGrowingWait(t *testing.T) {
+const guesser = "203.0.113.7"
+
+func TestThrottleLocksUserAtAddressWithGrowingWait(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	th := auth.NewThrottle(c.Now)
-	for i := range 5 {
-		th.Fail("alice", addr(i))
-		MustWait(t, th, "alice", addr(100), 0)
+	for range 5 {
+		MustFail(t, th, "alice", guesser)
+		MustWait(t, th, "alice", guesser, 0)
 	}
 
-	// Each failure past the five free ones locks alice out for twice as long
-	// as the one before; her waiting is counted from the failure.
-	for i, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute} {
-		th.Fail("alice", addr(10+i))
-		MustWait(t, th, "alice", addr(100), want)
-		MustWait(t, th, "bob", addr(100), 0)
-		c.Advance(want - time.Second)
-		MustWait(t, th, "alice", addr(100), time.Second)
-		c.Advance(time.Second)
+	// Each failure past the five free ones locks alice out at that address
+	// for twice as long as the one before; her waiting is counted from the
+	// failure. Alice elsewhere, and bob there, are not locked out.
+	for _, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute} {
+		MustFail(t, th, "alice", guesser)
+		MustWait(t, th, "alice", guesser, want)
 		MustWait(t, th, "alice", addr(100), 0)
+		MustWait(t, th, "bob", guesser, 0)
+		c.Advance(want - time.Second)
+		MustWait(t, th, "alice", guesser, time.Second)
+		c.Advance(time.Second)
+		MustWait(t, th, "alice", guesser, 0)
 	}
 }
 
+// TestThrottleWaitIsCapped: a guesser who waits out every lock-out meets
+// longer ones, up to 15 minutes, rather than the count being forgotten
+// while it is locked out.
 func TestThrottleWaitIsCapped(t *testing.T) {
 	t.Parallel()
-	th := auth.NewThrottle(newClock().Now)
-	for i := range 100 {
-		th.Fail("alice", addr(i))
+	c := newClock()
+	th := auth.NewThrottle(c.Now)
+	var waits []time.Duration
+	for range 13 {
+		a, wait := th.Begin("alice", guesser)
+		if wait > 0 {
+			waits = append(waits, wait)
+			c.Advance(wait)
+			a, wait = th.Begin("alice", guesser)
+		}
+		if wait != 0 {
+			t.Fatalf("after waiting, Begin waits %s more", wait)
+		}
+		a.Fail()
 	}
-	MustWait(t, th, "alice", addr(200), 15*time.Minute)
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 15 * time.Minute, 15 * time.Minute}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	MustWait(t, th, "alice", guesser, 15*time.Minute)
 }
 
 func TestThrottleForgetsOldFailures(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	th := auth.NewThrottle(c.Now)
-	for i := range 5 {
-		th.Fail("alice", addr(i))
+	for range 5 {
+		MustFail(t, th, "alice", guesser)
 	}
 	c.Advance(15*time.Minute + time.Second)
-	for i := range 5 {
-		th.Fail("alice", addr(10+i))
-		MustWait(t, th, "alice", addr(100), 0)
+	for range 5 {
+		MustFail(t, th, "alice", guesser)
+		MustWait(t, th, "alice", guesser, 0)
 	}
-	th.Fail("alice", addr(20))
-	MustWait(t, th, "alice", addr(100), 30*time.Second)
+	MustFail(t, th, "alice", guesser)
+	MustWait(t, th, "alice", guesser, 30*time.Second)
+
+	t.Run("only after a quiet window past the lock-out", func(t *testing.T) {
+		// The 30 s lock-out ended 14 minutes ago: not forgotten yet.
+		c.Advance(30*time.Second + 14*time.Minute)
+		MustFail(t, th, "alice", guesser)
+		MustWait(t, th, "alice", guesser, time.Minute)
+		c.Advance(time.Minute + 15*time.Minute + time.Second)
+		MustWait(t, th, "alice", guesser, 0)
+		for range 5 {
+			MustFail(t, th, "alice", guesser)
+		}
+		MustWait(t, th, "alice", guesser, 0)
+	})
 }
 
 func TestThrottleLimitsAddress(t *testing.T) {
 	t.Parallel()
 	th := auth.NewThrottle(newClock().Now)
-	const guesser = "203.0.113.7"
 	// One guess at each of twenty accounts is free ...
 	for i := range 20 {
-		th.Fail(fmt.Sprintf("user%d", i), guesser)
+		MustFail(t, th, fmt.Sprintf("user%d", i), guesser)
 	}
 	MustWait(t, th, "newuser", guesser, 0)
 	// ... the twenty-first locks the address out for every account.
-	th.Fail("user20", guesser)
+	MustFail(t, th, "user20", guesser)
 	MustWait(t, th, "newuser", guesser, 30*time.Second)
 	MustWait(t, th, "user0", guesser, 30*time.Second)
 	// Other addresses, and those accounts from them, are not affected.
@@ -108,46 +158,150 @@ func TestThrottleLimitsAddress(t *testing.T) {
 	MustWait(t, th, "user0", "203.0.113.8", 0)
 }
 
+// TestThrottlePacesUsername: failures from everywhere together never lock
+// a username out; past ten, its checks are spaced by a second, doubling up
+// to five.
+func TestThrottlePacesUsername(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	th := auth.NewThrottle(c.Now)
+	for i := range 10 {
+		MustFail(t, th, "alice", addr(i))
+	}
+	MustWait(t, th, "alice", addr(100), 0)
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+		MustFail(t, th, "alice", addr(10+i))
+		MustWait(t, th, "alice", addr(100), want)
+		MustWait(t, th, "bob", addr(100), 0)
+		c.Advance(want)
+	}
+	// Fifteen quiet minutes and the username is free again.
+	c.Advance(15*time.Minute + time.Second)
+	for i := range 10 {
+		MustFail(t, th, "alice", addr(20+i))
+	}
+	MustWait(t, th, "alice", addr(100), 0)
+}
+
+// TestThrottleTrickle: guessers at as many addresses as they like get one
+// check of a username every 5 s, after the ten free ones.
+func TestThrottleTrickle(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	th := auth.NewThrottle(c.Now)
+	end := c.Now().Add(time.Hour)
+	checks := 0
+	for i := 0; c.Now().Before(end); i++ {
+		a, wait := th.Begin("alice", fmt.Sprintf("2001:db8::%x", i))
+		if wait > 5*time.Second {
+			t.Fatalf("a fresh address waits %s, more than 5 s", wait)
+		}
+		if wait > 0 {
+			c.Advance(wait)
+			continue
+		}
+		checks++
+		a.Fail()
+	}
+	if max := 10 + 4 + int(time.Hour/(5*time.Second)); checks > max {
+		t.Fatalf("%d checks in an hour, want at most %d", checks, max)
+	}
+}
+
 func TestThrottleSucceed(t *testing.T) {
 	t.Parallel()
 	th := auth.NewThrottle(newClock().Now)
 	const home = "192.0.2.1"
-	for i := range 6 {
-		th.Fail("alice", addr(i))
+	for range 5 {
+		MustFail(t, th, "alice", home)
 	}
-	MustWait(t, th, "alice", home, 30*time.Second)
-	th.Succeed("alice")
-	MustWait(t, th, "alice", home, 0)
-	// Her count starts again from zero: five more free failures.
-	for i := range 5 {
-		th.Fail("alice", addr(10+i))
+	a, wait := th.Begin("alice", home)
+	if wait != 0 {
+		t.Fatalf("the sixth check waits %s", wait)
+	}
+	a.Succeed()
+	// Her count at home starts again from zero: five more free failures.
+	for range 5 {
+		MustFail(t, th, "alice", home)
 	}
 	MustWait(t, th, "alice", home, 0)
 
 	t.Run("does not clear the address", func(t *testing.T) {
-		const guesser = "203.0.113.7"
-		for i := range 21 {
-			th.Fail(fmt.Sprintf("victim%d", i), guesser)
+		for i := range 20 {
+			MustFail(t, th, fmt.Sprintf("victim%d", i), guesser)
 		}
 		// A good login to the guesser's own account must not launder the
-		// guesses at others.
-		th.Succeed("mallory")
+		// guesses at others: the next failure still locks the address.
+		a, wait := th.Begin("mallory", guesser)
+		if wait != 0 {
+			t.Fatalf("mallory waits %s", wait)
+		}
+		a.Succeed()
+		MustFail(t, th, "victim20", guesser)
 		MustWait(t, th, "mallory", guesser, 30*time.Second)
 		MustWait(t, th, "victim0", guesser, 30*time.Second)
 	})
 }
 
-func TestThrottleConcurrent(t *testing.T) {
+// TestThrottleCountsChecksInFlight: a check let through counts as a
+// failure until it ends, so parallel requests get no more checks than the
+// lock-out allows one after another.
+func TestThrottleCountsChecksInFlight(t *testing.T) {
 	t.Parallel()
 	th := auth.NewThrottle(newClock().Now)
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Go(func() {
-			th.Fail("alice", addr(i))
-			th.Wait("alice", addr(i))
+	var inFlight []*auth.Attempt
+	for range 6 {
+		a, wait := th.Begin("alice", guesser)
+		if wait != 0 {
+			t.Fatalf("check %d waits %s", len(inFlight)+1, wait)
+		}
+		inFlight = append(inFlight, a)
+	}
+	// If the six fail, alice waits 30 s there.
+	MustWait(t, th, "alice", guesser, 30*time.Second)
+	inFlight[0].Cancel()
+	inFlight[0].Fail() // ended already: does nothing
+	MustWait(t, th, "alice", guesser, 0)
+	for _, a := range inFlight[1:] {
+		a.Fail()
+	}
+	MustWait(t, th, "alice", guesser, 0)
+	MustFail(t, th, "alice", guesser)
+	MustWait(t, th, "alice", guesser, 30*time.Second)
+}
+
+func TestThrottleConcurrent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		addr func(i int) string
+		// checks is what the throttle lets through: the free failures and
+		// the one whose failure locks (or paces) the key.
+		checks int
+		wait   time.Duration
+	}{
+		{"one address", func(int) string { return guesser }, 6, 30 * time.Second},
+		{"many addresses", addr, 11, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			th := auth.NewThrottle(newClock().Now)
+			var wg sync.WaitGroup
+			var checks atomic.Int32
+			for i := range 50 {
+				wg.Go(func() {
+					if a, wait := th.Begin("alice", tt.addr(i)); wait == 0 {
+						checks.Add(1)
+						a.Fail()
+					}
+				})
+			}
+			wg.Wait()
+			if n := int(checks.Load()); n != tt.checks {
+				t.Fatalf("%d of 50 concurrent checks got through, want %d", n, tt.checks)
+			}
+			MustWait(t, th, "alice", tt.addr(0), tt.wait)
 		})
 	}
-	wg.Wait()
-	// 50 failures: 45 past the free five, so the wait is at its cap.
-	MustWait(t, th, "alice", addr(200), 15*time.Minute)
 }

@@ -63,6 +63,10 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
 
+	// RegistrationsPerHour is how many accounts one client address may
+	// create an hour by open registration (0: no limit).
+	RegistrationsPerHour int
+
 	// Rate limits. A user may send MessageRate messages per second with
 	// bursts of MessageBurst (across all their connections on this node); a
 	// connection may send FrameRate frames of any type per second with
@@ -306,6 +310,7 @@ func Load(getenv func(string) string) (Config, error) {
 		c.AccessTokenTTL = l.duration("ACCESS_TOKEN_TTL", time.Second, 24*time.Hour, time.Minute, 90*24*time.Hour)
 	}
 	c.Registration = l.oneOf("REGISTRATION", RegistrationOpen, RegistrationOpen, RegistrationInvite, RegistrationClosed)
+	c.RegistrationsPerHour = int(l.integer("REGISTRATION_PER_HOUR", 5, 0, 1e6))
 
 	for _, o := range splitList(l.str("ALLOWED_ORIGINS", "")) {
 		norm, err := NormalizeOrigin(o)

@@ -50,6 +50,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"SQLitePath", c.SQLitePath(), filepath.Join("data", "chat.db")},
 		{"SecretFile", c.SecretFile(), filepath.Join("data", "secret.key")},
 		{"Registration", c.Registration, config.RegistrationOpen},
+		{"RegistrationsPerHour", c.RegistrationsPerHour, 5},
 		{"AccessTokenTTL", c.AccessTokenTTL, 24 * time.Hour},
 		{"MaxMessageBytes", c.MaxMessageBytes, 8192},
 		{"DBPort", c.DBPort, "3306"},
@@ -89,6 +90,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"listen address", []string{"LISTEN_ADDR=nonsense"}, "LISTEN_ADDR", ":8000"},
 		{"listen port", []string{"LISTEN_ADDR=:99999"}, "LISTEN_ADDR", "port"},
 		{"registration", []string{"REGISTRATION=maybe"}, "REGISTRATION", "open, invite, closed"},
+		{"registrations per hour negative", []string{"REGISTRATION_PER_HOUR=-1"}, "REGISTRATION_PER_HOUR", "from 0 to"},
+		{"registrations per hour words", []string{"REGISTRATION_PER_HOUR=few"}, "REGISTRATION_PER_HOUR", "whole number"},
 		{"origin scheme", []string{"ALLOWED_ORIGINS=ftp://x"}, "ALLOWED_ORIGINS", "https://"},
 		{"origin with a path", []string{"ALLOWED_ORIGINS=https://chat.example.com/app"}, "ALLOWED_ORIGINS", "path"},
 		{"origin without scheme", []string{"ALLOWED_ORIGINS=chat.example.com"}, "ALLOWED_ORIGINS", "https://"},
@@ -209,6 +212,18 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			func(t *testing.T, c config.Config) {
 				if c.DBDriver != "sqlite" {
 					t.Fatalf("driver %q", c.DBDriver)
+				}
+			}},
+		{"registrations per hour", []string{"REGISTRATION_PER_HOUR=20"},
+			func(t *testing.T, c config.Config) {
+				if c.RegistrationsPerHour != 20 {
+					t.Fatalf("RegistrationsPerHour = %d", c.RegistrationsPerHour)
+				}
+			}},
+		{"no registration limit", []string{"REGISTRATION_PER_HOUR=0"},
+			func(t *testing.T, c config.Config) {
+				if c.RegistrationsPerHour != 0 {
+					t.Fatalf("RegistrationsPerHour = %d", c.RegistrationsPerHour)
 				}
 			}},
 		{"spaces around values", []string{"DB_PORT= 3307 ", "REGISTRATION= closed\t"},

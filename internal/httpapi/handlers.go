@@ -63,12 +63,16 @@ func (s *server) handleRegister() http.HandlerFunc {
 		if invite == "" {
 			invite = f["invite_code"]
 		}
-		u, err := s.Auth.Register(r.Context(), auth.RegisterRequest{Username: f["username"], Password: f["password"], Email: f["email"], Invite: invite})
+		ip := clientIPFrom(r.Context())
+		u, err := s.Auth.Register(r.Context(), auth.RegisterRequest{Username: f["username"], Password: f["password"], Email: f["email"], Invite: invite, Addr: ip})
 		if err != nil {
+			if chat.ErrorCode(err) == chat.ETooMany {
+				s.Log.Info("registration refused", "code", chat.ETooMany, "client_ip", ip)
+			}
 			s.writeError(w, r, err)
 			return
 		}
-		s.Log.Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", clientIPFrom(r.Context()))
+		s.Log.Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", ip)
 		writeJSON(w, http.StatusCreated, wire.Registered{ID: u.ID, Username: u.Username, Email: u.Email})
 	}
 }
