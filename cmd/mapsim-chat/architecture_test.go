@@ -1,0 +1,120 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestArchitectureMap keeps ARCHITECTURE.md true: every package under
+// internal/ is on the map, and every function, type, method, variable or
+// constant it names in backquotes as pkg.Name or pkg.Type.Method exists.
+func TestArchitectureMap(t *testing.T) {
+	root := filepath.Join("..", "..")
+	doc, err := os.ReadFile(filepath.Join(root, "ARCHITECTURE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+
+	// Our packages, by the short name the map uses.
+	dirs := map[string]string{}
+	err = filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || d.Name() == "testdata" {
+			return err
+		}
+		if goFiles, _ := filepath.Glob(filepath.Join(path, "*.go")); len(goFiles) == 0 {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if !strings.HasPrefix(rel, "internal/testutil/") && !strings.Contains(text, "`"+rel+"`") {
+			t.Errorf("ARCHITECTURE.md does not list the package %s", rel)
+		}
+		dirs[d.Name()] = path
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	names := map[string]map[string]bool{} // package → declared names, and Type.Method
+	declared := func(pkg string) map[string]bool {
+		if n, ok := names[pkg]; ok {
+			return n
+		}
+		n := map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join(dirs[pkg], "*.go"))
+		fset := token.NewFileSet()
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatalf("parse %s: %v", path, err)
+			}
+			for _, decl := range f.Decls {
+				switch d := decl.(type) {
+				case *ast.FuncDecl:
+					if d.Recv == nil {
+						n[d.Name.Name] = true
+					} else {
+						n[receiverType(d.Recv.List[0].Type)+"."+d.Name.Name] = true
+					}
+				case *ast.GenDecl:
+					for _, spec := range d.Specs {
+						switch s := spec.(type) {
+						case *ast.TypeSpec:
+							n[s.Name.Name] = true
+						case *ast.ValueSpec:
+							for _, id := range s.Names {
+								n[id.Name] = true
+							}
+						}
+					}
+				}
+			}
+		}
+		names[pkg] = n
+		return n
+	}
+
+	ref := regexp.MustCompile("`([a-z][a-z0-9]*)\\.([A-Za-z_][A-Za-z0-9_]*(?:\\.[A-Za-z_][A-Za-z0-9_]*)?)`")
+	checked := 0
+	for _, m := range ref.FindAllStringSubmatch(text, -1) {
+		pkg, name := m[1], m[2]
+		if _, ours := dirs[pkg]; !ours {
+			continue // another project's name, such as http.Server.Shutdown
+		}
+		checked++
+		if !declared(pkg)[name] {
+			t.Errorf("ARCHITECTURE.md names %s.%s, which internal/%s does not declare", pkg, name, pkg)
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d names checked: has the map lost its function names?", checked)
+	}
+}
+
+// receiverType is the name of a method's receiver type, without a pointer
+// or type parameters.
+func receiverType(e ast.Expr) string {
+	switch t := e.(type) {
+	case *ast.StarExpr:
+		return receiverType(t.X)
+	case *ast.IndexExpr:
+		return receiverType(t.X)
+	case *ast.IndexListExpr:
+		return receiverType(t.X)
+	case *ast.Ident:
+		return t.Name
+	}
+	return ""
+}
