@@ -7,7 +7,7 @@ import * as store from './store.js';
 import { state } from './store.js';
 import { Socket } from './socket.js';
 import { notify, setUnreadTitle } from './notify.js';
-import { t } from './i18n.js';
+import { t, isolate } from './i18n.js';
 import { plain } from './markdown.js';
 import * as files from './files.js';
 
@@ -534,7 +534,8 @@ function handleMessage(m) {
         markRead(name);
       } else {
         chat.unread = (chat.unread || 0) + 1;
-        notify(chatLabel(chat), `${m.username}: ${m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text)}`.slice(0, 200), name, () => openChat(name));
+        const body = m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+        notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
       }
     }
     store.emit('chats');
