@@ -5,31 +5,13 @@ import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import { randomFillSync } from 'node:crypto';
 import {
-  startServer, launchBrowser, openUser, register, openChat, send, waitForMessage,
-  screenshot, api, apiUser, countMessages, sendFrames,
+  launchBrowser, openUser, register, openChat, send, waitForMessage,
+  screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems,
 } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
-
-// withServer runs fn against a fresh server and always stops it.
-async function withServer(env, fn) {
-  const server = await startServer(env);
-  try {
-    await fn(server);
-  } catch (err) {
-    err.message += `\n--- server log ---\n${server.logs.slice(-4000)}`;
-    throw err;
-  } finally {
-    await server.close();
-  }
-}
-
-// noProblems fails when a page logged a console error or threw.
-function noProblems(...pages) {
-  for (const p of pages) assert.deepEqual(p.problems, [], 'console errors or page errors');
-}
 
 const noLimits = {
   RATE_LIMIT_MESSAGES_PER_SECOND: '1000', RATE_LIMIT_MESSAGES_BURST: '1000',

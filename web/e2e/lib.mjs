@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,8 +41,9 @@ function freePort() {
   });
 }
 
-// startServer runs the server until stop(); restart() stops it and starts
-// it again on the same port and data, as a deploy would.
+// startServer runs the server until stop(); restart(changes) stops it and
+// starts it again on the same port and data, as a deploy would, with the
+// environment changed by changes (a reconfigured server).
 export async function startServer(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mapsim-e2e-'));
   const port = await freePort();
@@ -80,8 +82,9 @@ export async function startServer(extraEnv = {}) {
     await exited;
     clearTimeout(timer);
   };
-  server.restart = async () => {
+  server.restart = async (changes = {}) => {
     await server.stop();
+    Object.assign(env, changes);
     await server.start();
   };
   server.close = async () => {
@@ -90,6 +93,25 @@ export async function startServer(extraEnv = {}) {
   };
   await server.start();
   return server;
+}
+
+// withServer runs fn against a fresh server and always stops it; a failure
+// carries the end of the server's log.
+export async function withServer(env, fn) {
+  const server = await startServer(env);
+  try {
+    await fn(server);
+  } catch (err) {
+    err.message += `\n--- server log ---\n${server.logs.slice(-4000)}`;
+    throw err;
+  } finally {
+    await server.close();
+  }
+}
+
+// noProblems fails when a page logged a console error or threw.
+export function noProblems(...pages) {
+  for (const p of pages) assert.deepEqual(p.problems, [], 'console errors or page errors');
 }
 
 // launchBrowser starts Chromium headless. With CI=true a missing Chromium

@@ -7,7 +7,7 @@ import * as store from './store.js';
 import { state } from './store.js';
 import { Socket } from './socket.js';
 import { notify, setUnreadTitle } from './notify.js';
-import { t } from './i18n.js';
+import { t, isolate } from './i18n.js';
 import { plain } from './markdown.js';
 import * as files from './files.js';
 
@@ -19,7 +19,8 @@ let signedOut = () => {};
 let synced = new Set(); // chats whose sync was sent on this connection
 let confirmed = new Set(); // chats whose sync the server has finished
 let typing = { chat: null, at: 0 };
-let maxMessageBytes = 8192;
+let maxMessageBytes = 8192; // the server's default, until its hello says
+let uploadMaxBytes = 0; // 0: not known yet, the server decides
 let unsubscribers = [];
 let ending = false;
 
@@ -309,6 +310,27 @@ export function tooLong(text) {
   return new TextEncoder().encode(text).length > maxMessageBytes;
 }
 
+/** tooLarge says whether a file is over the server's upload limit (as its last hello said). */
+export function tooLarge(file) {
+  return uploadMaxBytes > 0 && file.size > uploadMaxBytes;
+}
+
+/** uploadLimit is the largest file the server accepts, in bytes (0: not known). */
+export function uploadLimit() {
+  return uploadMaxBytes;
+}
+
+// applyLimits takes the sizes a hello announced; every hello does, so a
+// reconnect to a reconfigured server takes its new limits. (The socket
+// takes the rates.)
+function applyLimits(hello) {
+  const limits = hello.limits || {};
+  const bytes = Number(limits.max_message_bytes || hello.max_message_bytes);
+  if (bytes > 0) maxMessageBytes = bytes;
+  const upload = Number(limits.upload_max_bytes);
+  if (upload > 0) uploadMaxBytes = upload;
+}
+
 /** sendText sends a message to the open chat; it shows as "sending…" until acknowledged. */
 export function sendText(text, replyTo = 0) {
   const name = state.current;
@@ -435,7 +457,7 @@ function restoreOutbox() {
 function handleFrame(frame) {
   switch (frame.type) {
     case 'hello':
-      if (frame.max_message_bytes) maxMessageBytes = frame.max_message_bytes;
+      applyLimits(frame);
       break;
     case 'online_users':
       store.setOnline(frame.users || []);
@@ -512,7 +534,8 @@ function handleMessage(m) {
         markRead(name);
       } else {
         chat.unread = (chat.unread || 0) + 1;
-        notify(chatLabel(chat), `${m.username}: ${m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text)}`.slice(0, 200), name, () => openChat(name));
+        const body = m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+        notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
       }
     }
     store.emit('chats');

@@ -81,9 +81,13 @@ export function scheduler(fn) {
 
 const palette = ['#1f5fbf', '#2e7d32', '#7b3fa0', '#ad1457', '#c62828', '#00695c', '#5d4037', '#455a64', '#3949ab', '#8e4b00'];
 
-/** avatar is a round badge with a name's first letter in a colour derived from the name. */
+/**
+ * avatar is a round badge with a name's first letter in a colour derived
+ * from the name. Invisible characters (a bidi control, a zero-width space)
+ * are skipped: the badge shows a letter.
+ */
 export function avatar(name, size = 'md') {
-  const letter = Array.from((name || '?').trim())[0] || '?';
+  const letter = Array.from((name || '').replace(/[\p{C}\p{Z}]/gu, ''))[0] || '?';
   const el = h('span', { class: `avatar avatar-${size}`, 'aria-hidden': 'true', text: letter.toLocaleUpperCase() });
   el.style.backgroundColor = colourFor(name || '');
   return el;

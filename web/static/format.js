@@ -1,6 +1,6 @@
 // Dates, times and sizes in the language in use.
 
-import { language, t, formatNumber } from './i18n.js';
+import { language, t } from './i18n.js';
 
 function locale() {
   return language().code;
@@ -61,5 +61,5 @@ export function fileSize(bytes) {
     i++;
   }
   const value = i === 0 ? n : Math.round(n * 10) / 10;
-  return t('size.' + units[i], { n: formatNumber(value) });
+  return t('size.' + units[i], { n: value });
 }

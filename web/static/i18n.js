@@ -88,12 +88,28 @@ function param(params, name) {
 }
 
 /**
+ * isolate wraps text in U+2068 FIRST STRONG ISOLATE and U+2069 POP
+ * DIRECTIONAL ISOLATE: plain text's <bdi>. Inside a sentence (a toast, a
+ * tooltip, a notification) the text runs in its own direction, and a bidi
+ * control in it (U+202E turning "gpj.exe" into "exe.jpg") ends at the PDI
+ * instead of reordering the rest of the sentence.
+ */
+export function isolate(text) {
+  return `\u2068${text}\u2069`;
+}
+
+/**
  * t returns the string for key in the language in use (falling back to
  * English, then to the key), with {name} placeholders filled from params.
  * A value that is an object is a plural: it is chosen by params.count.
+ * Text values (names, titles, file names) are isolated; numbers are
+ * written with the language's digits.
  */
 export function t(key, params = {}) {
-  return template(key, params).replace(/\{(\w+)\}/g, (match, name) => (name in params ? param(params, name) : match));
+  return template(key, params).replace(/\{(\w+)\}/g, (match, name) => {
+    if (!(name in params)) return match;
+    return typeof params[name] === 'number' ? param(params, name) : isolate(param(params, name));
+  });
 }
 
 /**

@@ -18,12 +18,21 @@ export function safeURL(raw) {
   }
 }
 
+// Each inline element gets dir=auto, which isolates it (as <bdi> is): its
+// direction comes from its own text, and a bidi control inside it (U+202E
+// turning "gpj.exe" into "exe.jpg") ends with it instead of reordering the
+// rest of the line.
+function isolated(tag) {
+  const el = document.createElement(tag);
+  el.dir = 'auto';
+  return el;
+}
+
 function link(href, label) {
-  const a = document.createElement('a');
+  const a = isolated('a');
   a.href = href;
   a.target = '_blank';
   a.rel = 'noopener noreferrer';
-  a.dir = 'auto';
   a.textContent = label;
   return a;
 }
@@ -58,9 +67,9 @@ export function renderInline(text, parent, depth = 0) {
 }
 
 function inlineNode(m, depth) {
-  const wrap = (tag, inner) => renderInline(inner, document.createElement(tag), depth + 1);
+  const wrap = (tag, inner) => renderInline(inner, isolated(tag), depth + 1);
   if (m[2] !== undefined) {
-    const code = document.createElement('code');
+    const code = isolated('code');
     code.textContent = m[2].length > 2 && m[2].startsWith(' ') && m[2].endsWith(' ') ? m[2].slice(1, -1) : m[2];
     return code;
   }

@@ -8,6 +8,12 @@ const maxDelay = 30000;
 const pingEvery = 25000;
 const silentLimit = 65000;
 
+// Until a hello tells the server's limits, frames go out at a cautious
+// pace; frames are only sent after the hello, so this matters only for a
+// server that does not say.
+const cautiousFrames = [2, 2];
+const cautiousMessages = [1, 1];
+
 /** Bucket is a token bucket that paces frames under the server's limits. */
 class Bucket {
   constructor(rate, burst) {
@@ -15,6 +21,17 @@ class Bucket {
     this.burst = burst;
     this.tokens = burst;
     this.at = performance.now();
+  }
+
+  /**
+   * pace changes the rate and burst; full starts over with a full bucket,
+   * otherwise the tokens held are kept (at most the new burst).
+   */
+  pace(rate, burst, full) {
+    this.refill();
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = full ? burst : Math.min(this.tokens, burst);
   }
 
   refill() {
@@ -33,6 +50,19 @@ class Bucket {
     this.refill();
     this.tokens -= 1;
   }
+}
+
+/**
+ * under is the pace kept below a server limit, or null when the limit is
+ * missing or nonsense: 90 % of its rate and one less than its burst, so
+ * that clock drift, and frames the network delivers bunched up, stay
+ * within it.
+ */
+function under(rate, burst) {
+  rate = Number(rate);
+  burst = Math.floor(Number(burst));
+  if (!(rate > 0) || !Number.isFinite(rate) || !(burst >= 1) || !Number.isFinite(burst)) return null;
+  return [rate * 0.9, Math.max(1, burst - 1)];
 }
 
 const messageTypes = new Set(['text', 'file', 'edit', 'delete']);
@@ -54,8 +84,11 @@ export class Socket {
     this.outbox = new Map(); // client_id → {frame, inFlight}
     this.queue = [];
     this.pumpTimer = 0;
-    this.frames = new Bucket(25, 50); // server: 40/s, bursts of 80
-    this.messages = new Bucket(8, 15); // server: 10/s, bursts of 20
+    // frames: this connection's frames (the server counts per connection);
+    // messages: messages, edits and deletes (the server counts per user).
+    this.frames = new Bucket(...cautiousFrames);
+    this.messages = new Bucket(...cautiousMessages);
+    this.paced = false; // a hello has set the message pace
     this.lastHeard = 0;
     this.lastSent = 0;
     this.heartbeat = 0;
@@ -169,6 +202,7 @@ export class Socket {
     if (!frame || typeof frame !== 'object') return;
     if (frame.type === 'hello') {
       this.attempt = 0;
+      this.applyLimits(frame.limits);
       this.setState('open');
       this.options.onFrame(frame);
       this.options.onOpen();
@@ -192,9 +226,31 @@ export class Socket {
     this.options.onFrame(frame);
   }
 
+  /**
+   * applyLimits paces frames under the limits a hello announced. Each
+   * connection starts with the server's full frame bucket; the message
+   * bucket is the user's and outlives a reconnect, so after the first
+   * hello the tokens already spent stay spent.
+   */
+  applyLimits(limits) {
+    if (!limits || typeof limits !== 'object') return;
+    const frames = under(limits.frames_per_second, limits.frames_burst);
+    if (frames) this.frames.pace(...frames, true);
+    const messages = under(limits.messages_per_second, limits.messages_burst);
+    if (messages) {
+      this.messages.pace(...messages, !this.paced);
+      this.paced = true;
+    }
+  }
+
   /** send sends a frame now if connected (typing, read, sync); otherwise it is dropped. */
   send(frame) {
     if (!this.isOpen()) return false;
+    // A typing or read frame still waiting is out of date once a newer one
+    // for the same chat comes; under a low frame limit only the newest goes.
+    if (frame.type === 'typing' || frame.type === 'read') {
+      this.queue = this.queue.filter((q) => q.type !== frame.type || q.chat_name !== frame.chat_name);
+    }
     this.queue.push(frame);
     this.pump();
     return true;

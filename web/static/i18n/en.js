@@ -98,6 +98,7 @@ export default {
   'composer.uploadFailed': '“{name}” was not sent: {reason}',
   'composer.drop': 'Drop files to send them',
   'composer.tooLong': 'This message is too long to send.',
+  'composer.fileTooLarge': '“{name}” was not sent: it is {size}, and this server takes files up to {max}.',
 
   'dialog.newDirect': 'New chat',
   'dialog.newGroup': 'New group',

@@ -102,6 +102,7 @@ export default {
   'composer.uploadFailed': '«{name}» فرستاده نشد: {reason}',
   'composer.drop': 'پرونده‌ها را اینجا رها کنید تا فرستاده شوند',
   'composer.tooLong': 'این پیام برای ارسال بیش از اندازه بلند است.',
+  'composer.fileTooLarge': '«{name}» فرستاده نشد: اندازه‌اش {size} است و این سرور پرونده‌هایی تا {max} می‌پذیرد.',
 
   'dialog.newDirect': 'گفت‌وگوی تازه',
   'dialog.newGroup': 'گروه تازه',

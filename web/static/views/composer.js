@@ -8,6 +8,7 @@ import { state } from '../store.js';
 import * as controller from '../controller.js';
 import * as files from '../files.js';
 import { plain } from '../markdown.js';
+import { fileSize } from '../format.js';
 import { emojiGroups } from '../emoji.js';
 import { iconButton, uid } from './common.js';
 
@@ -155,11 +156,18 @@ export function mountComposer({ onEditLast, onSent }) {
   picker.onPicked = () => closePicker(false);
 
   // ---- uploads ----
+  // A file over the server's limit is refused here, before any byte goes up.
   function addFiles(list) {
     const name = chatName();
     if (!name || !list.length) return;
+    const fitting = list.filter((file) => {
+      if (!controller.tooLarge(file)) return true;
+      controller.toast(t('composer.fileTooLarge', { name: file.name || t('message.file'), size: fileSize(file.size), max: fileSize(controller.uploadLimit()) }));
+      return false;
+    });
+    if (!fitting.length) return;
     const reply = replies.get(name);
-    for (const file of list) uploads.queue.push({ file, chatName: name, replyTo: reply?.id || 0 });
+    for (const file of fitting) uploads.queue.push({ file, chatName: name, replyTo: reply?.id || 0 });
     setReply(null);
     if (!uploads.current) nextUpload();
   }

@@ -10,7 +10,7 @@ export function mountToasts() {
   const region = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
   const off = store.on('toast', ({ text, kind }) => {
     const close = iconButton('close', t('action.dismiss'), { onclick: () => item.remove() });
-    const item = h('div', { class: `toast toast-${kind}` }, h('span', { dir: 'auto', text }), close);
+    const item = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast' }, h('span', { dir: 'auto', text }), close);
     region.appendChild(item);
     while (region.children.length > 3) region.firstChild.remove();
     setTimeout(() => item.remove(), kind === 'error' ? 8000 : 5000);
