@@ -29,6 +29,8 @@ commands:
   create-user -username NAME [-email ADDR] [-admin]   password on standard input
   reset-password -username NAME                        password on standard input; logs the user out everywhere
   set-role -username NAME -role admin|member
+  disable-user -username NAME                          refuse their logins and close their sessions and sockets
+  enable-user -username NAME                           let a disabled user log in again
   invite [-ttl 168h]                                   print a single-use invite code (REGISTRATION=invite)
   rotate-secret [-generate]                            rewrap every key version under a new SECRET_KEY,
                                                        read from standard input or generated
@@ -111,6 +113,19 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 			return err
 		}
 		fmt.Fprintf(stdout, "%s is now %s\n", u.Username, *role)
+	case "disable-user", "enable-user":
+		u, err := st.UserByUsername(ctx, *username)
+		if err != nil {
+			return err
+		}
+		at, state := time.Now(), "disabled: logged out everywhere, and their logins are refused"
+		if args[0] == "enable-user" {
+			at, state = time.Time{}, "enabled: they may log in again"
+		}
+		if err := st.SetDisabled(ctx, u.ID, at); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is %s\n", u.Username, state)
 	case "invite":
 		code, err := svc.CreateInvite(ctx, *ttl)
 		if err != nil {

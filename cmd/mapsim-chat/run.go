@@ -138,6 +138,11 @@ type app struct {
 	handler   http.Handler
 }
 
+// revocationPoll is how often the server looks for sessions revoked and
+// users disabled by another process (the admin command, another node):
+// their WebSockets close within about this long.
+const revocationPoll = time.Second
+
 // Sizes of the sequencer's queues: messages waiting for the committer (a
 // few groups' worth), and commits waiting for the publisher.
 const (
@@ -244,6 +249,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobs.Go(func() { a.sequencer.Run(commitCtx) })
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
+	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })
 
 	scheme := "http"

@@ -41,6 +41,9 @@ type Store interface {
 	AccessBySessionID(ctx context.Context, id int64) (chat.Access, error)
 	// RevokeSession marks a session revoked at the given time.
 	RevokeSession(ctx context.Context, id int64, at time.Time) error
+	// RevokedSince returns the sessions revoked and the users disabled
+	// (SessionID 0) at or after the given time.
+	RevokedSince(ctx context.Context, since time.Time) ([]chat.Revocation, error)
 	// DeleteExpiredSessions removes sessions that expired before the given
 	// time and returns how many it removed.
 	DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -570,4 +571,64 @@ func TestServiceRunStops(t *testing.T) {
 	go func() { f.svc.Run(ctx); close(done) }()
 	cancel()
 	<-done
+}
+
+// TestWatchRevocations: each revoked session and disabled user is handed
+// on once, whichever process revoked it, within a look or two.
+func TestWatchRevocations(t *testing.T) {
+	f := MustService(t, "open")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handed := make(chan []chat.Revocation, 16)
+	go f.svc.WatchRevocations(ctx, 5*time.Millisecond, slog.New(slog.DiscardHandler), func(rs []chat.Revocation) { handed <- rs })
+	alice := f.MustUser(t, "alice")
+	bob := f.MustUser(t, "bob")
+	login := func(name string) chat.Identity {
+		t.Helper()
+		tok, err := f.svc.Login(ctx, name, password, home, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Identity
+	}
+	next := func() []chat.Revocation {
+		t.Helper()
+		select {
+		case rs := <-handed:
+			return rs
+		case <-time.After(10 * time.Second):
+			t.Fatal("no revocation handed on within 10 s")
+			return nil
+		}
+	}
+	first, second := login("alice"), login("alice")
+	if err := f.svc.Logout(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if rs := next(); len(rs) != 1 || rs[0] != (chat.Revocation{SessionID: first.SessionID, UserID: alice.ID}) {
+		t.Fatalf("handed %v", rs)
+	}
+	// Another process (here, the store directly) revokes the second; the
+	// first is not handed on again.
+	if err := f.store.RevokeSession(ctx, second.SessionID, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if rs := next(); len(rs) != 1 || rs[0].SessionID != second.SessionID {
+		t.Fatalf("handed %v", rs)
+	}
+	login("bob")
+	if err := f.store.SetDisabled(ctx, bob.ID, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rs := next()
+	var whole bool
+	for _, r := range rs {
+		if r.UserID != bob.ID {
+			t.Fatalf("handed %v", rs)
+		}
+		whole = whole || r.SessionID == 0
+	}
+	if !whole {
+		t.Fatalf("the disabled user is not handed on as a whole: %v", rs)
+	}
 }

@@ -276,6 +276,13 @@ type Identity struct {
 	ExpiresAt time.Time
 }
 
+// Revocation is a session revoked (logged out, its password reset) or,
+// with SessionID 0, a user disabled: their WebSockets must close.
+type Revocation struct {
+	SessionID int64 // 0: every session of the user
+	UserID    int64
+}
+
 // Access is what checking a token or a ticket needs of its session and the
 // session's user, read in one lookup.
 type Access struct {

@@ -477,6 +477,31 @@ func (h *Hub) CloseSession(sessionID int64) {
 	}
 }
 
+// CloseRevoked closes the connections of revoked sessions, and every
+// connection of a disabled user (SessionID 0).
+func (h *Hub) CloseRevoked(revoked []chat.Revocation) {
+	type victim struct {
+		c   *Conn
+		why string
+	}
+	var victims []victim
+	h.idx.mu.RLock()
+	for _, r := range revoked {
+		for c := range h.idx.byUser[r.UserID] {
+			switch {
+			case r.SessionID == 0:
+				victims = append(victims, victim{c, "account disabled"})
+			case c.id.SessionID == r.SessionID:
+				victims = append(victims, victim{c, "logged out"})
+			}
+		}
+	}
+	h.idx.mu.RUnlock()
+	for _, v := range victims {
+		v.c.close(websocket.StatusPolicyViolation, v.why)
+	}
+}
+
 // Shutdown refuses new connections, tells every connection to reconnect
 // (close 1012, service restart) and waits for them to finish or ctx to end.
 func (h *Hub) Shutdown(ctx context.Context) {

@@ -164,6 +164,37 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time
 	return s.fail("set password: commit", tx.Commit())
 }
 
+// SetDisabled disables a user at the given time, revoking every session of
+// theirs in the same transaction, or, with the zero time, enables them
+// again (they log in anew). ENotFound when there is no such user.
+func (s *DB) SetDisabled(ctx context.Context, userID int64, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail("set disabled: begin", err)
+	}
+	defer tx.Rollback()
+	ok, err := exists(ctx, tx, "users", userID)
+	if err != nil {
+		return s.fail("set disabled: find user", err)
+	}
+	if !ok {
+		return s.fail("set disabled", chat.Errorf(chat.ENotFound, "No such user."))
+	}
+	if at.IsZero() {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = NULL WHERE id = ?`, userID); err != nil {
+			return s.fail("set disabled: enable user", err)
+		}
+		return s.fail("set disabled: commit", tx.Commit())
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL`, ms(at), userID); err != nil {
+		return s.fail("set disabled: disable user", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ms(at), userID); err != nil {
+		return s.fail("set disabled: revoke sessions", err)
+	}
+	return s.fail("set disabled: commit", tx.Commit())
+}
+
 // SetRole changes a user's role.
 func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
 	_, err := s.exec(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, userID)
@@ -266,6 +297,27 @@ func scanSession(row rowScanner) (chat.Session, error) {
 func (s *DB) RevokeSession(ctx context.Context, id int64, at time.Time) error {
 	_, err := s.exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
 	return s.fail("revoke session", err)
+}
+
+// RevokedSince returns the sessions revoked, and the users disabled, at or
+// after since: what every running server closes the WebSockets of. A
+// disabled user comes back with SessionID 0 (all their sessions).
+func (s *DB) RevokedSince(ctx context.Context, since time.Time) ([]chat.Revocation, error) {
+	rows, err := s.query(ctx, `SELECT id, user_id FROM sessions WHERE revoked_at >= ?
+		UNION ALL SELECT 0, id FROM users WHERE disabled_at >= ?`, ms(since), ms(since))
+	if err != nil {
+		return nil, s.fail("revoked since", err)
+	}
+	defer rows.Close()
+	var out []chat.Revocation
+	for rows.Next() {
+		var r chat.Revocation
+		if err := rows.Scan(&r.SessionID, &r.UserID); err != nil {
+			return nil, s.fail("revoked since: scan", err)
+		}
+		out = append(out, r)
+	}
+	return out, s.fail("revoked since", rows.Err())
 }
 
 // DeleteExpiredSessions removes sessions that expired before the given time.

@@ -449,3 +449,66 @@ func TestSearchUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokedSince: the sessions revoked and the users disabled at or after
+// a time, which every server polls to close WebSockets; enabling a user
+// again does not bring back their sessions.
+func TestRevokedSince(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		session := func(u chat.User, n byte) chat.Session {
+			s := chat.Session{UserID: u.ID, TokenHash: bytes.Repeat([]byte{n}, 32), CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour)}
+			if err := db.CreateSession(ctx, &s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		a1, a2, b1 := session(alice, 1), session(alice, 2), session(bob, 3)
+		if err := db.RevokeSession(ctx, a1.ID, base.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetDisabled(ctx, bob.ID, base.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.RevokedSince(ctx, base.Add(time.Minute))
+		want := []chat.Revocation{{SessionID: a1.ID, UserID: alice.ID}, {SessionID: b1.ID, UserID: bob.ID}, {UserID: bob.ID}}
+		sortRevocations(got)
+		sortRevocations(want)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("RevokedSince = %v, %v; want %v", got, err, want)
+		}
+		if got, err := db.RevokedSince(ctx, base.Add(2*time.Minute+time.Millisecond)); err != nil || len(got) != 0 {
+			t.Fatalf("nothing revoked since: %v, %v", got, err)
+		}
+		if u, err := db.UserByID(ctx, bob.ID); err != nil || !u.DisabledAt.Equal(base.Add(2*time.Minute)) {
+			t.Fatalf("bob %+v, %v", u, err)
+		}
+		if err := db.SetDisabled(ctx, bob.ID, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := db.UserByID(ctx, bob.ID); !u.DisabledAt.IsZero() {
+			t.Fatalf("bob still disabled: %+v", u)
+		}
+		if a, err := db.AccessBySessionID(ctx, b1.ID); err != nil || a.RevokedAt.IsZero() {
+			t.Fatalf("bob's session came back with the account: %+v, %v", a, err)
+		}
+		if a, err := db.AccessBySessionID(ctx, a2.ID); err != nil || !a.RevokedAt.IsZero() {
+			t.Fatalf("alice's other session was touched: %+v, %v", a, err)
+		}
+		if err := db.SetDisabled(ctx, bob.ID+alice.ID+100, base); chat.ErrorCode(err) != chat.ENotFound {
+			t.Fatalf("disable nobody: %v", err)
+		}
+	})
+}
+
+func sortRevocations(rs []chat.Revocation) {
+	slices.SortFunc(rs, func(a, b chat.Revocation) int {
+		if a.UserID != b.UserID {
+			return int(a.UserID - b.UserID)
+		}
+		return int(a.SessionID - b.SessionID)
+	})
+}
