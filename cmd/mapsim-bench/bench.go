@@ -18,7 +18,8 @@ import (
 // serverEnvHint is what the server under test needs so that its per-user
 // and per-address limits do not stand in for its capacity.
 const serverEnvHint = "RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 " +
-	"RATE_LIMIT_FRAMES_PER_SECOND=100000 RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 REGISTRATION_PER_HOUR=0"
+	"RATE_LIMIT_FRAMES_PER_SECOND=100000 RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTIONS_PER_USER=0 " +
+	"REGISTRATION_PER_HOUR=0"
 
 // bench is one scenario run.
 type bench struct {

@@ -102,8 +102,8 @@ func (c *client) connect(ctx context.Context) error {
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: b.wsClients[c.src], CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-			b.warnOnce(&b.warnedConnCap, "the server refused a WebSocket with 429: raise MAX_CONNECTIONS_PER_IP (0 = no cap) or add -source-addrs")
-			return fmt.Errorf("dial: 429 too many connections from this address (MAX_CONNECTIONS_PER_IP)")
+			b.warnOnce(&b.warnedConnCap, "the server refused a WebSocket with 429: raise MAX_CONNECTIONS_PER_IP and MAX_CONNECTIONS_PER_USER (0 = no cap) or add -source-addrs")
+			return fmt.Errorf("dial: 429 too many connections from this address or user (MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_USER)")
 		}
 		return fmt.Errorf("dial: %w", err)
 	}

@@ -186,7 +186,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
-		Conns: ratelimit.NewConns(cfg.MaxConnsPerIP), AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser), AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
 	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil

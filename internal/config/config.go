@@ -71,12 +71,16 @@ type Config struct {
 	// bursts of MessageBurst (across all their connections on this node); a
 	// connection may send FrameRate frames of any type per second with
 	// bursts of FrameBurst; one client address may hold MaxConnsPerIP
-	// WebSocket connections at once (0: no cap).
-	MessageRate   float64
-	MessageBurst  int
-	FrameRate     float64
-	FrameBurst    int
-	MaxConnsPerIP int
+	// WebSocket connections at once and one user MaxConnsPerUser (0: no
+	// cap). The address cap is high because a school or an office may sit
+	// behind one address; the user cap is what stops one account from
+	// opening thousands.
+	MessageRate     float64
+	MessageBurst    int
+	FrameRate       float64
+	FrameBurst      int
+	MaxConnsPerIP   int
+	MaxConnsPerUser int
 
 	// PresenceLimit: a chat with more connections than this carries no
 	// presence (see hub.Options.PresenceLimit).
@@ -337,7 +341,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MessageBurst = int(l.integer("RATE_LIMIT_MESSAGES_BURST", 20, 1, 1e6))
 	c.FrameRate = l.number("RATE_LIMIT_FRAMES_PER_SECOND", 40, 0.01, 1e6)
 	c.FrameBurst = int(l.integer("RATE_LIMIT_FRAMES_BURST", 80, 1, 1e6))
-	c.MaxConnsPerIP = int(l.integer("MAX_CONNECTIONS_PER_IP", 100, 0, 1e6))
+	c.MaxConnsPerIP = int(l.integer("MAX_CONNECTIONS_PER_IP", 1000, 0, 1e6))
+	c.MaxConnsPerUser = int(l.integer("MAX_CONNECTIONS_PER_USER", 20, 0, 1e6))
 	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
 	c.PresenceGrace = l.duration("PRESENCE_GRACE", time.Second, 10*time.Second, 0, 5*time.Minute)
 	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)

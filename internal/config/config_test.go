@@ -113,6 +113,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"presence grace negative", []string{"PRESENCE_GRACE=-1s"}, "PRESENCE_GRACE", "0s"},
 		{"write delay words", []string{"WS_WRITE_DELAY=soon"}, "WS_WRITE_DELAY", "milliseconds"},
 		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
+		{"user connection cap negative", []string{"MAX_CONNECTIONS_PER_USER=-1"}, "MAX_CONNECTIONS_PER_USER", "from 0 to"},
+		{"user connection cap words", []string{"MAX_CONNECTIONS_PER_USER=many"}, "MAX_CONNECTIONS_PER_USER", "whole number"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
 		{"debug", []string{"DEBUG=perhaps"}, "DEBUG", "true or false"},
@@ -305,15 +307,15 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			}},
 		{"rate limit defaults", nil,
 			func(t *testing.T, c config.Config) {
-				if c.MessageRate != 10 || c.MessageBurst != 20 || c.FrameRate != 40 || c.FrameBurst != 80 || c.MaxConnsPerIP != 100 {
-					t.Fatalf("rates %v/%d frames %v/%d conns %d", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP)
+				if c.MessageRate != 10 || c.MessageBurst != 20 || c.FrameRate != 40 || c.FrameBurst != 80 || c.MaxConnsPerIP != 1000 || c.MaxConnsPerUser != 20 {
+					t.Fatalf("rates %v/%d frames %v/%d conns %d per address, %d per user", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP, c.MaxConnsPerUser)
 				}
 			}},
 		{"rate limits set", []string{"RATE_LIMIT_MESSAGES_PER_SECOND=0.5", "RATE_LIMIT_MESSAGES_BURST=3",
-			"RATE_LIMIT_FRAMES_PER_SECOND=100", "RATE_LIMIT_FRAMES_BURST=200", "MAX_CONNECTIONS_PER_IP=0"},
+			"RATE_LIMIT_FRAMES_PER_SECOND=100", "RATE_LIMIT_FRAMES_BURST=200", "MAX_CONNECTIONS_PER_IP=0", "MAX_CONNECTIONS_PER_USER=5"},
 			func(t *testing.T, c config.Config) {
-				if c.MessageRate != 0.5 || c.MessageBurst != 3 || c.FrameRate != 100 || c.FrameBurst != 200 || c.MaxConnsPerIP != 0 {
-					t.Fatalf("rates %v/%d frames %v/%d conns %d", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP)
+				if c.MessageRate != 0.5 || c.MessageBurst != 3 || c.FrameRate != 100 || c.FrameBurst != 200 || c.MaxConnsPerIP != 0 || c.MaxConnsPerUser != 5 {
+					t.Fatalf("rates %v/%d frames %v/%d conns %d per address, %d per user", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP, c.MaxConnsPerUser)
 				}
 			}},
 		{"message size limits", []string{"MAX_MESSAGE_BYTES=64"},

@@ -78,7 +78,7 @@ func MustAPI(tb testing.TB, trusted ...string) *api {
 		Auth:     auth.NewService(auth.Options{Store: w.Store, SigningKey: bytes.Repeat([]byte{7}, 32), TokenTTL: time.Hour, Registration: "open"}),
 		Messages: messages, Chats: cs, Hub: h, Uploads: up, Ready: w.Store.Ping, Log: log,
 		Web:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Mapsim Chat</title>")}},
-		Conns: ratelimit.NewConns(10), TrustedProxies: proxies, MaxMessageBytes: 1000,
+		Conns: ratelimit.NewConns[string](10), UserConns: ratelimit.NewConns[int64](5), TrustedProxies: proxies, MaxMessageBytes: 1000,
 	})
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(func() {

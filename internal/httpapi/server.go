@@ -29,8 +29,10 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
 	Web   fs.FS // the web client's files, index.html at the root
-	// Conns caps concurrent WebSocket connections per client address.
-	Conns *ratelimit.Conns
+	// Conns caps concurrent WebSocket connections per client address, and
+	// UserConns per user.
+	Conns     *ratelimit.Conns[string]
+	UserConns *ratelimit.Conns[int64]
 
 	AllowedOrigins  []string // besides the server's own origin
 	TrustedProxies  []netip.Prefix

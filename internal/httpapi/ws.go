@@ -88,16 +88,25 @@ func (s *server) handleWS() http.HandlerFunc {
 			s.writeError(w, r, chat.Errorf(chat.ETooMany, "This address already holds %d connections; close some and try again.", s.Conns.Limit()))
 			return
 		}
+		if !s.UserConns.Acquire(id.UserID) {
+			s.Conns.Release(ip)
+			s.writeError(w, r, chat.Errorf(chat.ETooMany, "You already have %d connections open; close a tab or a device and try again.", s.UserConns.Limit()))
+			return
+		}
+		release := func() {
+			s.UserConns.Release(id.UserID)
+			s.Conns.Release(ip)
+		}
 		sock, err := s.Hub.Accept(w, r, &websocket.AcceptOptions{
 			InsecureSkipVerify: true, // the origin was checked above, against our own rules
 			CompressionMode:    websocket.CompressionDisabled,
 		})
 		if err != nil {
-			s.Conns.Release(ip)
+			release()
 			return // Accept has answered the client
 		}
 		// Serve returns at once; the connection lives on in the hub, which
-		// gives the address's slot back when it ends.
-		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume, func() { s.Conns.Release(ip) })
+		// gives the address's and the user's slots back when it ends.
+		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume, release)
 	}
 }

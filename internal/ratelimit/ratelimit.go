@@ -1,6 +1,6 @@
 // Package ratelimit holds the limits that keep one user or one address from
 // crowding out everyone else: token buckets for message and frame rates, and
-// a counter of concurrent connections per client address.
+// counters of concurrent connections per client address and per user.
 package ratelimit
 
 import (
@@ -92,40 +92,45 @@ func (k *Keyed) Len() int {
 	return len(k.buckets)
 }
 
-// Conns counts concurrent connections per client address.
-type Conns struct {
+// Conns counts concurrent connections per key: a client address, or a user
+// id. The server holds one of each, so that one address (a school behind
+// one NAT) may hold many users' connections while no one user holds more
+// than a few tabs' and devices' worth.
+type Conns[K comparable] struct {
 	limit int // 0: no cap
 
 	mu    sync.Mutex
-	count map[string]int
+	count map[K]int
 }
 
-// NewConns returns a counter that allows limit connections per address
-// (0: no cap).
-func NewConns(limit int) *Conns { return &Conns{limit: limit, count: make(map[string]int)} }
+// NewConns returns a counter that allows limit connections per key (0: no
+// cap).
+func NewConns[K comparable](limit int) *Conns[K] {
+	return &Conns[K]{limit: limit, count: make(map[K]int)}
+}
 
-// Acquire counts a new connection from addr, or reports false when addr is
-// at its cap. Every true must be paired with one Release.
-func (c *Conns) Acquire(addr string) bool {
+// Acquire counts a new connection for key, or reports false when key is at
+// its cap. Every true must be paired with one Release.
+func (c *Conns[K]) Acquire(key K) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.limit > 0 && c.count[addr] >= c.limit {
+	if c.limit > 0 && c.count[key] >= c.limit {
 		return false
 	}
-	c.count[addr]++
+	c.count[key]++
 	return true
 }
 
-// Release forgets one connection from addr.
-func (c *Conns) Release(addr string) {
+// Release forgets one connection of key.
+func (c *Conns[K]) Release(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := c.count[addr]; n <= 1 {
-		delete(c.count, addr)
+	if n := c.count[key]; n <= 1 {
+		delete(c.count, key)
 	} else {
-		c.count[addr] = n - 1
+		c.count[key] = n - 1
 	}
 }
 
-// Limit is the cap per address (0: none).
-func (c *Conns) Limit() int { return c.limit }
+// Limit is the cap per key (0: none).
+func (c *Conns[K]) Limit() int { return c.limit }

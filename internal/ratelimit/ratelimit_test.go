@@ -95,7 +95,7 @@ func TestKeyedConcurrent(t *testing.T) {
 }
 
 func TestConnsCap(t *testing.T) {
-	c := ratelimit.NewConns(2)
+	c := ratelimit.NewConns[string](2)
 	first, second := c.Acquire("a"), c.Acquire("a")
 	if !first || !second {
 		t.Fatal("connections under the cap refused")
@@ -110,10 +110,57 @@ func TestConnsCap(t *testing.T) {
 	if !c.Acquire("a") {
 		t.Fatal("a released slot was not reusable")
 	}
-	u := ratelimit.NewConns(0)
+	u := ratelimit.NewConns[string](0)
 	for range 1000 {
 		if !u.Acquire("x") {
 			t.Fatal("cap 0 must mean no cap")
 		}
+	}
+}
+
+// TestConnsPerUser: the same counter keyed by user id keeps each user's
+// count apart, and a user who released every slot is forgotten.
+func TestConnsPerUser(t *testing.T) {
+	c := ratelimit.NewConns[int64](3)
+	for range 3 {
+		if !c.Acquire(7) {
+			t.Fatal("user 7 refused under the cap")
+		}
+	}
+	if c.Acquire(7) {
+		t.Fatal("user 7 allowed a fourth connection with a cap of 3")
+	}
+	if !c.Acquire(8) {
+		t.Fatal("user 8 refused because of user 7")
+	}
+	for range 3 {
+		c.Release(7)
+	}
+	for range 3 {
+		if !c.Acquire(7) {
+			t.Fatal("user 7 refused after releasing every slot")
+		}
+	}
+}
+
+func TestConnsConcurrent(t *testing.T) {
+	c := ratelimit.NewConns[int64](50)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	held := 0
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				if c.Acquire(1) {
+					mu.Lock()
+					held++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if held != 50 {
+		t.Fatalf("%d connections held under a cap of 50", held)
 	}
 }
