@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,8 +123,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	go func() {
 		defer h.wg.Done()
 		defer finish()
-		c.readLoop(ctx)
-		c.close(websocket.StatusNormalClosure, "")
+		c.close(closeFor(c.readLoop(ctx)))
 		<-c.closed
 		h.stopTypingOf(c)
 		if wentOffline, chatIDs := h.unregister(c); wentOffline {
@@ -321,14 +322,15 @@ func (c *Conn) checkAlive(now time.Time) {
 	}
 }
 
-// readLoop reads frames until the connection fails or is closed.
-func (c *Conn) readLoop(ctx context.Context) {
+// readLoop reads frames until the connection fails or is closed, and
+// returns the read error that ended it (nil when it was told to close).
+func (c *Conn) readLoop(ctx context.Context) error {
 	// When the connection is told to close, the writer closes the socket,
 	// which ends Read.
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
-			return
+			return err
 		}
 		c.touch()
 		if typ != websocket.MessageText {
@@ -338,10 +340,29 @@ func (c *Conn) readLoop(ctx context.Context) {
 		c.handle(ctx, data)
 		select {
 		case <-c.done:
-			return
+			return nil
 		default:
 		}
 	}
+}
+
+// closeFor is the close code for a connection whose reader ended with err.
+// The peer's close frame (echoed by the library), a dropped network
+// connection and our own close (shutdown, logout, a full queue: the first
+// close wins, so this one is not sent) end it normally. Any other read
+// error is the peer breaking RFC 6455. The library writes 1002 or 1009
+// itself for most of those, and then this close frame is not sent; for
+// some, such as a client's unmasked frame (§5.1) or a negative length, it
+// writes none, and those must not look like a normal closure.
+func closeFor(err error) (websocket.StatusCode, string) {
+	var netErr net.Error
+	switch {
+	case err == nil, websocket.CloseStatus(err) != -1,
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
+		return websocket.StatusNormalClosure, ""
+	}
+	return websocket.StatusProtocolError, "protocol error"
 }
 
 // handle answers one frame. Every problem is an error frame; the connection
