@@ -80,6 +80,7 @@ const (
 	opText  = 0x1
 	opClose = 0x8
 	opPing  = 0x9
+	opPong  = 0xA
 )
 
 // appendFrame appends one final frame. Clients must mask (§5.3); masked

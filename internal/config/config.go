@@ -56,6 +56,10 @@ type Config struct {
 	DebugAddr string
 	TLSCert   string
 	TLSKey    string
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// line and headers; a connection that has not sent them by then is
+	// closed (slowloris).
+	ReadHeaderTimeout time.Duration
 
 	AccessTokenTTL  time.Duration
 	Registration    string
@@ -302,6 +306,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if a := c.DebugAddr; a != "" && !loopbackHostPort(a) {
 		l.fail("DEBUG_ADDR", "%q is not a loopback host:port (127.0.0.1:6060 or [::1]:6060); profiles show the server's memory layout and must not be reachable from outside", a)
 	}
+	c.ReadHeaderTimeout = l.duration("READ_HEADER_TIMEOUT", time.Second, 10*time.Second, time.Second, 5*time.Minute)
 	c.TLSCert = l.str("TLS_CERT_FILE", l.str("SSL_CERT_PATH", ""))
 	c.TLSKey = l.str("TLS_KEY_FILE", l.str("SSL_KEY_PATH", ""))
 	if (c.TLSCert == "") != (c.TLSKey == "") {

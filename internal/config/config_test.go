@@ -115,6 +115,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"connection cap negative", []string{"MAX_CONNECTIONS_PER_IP=-1"}, "MAX_CONNECTIONS_PER_IP", "0"},
 		{"user connection cap negative", []string{"MAX_CONNECTIONS_PER_USER=-1"}, "MAX_CONNECTIONS_PER_USER", "from 0 to"},
 		{"user connection cap words", []string{"MAX_CONNECTIONS_PER_USER=many"}, "MAX_CONNECTIONS_PER_USER", "whole number"},
+		{"read header timeout too short", []string{"READ_HEADER_TIMEOUT=100ms"}, "READ_HEADER_TIMEOUT", "1s"},
+		{"read header timeout words", []string{"READ_HEADER_TIMEOUT=soon"}, "READ_HEADER_TIMEOUT", "seconds"},
 		{"secret too short", []string{"SECRET_KEY=short"}, "SECRET_KEY", "openssl rand"},
 		{"secret placeholder", []string{"SECRET_KEY=your-secret-key-change-me-in-production"}, "SECRET_KEY", "openssl rand"},
 		{"debug", []string{"DEBUG=perhaps"}, "DEBUG", "true or false"},
@@ -310,12 +312,19 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 				if c.MessageRate != 10 || c.MessageBurst != 20 || c.FrameRate != 40 || c.FrameBurst != 80 || c.MaxConnsPerIP != 1000 || c.MaxConnsPerUser != 20 {
 					t.Fatalf("rates %v/%d frames %v/%d conns %d per address, %d per user", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP, c.MaxConnsPerUser)
 				}
+				if c.ReadHeaderTimeout != 10*time.Second {
+					t.Fatalf("ReadHeaderTimeout = %v, want 10s", c.ReadHeaderTimeout)
+				}
 			}},
 		{"rate limits set", []string{"RATE_LIMIT_MESSAGES_PER_SECOND=0.5", "RATE_LIMIT_MESSAGES_BURST=3",
-			"RATE_LIMIT_FRAMES_PER_SECOND=100", "RATE_LIMIT_FRAMES_BURST=200", "MAX_CONNECTIONS_PER_IP=0", "MAX_CONNECTIONS_PER_USER=5"},
+			"RATE_LIMIT_FRAMES_PER_SECOND=100", "RATE_LIMIT_FRAMES_BURST=200", "MAX_CONNECTIONS_PER_IP=0", "MAX_CONNECTIONS_PER_USER=5",
+			"READ_HEADER_TIMEOUT=3"},
 			func(t *testing.T, c config.Config) {
 				if c.MessageRate != 0.5 || c.MessageBurst != 3 || c.FrameRate != 100 || c.FrameBurst != 200 || c.MaxConnsPerIP != 0 || c.MaxConnsPerUser != 5 {
 					t.Fatalf("rates %v/%d frames %v/%d conns %d per address, %d per user", c.MessageRate, c.MessageBurst, c.FrameRate, c.FrameBurst, c.MaxConnsPerIP, c.MaxConnsPerUser)
+				}
+				if c.ReadHeaderTimeout != 3*time.Second {
+					t.Fatalf("ReadHeaderTimeout = %v, want 3s", c.ReadHeaderTimeout)
 				}
 			}},
 		{"message size limits", []string{"MAX_MESSAGE_BYTES=64"},
