@@ -91,6 +91,11 @@ type Config struct {
 	// (0: never wait). See hub.Options.WriteDelay.
 	WriteDelay time.Duration
 
+	// CommitTimeout bounds how long a message, edit or change may take to
+	// commit before the sender is told the server is unavailable (and
+	// sends it again later with the same client id).
+	CommitTimeout time.Duration
+
 	// The WebSocket hub's fixed settings (not read from the environment;
 	// kept here so that each default is stated once): the frames that may
 	// wait for one connection, the ping period, how long a silent
@@ -341,6 +346,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
 	c.PresenceGrace = l.duration("PRESENCE_GRACE", time.Second, 10*time.Second, 0, 5*time.Minute)
 	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)
+	c.CommitTimeout = l.duration("COMMIT_TIMEOUT", time.Second, 5*time.Second, time.Second, time.Minute)
 	c.WSQueueSize, c.WSPingInterval, c.WSPongTimeout, c.WSWriteTimeout = 256, 25*time.Second, 60*time.Second, 10*time.Second
 	c.SyncPageSize, c.TypingTTL, c.WSBusyWrites = 200, 5*time.Second, 10000
 

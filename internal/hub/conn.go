@@ -335,7 +335,12 @@ func (c *Conn) readLoop(ctx context.Context) {
 			c.sendError(chat.Errorf(chat.EInvalid, "Binary frames are not supported; send JSON text frames."), "")
 			continue
 		}
-		c.handle(ctx, data)
+		// A frame's work is bounded, so that a database that hangs gets
+		// the client an "unavailable" error instead of a reader stuck
+		// for good (and no pongs read meanwhile).
+		fctx, cancel := context.WithTimeout(ctx, c.h.opt.FrameTimeout)
+		c.handle(fctx, data)
+		cancel()
 		select {
 		case <-c.done:
 			return
@@ -542,7 +547,11 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 		c.mu.Unlock()
 	}
 	for {
-		msgs, err := c.h.opt.Messages.After(ctx, ch, last, c.h.opt.SyncPage)
+		// Each page is bounded on its own: a long replay to a slow reader
+		// may take longer than one frame's bound in all.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.h.opt.FrameTimeout)
+		msgs, err := c.h.opt.Messages.After(pctx, ch, last, c.h.opt.SyncPage)
+		cancel()
 		if err != nil {
 			finish()
 			c.sendError(err, "")
