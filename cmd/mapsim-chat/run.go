@@ -190,6 +190,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	handler := httpapi.NewServer(httpapi.Deps{
 		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
 		Conns: ratelimit.NewConns(cfg.MaxConnsPerIP), AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
 	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil

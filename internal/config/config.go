@@ -57,9 +57,18 @@ type Config struct {
 	TLSCert   string
 	TLSKey    string
 
-	AccessTokenTTL  time.Duration
-	Registration    string
-	AllowedOrigins  []string // normalised "scheme://host[:port]"
+	AccessTokenTTL time.Duration
+	Registration   string
+	AllowedOrigins []string // normalised "scheme://host[:port]"
+	// PublicURL is the origin users reach the server at ("" when unset):
+	// its host is served, and its pages may open WebSockets.
+	PublicURL string
+	// AllowedHosts are further host names (lower case, "host" for any port
+	// or "host:port") the server answers to, besides IP addresses,
+	// localhost and PublicURL's host. Any other Host header gets 421: a
+	// page whose name was re-pointed at this server (DNS rebinding) reaches
+	// nothing.
+	AllowedHosts    []string
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
 
@@ -325,6 +334,25 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.AllowedOrigins = append(c.AllowedOrigins, norm)
 	}
+	if v := l.str("PUBLIC_URL", ""); v != "" {
+		u, err := url.Parse(v)
+		if err == nil && (u.Path == "" || u.Path == "/") {
+			v = strings.TrimSuffix(v, "/")
+		}
+		norm, err := NormalizeOrigin(v)
+		if err != nil {
+			l.fail("PUBLIC_URL", "%q: %v", v, err)
+		}
+		c.PublicURL = norm
+	}
+	for _, h := range splitList(l.str("ALLOWED_HOSTS", "")) {
+		norm, err := NormalizeHost(h)
+		if err != nil {
+			l.fail("ALLOWED_HOSTS", "%q: %v", h, err)
+			continue
+		}
+		c.AllowedHosts = append(c.AllowedHosts, norm)
+	}
 	for _, p := range splitList(l.str("TRUSTED_PROXIES", "")) {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
@@ -381,6 +409,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// NormalizeHost checks a host name, or host:port, as a Host header carries
+// it and returns it in lower case.
+func NormalizeHost(h string) (string, error) {
+	h = strings.ToLower(strings.TrimSpace(h))
+	u, err := url.Parse("http://" + h)
+	if err != nil || u.Host != h || u.Hostname() == "" || strings.ContainsAny(h, "/?#@") {
+		return "", errors.New("not a host name such as chat.example.com or chat.example.com:8443")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", errors.New("the port must be a number from 1 to 65535")
+		}
+	}
+	return h, nil
 }
 
 // NormalizeOrigin returns an origin as browsers send it: lower-case
