@@ -1,14 +1,24 @@
 # Mapsim Chat. `make run` starts the server; `make test` runs every test.
 GO      ?= go
+# go.mod names the Go release the server is built with (a security
+# release); a machine whose Go is older fetches it from the module proxy.
+# (Debian's and some images' Go default to GOTOOLCHAIN=local, which would
+# refuse instead.)
+export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-go test-web bench vet fmt clean tools
+.PHONY: run build test test-go test-web bench vet vuln fmt clean tools
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
 TOOLS               := $(CURDIR)/bin/tools
 STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+# The vulnerability database: golang.org/x/vulndb from the module proxy
+# (vuln.go.dev is not reachable from every build machine); latest unless a
+# version is named.
+VULNDB_VERSION      ?= latest
 
 ## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
 run:
@@ -20,7 +30,7 @@ build:
 
 ## test: every test: Go with the race detector, then the browser tests
 ## (needs mariadb-server, clamav-daemon, chromium and nodejs: see README)
-test: vet test-go test-web
+test: vet vuln test-go test-web
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -50,11 +60,21 @@ vet: $(TOOLS)/staticcheck
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
+## vuln: govulncheck; fails on a vulnerability the code can reach
+vuln: $(TOOLS)/govulncheck
+	@dir=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  if [ -z "$$dir" ]; then echo "could not download golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; fi; \
+	  rm -rf $(TOOLS)/vulndb && $(GO) run ./internal/tools/vulndb -osv "$$dir/data/osv" -out $(TOOLS)/vulndb
+	$(TOOLS)/govulncheck -db file://$(TOOLS)/vulndb ./...
+
 ## tools: the pinned checkers in bin/tools
-tools: $(TOOLS)/staticcheck
+tools: $(TOOLS)/staticcheck $(TOOLS)/govulncheck
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/govulncheck:
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 fmt:
 	gofmt -w cmd internal migrations web

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -419,8 +420,8 @@ func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeReques
 	wait, cancel := context.WithDeadline(ctx, w.deadline.Add(s.timeout+time.Second))
 	defer cancel()
 	changed, err := sequencer.Await(wait, s.seq, w.reply)
-	if err != nil && ctx.Err() == nil && wait.Err() != nil {
-		err = errTooSlow
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (%w)", errTooSlow, err)
 	}
 	return changed, err
 }

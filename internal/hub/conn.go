@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,9 @@ func (c *Conn) stopWriting() {
 	c.qmu.Unlock()
 }
 
+// errFrameTimeout answers a frame whose work outran Options.FrameTimeout.
+var errFrameTimeout = chat.Errorf(chat.EUnavailable, "The server could not finish this in time; try again shortly.")
+
 // maxInflight is how many of one connection's messages may wait in the
 // committer's queue at once. A client that sends several before the first
 // ack (the web client's outbox after a reconnect, a bot) has them committed
@@ -218,6 +222,11 @@ func (c *Conn) enqueueJSON(v any) {
 }
 
 func (c *Conn) sendError(err error, clientID string) {
+	if chat.ErrorCode(err) == chat.EInternal && errors.Is(err, context.DeadlineExceeded) {
+		// The frame's own bound (Options.FrameTimeout) ran out: the
+		// database is slow or gone, which the client may retry.
+		err = fmt.Errorf("%w (%w)", errFrameTimeout, err)
+	}
 	e := wire.Error{Type: wire.TypeError, Code: chat.ErrorCode(err), Detail: chat.ErrorMessage(err), ClientID: clientID}
 	var ce *chat.Error
 	if errors.As(err, &ce) {
