@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/chat"
@@ -361,14 +359,9 @@ func (c *Conn) readLoop(ctx context.Context) {
 // handle answers one frame. Every problem is an error frame; the connection
 // stays open.
 func (c *Conn) handle(ctx context.Context, data []byte) {
-	if !utf8.Valid(data) {
-		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not valid UTF-8."), "")
-		return
-	}
-	var in wire.Inbound
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&in); err != nil || dec.More() {
-		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not a JSON object with a \"type\"."), "")
+	in, err := wire.DecodeInbound(data)
+	if err != nil {
+		c.sendError(err, "")
 		return
 	}
 	if ok, wait := c.frames.Allow(time.Now()); !ok {
