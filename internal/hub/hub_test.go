@@ -125,10 +125,17 @@ func TestSilentClientIsClosed(t *testing.T) {
 	MustUser(t, st, "silent")
 	MustUser(t, st, "lively")
 
-	// A coder/websocket client answers pings only while something reads.
-	dial(t, srv, "user=silent")
+	// A coder/websocket client answers pings only while something reads:
+	// lively reads all along; silent reads its hello (so it surely was
+	// registered, however slow the machine) and then nothing.
 	readForever(dial(t, srv, "user=lively"))
-	waitOnline(t, h, "lively", "silent")
+	waitOnline(t, h, "lively")
+	silent := dial(t, srv, "user=silent")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, hello, err := silent.Read(ctx); err != nil || !strings.Contains(string(hello), `"hello"`) {
+		t.Fatalf("silent's first frame: %s, %v", hello, err)
+	}
 
 	waitOnline(t, h, "lively")
 	// lively has now lived through many ping intervals and a full timeout
