@@ -1,14 +1,24 @@
 # Mapsim Chat. `make run` starts the server; `make test` runs every test.
 GO      ?= go
+# go.mod names the Go release the server is built with (a security
+# release); a machine whose Go is older fetches it from the module proxy.
+# (Debian's and some images' Go default to GOTOOLCHAIN=local, which would
+# refuse instead.)
+export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-go test-web bench vet fmt clean tools
+.PHONY: run build test test-go test-web fuzz bench vet vuln fmt clean tools
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
 TOOLS               := $(CURDIR)/bin/tools
 STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+# The vulnerability database: golang.org/x/vulndb from the module proxy
+# (vuln.go.dev is not reachable from every build machine); latest unless a
+# version is named.
+VULNDB_VERSION      ?= latest
 
 ## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
 run:
@@ -18,12 +28,37 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mapsim-chat ./cmd/mapsim-chat
 
-## test: every test: Go with the race detector, then the browser tests
-## (needs mariadb-server, clamav-daemon, chromium and nodejs: see README)
-test: vet test-go test-web
+## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
+## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
+## chromium and nodejs: see README)
+test: vet vuln fuzz test-go test-web
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The fuzz targets, as package:FuzzName; go test fuzzes one per run.
+FUZZ_TARGETS := ./internal/wire:FuzzDecodeInbound ./internal/httpapi:FuzzReadFields \
+                ./internal/files:FuzzCleanName ./internal/files:FuzzSealedRoundTrip \
+                ./internal/files:FuzzSealedTamper
+FUZZTIME   ?= 8s
+FUZZ_COUNT ?= 5000
+
+## fuzz: each Go fuzz target for FUZZTIME, then the Markdown fuzz test on
+## FUZZ_COUNT inputs from a fresh FUZZ_SEED (both printed). Longer:
+## make fuzz FUZZTIME=10m FUZZ_COUNT=1000000. Their seed corpora also run
+## in every plain go test and node --test. Without -race: the fuzzed code
+## runs on one goroutine, and the detector would cut the inputs tried tenfold.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
+	@if ! command -v node >/dev/null; then \
+	  if [ "$$CI" = "true" ]; then echo "the Markdown fuzz test needs nodejs (apt-get install nodejs)"; exit 1; fi; \
+	  echo "SKIPPED: Markdown fuzz test (install nodejs to run it)"; exit 0; fi; \
+	seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz web/static/markdown.js: FUZZ_SEED=$$seed FUZZ_COUNT=$(FUZZ_COUNT)"; \
+	FUZZ_SEED=$$seed FUZZ_COUNT=$(FUZZ_COUNT) node --test web/fuzz/
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -50,11 +85,21 @@ vet: $(TOOLS)/staticcheck
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
+## vuln: govulncheck; fails on a vulnerability the code can reach
+vuln: $(TOOLS)/govulncheck
+	@dir=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  if [ -z "$$dir" ]; then echo "could not download golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; fi; \
+	  rm -rf $(TOOLS)/vulndb && $(GO) run ./internal/tools/vulndb -osv "$$dir/data/osv" -out $(TOOLS)/vulndb
+	$(TOOLS)/govulncheck -db file://$(TOOLS)/vulndb ./...
+
 ## tools: the pinned checkers in bin/tools
-tools: $(TOOLS)/staticcheck
+tools: $(TOOLS)/staticcheck $(TOOLS)/govulncheck
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/govulncheck:
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 fmt:
 	gofmt -w cmd internal migrations web

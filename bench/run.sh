@@ -14,6 +14,8 @@
 # Everything it starts (servers, MariaDB) is stopped by pid on exit; all
 # traffic is on 127.0.0.x. Scratch files go to bench/out/ (git-ignored).
 set -euo pipefail
+# go.mod names the Go release to build with (see the Makefile).
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=$ROOT/bench/out

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -290,14 +292,16 @@ func TestMismatchedSecretKey(t *testing.T) {
 // TestBadConfig: a bad setting stops the start and names the variable.
 func TestBadConfig(t *testing.T) {
 	for name, env := range map[string]map[string]string{
-		"MAX_MESSAGE_BYTES": {"MAX_MESSAGE_BYTES": "lots"},
-		"SECRET_KEY":        {"SECRET_KEY": "changeme"},
-		"LISTEN_ADDR":       {"LISTEN_ADDR": "nowhere"},
+		"MAX_MESSAGE_BYTES":      {"MAX_MESSAGE_BYTES": "lots"},
+		"SECRET_KEY":             {"SECRET_KEY": "changeme"},
+		"SECRET_KEY (published)": {"SECRET_KEY": "k7z2Fz0x+Jz9oZB0X9c0Zp+6Zp0ZP4x1y1z4Y8k="},
+		"LISTEN_ADDR":            {"LISTEN_ADDR": "nowhere"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			variable, _, _ := strings.Cut(name, " ")
 			_, err := start(t, baseEnv(t, env))
-			if err == nil || !strings.Contains(err.Error(), name) {
-				t.Fatalf("err = %v, want one naming %s", err, name)
+			if err == nil || !strings.Contains(err.Error(), variable) {
+				t.Fatalf("err = %v, want one naming %s", err, variable)
 			}
 		})
 	}
@@ -358,5 +362,67 @@ func TestHealth(t *testing.T) {
 	big := strings.Repeat("a", 70<<10)
 	if r := srv.call(t, "POST", "/login/", "", url.Values{"username": {"x"}, "password": {big}}); r.Status != 413 {
 		t.Fatalf("oversized body: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestHostPinning: a page of another site whose DNS name was re-pointed at
+// the server (DNS rebinding) sends its own name as Host and as Origin, so
+// the Origin check alone would let its WebSocket in. Names the server was
+// not told about get 421 on every route but health checks; IP addresses
+// and localhost always work, and PUBLIC_URL and ALLOWED_HOSTS add names.
+func TestHostPinning(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, map[string]string{"PUBLIC_URL": "https://chat.example.com/", "ALLOWED_HOSTS": "lan-chat.home:8443, other.example"}))
+	tok := srv.MustUser(t, "rita")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	get := func(host, path string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, tt := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, http.StatusOK},
+		{"localhost:" + port, http.StatusOK},
+		{"[::1]:" + port, http.StatusOK},
+		{"192.168.1.20:" + port, http.StatusOK},
+		{"chat.example.com", http.StatusOK},
+		{"CHAT.example.com:443", http.StatusOK},
+		{"lan-chat.home:8443", http.StatusOK},
+		{"other.example:" + port, http.StatusOK},
+		{"lan-chat.home:" + port, http.StatusMisdirectedRequest},
+		{"rebind.attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"evil.example", http.StatusMisdirectedRequest},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			if got := get(tt.host, "/chats/"); got != tt.want {
+				t.Fatalf("GET /chats/ for Host %s: %d, want %d", tt.host, got, tt.want)
+			}
+		})
+	}
+	if got := get("evil.example", "/healthz"); got != http.StatusOK {
+		t.Fatalf("health check for another name: %d", got)
+	}
+	// The rebinding page's WebSocket: its own name as Host and Origin.
+	h := http.Header{"Origin": {"http://rebind.attacker.example:" + port}}
+	r := srv.call(t, "POST", "/ws-ticket/", tok, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, srv.wsURL("ticket="+url.QueryEscape(r.str("ticket"))), &websocket.DialOptions{HTTPHeader: h, Host: "rebind.attacker.example:" + port})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("a rebound page opened a WebSocket: %v %v", err, resp)
+	}
+	// A page at PUBLIC_URL may.
+	h = http.Header{"Origin": {"https://chat.example.com"}}
+	if _, err := srv.dial(t, "token="+url.QueryEscape(tok), h); err != nil {
+		t.Fatalf("PUBLIC_URL's page: %v", err)
 	}
 }

@@ -385,7 +385,13 @@ func runFaultSender(ctx context.Context, cl *faultCluster, token string, n int, 
 				if f.Code != "unavailable" {
 					return fmt.Errorf("error frame for %s: %s %s", f.ClientID, f.Code, f.Detail)
 				}
-				// Shutting down: the connection closes and the resend follows.
+				// Shutting down (the connection closes and the resend
+				// follows), or the commit outran COMMIT_TIMEOUT on a busy
+				// machine: send it again with the same client id, as the
+				// README asks of clients.
+				if frame, pending := unacked[f.ClientID]; pending {
+					ok = send(frame)
+				}
 			}
 		}
 		conn.CloseNow()

@@ -554,7 +554,7 @@ func TestFloodHalfOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		if _, err := io.WriteString(c, upgradeRequest("chat_name=global", "Authorization: Bearer "+tok)); err != nil {
+		if _, err := io.WriteString(c, srv.upgradeRequest("chat_name=global", "Authorization: Bearer "+tok)); err != nil {
 			t.Fatal(err)
 		}
 		deafConns = append(deafConns, c)
@@ -570,8 +570,8 @@ func TestFloodHalfOpen(t *testing.T) {
 	// The slowloris connections, each reopened when the server cuts it.
 	partial := []string{
 		"GET /healthz HT",
-		"GET /healthz HTTP/1.1\r\nHost: chat.test\r\nX-Half: ",
-		"GET /healthz HTTP/1.1\r\nHost: chat.test\r\n", // then a byte every 100 ms
+		"GET /healthz HTTP/1.1\r\nHost: " + srv.host() + "\r\nX-Half: ",
+		"GET /healthz HTTP/1.1\r\nHost: " + srv.host() + "\r\n", // then a byte every 100 ms
 	}
 	var (
 		mu       sync.Mutex

@@ -374,3 +374,58 @@ func TestTypingRelay(t *testing.T) {
 		t.Fatalf("typist got their own %v", f)
 	}
 }
+
+// TestSendDuringDatabaseStall: with the database frozen, a send that cannot
+// commit within COMMIT_TIMEOUT is answered "unavailable" (it never hangs
+// without an answer), and once the database is back the client's resend
+// with the same client id is stored exactly once.
+func TestSendDuringDatabaseStall(t *testing.T) {
+	opts, db := mariadbtest.PrivateServer(t)
+	env := baseEnv(t, map[string]string{"DB_HOST": opts.Host, "DB_PORT": opts.Port, "DB_NAME": opts.Name, "DB_USER": opts.User, "COMMIT_TIMEOUT": "2s"})
+	srv := MustStart(t, env)
+	tok := srv.MustUser(t, "dana")
+	c := srv.MustDial(t, tok, "global")
+	c.nextType("hello")
+	c.send(map[string]any{"type": "text", "text": "before the stall", "client_id": "s1"})
+	first := c.nextType("ack")
+
+	db.Freeze()
+	answered := func(clientID string) map[string]any {
+		t.Helper()
+		return c.next(func(f map[string]any) bool {
+			return (f["type"] == "error" || f["type"] == "ack") && f["client_id"] == clientID
+		})
+	}
+	c.send(map[string]any{"type": "text", "text": "during the stall", "client_id": "s2"})
+	c.send(map[string]any{"type": "text", "text": "queued behind it", "client_id": "s3"})
+	c.send(map[string]any{"type": "edit", "message_id": first["id"], "text": "edited in the stall", "client_id": "e1"})
+	// The edit waits on the database in the reader, the messages in the
+	// committer: their answers may come in either order.
+	pending := map[string]bool{"s2": true, "s3": true, "e1": true}
+	for len(pending) > 0 {
+		f := c.next(func(f map[string]any) bool { id, _ := f["client_id"].(string); return pending[id] })
+		if f["type"] != "error" || f["code"] != "unavailable" {
+			t.Fatalf("during the stall: %v", f)
+		}
+		delete(pending, f["client_id"].(string))
+	}
+	c.send(map[string]any{"type": "ping"})
+	c.nextType("pong")
+	db.Thaw()
+
+	for _, id := range []string{"s2", "s3"} {
+		c.send(map[string]any{"type": "text", "text": "resent " + id, "client_id": id})
+		if f := answered(id); f["type"] != "ack" {
+			t.Fatalf("resend of %s after the stall: %v", id, f)
+		}
+	}
+	h := srv.call(t, "GET", "/messages/", tok, nil)
+	msgs, _ := h.Body["messages"].([]any)
+	count := map[string]int{}
+	for _, m := range msgs {
+		count[m.(map[string]any)["client_id"].(string)]++
+	}
+	if h.Status != http.StatusOK || count["s1"] != 1 || count["s2"] != 1 || count["s3"] != 1 || len(msgs) != 3 {
+		t.Fatalf("history after the stall: %d %s", h.Status, h.Raw)
+	}
+}

@@ -22,18 +22,21 @@ type rawConn struct {
 
 // rawDial opens a TCP connection to the server; the caller closes it.
 func (s *testServer) rawDial() (*rawConn, error) {
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(s.URL, "http://"), 10*time.Second)
+	conn, err := net.DialTimeout("tcp", s.host(), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	return &rawConn{Conn: conn, r: bufio.NewReader(conn)}, nil
 }
 
+// host is the server's host:port, as a client puts it in Host.
+func (s *testServer) host() string { return strings.TrimPrefix(s.URL, "http://") }
+
 // upgradeRequest is a request that asks /ws?query to become a WebSocket,
 // with extra header lines such as "Authorization: Bearer …".
-func upgradeRequest(query string, header ...string) string {
+func (s *testServer) upgradeRequest(query string, header ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "GET /ws?%s HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", query)
+	fmt.Fprintf(&b, "GET /ws?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", query, s.host())
 	b.WriteString("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
 	for _, h := range header {
 		b.WriteString(h + "\r\n")
@@ -51,7 +54,7 @@ func (s *testServer) MustUpgrade(t testing.TB, token string) *rawConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := io.WriteString(c, upgradeRequest("chat_name=global", "Authorization: Bearer "+token)); err != nil {
+	if _, err := io.WriteString(c, s.upgradeRequest("chat_name=global", "Authorization: Bearer "+token)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.readUpgrade(); err != nil {

@@ -166,8 +166,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	}
 	b := broker.NewLocal()
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
-	messages := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
-	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log})
+	messages := delivery.New(delivery.Options{
+		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
+	})
+	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: cfg.CommitTimeout})
 	au := auth.NewService(auth.Options{
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
@@ -176,7 +178,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
 		QueueSize: cfg.WSQueueSize, PingInterval: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout, WriteTimeout: cfg.WSWriteTimeout,
-		SyncPage: cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
+		FrameTimeout: cfg.CommitTimeout,
+		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
 		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
 	})
 	up, err := newUploads(cfg, st, ring, log)
@@ -186,7 +189,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
-		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser), AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser),
+		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 	})
 	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil

@@ -33,6 +33,8 @@ func TestCheckUsername(t *testing.T) {
 		{"al/ce", false},
 		{"<script>", false},
 		{"al\x00ce", false},
+		{"al\u202Eice", false}, // a bidi override: "ecila" on screen
+		{"bob\u2066x", false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.username), func(t *testing.T) {

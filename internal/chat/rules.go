@@ -105,8 +105,20 @@ func CheckTitle(title string) (string, error) {
 		if unicode.IsControl(r) {
 			return "", Errorf(EInvalid, "The title contains a control character (U+%04X).", r)
 		}
+		if IsBidiControl(r) {
+			return "", Errorf(EInvalid, "The title contains a character that reverses the text around it (U+%04X).", r)
+		}
 	}
 	return title, nil
+}
+
+// IsBidiControl reports whether r is one of the Unicode characters that
+// override or isolate the direction of the text after it (U+202A–U+202E,
+// U+2066–U+2069). In a name or title they make text display reversed
+// ("gpj.exe" shown as "exe.jpg"), so names and titles refuse them;
+// messages may carry them, and clients isolate each message.
+func IsBidiControl(r rune) bool {
+	return (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069')
 }
 
 // Text renders a system event as an English sentence; clients that show

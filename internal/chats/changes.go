@@ -79,7 +79,7 @@ type createChat struct {
 }
 
 func (w *createChat) Commit(ctx context.Context) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.s.timeout)
 	defer cancel()
 	created, cc, err := w.s.store.CreateChat(ctx, &w.chat, w.memberIDs, w.s.ring.SealMessage, w.clientID)
 	if err != nil {
@@ -99,7 +99,7 @@ type addMembers struct {
 }
 
 func (w *addMembers) Commit(ctx context.Context) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.s.timeout)
 	defer cancel()
 	cc, err := w.s.store.AddMembers(ctx, w.chat.ID, w.actor.UserID, w.userIDs, w.s.now().UTC(), w.s.ring.SealMessage, w.clientID)
 	if err != nil {
@@ -123,7 +123,7 @@ type removeMember struct {
 }
 
 func (w *removeMember) Commit(ctx context.Context) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.s.timeout)
 	defer cancel()
 	cc, err := w.s.store.RemoveMember(ctx, w.chat.ID, w.actor.UserID, w.user.ID, w.s.now().UTC(), w.s.ring.SealMessage, w.clientID)
 	if chat.ErrorCode(err) == chat.ENotFound {
@@ -143,7 +143,7 @@ type renameChat struct {
 }
 
 func (w *renameChat) Commit(ctx context.Context) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.s.timeout)
 	defer cancel()
 	cc, err := w.s.store.RenameChat(ctx, w.chat.ID, w.actor.UserID, w.title, w.s.now().UTC(), w.s.ring.SealMessage, w.clientID)
 	if err != nil {

@@ -67,28 +67,32 @@ type Options struct {
 	Broker    chat.Broker
 	Log       *slog.Logger
 	Now       func() time.Time
+	// CommitTimeout bounds one membership or title change's commit.
+	CommitTimeout time.Duration
 }
 
 // Service manages chats and their members.
 type Service struct {
-	store  Store
-	ring   *keyring.Ring
-	seq    *sequencer.Sequencer
-	broker chat.Broker
-	log    *slog.Logger
-	now    func() time.Time
+	store   Store
+	ring    *keyring.Ring
+	seq     *sequencer.Sequencer
+	broker  chat.Broker
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration // Options.CommitTimeout
 }
 
-// New returns a Service; the sequencer's Run commits its changes.
+// New returns a Service; the sequencer's Run commits its changes. It
+// panics without a CommitTimeout (a wiring mistake).
 func New(o Options) *Service {
+	if o.CommitTimeout <= 0 {
+		panic("chats: CommitTimeout must be positive")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now}
+	return &Service{store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, timeout: o.CommitTimeout}
 }
-
-// changeTimeout bounds one membership or title change on the committer.
-const changeTimeout = 30 * time.Second
 
 // errNoChat is the answer for a chat that is missing and for one the user
 // is not in, alike, so a non-member learns nothing about it.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/chats"
@@ -15,7 +16,7 @@ import (
 func MustService(tb testing.TB) (*chats.Service, *servicetest.World) {
 	tb.Helper()
 	w := servicetest.MustWorld(tb)
-	return chats.New(chats.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: w.Log}), w
+	return chats.New(chats.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: w.Log, CommitTimeout: 5 * time.Second}), w
 }
 
 func MustGroup(tb testing.TB, s *chats.Service, owner chat.Identity, title string, members ...string) chat.ChatSummary {

@@ -61,9 +61,18 @@ type Config struct {
 	// closed (slowloris).
 	ReadHeaderTimeout time.Duration
 
-	AccessTokenTTL  time.Duration
-	Registration    string
-	AllowedOrigins  []string // normalised "scheme://host[:port]"
+	AccessTokenTTL time.Duration
+	Registration   string
+	AllowedOrigins []string // normalised "scheme://host[:port]"
+	// PublicURL is the origin users reach the server at ("" when unset):
+	// its host is served, and its pages may open WebSockets.
+	PublicURL string
+	// AllowedHosts are further host names (lower case, "host" for any port
+	// or "host:port") the server answers to, besides IP addresses,
+	// localhost and PublicURL's host. Any other Host header gets 421: a
+	// page whose name was re-pointed at this server (DNS rebinding) reaches
+	// nothing.
+	AllowedHosts    []string
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
 
@@ -98,6 +107,11 @@ type Config struct {
 	// arrive within this time of its last write wait and go out together
 	// (0: never wait). See hub.Options.WriteDelay.
 	WriteDelay time.Duration
+
+	// CommitTimeout bounds how long a message, edit or change may take to
+	// commit before the sender is told the server is unavailable (and
+	// sends it again later with the same client id).
+	CommitTimeout time.Duration
 
 	// The WebSocket hub's fixed settings (not read from the environment;
 	// kept here so that each default is stated once): the frames that may
@@ -329,6 +343,25 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.AllowedOrigins = append(c.AllowedOrigins, norm)
 	}
+	if v := l.str("PUBLIC_URL", ""); v != "" {
+		u, err := url.Parse(v)
+		if err == nil && (u.Path == "" || u.Path == "/") {
+			v = strings.TrimSuffix(v, "/")
+		}
+		norm, err := NormalizeOrigin(v)
+		if err != nil {
+			l.fail("PUBLIC_URL", "%q: %v", v, err)
+		}
+		c.PublicURL = norm
+	}
+	for _, h := range splitList(l.str("ALLOWED_HOSTS", "")) {
+		norm, err := NormalizeHost(h)
+		if err != nil {
+			l.fail("ALLOWED_HOSTS", "%q: %v", h, err)
+			continue
+		}
+		c.AllowedHosts = append(c.AllowedHosts, norm)
+	}
 	for _, p := range splitList(l.str("TRUSTED_PROXIES", "")) {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
@@ -351,6 +384,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PresenceLimit = int(l.integer("PRESENCE_LIMIT", 500, 1, 1e6))
 	c.PresenceGrace = l.duration("PRESENCE_GRACE", time.Second, 10*time.Second, 0, 5*time.Minute)
 	c.WriteDelay = l.duration("WS_WRITE_DELAY", time.Millisecond, 5*time.Millisecond, 0, time.Second)
+	c.CommitTimeout = l.duration("COMMIT_TIMEOUT", time.Second, 5*time.Second, time.Second, time.Minute)
 	c.WSQueueSize, c.WSPingInterval, c.WSPongTimeout, c.WSWriteTimeout = 256, 25*time.Second, 60*time.Second, 10*time.Second
 	c.SyncPageSize, c.TypingTTL, c.WSBusyWrites = 200, 5*time.Second, 10000
 
@@ -385,6 +419,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// NormalizeHost checks a host name, or host:port, as a Host header carries
+// it and returns it in lower case.
+func NormalizeHost(h string) (string, error) {
+	h = strings.ToLower(strings.TrimSpace(h))
+	u, err := url.Parse("http://" + h)
+	if err != nil || u.Host != h || u.Hostname() == "" || strings.ContainsAny(h, "/?#@") {
+		return "", errors.New("not a host name such as chat.example.com or chat.example.com:8443")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", errors.New("the port must be a number from 1 to 65535")
+		}
+	}
+	return h, nil
 }
 
 // NormalizeOrigin returns an origin as browsers send it: lower-case

@@ -96,6 +96,10 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"origin with a path", []string{"ALLOWED_ORIGINS=https://chat.example.com/app"}, "ALLOWED_ORIGINS", "path"},
 		{"origin without scheme", []string{"ALLOWED_ORIGINS=chat.example.com"}, "ALLOWED_ORIGINS", "https://"},
 		{"one bad origin of two", []string{"ALLOWED_ORIGINS=https://ok.example.com,ftp://x"}, "ALLOWED_ORIGINS", "ftp://x"},
+		{"public URL with a path", []string{"PUBLIC_URL=https://example.com/chat"}, "PUBLIC_URL", "path"},
+		{"public URL without scheme", []string{"PUBLIC_URL=chat.example.com"}, "PUBLIC_URL", "https://"},
+		{"host with a path", []string{"ALLOWED_HOSTS=chat.example.com/x"}, "ALLOWED_HOSTS", "host name"},
+		{"host with a bad port", []string{"ALLOWED_HOSTS=chat.example.com:99999"}, "ALLOWED_HOSTS", "port"},
 		{"proxy", []string{"TRUSTED_PROXIES=notanip"}, "TRUSTED_PROXIES", "CIDR"},
 		{"proxy prefix too long", []string{"TRUSTED_PROXIES=10.0.0.0/33"}, "TRUSTED_PROXIES", "CIDR"},
 		{"message size too small", []string{"MAX_MESSAGE_BYTES=1"}, "MAX_MESSAGE_BYTES", "64"},
@@ -295,6 +299,12 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 				want := []string{"https://chat.example.com", "http://localhost:8000", "http://a.example"}
 				if !slices.Equal(c.AllowedOrigins, want) {
 					t.Fatalf("AllowedOrigins = %q, want %q", c.AllowedOrigins, want)
+				}
+			}},
+		{"public URL and hosts", []string{"PUBLIC_URL=https://Chat.Example.com/", "ALLOWED_HOSTS=LAN.home:8443, [::1]:80"},
+			func(t *testing.T, c config.Config) {
+				if c.PublicURL != "https://chat.example.com" || !slices.Equal(c.AllowedHosts, []string{"lan.home:8443", "[::1]:80"}) {
+					t.Fatalf("PublicURL = %q, AllowedHosts = %q", c.PublicURL, c.AllowedHosts)
 				}
 			}},
 		{"proxies", []string{"TRUSTED_PROXIES=10.0.0.0/8 192.168.1.1,::1, ::ffff:10.1.2.3,172.16.5.4/12"},

@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -21,10 +23,6 @@ import (
 
 // MaxGroup is the most messages committed in one transaction.
 const MaxGroup = 1024
-
-// commitTimeout bounds one commit. The committer serves everyone, so a
-// database that hangs must not hold it for longer.
-const commitTimeout = 30 * time.Second
 
 // Store is what the message path needs of the database.
 type Store interface {
@@ -64,6 +62,13 @@ type Options struct {
 	Now       func() time.Time
 	// MaxMessageBytes is the largest message text accepted.
 	MaxMessageBytes int
+	// CommitTimeout bounds how long a message or change may take to commit,
+	// counted from when it was sent: one still waiting for the committer
+	// after it is answered "unavailable" without being stored, and a
+	// commit that runs longer is given up (the database is frozen or
+	// gone). The client sends it again later with the same client id,
+	// which stores it at most once.
+	CommitTimeout time.Duration
 }
 
 // Service sends messages, edits and deletes them, and reads history.
@@ -75,16 +80,22 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	maxBytes int
+	timeout  time.Duration // Options.CommitTimeout
 	sends    *sequencer.Batch[*send]
 }
 
-// New returns a Service; the sequencer's Run commits its work.
+// New returns a Service; the sequencer's Run commits its work. It panics
+// without a CommitTimeout (a wiring mistake: every message would time out).
 func New(o Options) *Service {
+	if o.CommitTimeout <= 0 {
+		panic("delivery: CommitTimeout must be positive")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	s := &Service{
 		store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
+		timeout: o.CommitTimeout,
 	}
 	s.sends = sequencer.NewBatch(o.Sequencer, MaxGroup, s.commitSends)
 	return s
@@ -115,6 +126,7 @@ type send struct {
 	text     string
 	reply    *chat.Message
 	file     *chat.File
+	deadline time.Time // answered unavailable, unstored, if not committing by then
 	then     func(Sent, error)
 }
 
@@ -163,12 +175,13 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 			return nil, err
 		}
 	}
+	now := s.now()
 	m := &send{
 		msg: chat.NewMessage{
 			ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, ClientID: req.ClientID,
-			CreatedAt: s.now().UTC(), ReplyTo: req.ReplyTo,
+			CreatedAt: now.UTC(), ReplyTo: req.ReplyTo,
 		},
-		chat: req.Chat, username: id.Username, text: req.Text, reply: reply, file: file,
+		chat: req.Chat, username: id.Username, text: req.Text, reply: reply, file: file, deadline: now.Add(s.timeout),
 	}
 	s.ring.SealMessage(&m.msg, []byte(req.Text))
 	return m, nil
@@ -225,11 +238,38 @@ func (s *Service) replyTarget(ctx context.Context, c chat.Chat, id int64) (*chat
 	return &msgs[0], nil
 }
 
-// commitSends stores a group of messages in one transaction. If the group
-// fails, each message is tried alone, so that one bad row fails only its
-// own sender. Runs on the committer.
+// errTooSlow answers a message or change that could not commit in time.
+var errTooSlow = chat.Errorf(chat.EUnavailable, "The server could not store this in time: the database is slow or unreachable. Send it again with the same client_id.")
+
+// commitSends stores a group of messages in one transaction. Messages that
+// waited past their deadline are answered errTooSlow instead, unstored. If
+// the group fails, each message is tried alone, so that one bad row fails
+// only its own sender. Runs on the committer.
 func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	now := s.now()
+	if late := slices.IndexFunc(group, func(m *send) bool { return now.After(m.deadline) }); late >= 0 {
+		var live, expired []*send
+		for _, m := range group {
+			if now.After(m.deadline) {
+				expired = append(expired, m)
+			} else {
+				live = append(live, m)
+			}
+		}
+		var commit sequencer.Publication
+		if len(live) > 0 {
+			commit = s.commitSends(ctx, live)
+		}
+		return func(ctx context.Context) {
+			for _, m := range expired {
+				m.then(Sent{}, errTooSlow)
+			}
+			if commit != nil {
+				commit(ctx)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	msgs := make([]chat.NewMessage, len(group))
 	for i, m := range group {
@@ -249,6 +289,9 @@ func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publ
 	}
 	if err != nil {
 		s.logFailure("commit message", err, "chat_id", group[0].msg.ChatID)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", errTooSlow, err)
+		}
 		m := group[0]
 		return func(context.Context) { m.then(Sent{}, err) }
 	}
@@ -295,11 +338,15 @@ func (s *Service) publish(ctx context.Context, m chat.Message) {
 	}
 }
 
-// logFailure logs a commit that failed for a reason the client cannot fix
-// (only internal errors: a refused row is the client's answer, not news).
+// logFailure logs a commit that failed for a reason the client cannot fix:
+// a fault (internal) or a database that is frozen or gone (unavailable). A
+// refused row is the client's answer, not news.
 func (s *Service) logFailure(what string, err error, attrs ...any) {
-	if chat.ErrorCode(err) == chat.EInternal {
+	switch chat.ErrorCode(err) {
+	case chat.EInternal:
 		s.log.Error(what, append(attrs, "err", err)...)
+	case chat.EUnavailable:
+		s.log.Warn(what, append(attrs, "err", err)...)
 	}
 }
 
@@ -356,7 +403,7 @@ func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeReques
 		return Changed{}, chat.Errorf(chat.EInvalid, "Only text messages can be edited.")
 	}
 	w := &change{
-		s: s, chat: req.Chat, by: id, reply: sequencer.Reply[Changed](),
+		s: s, chat: req.Chat, by: id, reply: sequencer.Reply[Changed](), deadline: s.now().Add(s.timeout),
 		edit: chat.Edit{
 			ChatID: req.Chat.ID, UserID: id.UserID, TargetID: target.ID, Delete: req.Delete,
 			EventKeyVersion: s.ring.Current(), EventClientID: req.ClientID, At: s.now().UTC(),
@@ -368,25 +415,40 @@ func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeReques
 	if err := s.seq.Submit(ctx, w); err != nil {
 		return Changed{}, err
 	}
-	return sequencer.Await(ctx, s.seq, w.reply)
+	// The answer comes by the deadline, or within one commit's time of
+	// it; a little more is allowed for the publisher.
+	wait, cancel := context.WithDeadline(ctx, w.deadline.Add(s.timeout+time.Second))
+	defer cancel()
+	changed, err := sequencer.Await(wait, s.seq, w.reply)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (%w)", errTooSlow, err)
+	}
+	return changed, err
 }
 
 // change is an edit or delete on its way through the sequencer.
 type change struct {
-	s     *Service
-	chat  chat.Chat
-	by    chat.Identity
-	edit  chat.Edit
-	reply chan sequencer.Result[Changed]
+	s        *Service
+	chat     chat.Chat
+	by       chat.Identity
+	edit     chat.Edit
+	deadline time.Time // answered unavailable, unstored, if not committing by then
+	reply    chan sequencer.Result[Changed]
 }
 
 // Commit applies the change and its event row in one transaction.
 func (w *change) Commit(ctx context.Context) sequencer.Publication {
-	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	if w.s.now().After(w.deadline) {
+		return func(context.Context) { w.reply <- sequencer.Result[Changed]{Err: errTooSlow} }
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.s.timeout)
 	defer cancel()
 	out, err := w.s.store.EditMessage(ctx, w.edit)
 	if err != nil {
 		w.s.logFailure("commit change", err, "chat_id", w.chat.ID)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", errTooSlow, err)
+		}
 		return func(context.Context) { w.reply <- sequencer.Result[Changed]{Err: err} }
 	}
 	targets := []chat.Message{out.Target}

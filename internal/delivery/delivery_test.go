@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +17,16 @@ const maxBytes = 100
 
 func MustService(tb testing.TB) (*delivery.Service, *servicetest.World) {
 	tb.Helper()
+	return MustServiceWith(tb, nil)
+}
+
+// MustServiceWith is MustService with a clock.
+func MustServiceWith(tb testing.TB, now func() time.Time) (*delivery.Service, *servicetest.World) {
+	tb.Helper()
 	w := servicetest.MustWorld(tb)
 	s := delivery.New(delivery.Options{
-		Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: w.Log, MaxMessageBytes: maxBytes,
+		Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: w.Log, Now: now,
+		MaxMessageBytes: maxBytes, CommitTimeout: 5 * time.Second,
 	})
 	return s, w
 }
@@ -255,5 +263,44 @@ func TestReplyCarriesItsTarget(t *testing.T) {
 	page, _, err := s.History(context.Background(), w.Global, 0, 1)
 	if err != nil || len(page) != 1 || page[0].Reply == nil || page[0].Reply.Text != "question?" {
 		t.Fatalf("history reply: %+v, %v", page, err)
+	}
+}
+
+// A message still waiting for the committer when its commit timeout has
+// passed is answered "unavailable" and not stored: the client sends it
+// again later with the same client id. Those within their time commit.
+func TestLateMessagesAreNotStored(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	s, w := MustServiceWith(t, now)
+	alice := w.MustUser(t, "alice")
+	h := hold{make(chan struct{}), make(chan struct{})}
+	if err := w.Sequencer.Submit(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	<-h.entered
+	late := sendAsync(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "late", ClientID: "late"})
+	mu.Lock()
+	clock = clock.Add(4 * time.Second)
+	mu.Unlock()
+	onTime := sendAsync(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "on time", ClientID: "on-time"})
+	mu.Lock()
+	clock = clock.Add(2 * time.Second) // the first is 6 s old, the second 2 s
+	mu.Unlock()
+	close(h.release)
+	if o := <-late; chat.ErrorCode(o.err) != chat.EUnavailable {
+		t.Fatalf("a message past its time: %+v, %v", o.sent, o.err)
+	}
+	if o := <-onTime; o.err != nil || !o.sent.Created {
+		t.Fatalf("a message within its time: %+v, %v", o.sent, o.err)
+	}
+	page, _, err := s.History(context.Background(), w.Global, 0, 10)
+	if err != nil || len(page) != 1 || page[0].ClientID != "on-time" {
+		t.Fatalf("stored %+v, %v", page, err)
+	}
+	// The resend is stored.
+	if m := MustSend(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "late", ClientID: "late"}); m.Text != "late" {
+		t.Fatalf("resend %+v", m)
 	}
 }

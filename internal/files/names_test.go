@@ -28,9 +28,52 @@ func checkCleanName(t *testing.T, in, got string) {
 		t.Fatalf("CleanName is not idempotent on %q", got)
 	}
 	for _, r := range got {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			t.Fatalf("CleanName(%q) = %q keeps invisible %U", in, got, r)
 		}
+	}
+}
+
+// checkContentDisposition asserts what must hold for every header value
+// ContentDisposition builds: plain printable ASCII (nothing can end the
+// header), and both filename parameters parse back to the cleaned name,
+// the ASCII one with '_' for what it cannot carry.
+func checkContentDisposition(t *testing.T, inline bool, in, got string) {
+	t.Helper()
+	for i := 0; i < len(got); i++ {
+		if got[i] < 0x20 || got[i] > 0x7e {
+			t.Fatalf("ContentDisposition(%q) = %q has byte %#x", in, got, got[i])
+		}
+	}
+	disp, params, err := mime.ParseMediaType(got)
+	if err != nil {
+		t.Fatalf("ContentDisposition(%q) = %q does not parse: %v", in, got, err)
+	}
+	if want := map[bool]string{true: "inline", false: "attachment"}[inline]; disp != want {
+		t.Fatalf("ContentDisposition(%q) = %q: disposition %q, want %q", in, got, disp, want)
+	}
+	name := files.CleanName(in)
+	if params["filename"] != name {
+		t.Fatalf("ContentDisposition(%q) = %q: filename* decodes to %q, want %q", in, got, params["filename"], name)
+	}
+	// A client that knows only the plain filename parameter. The
+	// filename* value percent-encodes ';', so the last one is the real one.
+	cut := strings.LastIndex(got, "; filename*=")
+	if cut < 0 {
+		t.Fatalf("ContentDisposition(%q) = %q has no filename*", in, got)
+	}
+	_, params, err = mime.ParseMediaType(got[:cut])
+	if err != nil {
+		t.Fatalf("ContentDisposition(%q) = %q: the plain filename does not parse: %v", in, got, err)
+	}
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			return '_'
+		}
+		return r
+	}, name)
+	if params["filename"] != ascii {
+		t.Fatalf("ContentDisposition(%q) = %q: filename is %q, want %q", in, got, params["filename"], ascii)
 	}
 }
 
@@ -101,12 +144,22 @@ func TestCleanName(t *testing.T) {
 	}
 }
 
+// FuzzCleanName checks the rules of CleanName and of the header built from
+// its result on arbitrary names, as an upload may send them.
 func FuzzCleanName(f *testing.F) {
-	for _, s := range []string{"", ".", "a/b", `a\..\b`, "x\u202Eexe.txt", "\xff\xfe", strings.Repeat("文", 100) + ".jpg"} {
+	for _, s := range []string{
+		"", ".", "a/b", `a\..\b`, "x\u202Eexe.txt", "\xff\xfe", strings.Repeat("文", 100) + ".jpg",
+		strings.Repeat("a", 300) + ".tar.gz", strings.Repeat("é", 200) + "." + strings.Repeat("x", 31),
+		`say "hi"; filename*=UTF-8''evil.exe`, "100%.txt", "a\u2028b\u2029c\u00adD\U000E0041.pdf",
+		" \u3000.\u00a0hidden. ",
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		checkCleanName(t, in, files.CleanName(in))
+		for _, inline := range []bool{false, true} {
+			checkContentDisposition(t, inline, in, files.ContentDisposition(inline, in))
+		}
 	})
 }
 
@@ -133,17 +186,7 @@ func TestContentDisposition(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("ContentDisposition(%v, %q) =\n  %s\nwant\n  %s", tt.inline, tt.name, got, tt.want)
 			}
-			// A client that understands filename* gets the cleaned name back.
-			disp, params, err := mime.ParseMediaType(got)
-			if err != nil {
-				t.Fatalf("does not parse: %v", err)
-			}
-			if want := map[bool]string{true: "inline", false: "attachment"}[tt.inline]; disp != want {
-				t.Fatalf("disposition %q", disp)
-			}
-			if params["filename"] != files.CleanName(tt.name) {
-				t.Fatalf("filename* decodes to %q, want %q", params["filename"], files.CleanName(tt.name))
-			}
+			checkContentDisposition(t, tt.inline, tt.name, got)
 		})
 	}
 }

@@ -58,12 +58,12 @@ func MustAPI(tb testing.TB, trusted ...string) *api {
 	w := servicetest.MustWorld(tb)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	messages := delivery.New(delivery.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: log, MaxMessageBytes: 1000})
-	cs := chats.New(chats.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: log})
+	messages := delivery.New(delivery.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: log, MaxMessageBytes: 1000, CommitTimeout: 5 * time.Second})
+	cs := chats.New(chats.Options{Store: w.Store, Ring: w.Ring, Sequencer: w.Sequencer, Broker: w.Broker, Log: log, CommitTimeout: 5 * time.Second})
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: cs, Broker: w.Broker, Log: log,
 		Limits:    chat.Limits{MaxMessageBytes: 1000, MessageRate: 10, MessageBurst: 20, FrameRate: 40, FrameBurst: 80, UploadMaxBytes: 1 << 20},
-		QueueSize: 256, PingInterval: 25 * time.Second, PongTimeout: time.Minute, WriteTimeout: 10 * time.Second,
+		QueueSize: 256, PingInterval: 25 * time.Second, PongTimeout: time.Minute, WriteTimeout: 10 * time.Second, FrameTimeout: 5 * time.Second,
 		SyncPage: 200, TypingTTL: 5 * time.Second, PresenceLimit: 500, BusyWrites: 10000,
 	})
 	up, err := uploads.New(uploads.Options{Store: w.Store, Ring: w.Ring, Log: log, Dir: tb.TempDir(), MaxFileBytes: 1 << 20, MaxTotalBytes: 1 << 30})

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,12 +96,14 @@ func readFields(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 	fields := make(map[string][]string)
 	switch mt {
 	case "application/json":
+		// The whole body is read and must be one value: a Decoder would
+		// stop after the first and ignore whatever follows it.
+		body, err := io.ReadAll(r.Body)
+		if tooBig(err) {
+			return nil, chat.Errorf(chat.ETooLarge, "The request body is larger than %d bytes.", maxFormBytes)
+		}
 		var raw map[string]json.RawMessage
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&raw); err != nil {
-			if tooBig(err) {
-				return nil, chat.Errorf(chat.ETooLarge, "The request body is larger than %d bytes.", maxFormBytes)
-			}
+		if err != nil || json.Unmarshal(body, &raw) != nil || raw == nil { // raw is nil for "null"
 			return nil, chat.Errorf(chat.EInvalid, "The body is not a JSON object.")
 		}
 		for k, v := range raw {
@@ -107,7 +111,7 @@ func readFields(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 				str  string
 				num  json.Number
 				b    bool
-				list []string
+				list []*string // nil for a null item
 			)
 			switch {
 			case string(v) == "null":
@@ -120,8 +124,11 @@ func readFields(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 					return nil, chat.Errorf(chat.EInvalid, "Field %q must be a whole number.", chat.Clip(k, 32))
 				}
 				fields[k] = []string{num.String()}
-			case json.Unmarshal(v, &list) == nil:
-				fields[k] = list
+			case json.Unmarshal(v, &list) == nil && !slices.Contains(list, nil):
+				fields[k] = make([]string, len(list))
+				for i, item := range list {
+					fields[k][i] = *item
+				}
 			default:
 				return nil, chat.Errorf(chat.EInvalid, "Field %q must be a string, a number or a list of strings.", chat.Clip(k, 32))
 			}

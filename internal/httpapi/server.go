@@ -34,7 +34,12 @@ type Deps struct {
 	Conns     *ratelimit.Conns[string]
 	UserConns *ratelimit.Conns[int64]
 
-	AllowedOrigins  []string // besides the server's own origin
+	AllowedOrigins []string // besides the server's own origin
+	// PublicURL (an origin, or "") and AllowedHosts are the host names the
+	// server answers to besides IP addresses and localhost; see
+	// config.Config.
+	PublicURL       string
+	AllowedHosts    []string
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
 	TLS             bool

@@ -1,27 +1,29 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/config"
+	"github.com/mapsim/mapsim-chat/internal/wire"
 )
 
 // ownOrigin is the origin a browser on this server's pages sends.
 func (s *server) ownOrigin(r *http.Request) string {
-	scheme, host := "http", r.Host
+	scheme, host := "http", s.requestHost(r)
 	if r.TLS != nil || s.TLS {
 		scheme = "https"
 	}
 	if s.trusted(peerAddr(r.RemoteAddr)) {
 		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
 			scheme = p
-		}
-		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
-			host = h
 		}
 	}
 	o, err := config.NormalizeOrigin(scheme + "://" + host)
@@ -43,7 +45,67 @@ func (s *server) originAllowed(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return o == s.ownOrigin(r) || slices.Contains(s.AllowedOrigins, o)
+	return o == s.ownOrigin(r) || o == s.PublicURL || slices.Contains(s.AllowedOrigins, o)
+}
+
+// requestHost is the host the client asked for: X-Forwarded-Host from a
+// trusted proxy, else the Host header.
+func (s *server) requestHost(r *http.Request) string {
+	if s.trusted(peerAddr(r.RemoteAddr)) {
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			return h
+		}
+	}
+	return r.Host
+}
+
+// hostAllowed reports whether the server answers to a host: an IP address
+// or localhost (a page elsewhere cannot make a browser send those), the
+// public URL's host, or one of ALLOWED_HOSTS. Any other name may be a
+// page of another site whose DNS was re-pointed at this server (DNS
+// rebinding): it would be same-origin with itself, so the Origin check
+// alone would let it in.
+func (s *server) hostAllowed(host string) bool {
+	host = strings.ToLower(host)
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if _, err := netip.ParseAddr(name); err == nil {
+		return true
+	}
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	if s.PublicURL != "" {
+		if u, err := url.Parse(s.PublicURL); err == nil && u.Hostname() == name {
+			return true
+		}
+	}
+	for _, a := range s.AllowedHosts {
+		if a == host || a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// pinHost answers 421 to a request for a host name the server does not
+// answer to; health checks are answered whatever the name.
+func (s *server) pinHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := s.requestHost(r)
+		if s.hostAllowed(host) || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeJSON(w, http.StatusMisdirectedRequest, wire.ErrorBody{
+			Detail: "This server does not answer to the name " + strconv.Quote(chat.Clip(host, 100)) +
+				": set PUBLIC_URL to the address users reach it at, or add the name to ALLOWED_HOSTS.",
+			Code: chat.EForbidden,
+		})
+	})
 }
 
 // handleWS authenticates a WebSocket (single-use ticket, token in the query,

@@ -1,17 +1,16 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/mapsim/mapsim-chat/internal/chat"
@@ -167,6 +166,9 @@ func (c *Conn) stopWriting() {
 	c.qmu.Unlock()
 }
 
+// errFrameTimeout answers a frame whose work outran Options.FrameTimeout.
+var errFrameTimeout = chat.Errorf(chat.EUnavailable, "The server could not finish this in time; try again shortly.")
+
 // maxInflight is how many of one connection's messages may wait in the
 // committer's queue at once. A client that sends several before the first
 // ack (the web client's outbox after a reconnect, a bot) has them committed
@@ -219,6 +221,11 @@ func (c *Conn) enqueueJSON(v any) {
 }
 
 func (c *Conn) sendError(err error, clientID string) {
+	if chat.ErrorCode(err) == chat.EInternal && errors.Is(err, context.DeadlineExceeded) {
+		// The frame's own bound (Options.FrameTimeout) ran out: the
+		// database is slow or gone, which the client may retry.
+		err = fmt.Errorf("%w (%w)", errFrameTimeout, err)
+	}
 	e := wire.Error{Type: wire.TypeError, Code: chat.ErrorCode(err), Detail: chat.ErrorMessage(err), ClientID: clientID}
 	var ce *chat.Error
 	if errors.As(err, &ce) {
@@ -337,7 +344,12 @@ func (c *Conn) readLoop(ctx context.Context) error {
 			c.sendError(chat.Errorf(chat.EInvalid, "Binary frames are not supported; send JSON text frames."), "")
 			continue
 		}
-		c.handle(ctx, data)
+		// A frame's work is bounded, so that a database that hangs gets
+		// the client an "unavailable" error instead of a reader stuck
+		// for good (and no pongs read meanwhile).
+		fctx, cancel := context.WithTimeout(ctx, c.h.opt.FrameTimeout)
+		c.handle(fctx, data)
+		cancel()
 		select {
 		case <-c.done:
 			return nil
@@ -368,14 +380,9 @@ func closeFor(err error) (websocket.StatusCode, string) {
 // handle answers one frame. Every problem is an error frame; the connection
 // stays open.
 func (c *Conn) handle(ctx context.Context, data []byte) {
-	if !utf8.Valid(data) {
-		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not valid UTF-8."), "")
-		return
-	}
-	var in wire.Inbound
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&in); err != nil || dec.More() {
-		c.sendError(chat.Errorf(chat.EInvalid, "The frame is not a JSON object with a \"type\"."), "")
+	in, err := wire.DecodeInbound(data)
+	if err != nil {
+		c.sendError(err, "")
 		return
 	}
 	if ok, wait := c.frames.Allow(time.Now()); !ok {
@@ -563,7 +570,11 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 		c.mu.Unlock()
 	}
 	for {
-		msgs, err := c.h.opt.Messages.After(ctx, ch, last, c.h.opt.SyncPage)
+		// Each page is bounded on its own: a long replay to a slow reader
+		// may take longer than one frame's bound in all.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.h.opt.FrameTimeout)
+		msgs, err := c.h.opt.Messages.After(pctx, ch, last, c.h.opt.SyncPage)
+		cancel()
 		if err != nil {
 			finish()
 			c.sendError(err, "")

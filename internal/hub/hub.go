@@ -76,6 +76,10 @@ type Options struct {
 	PongTimeout  time.Duration
 	// WriteTimeout bounds one write to a connection.
 	WriteTimeout time.Duration
+	// FrameTimeout bounds the work of one frame from a client (and each
+	// page of a sync): a database that does not answer in that time gets
+	// the client an "unavailable" error frame.
+	FrameTimeout time.Duration
 	// SyncPage is the page size of sync replies.
 	SyncPage int
 	// TypingTTL is how long a typing start holds without a refresh.
@@ -111,8 +115,8 @@ func (o Options) check() error {
 		return fmt.Errorf("Messages, Chats, Broker and Log are required")
 	case o.QueueSize <= 0 || o.SyncPage <= 0 || o.PresenceLimit <= 0 || o.BusyWrites <= 0:
 		return fmt.Errorf("QueueSize, SyncPage, PresenceLimit and BusyWrites must be positive")
-	case o.PingInterval <= 0 || o.PongTimeout <= 0 || o.WriteTimeout <= 0 || o.TypingTTL <= 0:
-		return fmt.Errorf("PingInterval, PongTimeout, WriteTimeout and TypingTTL must be positive")
+	case o.PingInterval <= 0 || o.PongTimeout <= 0 || o.WriteTimeout <= 0 || o.FrameTimeout <= 0 || o.TypingTTL <= 0:
+		return fmt.Errorf("PingInterval, PongTimeout, WriteTimeout, FrameTimeout and TypingTTL must be positive")
 	case o.PresenceGrace < 0 || o.WriteDelay < 0:
 		return fmt.Errorf("PresenceGrace and WriteDelay must not be negative")
 	case o.Limits.MaxMessageBytes <= 0 || o.Limits.MessageRate <= 0 || o.Limits.MessageBurst <= 0 ||

@@ -43,8 +43,8 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := broker.NewLocal()
 	seq := sequencer.New(sequencer.Options{QueueDepth: 64, PublishDepth: 8})
-	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: 1000})
-	cs := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log})
+	dl := delivery.New(delivery.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: 1000, CommitTimeout: 5 * time.Second})
+	cs := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: 5 * time.Second})
 	runCtx, stop := context.WithCancel(ctx)
 	go seq.Run(runCtx)
 	t.Cleanup(stop)
@@ -52,7 +52,7 @@ func MustHub(t *testing.T, ping, pongTimeout time.Duration) (*hub.Hub, *httptest
 	h := hub.New(hub.Options{
 		Messages: dl, Chats: cs, Broker: b, Log: log,
 		Limits:    chat.Limits{MaxMessageBytes: 1000, MessageRate: 10, MessageBurst: 20, FrameRate: 40, FrameBurst: 80},
-		QueueSize: 256, PingInterval: ping, PongTimeout: pongTimeout, WriteTimeout: 10 * time.Second,
+		QueueSize: 256, PingInterval: ping, PongTimeout: pongTimeout, WriteTimeout: 10 * time.Second, FrameTimeout: 5 * time.Second,
 		SyncPage: 200, TypingTTL: 5 * time.Second, PresenceLimit: 500, WriteDelay: 5 * time.Millisecond, BusyWrites: 10000,
 	})
 	go h.Run(runCtx)
@@ -125,10 +125,17 @@ func TestSilentClientIsClosed(t *testing.T) {
 	MustUser(t, st, "silent")
 	MustUser(t, st, "lively")
 
-	// A coder/websocket client answers pings only while something reads.
-	dial(t, srv, "user=silent")
+	// A coder/websocket client answers pings only while something reads:
+	// lively reads all along; silent reads its hello (so it surely was
+	// registered, however slow the machine) and then nothing.
 	readForever(dial(t, srv, "user=lively"))
-	waitOnline(t, h, "lively", "silent")
+	waitOnline(t, h, "lively")
+	silent := dial(t, srv, "user=silent")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, hello, err := silent.Read(ctx); err != nil || !strings.Contains(string(hello), `"hello"`) {
+		t.Fatalf("silent's first frame: %s, %v", hello, err)
+	}
 
 	waitOnline(t, h, "lively")
 	// lively has now lived through many ping intervals and a full timeout

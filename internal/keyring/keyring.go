@@ -59,11 +59,33 @@ var placeholders = []string{
 	"change", "secret", "replace", "example", "placeholder", "insecure", "password", "default", "xxxxxxxx",
 }
 
+// published holds the SHA-256 of secrets that were printed in a README or
+// an example file, so anyone may know them: a server started with one would
+// sign tokens that anyone can forge. Only their hashes are kept here.
+var published = map[[32]byte]string{
+	// The example SECRET_KEY in the README of the Python project Mapsim
+	// Chat grew from (MAPSIM-co/Mapsim_chat): 40 characters, which decode
+	// to 29 bytes, so it would pass as a 40-character string.
+	mustHex("3fd11819ca5f2f674396517e6361fb8dda03e436e37573f7005d09ed0cb52c6b"): "the example key in Mapsim Chat's original README",
+}
+
+func mustHex(s string) [32]byte {
+	var h [32]byte
+	if n, err := hex.Decode(h[:], []byte(s)); err != nil || n != 32 {
+		panic("keyring: bad hash in the list of published secrets")
+	}
+	return h
+}
+
 // ParseSecret turns the configured SECRET_KEY into key material. It accepts
 // base64 (standard or URL alphabet) or hex of at least 32 bytes, and any
-// other string of at least 32 characters that is not a published placeholder.
+// other string of at least 32 characters that is not a published placeholder
+// or a secret printed somewhere public.
 func ParseSecret(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
+	if where, ok := published[sha256.Sum256([]byte(s))]; ok {
+		return nil, fmt.Errorf("it is %s, published for anyone to read; generate one with: openssl rand -base64 32", where)
+	}
 	for _, p := range placeholders {
 		if strings.Contains(strings.ToLower(s), p) {
 			return nil, fmt.Errorf("it looks like a placeholder (%q); generate one with: openssl rand -base64 32", p)

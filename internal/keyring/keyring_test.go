@@ -293,6 +293,9 @@ func TestParseSecret(t *testing.T) {
 		"default-key-0123456789abcdefghijklmnopqrstu",
 		"mypassword-is-very-long-0123456789abcdefghij",
 		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		// Published in the README of the project Mapsim Chat grew from.
+		"k7z2Fz0x+Jz9oZB0X9c0Zp+6Zp0ZP4x1y1z4Y8k=",
+		" k7z2Fz0x+Jz9oZB0X9c0Zp+6Zp0ZP4x1y1z4Y8k=\n",
 	}
 	for _, secret := range refused {
 		t.Run("refuses "+secret, func(t *testing.T) {

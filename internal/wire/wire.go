@@ -5,7 +5,9 @@ package wire
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
@@ -60,6 +62,23 @@ type Inbound struct {
 	// Typing is false in a typing frame that says the user stopped; a
 	// typing frame without it means started.
 	Typing *bool `json:"typing"`
+}
+
+// DecodeInbound decodes one client frame: valid UTF-8 holding exactly one
+// JSON value that fits Inbound. Every refusal is a chat.EInvalid error with
+// a sentence for the client; the hub sends it back as an error frame.
+// A frame without a type decodes; what to do with it is the hub's call.
+func DecodeInbound(data []byte) (Inbound, error) {
+	var in Inbound
+	if !utf8.Valid(data) {
+		return Inbound{}, chat.Errorf(chat.EInvalid, "The frame is not valid UTF-8.")
+	}
+	// Unmarshal, unlike a Decoder, refuses anything after the value: a
+	// Decoder's More reports false before a stray '}' or ']'.
+	if err := json.Unmarshal(data, &in); err != nil {
+		return Inbound{}, chat.Errorf(chat.EInvalid, "The frame is not a JSON object with a \"type\".")
+	}
+	return in, nil
 }
 
 // Message is a message as clients see it, in frames and in history.

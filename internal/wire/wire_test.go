@@ -24,9 +24,9 @@ var (
 )
 
 func TestDecodeInbound(t *testing.T) {
-	var in wire.Inbound
 	raw := `{"type":"text","chat_name":"group:ab12","text":"hi","client_id":"c-1","reply_to":7,"after_id":3,"message_id":9,"typing":false,"unknown":1}`
-	if err := json.Unmarshal([]byte(raw), &in); err != nil {
+	in, err := wire.DecodeInbound([]byte(raw))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if in.Type != "text" || in.ChatName != "group:ab12" || in.Text != "hi" || in.ClientID != "c-1" || in.ReplyTo != 7 ||

@@ -23,7 +23,9 @@ function binary() {
   if (process.env.MAPSIM_BIN) return process.env.MAPSIM_BIN;
   if (!builtBinary) {
     const out = join(mkdtempSync(join(tmpdir(), 'mapsim-e2e-bin-')), 'mapsim-chat');
-    execFileSync('go', ['build', '-o', out, './cmd/mapsim-chat'], { cwd: root, stdio: 'inherit' });
+    execFileSync('go', ['build', '-o', out, './cmd/mapsim-chat'], {
+      cwd: root, stdio: 'inherit', env: { ...process.env, GOTOOLCHAIN: process.env.GOTOOLCHAIN || 'auto' },
+    });
     builtBinary = out;
   }
   return builtBinary;

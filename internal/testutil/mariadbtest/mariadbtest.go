@@ -5,6 +5,7 @@
 package mariadbtest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -78,6 +79,17 @@ func Options(tb testing.TB) store.Options {
 // when the test ends.
 func Private(tb testing.TB) (opts store.Options, kill func()) {
 	tb.Helper()
+	opts, s := PrivateServer(tb)
+	return opts, s.Kill
+}
+
+// Server is a MariaDB of one test's own, which the test may kill or freeze.
+type Server struct{ s *server }
+
+// PrivateServer starts a server of the caller's own; it is stopped and
+// removed when the test ends.
+func PrivateServer(tb testing.TB) (store.Options, *Server) {
+	tb.Helper()
 	s := start()
 	if s.err != nil {
 		if os.Getenv("CI") == "true" || !isMissing(s.err) {
@@ -85,20 +97,63 @@ func Private(tb testing.TB) (opts store.Options, kill func()) {
 		}
 		tb.Skipf("mariadb not available (set CI=true to make this fail): %v", s.err)
 	}
-	tb.Cleanup(s.stop)
+	srv := &Server{s}
+	tb.Cleanup(func() {
+		// A throwaway: killed, not shut down (which waits out its clients),
+		// then removed.
+		srv.Thaw()
+		srv.Kill()
+		s.stop()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.root.ExecContext(ctx, "CREATE DATABASE private CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
 		tb.Fatalf("create database: %v", err)
 	}
-	kill = func() {
-		if s.cmd != nil {
-			s.cmd.Process.Kill()
-			<-s.done
-			s.cmd = nil
+	return store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: strconv.Itoa(s.port), Name: "private", User: "root"}, srv
+}
+
+// Kill stops the server abruptly, as a crash would.
+func (srv *Server) Kill() {
+	if s := srv.s; s.cmd != nil {
+		s.cmd.Process.Kill()
+		<-s.done
+		s.cmd = nil
+	}
+}
+
+// Freeze stops the server's process (SIGSTOP): connections stay open and
+// nothing answers, as in a stalled disk or a paused virtual machine. It
+// returns once the process is stopped.
+func (srv *Server) Freeze() {
+	if s := srv.s; s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGSTOP)
+		s.waitState(func(state byte) bool { return state == 'T' })
+	}
+}
+
+// Thaw lets a frozen server go on (SIGCONT), and returns once it runs.
+func (srv *Server) Thaw() {
+	if s := srv.s; s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+		s.waitState(func(state byte) bool { return state != 'T' })
+	}
+}
+
+// waitState waits, up to ten seconds, until the process's state in
+// /proc/PID/stat satisfies ok ('T' is stopped).
+func (s *server) waitState(ok func(state byte) bool) {
+	path := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		stat, err := os.ReadFile(path)
+		if err != nil {
+			return // gone
+		}
+		// The state follows the command name, which is in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && ok(stat[i+2]) {
+			return
 		}
 	}
-	return store.Options{Driver: store.MySQL, Host: "127.0.0.1", Port: strconv.Itoa(s.port), Name: "private", User: "root"}, kill
 }
 
 type missingError struct{ error }

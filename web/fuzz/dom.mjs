@@ -1,0 +1,98 @@
+// A minimal DOM for running the web client's Markdown renderer in Node: the
+// three document methods and the few element properties markdown.js uses,
+// with the browser's meaning (the properties reflect to attributes). Every
+// object is sealed, so anything else markdown.js might start to use, such
+// as innerHTML or setAttribute, throws instead of passing unchecked.
+
+// reflected lists the properties an element reflects to attributes, by tag
+// ('*' for every element), as the HTML standard defines them.
+const reflected = {
+  '*': ['dir'],
+  a: ['href', 'target', 'rel'],
+  ol: ['start'],
+};
+
+class Node {
+  constructor() {
+    this.parentNode = null;
+    this.childNodes = [];
+  }
+
+  appendChild(child) {
+    if (!(child instanceof Node)) throw new TypeError('appendChild: not a node');
+    if (child instanceof Fragment) {
+      for (const c of [...child.childNodes]) this.appendChild(c);
+      return child;
+    }
+    for (let p = this; p; p = p.parentNode) {
+      if (p === child) throw new Error('appendChild: a node cannot contain itself');
+    }
+    if (child.parentNode) {
+      const siblings = child.parentNode.childNodes;
+      siblings.splice(siblings.indexOf(child), 1);
+    }
+    child.parentNode = this;
+    this.childNodes.push(child);
+    return child;
+  }
+
+  get textContent() {
+    return this.childNodes.map((c) => c.textContent).join('');
+  }
+
+  set textContent(value) {
+    for (const c of this.childNodes) c.parentNode = null;
+    this.childNodes = [];
+    const text = value === null || value === undefined ? '' : String(value);
+    if (text !== '') this.appendChild(new Text(text));
+  }
+}
+
+export class Text extends Node {
+  constructor(data) {
+    super();
+    this.data = String(data);
+    Object.seal(this);
+  }
+
+  get textContent() {
+    return this.data;
+  }
+
+  set textContent(value) {
+    this.data = String(value);
+  }
+
+  appendChild() {
+    throw new Error('a text node has no children');
+  }
+}
+
+export class Fragment extends Node {
+  constructor() {
+    super();
+    Object.seal(this);
+  }
+}
+
+export class Element extends Node {
+  constructor(tag) {
+    super();
+    this.localName = String(tag).toLowerCase();
+    this.attributes = new Map();
+    for (const name of [...reflected['*'], ...(reflected[this.localName] || [])]) {
+      Object.defineProperty(this, name, {
+        get: () => this.attributes.get(name) ?? '',
+        set: (value) => this.attributes.set(name, String(value)),
+      });
+    }
+    Object.seal(this);
+  }
+}
+
+/** fakeDocument is the subset of document that markdown.js calls. */
+export const fakeDocument = Object.freeze({
+  createElement: (tag) => new Element(tag),
+  createTextNode: (data) => new Text(data),
+  createDocumentFragment: () => new Fragment(),
+});
