@@ -23,7 +23,8 @@ type world struct {
 	st    *store.DB
 	ring  *keyring.Ring
 	dir   string
-	user  chat.User
+	user  chat.User // alice
+	bob   chat.User
 	chat  chat.Chat
 	ctx   context.Context
 	newUp func(o uploads.Options) *uploads.Service
@@ -45,11 +46,15 @@ func newWorld(t *testing.T) *world {
 	if err := st.CreateUser(ctx, &u, nil); err != nil {
 		t.Fatal(err)
 	}
+	bob := chat.User{Username: "bob", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
+	if err := st.CreateUser(ctx, &bob, nil); err != nil {
+		t.Fatal(err)
+	}
 	global, err := st.ChatByName(ctx, chat.GlobalChatName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{st: st, ring: ring, dir: t.TempDir(), user: u, chat: global, ctx: ctx}
+	w := &world{st: st, ring: ring, dir: t.TempDir(), user: u, bob: bob, chat: global, ctx: ctx}
 	w.newUp = func(o uploads.Options) *uploads.Service {
 		o.Store, o.Ring, o.Dir, o.Log = st, ring, w.dir, slog.New(slog.DiscardHandler)
 		if o.MaxFileBytes == 0 {

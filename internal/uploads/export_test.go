@@ -1,0 +1,9 @@
+package uploads
+
+// SetDecodeHook makes s call hook as each thumbnail's decoding starts, with
+// the pixels it holds; the function hook returns is called as it ends.
+// Set it before Run.
+func SetDecodeHook(s *Service, hook func(pixels int64) (done func())) { s.decodeHook = hook }
+
+// BudgetWaiting is how many thumbnails wait for pixels of the budget.
+func BudgetWaiting(s *Service) int { return s.budget.waiting() }
