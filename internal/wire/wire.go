@@ -89,11 +89,11 @@ type Message struct {
 
 // File is an uploaded file as clients see it.
 type File struct {
-	ID           string `json:"id"` // 32 hex digits
-	Name         string `json:"name"`
-	Size         int64  `json:"size"`
-	MimeType     string `json:"mime_type"`
-	URL          string `json:"url"`
+	ID       string `json:"id"` // 32 hex digits
+	Name     string `json:"name"`
+	Size     int64  `json:"size"`
+	MimeType string `json:"mime_type"`
+	URL      string `json:"url"`
 	// ThumbnailURL is set for a raster image whose thumbnail is made or
 	// still being made; while it is being made it answers 404 with
 	// Retry-After, and clients try again.
