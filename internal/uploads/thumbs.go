@@ -135,6 +135,14 @@ func (s *Service) makeThumbnail(ctx context.Context, f chat.File) error {
 		if s.expiredMeanwhile(ctx, f) {
 			return nil
 		}
+		if errors.Is(err, ErrDamaged) {
+			// Trying again cannot help: the file stays without a preview,
+			// and its download reports the damage.
+			s.log.Error("stored file is damaged; no thumbnail made", "file_id", hex.EncodeToString(f.ID), "err", err)
+			rec := f
+			rec.ThumbPending = false
+			_, err = s.opt.Store.SetThumbnail(ctx, rec)
+		}
 		return err
 	}
 	defer closeFile()

@@ -8,6 +8,8 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -260,4 +262,27 @@ func TestThumbnailsSurviveRestarts(t *testing.T) {
 	second := w.newUp(uploads.Options{})
 	MustRun(t, second)
 	waitFor(t, "the pending thumbnail after the restart", func() bool { return w.thumbnailReady(t, late) })
+}
+
+// TestThumbnailOfMissingFile: an image whose stored file went missing
+// before its thumbnail was made is recorded without one, once, instead of
+// being tried again for ever; the file's download reports the damage.
+func TestThumbnailOfMissingFile(t *testing.T) {
+	w := newWorld(t)
+	up := w.newUp(uploads.Options{})
+	f := w.MustSaveImage(t, up, solidPNG(t, 64, 64))
+	if err := os.Remove(filepath.Join(w.dir, f.StorageName[:2], f.StorageName)); err != nil {
+		t.Fatal(err)
+	}
+	MustRun(t, up)
+	waitFor(t, "the row to stop waiting for a thumbnail", func() bool {
+		got, err := w.st.FileByID(w.ctx, f.ID)
+		return err == nil && !got.ThumbPending
+	})
+	if got, _ := w.st.FileByID(w.ctx, f.ID); got.ThumbName != "" || !got.ExpiredAt.IsZero() {
+		t.Fatalf("row after the missing file: %+v", got)
+	}
+	if _, err := up.Download(w.ctx, chat.Identity{UserID: w.user.ID}, hex.EncodeToString(f.ID), false); !errors.Is(err, uploads.ErrDamaged) {
+		t.Fatalf("download of the missing file: %v", err)
+	}
 }
