@@ -7,3 +7,10 @@ func SetDecodeHook(s *Service, hook func(pixels int64) (done func())) { s.decode
 
 // BudgetWaiting is how many thumbnails wait for pixels of the budget.
 func BudgetWaiting(s *Service) int { return s.budget.waiting() }
+
+// ThumbnailWaiters is how many requests wait for a thumbnail being made.
+func ThumbnailWaiters(s *Service) int {
+	s.thumbs.mu.Lock()
+	defer s.thumbs.mu.Unlock()
+	return s.thumbs.waiting
+}

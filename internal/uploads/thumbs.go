@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/files"
@@ -31,10 +32,20 @@ type thumbState struct {
 	mu       sync.Mutex
 	inFlight map[string]bool // file ids being made now
 	failed   map[string]bool // file ids that failed; retried at the next tick
+	// finished holds the file ids done since the worker last listed the
+	// pending rows: a list read just before a thumbnail was recorded still
+	// names its file, which must not be made twice.
+	finished map[string]bool
+	// changed is closed, and replaced, each time a thumbnail is recorded:
+	// requests waiting for one look again.
+	changed chan struct{}
+	// waiting counts the requests waiting in awaitThumbnail.
+	waiting int
 }
 
 func newThumbState() *thumbState {
-	t := &thumbState{wake: make(chan struct{}, 1), inFlight: map[string]bool{}, failed: map[string]bool{}}
+	t := &thumbState{wake: make(chan struct{}, 1), inFlight: map[string]bool{}, failed: map[string]bool{},
+		finished: map[string]bool{}, changed: make(chan struct{})}
 	t.wake <- struct{}{} // the first round picks up what an earlier run left pending
 	return t
 }
@@ -60,19 +71,67 @@ func (s *Service) claim(id []byte) bool {
 	s.thumbs.mu.Lock()
 	defer s.thumbs.mu.Unlock()
 	k := string(id)
-	if s.thumbs.inFlight[k] || s.thumbs.failed[k] {
+	if s.thumbs.inFlight[k] || s.thumbs.failed[k] || s.thumbs.finished[k] {
 		return false
 	}
 	s.thumbs.inFlight[k] = true
 	return true
 }
 
+// unclaim ends a file's turn, and tells the requests waiting for a
+// thumbnail to look again.
 func (s *Service) unclaim(id []byte, failed bool) {
 	s.thumbs.mu.Lock()
 	defer s.thumbs.mu.Unlock()
 	delete(s.thumbs.inFlight, string(id))
 	if failed {
 		s.thumbs.failed[string(id)] = true
+	} else {
+		s.thumbs.finished[string(id)] = true
+	}
+	close(s.thumbs.changed)
+	s.thumbs.changed = make(chan struct{})
+}
+
+func (s *Service) setWaiting(delta int) {
+	s.thumbs.mu.Lock()
+	s.thumbs.waiting += delta
+	s.thumbs.mu.Unlock()
+}
+
+// awaitThumbnail waits up to ThumbWait for the thumbnail of f, which is
+// pending, and returns the file as it is then: with its thumbnail, or
+// still pending when the wait ran out or ctx ended. A client that asks as
+// soon as the file message arrives, which is usually just before the
+// worker is done, gets the preview instead of an error and a retry.
+func (s *Service) awaitThumbnail(ctx context.Context, f chat.File) (chat.File, error) {
+	timer := time.NewTimer(s.opt.ThumbWait)
+	defer timer.Stop()
+	for {
+		// The channel is taken before the row is read, so a thumbnail
+		// recorded in between still wakes this request.
+		s.thumbs.mu.Lock()
+		changed := s.thumbs.changed
+		s.thumbs.mu.Unlock()
+		cur, err := s.opt.Store.FileByID(ctx, f.ID)
+		if err != nil {
+			return f, err
+		}
+		f = cur
+		if !f.ThumbPending || f.ThumbName != "" || !f.ExpiredAt.IsZero() {
+			return f, nil
+		}
+		s.setWaiting(+1)
+		select {
+		case <-changed:
+			s.setWaiting(-1)
+		case <-timer.C:
+			s.setWaiting(-1)
+			return f, nil
+		case <-ctx.Done():
+			s.setWaiting(-1)
+			return f, nil
+		}
 	}
 }
 
@@ -88,6 +147,10 @@ func (s *Service) runThumbnails(ctx context.Context) {
 			return
 		case <-s.thumbs.wake:
 		}
+		// What finished before this list is read is no longer pending in it.
+		s.thumbs.mu.Lock()
+		clear(s.thumbs.finished)
+		s.thumbs.mu.Unlock()
 		pending, err := s.opt.Store.PendingThumbnails(ctx, thumbBatch)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("thumbnails: list the pending ones", "err", err)

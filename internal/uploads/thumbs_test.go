@@ -137,11 +137,11 @@ func (d *decodes) snapshot() (now, peak int64, running, started int) {
 // more pixels than the budget, though there are workers enough to decode
 // them all at once; images that fit together do decode together.
 func TestThumbnailPixelBudget(t *testing.T) {
-	const budget = 1_000_000
+	const budget = 250_000
 	w := newWorld(t)
 	up := w.newUp(uploads.Options{DecodePixels: budget, ThumbWorkers: 5})
 	d := newDecodes(up, true)
-	img := solidPNG(t, 600, 600) // 360,000 pixels: two fit in the budget, three do not
+	img := solidPNG(t, 300, 300) // 90,000 pixels: two fit in the budget, three do not
 	var saved []chat.File
 	for range 5 {
 		saved = append(saved, w.MustSaveImage(t, up, img))
@@ -159,17 +159,18 @@ func TestThumbnailPixelBudget(t *testing.T) {
 	for _, f := range saved {
 		waitFor(t, "every thumbnail", func() bool { return w.thumbnailReady(t, f) })
 	}
-	if _, peak, _, started := d.snapshot(); peak != 720_000 || started != 5 {
-		t.Fatalf("peak %d pixels over %d decodes; want 720000 (two at a time) over 5", peak, started)
+	if _, peak, _, started := d.snapshot(); peak != 180_000 || started != 5 {
+		t.Fatalf("peak %d pixels over %d decodes; want 180000 (two at a time) over 5, each image once", peak, started)
 	}
 }
 
 // TestThumbnailAfterUpload: the upload answers before its thumbnail is
-// made; meanwhile the file downloads and the thumbnail answers "not yet"
-// with a time to try again; then the thumbnail is there.
+// made; meanwhile the file downloads, a request for the thumbnail waits for
+// it and gets it once it is made, and one that gives up is told to try
+// again.
 func TestThumbnailAfterUpload(t *testing.T) {
 	w := newWorld(t)
-	up := w.newUp(uploads.Options{})
+	up := w.newUp(uploads.Options{ThumbWait: time.Minute})
 	d := newDecodes(up, true)
 	MustRun(t, up)
 	t.Cleanup(d.release)
@@ -180,11 +181,30 @@ func TestThumbnailAfterUpload(t *testing.T) {
 	}
 	waitFor(t, "the decode to start", func() bool { _, _, running, _ := d.snapshot(); return running == 1 })
 	ref, asker := hex.EncodeToString(f.ID), chat.Identity{UserID: w.user.ID}
-	_, err := up.Download(w.ctx, asker, ref, true)
-	var ce *chat.Error
-	if !errors.Is(err, uploads.ErrThumbnailPending) || !errors.As(err, &ce) || ce.Code != chat.ENotFound || ce.RetryAfter <= 0 {
-		t.Fatalf("thumbnail while it is made: %v", err)
+
+	type result struct {
+		d   uploads.Download
+		err error
 	}
+	ask := func(ctx context.Context) chan result {
+		out := make(chan result, 1)
+		go func() {
+			d, err := up.Download(ctx, asker, ref, true)
+			out <- result{d, err}
+		}()
+		return out
+	}
+	// A request that gives up while the thumbnail is made is told to try again.
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := ask(ctx)
+	waitFor(t, "the request to wait", func() bool { return uploads.ThumbnailWaiters(up) == 1 })
+	cancel()
+	r := <-gaveUp
+	var ce *chat.Error
+	if !errors.Is(r.err, uploads.ErrThumbnailPending) || !errors.As(r.err, &ce) || ce.Code != chat.ENotFound || ce.RetryAfter <= 0 {
+		t.Fatalf("thumbnail while it is made: %v", r.err)
+	}
+
 	dl, err := up.Download(w.ctx, asker, ref, false)
 	if err != nil {
 		t.Fatalf("the file while its thumbnail is made: %v", err)
@@ -194,24 +214,39 @@ func TestThumbnailAfterUpload(t *testing.T) {
 	if !bytes.Equal(got, img) {
 		t.Fatal("the file came back changed")
 	}
-	// A non-member still learns nothing, pending or not.
+	// A non-member learns nothing, and waits for nothing.
 	if _, err := up.Download(w.ctx, chat.Identity{UserID: 99999}, ref, true); !errors.Is(err, uploads.ErrNoSuchFile) {
 		t.Fatalf("non-member: %v", err)
 	}
 
+	// A request that waits gets the thumbnail once it is made.
+	waiting := ask(w.ctx)
+	waitFor(t, "the request to wait", func() bool { return uploads.ThumbnailWaiters(up) == 1 })
 	d.release()
-	waitFor(t, "the thumbnail", func() bool { return w.thumbnailReady(t, f) })
-	th, err := up.Download(w.ctx, asker, ref, true)
-	if err != nil {
-		t.Fatal(err)
+	r = <-waiting
+	if r.err != nil {
+		t.Fatalf("the awaited thumbnail: %v", r.err)
 	}
-	defer th.Close()
-	cfg, _, err := image.DecodeConfig(th.Content)
+	defer r.d.Close()
+	cfg, _, err := image.DecodeConfig(r.d.Content)
 	if err != nil || cfg.Width != 320 || cfg.Height != 240 {
 		t.Fatalf("thumbnail %+v, %v", cfg, err)
 	}
-	if u, _ := w.st.UserFileUsage(w.ctx, w.user.ID); u.Bytes != f.Size+th.File.ThumbSize || th.File.ThumbSize == 0 {
+	if u, _ := w.st.UserFileUsage(w.ctx, w.user.ID); u.Bytes != f.Size+r.d.File.ThumbSize || r.d.File.ThumbSize == 0 {
 		t.Fatalf("usage %d bytes, want the file and its thumbnail", u.Bytes)
+	}
+}
+
+// TestThumbnailWaitIsBounded: a request for a thumbnail that is not made
+// within ThumbWait is told to try again, not held for ever.
+func TestThumbnailWaitIsBounded(t *testing.T) {
+	w := newWorld(t)
+	up := w.newUp(uploads.Options{ThumbWait: 50 * time.Millisecond})
+	f := w.MustSaveImage(t, up, solidPNG(t, 64, 64)) // no worker runs
+	start := time.Now()
+	_, err := up.Download(w.ctx, chat.Identity{UserID: w.user.ID}, hex.EncodeToString(f.ID), true)
+	if !errors.Is(err, uploads.ErrThumbnailPending) || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }
 

@@ -53,6 +53,8 @@ const (
 	// janitor while older files remain: a day, so that whatever was shared
 	// today is there when its chat is read tonight.
 	DefaultMinAge = 24 * time.Hour
+	// DefaultThumbWait: a typical thumbnail is made well within it.
+	DefaultThumbWait = 5 * time.Second
 )
 
 // Store is what the upload folder needs of the database.
@@ -114,6 +116,10 @@ type Options struct {
 	// ThumbWorkers is how many thumbnails may be made at once (default
 	// GOMAXPROCS); DecodePixels may hold them back further.
 	ThumbWorkers int
+	// ThumbWait is how long a request for a thumbnail still being made
+	// waits for it before it is told to try again (default
+	// DefaultThumbWait).
+	ThumbWait time.Duration
 	// Scanner, when set, scans every upload before it is accepted.
 	Scanner *files.Scanner
 	// CreateTemp opens the file an upload streams into (default
@@ -157,6 +163,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.ThumbWorkers <= 0 {
 		o.ThumbWorkers = runtime.GOMAXPROCS(0)
+	}
+	if o.ThumbWait <= 0 {
+		o.ThumbWait = DefaultThumbWait
 	}
 	for _, d := range []string{o.Dir, filepath.Join(o.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -485,8 +494,8 @@ func (s *Service) removeStored(f chat.File) {
 var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server removed it to stay within its storage quota.")
 
 // ErrThumbnailPending is returned by Download for a thumbnail that is still
-// being made: the upload answers before it is ready. Clients try again
-// after RetryAfter.
+// being made after ThumbWait: the upload answers before it is ready.
+// Clients try again after RetryAfter.
 var ErrThumbnailPending = &chat.Error{Code: chat.ENotFound, RetryAfter: time.Second,
 	Message: "The thumbnail is still being made; try again in a moment."}
 
@@ -531,6 +540,14 @@ func (s *Service) Download(ctx context.Context, id chat.Identity, ref string, th
 	}
 	if !f.ExpiredAt.IsZero() {
 		return Download{}, ErrExpired
+	}
+	if thumb && f.ThumbPending {
+		if f, err = s.awaitThumbnail(ctx, f); err != nil {
+			return Download{}, err
+		}
+		if !f.ExpiredAt.IsZero() {
+			return Download{}, ErrExpired
+		}
 	}
 	if thumb && f.ThumbName == "" {
 		if f.ThumbPending {
