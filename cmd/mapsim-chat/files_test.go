@@ -119,6 +119,29 @@ func storedFiles(t testing.TB, dir string) []string {
 	return out
 }
 
+// waitThumbnail fetches a thumbnail until it is made, checking that each
+// answer before is the "still being made" 404 with a Retry-After.
+func (s *testServer) waitThumbnail(t testing.TB, token, path string) (*http.Response, []byte) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, body, err := s.download(t, token, path, nil)
+		if err != nil {
+			t.Fatalf("thumbnail: %v", err)
+		}
+		if resp.StatusCode != http.StatusNotFound {
+			return resp, body
+		}
+		if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "still being made") {
+			t.Fatalf("thumbnail not ready: %s %s without a time to try again", resp.Status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the thumbnail %s was not made within 15 s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestFileSharing: an image and a document go up, come down intact to
 // members only, with Range, the right headers and a thumbnail; a file
 // message links them; nothing readable is on disk.
@@ -163,8 +186,9 @@ func TestFileSharing(t *testing.T) {
 			if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, img[len(img)-10:]) {
 				t.Fatalf("tail range: %s, %d bytes", resp.Status, len(body))
 			}
-			// The thumbnail is a small image.
-			resp, body, _ = srv.download(t, bob, up.str("thumbnail_url"), nil)
+			// The thumbnail is made after the upload answers: until then it
+			// is a 404 that says when to try again. Then it is a small image.
+			resp, body = srv.waitThumbnail(t, bob, up.str("thumbnail_url"))
 			if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") || len(body) == 0 || len(body) > len(img) {
 				t.Fatalf("thumbnail: %s %s, %d bytes", resp.Status, resp.Header.Get("Content-Type"), len(body))
 			}

@@ -113,7 +113,8 @@ func baseEnv(t testing.TB, env map[string]string) map[string]string {
 // withoutRateLimits lifts the per-user and per-connection rate limits, for
 // tests and benchmarks that push many messages on purpose.
 func withoutRateLimits(env map[string]string) map[string]string {
-	for _, k := range []string{"RATE_LIMIT_MESSAGES_PER_SECOND", "RATE_LIMIT_MESSAGES_BURST", "RATE_LIMIT_FRAMES_PER_SECOND", "RATE_LIMIT_FRAMES_BURST"} {
+	for _, k := range []string{"RATE_LIMIT_MESSAGES_PER_SECOND", "RATE_LIMIT_MESSAGES_BURST", "RATE_LIMIT_FRAMES_PER_SECOND", "RATE_LIMIT_FRAMES_BURST",
+		"UPLOAD_RATE_PER_MINUTE", "UPLOAD_RATE_BURST"} {
 		env[k] = "1000000"
 	}
 	return env

@@ -193,6 +193,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
+		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 	})
 	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil
 }
@@ -206,7 +207,8 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 	}
 	up, err := uploads.New(uploads.Options{
 		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
-		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, Scanner: scanner,
+		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, UserQuotaBytes: cfg.UploadUserQuotaBytes,
+		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
@@ -224,15 +226,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	defer a.store.Close()
 	log.Info("database ready", "driver", cfg.DBDriver, "key_version", a.ring.Current(), "key_versions", a.ring.Len())
+	// Before the server listens no upload can be running, so whatever is
+	// unfinished in the upload folder was left by a crash.
+	if n, err := a.uploads.RemoveLeftovers(ctx); err != nil {
+		return fmt.Errorf("UPLOAD_DIR %s: remove what a crash left: %w", cfg.UploadDir, err)
+	} else if n > 0 {
+		log.Info("removed files a crash left in the upload folder", "files", n)
+	}
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
+	// No ReadTimeout: it would bound a whole request, and so fail every
+	// upload slower than it. The handler bounds request bodies instead
+	// (cfg.RequestReadTimeout, and for uploads cfg.UploadIdleTimeout
+	// between two reads).
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -129,6 +129,9 @@ type File struct {
 	ThumbSize     int64
 	ThumbMimeType string
 	Width, Height int // of the original image; 0 when unknown
+	// ThumbPending is true while the thumbnail of a raster image is still
+	// to be made: the upload answers before it is.
+	ThumbPending bool
 }
 
 // FileUsage is how much the stored files take.

@@ -44,6 +44,17 @@ type Config struct {
 	UploadMaxSizeBytes  int64
 	UploadMaxFileBytes  int64
 	UploadCheckInterval time.Duration
+	// UploadUserQuotaBytes caps the bytes of one user's files that are not
+	// expired.
+	UploadUserQuotaBytes int64
+	// UploadRate uploads a minute per user, in bursts of UploadBurst.
+	UploadRate  float64
+	UploadBurst int
+	// UploadIdleTimeout: an upload during which no bytes arrive for this
+	// long is stopped. An upload may take as long as it needs otherwise.
+	UploadIdleTimeout time.Duration
+	// RequestReadTimeout bounds the time to read any other request's body.
+	RequestReadTimeout time.Duration
 	// ClamAVAddr is a clamd to scan uploads with: host:port or a unix
 	// socket path; "" for no scanning.
 	ClamAVAddr string
@@ -307,6 +318,21 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.UploadMaxFileBytes > c.UploadMaxSizeBytes {
 		l.fail("UPLOAD_MAX_FILE_MB", "is larger than UPLOAD_MAX_SIZE_GB; one file cannot exceed the whole quota")
 	}
+	// By default a user may keep 1 GiB, or one file of the largest size
+	// when that is more; set lower, a file of that size could never be
+	// stored, which is a mistake worth stopping for.
+	if l.str("UPLOAD_USER_QUOTA_MB", "") == "" {
+		c.UploadUserQuotaBytes = max(1<<30, c.UploadMaxFileBytes)
+	} else {
+		c.UploadUserQuotaBytes = int64(l.number("UPLOAD_USER_QUOTA_MB", 1024, 0.001, 1<<30) * (1 << 20))
+		if c.UploadUserQuotaBytes < c.UploadMaxFileBytes {
+			l.fail("UPLOAD_USER_QUOTA_MB", "is smaller than UPLOAD_MAX_FILE_MB; a file of the largest size could never be stored")
+		}
+	}
+	c.UploadRate = l.number("UPLOAD_RATE_PER_MINUTE", 30, 0.01, 1e6)
+	c.UploadBurst = int(l.integer("UPLOAD_RATE_BURST", 20, 1, 1e6))
+	c.UploadIdleTimeout = l.duration("UPLOAD_IDLE_TIMEOUT", time.Second, 60*time.Second, time.Second, time.Hour)
+	c.RequestReadTimeout = l.duration("REQUEST_READ_TIMEOUT", time.Second, 60*time.Second, time.Second, time.Hour)
 
 	c.Debug = l.boolean("DEBUG", false)
 	c.LogFormat = l.oneOf("LOG_FORMAT", "text", "text", "json")

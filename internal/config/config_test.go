@@ -59,6 +59,11 @@ func TestLoadDefaults(t *testing.T) {
 		{"UploadMaxSizeBytes", c.UploadMaxSizeBytes, int64(10 << 30)},
 		{"UploadMaxFileBytes", c.UploadMaxFileBytes, int64(100 << 20)},
 		{"UploadCheckInterval", c.UploadCheckInterval, 5 * time.Minute},
+		{"UploadUserQuotaBytes", c.UploadUserQuotaBytes, int64(1 << 30)},
+		{"UploadRate", c.UploadRate, 30.0},
+		{"UploadBurst", c.UploadBurst, 20},
+		{"UploadIdleTimeout", c.UploadIdleTimeout, 60 * time.Second},
+		{"RequestReadTimeout", c.RequestReadTimeout, 60 * time.Second},
 		{"LogFormat", c.LogFormat, "text"},
 		{"Debug", c.Debug, false},
 		{"TLS", c.TLS(), false},
@@ -149,6 +154,13 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"upload file size infinite", []string{"UPLOAD_MAX_FILE_MB=+Inf"}, "UPLOAD_MAX_FILE_MB", "number"},
 		{"file larger than the quota", []string{"UPLOAD_MAX_SIZE_GB=0.001", "UPLOAD_MAX_FILE_MB=10"}, "UPLOAD_MAX_FILE_MB", "UPLOAD_MAX_SIZE_GB"},
 		{"check interval zero", []string{"UPLOAD_CHECK_INTERVAL=0"}, "UPLOAD_CHECK_INTERVAL", "1s"},
+		{"user quota zero", []string{"UPLOAD_USER_QUOTA_MB=0"}, "UPLOAD_USER_QUOTA_MB", "number"},
+		{"user quota below one file", []string{"UPLOAD_MAX_FILE_MB=100", "UPLOAD_USER_QUOTA_MB=50"}, "UPLOAD_USER_QUOTA_MB", "UPLOAD_MAX_FILE_MB"},
+		{"upload rate zero", []string{"UPLOAD_RATE_PER_MINUTE=0"}, "UPLOAD_RATE_PER_MINUTE", "number"},
+		{"upload burst zero", []string{"UPLOAD_RATE_BURST=0"}, "UPLOAD_RATE_BURST", "whole number"},
+		{"idle timeout zero", []string{"UPLOAD_IDLE_TIMEOUT=0"}, "UPLOAD_IDLE_TIMEOUT", "1s"},
+		{"idle timeout words", []string{"UPLOAD_IDLE_TIMEOUT=forever"}, "UPLOAD_IDLE_TIMEOUT", "duration"},
+		{"request read timeout zero", []string{"REQUEST_READ_TIMEOUT=0s"}, "REQUEST_READ_TIMEOUT", "1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -365,6 +377,20 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			func(t *testing.T, c config.Config) {
 				if c.UploadDir != "/srv/uploads" || c.UploadMaxSizeBytes != 512<<20 || c.UploadMaxFileBytes != 3<<19 || c.UploadCheckInterval != 90*time.Second {
 					t.Fatalf("uploads %q %d %d %s", c.UploadDir, c.UploadMaxSizeBytes, c.UploadMaxFileBytes, c.UploadCheckInterval)
+				}
+			}},
+		{"upload limits", []string{"UPLOAD_USER_QUOTA_MB=250", "UPLOAD_RATE_PER_MINUTE=6", "UPLOAD_RATE_BURST=3", "UPLOAD_IDLE_TIMEOUT=2m",
+			"REQUEST_READ_TIMEOUT=20"},
+			func(t *testing.T, c config.Config) {
+				if c.UploadUserQuotaBytes != 250<<20 || c.UploadRate != 6 || c.UploadBurst != 3 || c.UploadIdleTimeout != 2*time.Minute ||
+					c.RequestReadTimeout != 20*time.Second {
+					t.Fatalf("upload limits %d %g %d %s %s", c.UploadUserQuotaBytes, c.UploadRate, c.UploadBurst, c.UploadIdleTimeout, c.RequestReadTimeout)
+				}
+				if q := MustLoad(t, env("UPLOAD_MAX_FILE_MB=2000", "UPLOAD_MAX_SIZE_GB=20")).UploadUserQuotaBytes; q != 2000<<20 {
+					t.Fatalf("with files up to 2000 MB the default user quota is %d bytes, want one such file", q)
+				}
+				if d := MustLoad(t, env("UPLOAD_IDLE_TIMEOUT=5")).UploadIdleTimeout; d != 5*time.Second {
+					t.Fatalf("UPLOAD_IDLE_TIMEOUT=5 gives %s", d)
 				}
 			}},
 		{"write delay", []string{"WS_WRITE_DELAY=0"},

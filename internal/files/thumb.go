@@ -63,6 +63,52 @@ func formatOf(head []byte) (imageFormat, bool) {
 	return imageFormat{}, false
 }
 
+// header is what readHeader learnt of an image before its pixels.
+type header struct {
+	format imageFormat
+	width  int
+	height int
+	// read replays the bytes the header took, then the rest of the image.
+	read io.Reader
+}
+
+// readHeader reads an image's header from r, at most maxHeaderBytes of it,
+// and returns its format and size without allocating its bitmap.
+func readHeader(r io.Reader) (header, error) {
+	// Record what DecodeConfig reads, then replay it in front of the rest.
+	var head bytes.Buffer
+	limited := &io.LimitedReader{R: r, N: maxHeaderBytes}
+	tee := io.TeeReader(limited, &head)
+	var magicBytes [12]byte
+	n, _ := io.ReadFull(tee, magicBytes[:])
+	format, ok := formatOf(magicBytes[:n])
+	if !ok {
+		return header{}, errors.New("files: not a PNG, JPEG, GIF or WebP image")
+	}
+	cfg, err := format.decodeConfig(io.MultiReader(bytes.NewReader(magicBytes[:n]), tee))
+	if err != nil {
+		if limited.N <= 0 {
+			return header{}, fmt.Errorf("files: %s header longer than %d bytes", format.name, maxHeaderBytes)
+		}
+		return header{}, fmt.Errorf("files: %s header: %w", format.name, err)
+	}
+	w, h := cfg.Width, cfg.Height
+	if w <= 0 || h <= 0 {
+		return header{}, fmt.Errorf("files: %s image has no pixels (%d×%d)", format.name, w, h)
+	}
+	return header{format: format, width: w, height: h, read: io.MultiReader(&head, r)}, nil
+}
+
+// ImageSize reads the header of a PNG, JPEG, GIF or WebP image from r and
+// returns its width and height. It reads at most a few MiB whatever the
+// image claims, and decodes no pixels, so it is cheap enough to run on
+// every upload before the image is accepted: a decompression bomb is
+// refused on its header alone, and only images worth it are decoded later.
+func ImageSize(r io.Reader) (width, height int, err error) {
+	h, err := readHeader(r)
+	return h.width, h.height, err
+}
+
 // Thumbnail decodes a PNG, JPEG, GIF (first frame) or WebP image from r and
 // returns it scaled to fit maxSide×maxSide, never enlarged: a JPEG for an
 // opaque image, a PNG when it has transparency. The image's header is read
@@ -74,32 +120,16 @@ func Thumbnail(r io.Reader, maxPixels int64, maxSide int) (Thumb, error) {
 	if maxPixels <= 0 || maxSide <= 0 {
 		return Thumb{}, errors.New("files: thumbnail limits must be positive")
 	}
-	// Record what DecodeConfig reads, then replay it in front of the rest.
-	var head bytes.Buffer
-	limited := &io.LimitedReader{R: r, N: maxHeaderBytes}
-	tee := io.TeeReader(limited, &head)
-	var magicBytes [12]byte
-	n, _ := io.ReadFull(tee, magicBytes[:])
-	format, ok := formatOf(magicBytes[:n])
-	if !ok {
-		return Thumb{}, errors.New("files: not a PNG, JPEG, GIF or WebP image")
-	}
-	cfg, err := format.decodeConfig(io.MultiReader(bytes.NewReader(magicBytes[:n]), tee))
+	hdr, err := readHeader(r)
 	if err != nil {
-		if limited.N <= 0 {
-			return Thumb{}, fmt.Errorf("files: %s header longer than %d bytes", format.name, maxHeaderBytes)
-		}
-		return Thumb{}, fmt.Errorf("files: %s header: %w", format.name, err)
+		return Thumb{}, err
 	}
-	w, h := cfg.Width, cfg.Height
-	if w <= 0 || h <= 0 {
-		return Thumb{}, fmt.Errorf("files: %s image has no pixels (%d×%d)", format.name, w, h)
-	}
+	format, w, h := hdr.format, hdr.width, hdr.height
 	if pixels := int64(w) * int64(h); pixels > maxPixels {
 		return Thumb{}, &PixelError{Width: w, Height: h, Max: maxPixels}
 	}
 
-	src, err := format.decode(io.MultiReader(&head, r))
+	src, err := format.decode(hdr.read)
 	if err != nil {
 		return Thumb{}, fmt.Errorf("files: decode %s: %w", format.name, err)
 	}

@@ -243,6 +243,42 @@ func TestThumbnailRefusesBombs(t *testing.T) {
 	}
 }
 
+// TestImageSize: the size comes from the header alone, for real images and
+// for bombs alike, without reading what follows it; what is not an image
+// of a known format is an error.
+func TestImageSize(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+		w, h int
+	}{
+		{"PNG", encodePNG(t, gradient(800, 600, true)), 800, 600},
+		{"JPEG with large metadata", withAPP1(encodeJPEG(t, gradient(400, 300, false)), 60_000, 3), 400, 300},
+		{"GIF", twoFrameGIF(t, 40, 20), 40, 20},
+		{"WebP", solidWebP(64, 48, color.NRGBA{0, 200, 0, 255}), 64, 48},
+		{"PNG bomb", pngHeader(100000, 100000), 100000, 100000},
+		{"JPEG bomb", jpegHeader(65500, 65500), 65500, 65500},
+		{"WebP bomb", webpVP8XHeader(16384, 16384), 16384, 16384},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := &countingReader{}
+			w, h, err := files.ImageSize(io.MultiReader(bytes.NewReader(tt.data), body))
+			if err != nil || w != tt.w || h != tt.h {
+				t.Fatalf("ImageSize = %d×%d, %v; want %d×%d", w, h, err, tt.w, tt.h)
+			}
+			if body.n > 64<<10 {
+				t.Fatalf("read %d bytes past the header", body.n)
+			}
+		})
+	}
+	for _, data := range [][]byte{nil, []byte("hello, this is text"), pngHeader(0, 0), withAPP1([]byte{0xff, 0xd8}, 65000, 80)} {
+		if w, h, err := files.ImageSize(bytes.NewReader(data)); err == nil {
+			t.Fatalf("ImageSize(%.20q) = %d×%d, want an error", data, w, h)
+		}
+	}
+}
+
 // countingReader is an endless stream of zeros that counts what is read.
 type countingReader struct{ n int }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/files"
@@ -20,10 +22,20 @@ const formOverhead = 1 << 20
 
 // handleUpload streams a multipart "file" into the upload folder. The chat
 // comes from chat_id in the URL or a form field before the file (global by
-// default); the asker must be a member.
+// default); the asker must be a member. The upload may take as long as it
+// needs, as long as bytes keep arriving: it is stopped only when none
+// arrive for UploadIdleTimeout.
 func (s *server) handleUpload() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := identityFrom(r.Context())
+		// Refused before a byte of the body is read.
+		if err := s.Uploads.Admit(id.UserID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if s.UploadIdleTimeout > 0 {
+			r.Body = newIdleReader(r.Body, http.NewResponseController(w), s.UploadIdleTimeout)
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.Uploads.MaxFileBytes()+formOverhead)
 		mr, err := r.MultipartReader()
 		if err != nil {
@@ -42,7 +54,11 @@ func (s *server) handleUpload() http.HandlerFunc {
 			}
 			if err != nil {
 				s.discard(r, saved)
-				s.writeError(w, r, chat.Errorf(chat.EInvalid, "The form could not be read to its end."))
+				var ce *chat.Error
+				if !errors.As(err, &ce) {
+					err = chat.Errorf(chat.EInvalid, "The form could not be read to its end.")
+				}
+				s.writeError(w, r, err)
 				return
 			}
 			switch part.FormName() {
@@ -88,6 +104,42 @@ func (s *server) handleUpload() http.HandlerFunc {
 		})
 	}
 }
+
+// idleReader is an upload's body held to an idle timeout: each read may
+// wait that long for bytes, and no more, however long the whole upload
+// takes. Once the body has ended it clears the deadline, so that the work
+// after it (the scan's verdict, the janitor) is not cut short.
+type idleReader struct {
+	body io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+	// ok is false when the connection has no deadlines to set (not a
+	// network connection): the body is read as it is.
+	ok bool
+}
+
+func newIdleReader(body io.ReadCloser, rc *http.ResponseController, idle time.Duration) *idleReader {
+	ok := rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	return &idleReader{body: body, rc: rc, idle: idle, ok: ok}
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if !r.ok {
+		return r.body.Read(p)
+	}
+	r.rc.SetReadDeadline(time.Now().Add(r.idle))
+	n, err := r.body.Read(p)
+	switch {
+	case err == io.EOF:
+		r.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = chat.Errorf(chat.EInvalid, "The upload stalled: nothing arrived for %d seconds, so it was stopped and nothing was stored. Try again.",
+			int64((r.idle+time.Second-1)/time.Second))
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error { return r.body.Close() }
 
 // discard removes a file saved by a request that then failed.
 func (s *server) discard(r *http.Request, f *chat.File) {

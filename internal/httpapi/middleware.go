@@ -169,6 +169,20 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
+// readDeadline gives every request BodyReadTimeout to send its body, as a
+// server-wide ReadTimeout would; the upload handler replaces it with an
+// idle timeout. A WebSocket's deadlines are cleared when it is hijacked.
+func (s *server) readDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.BodyReadTimeout > 0 {
+			// An error means a ResponseWriter without deadlines (not a
+			// network connection): nothing to bound.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.BodyReadTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // contentSecurityPolicy forbids inline script and style and every origin
 // but our own.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +

@@ -11,7 +11,7 @@ import (
 // not.
 func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.clientIP, s.accessLog, s.securityHeaders, s.pinHost, middleware.StripSlashes)
+	r.Use(s.recoverer, s.readDeadline, s.clientIP, s.accessLog, s.securityHeaders, s.pinHost, middleware.StripSlashes)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 

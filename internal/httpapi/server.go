@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
 	"github.com/mapsim/mapsim-chat/internal/chats"
@@ -43,6 +44,13 @@ type Deps struct {
 	TrustedProxies  []netip.Prefix
 	MaxMessageBytes int
 	TLS             bool
+
+	// BodyReadTimeout bounds the time to read a request's body (0: none).
+	// The server itself sets no total read deadline, so that an upload can
+	// take as long as it needs: an upload is held to UploadIdleTimeout
+	// instead, the longest it may go without sending a byte.
+	BodyReadTimeout   time.Duration
+	UploadIdleTimeout time.Duration
 }
 
 // NewServer returns the whole HTTP API as one handler.

@@ -1,9 +1,10 @@
 // Package uploads keeps the upload folder: it streams uploads into sealed
 // files (never the whole file in memory, never plaintext on disk), scans them
-// for malware when a scanner is configured, makes thumbnails of raster
-// images, opens stored files for download, and runs the quota janitor that
-// expires the oldest files when the folder outgrows its limit. Text history
-// is never touched.
+// for malware when a scanner is configured, holds each user to an upload
+// rate and a quota, makes thumbnails of raster images in the background,
+// opens stored files for download, and runs the quota janitor that expires
+// files when the folder outgrows its limit, the heaviest uploaders' oldest
+// first. Text history is never touched.
 package uploads
 
 import (
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -27,17 +29,32 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/files"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 )
 
 // Image limits. An image claiming more than MaxPixels is refused: no
 // camera makes one, a decompression bomb does. Up to ThumbPixels an image
-// is decoded for a thumbnail (decoding holds the bitmap, about 4 bytes a
-// pixel, so one runs at a time); between the two it is kept without one.
-// Thumbnails fit ThumbSide×ThumbSide.
+// is decoded for a thumbnail; between the two it is kept without one.
+// Decoding holds the bitmap, about 4 bytes a pixel, so the images being
+// decoded at once hold DecodePixels between them at most (64 megapixels by
+// default: one image at the limit, or several smaller ones). Thumbnails fit
+// ThumbSide×ThumbSide.
 const (
 	MaxPixels   = 250_000_000
 	ThumbPixels = 50_000_000
 	ThumbSide   = 320
+)
+
+// Defaults of Options.
+const (
+	// DefaultDecodePixels bounds the pixels decoded at once for thumbnails.
+	DefaultDecodePixels = 64_000_000
+	// DefaultMinAge is how young a file may be and still be safe from the
+	// janitor while older files remain: a day, so that whatever was shared
+	// today is there when its chat is read tonight.
+	DefaultMinAge = 24 * time.Hour
+	// DefaultThumbWait: a typical thumbnail is made well within it.
+	DefaultThumbWait = 5 * time.Second
 )
 
 // Store is what the upload folder needs of the database.
@@ -50,10 +67,24 @@ type Store interface {
 	IsMember(ctx context.Context, chatID, userID int64) (bool, error)
 	// FileUsage sums the files not expired.
 	FileUsage(ctx context.Context) (chat.FileUsage, error)
-	// OldestFiles returns up to limit files not expired, oldest first.
-	OldestFiles(ctx context.Context, limit int) ([]chat.File, error)
+	// UserFileUsage sums one user's files not expired.
+	UserFileUsage(ctx context.Context, userID int64) (chat.FileUsage, error)
+	// FileUsageByUploader sums the files not expired per uploader.
+	FileUsageByUploader(ctx context.Context) (map[int64]chat.FileUsage, error)
+	// OldestFilesOf returns up to limit of one uploader's files not expired
+	// and created before a time, oldest first.
+	OldestFilesOf(ctx context.Context, uploaderID int64, before time.Time, limit int) ([]chat.File, error)
 	// ExpireFile marks a file expired; false when it was already.
 	ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error)
+	// PendingThumbnails returns up to limit files not expired whose
+	// thumbnail is still to be made, oldest first.
+	PendingThumbnails(ctx context.Context, limit int) ([]chat.File, error)
+	// SetThumbnail records a file's thumbnail (or that none could be made);
+	// false when the file expired meanwhile.
+	SetThumbnail(ctx context.Context, f chat.File) (bool, error)
+	// FilesByStorageNames returns the files, expired or not, stored under
+	// the given names.
+	FilesByStorageNames(ctx context.Context, names []string) ([]chat.File, error)
 }
 
 // Options configure a Service.
@@ -65,9 +96,30 @@ type Options struct {
 	// Dir is the upload folder. Sealed files live in Dir/xx/<name>, uploads
 	// in progress in Dir/tmp.
 	Dir string
-	// MaxFileBytes limits one file; MaxTotalBytes all files together.
-	MaxFileBytes  int64
-	MaxTotalBytes int64
+	// MaxFileBytes limits one file; MaxTotalBytes all files together;
+	// UserQuotaBytes the files of one user that are not expired (0: only
+	// MaxTotalBytes). Thumbnails count towards the totals.
+	MaxFileBytes   int64
+	MaxTotalBytes  int64
+	UserQuotaBytes int64
+	// UploadsPerMinute and UploadBurst limit how many uploads one user may
+	// start: a token bucket refilled at UploadsPerMinute, holding
+	// UploadBurst (0: no limit).
+	UploadsPerMinute float64
+	UploadBurst      int
+	// MinAge: the janitor expires no file younger than this while older
+	// ones remain (default DefaultMinAge).
+	MinAge time.Duration
+	// DecodePixels bounds the pixels decoded at once for thumbnails, across
+	// all uploads (default DefaultDecodePixels).
+	DecodePixels int64
+	// ThumbWorkers is how many thumbnails may be made at once (default
+	// GOMAXPROCS); DecodePixels may hold them back further.
+	ThumbWorkers int
+	// ThumbWait is how long a request for a thumbnail still being made
+	// waits for it before it is told to try again (default
+	// DefaultThumbWait).
+	ThumbWait time.Duration
 	// Scanner, when set, scans every upload before it is accepted.
 	Scanner *files.Scanner
 	// CreateTemp opens the file an upload streams into (default
@@ -79,12 +131,20 @@ type Options struct {
 type Service struct {
 	opt Options
 	log *slog.Logger
+	// rate holds each user's upload bucket; nil when uploads are not
+	// rate-limited.
+	rate *ratelimit.Keyed
 	// janitor serialises quota work, so two uploads making room, or an
-	// upload and the periodic run, do not expire more than needed.
+	// upload and the periodic run, do not expire more than needed, and two
+	// uploads of one user cannot both slip under the user's quota.
 	janitor sync.Mutex
-	// thumbs bounds how many images are decoded at once: decoding holds the
-	// whole bitmap in memory.
-	thumbs chan struct{}
+	// budget bounds the pixels decoded at once for thumbnails.
+	budget *pixelBudget
+	// thumbs is the state of the background thumbnail worker.
+	thumbs *thumbState
+	// decodeHook, set by tests, is called as a thumbnail's decoding starts
+	// with the pixels it holds; the function it returns, as it ends.
+	decodeHook func(pixels int64) (done func())
 }
 
 // New returns a Service and makes its folders (mode 0700).
@@ -95,12 +155,28 @@ func New(o Options) (*Service, error) {
 	if o.CreateTemp == nil {
 		o.CreateTemp = os.CreateTemp
 	}
+	if o.MinAge == 0 {
+		o.MinAge = DefaultMinAge
+	}
+	if o.DecodePixels <= 0 {
+		o.DecodePixels = DefaultDecodePixels
+	}
+	if o.ThumbWorkers <= 0 {
+		o.ThumbWorkers = runtime.GOMAXPROCS(0)
+	}
+	if o.ThumbWait <= 0 {
+		o.ThumbWait = DefaultThumbWait
+	}
 	for _, d := range []string{o.Dir, filepath.Join(o.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("upload folder: %w", err)
 		}
 	}
-	return &Service{opt: o, log: o.Log, thumbs: make(chan struct{}, 1)}, nil
+	s := &Service{opt: o, log: o.Log, budget: newPixelBudget(o.DecodePixels), thumbs: newThumbState()}
+	if o.UploadsPerMinute > 0 {
+		s.rate = ratelimit.NewKeyed(o.UploadsPerMinute/60, max(1, o.UploadBurst))
+	}
+	return s, nil
 }
 
 // MaxFileBytes is the per-file limit.
@@ -109,6 +185,25 @@ func (s *Service) MaxFileBytes() int64 { return s.opt.MaxFileBytes }
 // path is where a stored file lives: two levels keep folders small.
 func (s *Service) path(storage string) string {
 	return filepath.Join(s.opt.Dir, storage[:2], storage)
+}
+
+// thumbSuffix ends the name of a file's thumbnail, stored beside it.
+const thumbSuffix = "-t"
+
+// Admit takes one upload from the user's upload rate before its body is
+// read. Over the rate it returns ETooMany with RetryAfter, and the upload
+// should be refused without reading it.
+func (s *Service) Admit(userID int64) error {
+	if s.rate == nil {
+		return nil
+	}
+	ok, wait := s.rate.Allow(userID, s.opt.Now())
+	if ok {
+		return nil
+	}
+	secs := int64((wait + time.Second - 1) / time.Second)
+	return &chat.Error{Code: chat.ETooMany, RetryAfter: wait, Message: fmt.Sprintf(
+		"Too many uploads: each user may start %g a minute. Try again in %d s.", s.opt.UploadsPerMinute, secs)}
 }
 
 func randomHex(n int) string {
@@ -144,7 +239,10 @@ type Upload struct {
 }
 
 // Save streams an upload into a sealed file and records it. Nothing is left
-// behind when it fails: no partial file, no row.
+// behind when it fails: no partial file, no row. A raster image's thumbnail
+// is made afterwards, in the background (the file comes back with
+// ThumbPending set); the image's size is checked before Save returns, so a
+// decompression bomb is refused at once.
 func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 	version := s.opt.Ring.Current()
 	aead, ok := s.opt.Ring.AEAD(version)
@@ -156,6 +254,22 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 		Name: files.CleanName(up.Name), KeyVersion: version, StorageName: randomHex(16),
 	}
 	rand.Read(f.ID)
+
+	// The user's quota is checked as the bytes arrive, against what they
+	// stored before this upload began, so that an upload over it stops
+	// there rather than at its end; it is checked again, exactly, before
+	// the row is written.
+	var used int64
+	if s.opt.UserQuotaBytes > 0 {
+		u, err := s.opt.Store.UserFileUsage(ctx, up.UploaderID)
+		if err != nil {
+			return chat.File{}, err
+		}
+		used = u.Bytes
+		if used >= s.opt.UserQuotaBytes {
+			return chat.File{}, s.overQuota(used)
+		}
+	}
 
 	tmp, err := s.opt.CreateTemp(filepath.Join(s.opt.Dir, "tmp"), "upload-*.part")
 	if err != nil {
@@ -191,8 +305,12 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 	for {
 		n, rerr := in.Read(buf)
 		if n > 0 {
-			if sealed.Written()+int64(n) > s.opt.MaxFileBytes {
+			size := sealed.Written() + int64(n)
+			if size > s.opt.MaxFileBytes {
 				return chat.File{}, s.tooLarge()
+			}
+			if s.opt.UserQuotaBytes > 0 && used+size > s.opt.UserQuotaBytes {
+				return chat.File{}, s.overQuota(used)
 			}
 			hash.Write(buf[:n])
 			if scan != nil {
@@ -249,26 +367,54 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 	kept = true
 
 	if files.IsRaster(f.MimeType) {
-		if err := s.thumbnail(ctx, &f); err != nil {
+		if err := s.inspectImage(&f); err != nil {
 			s.removeStored(f)
 			return chat.File{}, err
 		}
 	}
-	if err := s.makeRoom(ctx, f.Size+f.ThumbSize); err != nil {
-		s.removeStored(f)
-		return chat.File{}, err
-	}
-	f.CreatedAt = s.opt.Now().UTC()
-	if err := s.opt.Store.InsertFile(context.WithoutCancel(ctx), f); err != nil {
+	if err := s.record(ctx, &f); err != nil {
 		s.removeStored(f)
 		return chat.File{}, err
 	}
 	s.log.Info("file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
+	if f.ThumbPending {
+		s.wakeThumbnails()
+	}
 	return f, nil
+}
+
+// record checks the uploader's quota, makes room under the total one and
+// inserts the file's row, all under the janitor's lock: two uploads of one
+// user finishing together are counted one after the other.
+func (s *Service) record(ctx context.Context, f *chat.File) error {
+	s.janitor.Lock()
+	defer s.janitor.Unlock()
+	if s.opt.UserQuotaBytes > 0 {
+		u, err := s.opt.Store.UserFileUsage(ctx, f.UploaderID)
+		if err != nil {
+			return err
+		}
+		if u.Bytes+f.Size > s.opt.UserQuotaBytes {
+			return s.overQuota(u.Bytes)
+		}
+	}
+	if err := s.makeRoomLocked(ctx, f.Size); err != nil {
+		return err
+	}
+	f.CreatedAt = s.opt.Now().UTC()
+	return s.opt.Store.InsertFile(context.WithoutCancel(ctx), *f)
 }
 
 func (s *Service) tooLarge() error {
 	return chat.Errorf(chat.ETooLarge, "The file is larger than the limit of %s.", HumanBytes(s.opt.MaxFileBytes))
+}
+
+// overQuota is the answer to an upload that would take its uploader's
+// files past their quota.
+func (s *Service) overQuota(used int64) error {
+	return chat.Errorf(chat.ETooLarge, "The file would take your uploads past your quota of %s (your files not yet expired take %s). "+
+		"The server expires files as its storage fills; until then, send a smaller file.",
+		HumanBytes(s.opt.UserQuotaBytes), HumanBytes(used))
 }
 
 func (s *Service) scannerDown(err error) error {
@@ -286,6 +432,10 @@ func (s *Service) scanFailed(err error) error {
 // readError tells apart a body that was too large for the server's request
 // limit from a client that went away.
 func readError(err error) error {
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		return err // the body's reader said why (an upload that stalled)
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return chat.Errorf(chat.ETooLarge, "The upload is larger than the server accepts.")
@@ -293,58 +443,29 @@ func readError(err error) error {
 	return chat.Errorf(chat.EInvalid, "The upload was cut off before it ended.")
 }
 
-// thumbnail seals a small preview of a raster image beside it. An image
-// with more pixels than MaxPixels is refused outright; one that does not
-// decode is kept as a plain file and never served inline.
-func (s *Service) thumbnail(ctx context.Context, f *chat.File) error {
-	select {
-	case s.thumbs <- struct{}{}:
-		defer func() { <-s.thumbs }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// inspectImage reads a stored raster image's header. An image with more
+// pixels than MaxPixels is refused outright; one whose header does not
+// decode is kept as a plain file and never served inline; one small enough
+// to decode is marked for a thumbnail, made in the background.
+func (s *Service) inspectImage(f *chat.File) error {
 	r, closeFile, err := s.open(*f, false)
 	if err != nil {
 		return err
 	}
 	defer closeFile()
-	th, err := files.Thumbnail(r, ThumbPixels, ThumbSide)
-	var pe *files.PixelError
-	if errors.As(err, &pe) {
-		if int64(pe.Width)*int64(pe.Height) > MaxPixels {
-			return chat.Errorf(chat.EInvalid, "The image claims to be %d×%d pixels; images over %d megapixels are refused.", pe.Width, pe.Height, MaxPixels/1_000_000)
-		}
-		f.Width, f.Height = pe.Width, pe.Height
-		return nil // a very large photo: kept, without a thumbnail
-	}
+	w, h, err := files.ImageSize(r)
 	if err != nil {
 		s.log.Info("image does not decode; stored as a plain file", "file_id", hex.EncodeToString(f.ID), "err", err)
 		f.MimeType = "application/octet-stream"
 		return nil
 	}
-	f.Width, f.Height = th.SourceWidth, th.SourceHeight
-	aead, _ := s.opt.Ring.AEAD(f.KeyVersion)
-	name := f.StorageName + "-t"
-	out, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return storageError(err)
+	pixels := int64(w) * int64(h)
+	if pixels > MaxPixels {
+		return chat.Errorf(chat.EInvalid, "The image claims to be %d×%d pixels; images over %d megapixels are refused.", w, h, MaxPixels/1_000_000)
 	}
-	w := files.NewWriter(out, aead, thumbID(f.ID))
-	if _, err := w.Write(th.Data); err != nil {
-		out.Close()
-		os.Remove(out.Name())
-		return storageError(err)
-	}
-	if err := w.Close(); err != nil {
-		out.Close()
-		os.Remove(out.Name())
-		return storageError(err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(out.Name())
-		return storageError(err)
-	}
-	f.ThumbName, f.ThumbSize, f.ThumbMimeType = name, int64(len(th.Data)), th.MimeType
+	f.Width, f.Height = w, h
+	// A very large photo is kept without a thumbnail.
+	f.ThumbPending = pixels <= ThumbPixels
 	return nil
 }
 
@@ -357,16 +478,26 @@ func (s *Service) Discard(ctx context.Context, f chat.File) {
 	s.removeStored(f)
 }
 
-// removeStored removes a file's sealed content and thumbnail from disk.
+// removeStored removes a file's sealed content and thumbnail from disk. The
+// thumbnail's name is known whether or not the row has it yet, so one the
+// background worker is writing right now goes too (the worker removes it
+// in turn if the row has expired by the time it records it).
 func (s *Service) removeStored(f chat.File) {
 	os.Remove(s.path(f.StorageName))
-	if f.ThumbName != "" {
+	os.Remove(s.path(f.StorageName + thumbSuffix))
+	if f.ThumbName != "" && f.ThumbName != f.StorageName+thumbSuffix {
 		os.Remove(s.path(f.ThumbName))
 	}
 }
 
 // ErrExpired is returned by Download for a file the janitor expired.
 var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server removed it to stay within its storage quota.")
+
+// ErrThumbnailPending is returned by Download for a thumbnail that is still
+// being made after ThumbWait: the upload answers before it is ready.
+// Clients try again after RetryAfter.
+var ErrThumbnailPending = &chat.Error{Code: chat.ENotFound, RetryAfter: time.Second,
+	Message: "The thumbnail is still being made; try again in a moment."}
 
 // ErrDamaged is returned when a stored file fails its integrity check.
 var ErrDamaged = errors.New("stored file is damaged")
@@ -410,7 +541,18 @@ func (s *Service) Download(ctx context.Context, id chat.Identity, ref string, th
 	if !f.ExpiredAt.IsZero() {
 		return Download{}, ErrExpired
 	}
+	if thumb && f.ThumbPending {
+		if f, err = s.awaitThumbnail(ctx, f); err != nil {
+			return Download{}, err
+		}
+		if !f.ExpiredAt.IsZero() {
+			return Download{}, ErrExpired
+		}
+	}
 	if thumb && f.ThumbName == "" {
+		if f.ThumbPending {
+			return Download{}, ErrThumbnailPending
+		}
 		return Download{}, chat.Errorf(chat.ENotFound, "This file has no thumbnail.")
 	}
 	content, closeFile, err := s.open(f, thumb)
@@ -450,111 +592,6 @@ func (s *Service) open(f chat.File, thumb bool) (io.ReadSeeker, func() error, er
 		return nil, nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 	}
 	return r, file.Close, nil
-}
-
-// makeRoom expires the oldest files until incoming more bytes fit under 90 %
-// of the quota, when they would not fit under the quota as it is.
-func (s *Service) makeRoom(ctx context.Context, incoming int64) error {
-	s.janitor.Lock()
-	defer s.janitor.Unlock()
-	u, err := s.opt.Store.FileUsage(ctx)
-	if err != nil {
-		return err
-	}
-	if u.Bytes+incoming <= s.opt.MaxTotalBytes {
-		return nil
-	}
-	_, _, err = s.expireLocked(ctx, u.Bytes, s.opt.MaxTotalBytes*9/10-incoming, "an upload needed room")
-	return err
-}
-
-// Prune runs the janitor once: over the quota, it expires the oldest files
-// until usage is under 90 % of it. It also removes uploads abandoned in the
-// temporary folder for more than an hour.
-func (s *Service) Prune(ctx context.Context) (expired int, freed int64, err error) {
-	s.removeStaleTemp()
-	s.janitor.Lock()
-	defer s.janitor.Unlock()
-	u, err := s.opt.Store.FileUsage(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	if u.Bytes <= s.opt.MaxTotalBytes {
-		return 0, 0, nil
-	}
-	return s.expireLocked(ctx, u.Bytes, s.opt.MaxTotalBytes*9/10, "over the quota")
-}
-
-// expireLocked expires files oldest first until usage is at most target.
-// Their rows stay (messages show "file expired"); the sealed files go.
-func (s *Service) expireLocked(ctx context.Context, usage, target int64, why string) (expired int, freed int64, err error) {
-	defer func() {
-		if expired > 0 {
-			s.log.Info("quota janitor expired files", "reason", why, "files", expired, "freed_bytes", freed,
-				"usage_bytes", usage-freed, "quota_bytes", s.opt.MaxTotalBytes)
-		}
-	}()
-	for usage-freed > target {
-		batch, err := s.opt.Store.OldestFiles(ctx, 100)
-		if err != nil {
-			return expired, freed, err
-		}
-		if len(batch) == 0 {
-			break
-		}
-		for _, f := range batch {
-			if usage-freed <= target {
-				break
-			}
-			ok, err := s.opt.Store.ExpireFile(ctx, f.ID, s.opt.Now().UTC())
-			if err != nil {
-				return expired, freed, err
-			}
-			if !ok {
-				continue
-			}
-			// The row says expired before the file goes, so a download
-			// between the two gets "expired", not "damaged".
-			s.removeStored(f)
-			expired++
-			freed += f.Size + f.ThumbSize
-		}
-	}
-	return expired, freed, nil
-}
-
-// staleTemp is how old an unfinished upload must be before the janitor
-// removes it.
-const staleTemp = time.Hour
-
-func (s *Service) removeStaleTemp() {
-	dir := filepath.Join(s.opt.Dir, "tmp")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	cutoff := s.opt.Now().Add(-staleTemp)
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
-
-// Run prunes every interval until ctx ends.
-func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, _, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("quota janitor", "err", err)
-			}
-		}
-	}
 }
 
 // ClearFolder removes every stored file and unfinished upload, for the

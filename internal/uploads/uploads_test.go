@@ -23,7 +23,8 @@ type world struct {
 	st    *store.DB
 	ring  *keyring.Ring
 	dir   string
-	user  chat.User
+	user  chat.User // alice
+	bob   chat.User
 	chat  chat.Chat
 	ctx   context.Context
 	newUp func(o uploads.Options) *uploads.Service
@@ -45,11 +46,15 @@ func newWorld(t *testing.T) *world {
 	if err := st.CreateUser(ctx, &u, nil); err != nil {
 		t.Fatal(err)
 	}
+	bob := chat.User{Username: "bob", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
+	if err := st.CreateUser(ctx, &bob, nil); err != nil {
+		t.Fatal(err)
+	}
 	global, err := st.ChatByName(ctx, chat.GlobalChatName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{st: st, ring: ring, dir: t.TempDir(), user: u, chat: global, ctx: ctx}
+	w := &world{st: st, ring: ring, dir: t.TempDir(), user: u, bob: bob, chat: global, ctx: ctx}
 	w.newUp = func(o uploads.Options) *uploads.Service {
 		o.Store, o.Ring, o.Dir, o.Log = st, ring, w.dir, slog.New(slog.DiscardHandler)
 		if o.MaxFileBytes == 0 {
@@ -163,12 +168,10 @@ func TestSaveAndOpen(t *testing.T) {
 func TestDownloadIsForMembersOnly(t *testing.T) {
 	w := newWorld(t)
 	up := w.newUp(uploads.Options{})
-	bob := chat.User{Username: "bob", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
+	bob := w.bob
 	carol := chat.User{Username: "carol", PasswordHash: "x", Role: chat.RoleMember, CreatedAt: time.Now()}
-	for _, u := range []*chat.User{&bob, &carol} {
-		if err := w.st.CreateUser(w.ctx, u, nil); err != nil {
-			t.Fatal(err)
-		}
+	if err := w.st.CreateUser(w.ctx, &carol, nil); err != nil {
+		t.Fatal(err)
 	}
 	group := chat.Chat{Kind: chat.KindGroup, Title: "Ops", CreatedAt: time.Now()}
 	if _, _, err := w.st.CreateChat(w.ctx, &group, []int64{w.user.ID, bob.ID}, w.ring.SealMessage, "create-ops"); err != nil {

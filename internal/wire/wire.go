@@ -108,11 +108,14 @@ type Message struct {
 
 // File is an uploaded file as clients see it.
 type File struct {
-	ID           string `json:"id"` // 32 hex digits
-	Name         string `json:"name"`
-	Size         int64  `json:"size"`
-	MimeType     string `json:"mime_type"`
-	URL          string `json:"url"`
+	ID       string `json:"id"` // 32 hex digits
+	Name     string `json:"name"`
+	Size     int64  `json:"size"`
+	MimeType string `json:"mime_type"`
+	URL      string `json:"url"`
+	// ThumbnailURL is set for a raster image whose thumbnail is made or
+	// still being made; while it is being made it answers 404 with
+	// Retry-After, and clients try again.
 	ThumbnailURL string `json:"thumbnail_url,omitempty"`
 	Width        int    `json:"width,omitempty"`
 	Height       int    `json:"height,omitempty"`
@@ -130,7 +133,7 @@ func FromFile(f chat.File) *File {
 		ID: hex.EncodeToString(f.ID), Name: f.Name, Size: f.Size, MimeType: f.MimeType, URL: FileURL(f.ID),
 		Width: f.Width, Height: f.Height, Expired: !f.ExpiredAt.IsZero(),
 	}
-	if f.ThumbName != "" && !out.Expired {
+	if (f.ThumbName != "" || f.ThumbPending) && !out.Expired {
 		out.ThumbnailURL = out.URL + "/thumbnail"
 	}
 	return out

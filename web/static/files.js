@@ -15,6 +15,22 @@ export function objectURL(path) {
   return cache.get(path);
 }
 
+/**
+ * thumbnailURL is objectURL for a thumbnail. The server makes a thumbnail
+ * after its upload answers and says 404 with Retry-After until it is ready,
+ * so that answer is asked again, a limited number of times.
+ */
+export async function thumbnailURL(path, tries = 30) {
+  for (let i = 1; ; i++) {
+    try {
+      return await objectURL(path);
+    } catch (err) {
+      if (err.status !== 404 || !(err.retryAfter > 0) || i >= tries) throw err;
+      await new Promise((resolve) => setTimeout(resolve, err.retryAfter * 1000));
+    }
+  }
+}
+
 /** seed stores a local blob URL for a path (our own upload, shown without a round trip). */
 export function seed(path, url) {
   if (path && !cache.has(path)) cache.set(path, Promise.resolve(url));

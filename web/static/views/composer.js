@@ -15,7 +15,7 @@ import { iconButton, uid } from './common.js';
 // Drafts and replies outlive a re-render (a language switch) and follow the chat.
 const drafts = new Map();
 const replies = new Map();
-const uploads = { queue: [], current: null };
+const uploads = { queue: [], current: null, wait: null };
 
 function imageSize(file) {
   return new Promise((resolve) => {
@@ -201,6 +201,12 @@ export function mountComposer({ onEditLast, onSent }) {
       onSent?.();
     } catch (err) {
       if (local) URL.revokeObjectURL(local.url);
+      if (err.status === 429 && err.retryAfter > 0) {
+        // Over the server's upload rate: this file goes again when it says.
+        uploads.queue.unshift(job);
+        uploads.wait = setTimeout(() => { uploads.wait = null; nextUpload(); }, err.retryAfter * 1000);
+        return;
+      }
       if (err.code !== 'aborted') controller.toast(t('composer.uploadFailed', { name: job.file.name, reason: controller.errorText(err) }));
     }
     nextUpload();
@@ -209,6 +215,12 @@ export function mountComposer({ onEditLast, onSent }) {
   function cancelUploads() {
     uploads.queue = [];
     uploads.current?.request?.abort();
+    if (uploads.wait) {
+      clearTimeout(uploads.wait);
+      uploads.wait = null;
+      uploads.current = null;
+      uploadBar.hidden = true;
+    }
   }
 
   // A re-render during an upload shows the bar again.

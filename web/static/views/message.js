@@ -75,7 +75,7 @@ function renderFile(file) {
   if (file.thumbnail_url) {
     const [w, hgt] = thumbSize(file);
     const img = h('img', { class: 'thumb', 'data-testid': 'file-thumb', alt: file.name || t('message.image'), width: String(w), height: String(hgt), decoding: 'async' });
-    files.objectURL(file.thumbnail_url).then((url) => { img.src = url; }, () => img.classList.add('is-broken'));
+    files.thumbnailURL(file.thumbnail_url).then((url) => { img.src = url; }, () => img.classList.add('is-broken'));
     parts.push(h('button', { type: 'button', class: 'thumb-btn', 'aria-label': t('message.openImage', { name: file.name || '' }), onclick: () => openImage(file) }, img));
   }
   parts.push(h('div', { class: 'file-card' }, icon(file.thumbnail_url ? 'download' : 'file', 'file-icon'),
