@@ -426,3 +426,25 @@ func TestHostPinning(t *testing.T) {
 		t.Fatalf("PUBLIC_URL's page: %v", err)
 	}
 }
+
+// TestMalformedFramesCountAgainstTheRate: frames that do not decode, and
+// binary ones, take a token of the connection's frame rate like any other,
+// so a flood of them is answered "too_many" and cannot cost the server
+// more than the rate allows.
+func TestMalformedFramesCountAgainstTheRate(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, map[string]string{"RATE_LIMIT_FRAMES_PER_SECOND": "1", "RATE_LIMIT_FRAMES_BURST": "5"}))
+	c := srv.MustDial(t, srv.MustUser(t, "flo"), "global")
+	c.nextType("hello")
+	for range 10 {
+		c.sendRaw(websocket.MessageText, []byte("not json"))
+		c.sendRaw(websocket.MessageBinary, []byte{1, 2, 3})
+	}
+	codes := map[string]int{}
+	for range 20 {
+		f := c.nextType("error")
+		codes[f["code"].(string)]++
+	}
+	if codes["too_many"] < 10 || codes["invalid"] > 6 {
+		t.Fatalf("error codes for 20 bad frames at 1/s (bursts of 5): %v", codes)
+	}
+}

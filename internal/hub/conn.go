@@ -340,6 +340,13 @@ func (c *Conn) readLoop(ctx context.Context) error {
 			return err
 		}
 		c.touch()
+		// Every frame counts against the connection's rate, before any
+		// work on it: a flood of malformed or binary frames is held to the
+		// rate like any other.
+		if ok, wait := c.frames.Allow(time.Now()); !ok {
+			c.sendError(&chat.Error{Code: chat.ETooMany, Message: "Too many frames on this connection; slow down.", RetryAfter: wait}, clientIDOf(data))
+			continue
+		}
 		if typ != websocket.MessageText {
 			c.sendError(chat.Errorf(chat.EInvalid, "Binary frames are not supported; send JSON text frames."), "")
 			continue
@@ -356,6 +363,17 @@ func (c *Conn) readLoop(ctx context.Context) error {
 		default:
 		}
 	}
+}
+
+// clientIDOf is the client id of a frame refused before it was handled, so
+// that the client knows which message to send again; "" when the frame does
+// not decode.
+func clientIDOf(data []byte) string {
+	in, err := wire.DecodeInbound(data)
+	if err != nil {
+		return ""
+	}
+	return in.ClientID
 }
 
 // closeFor is the close code for a connection whose reader ended with err.
@@ -383,10 +401,6 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 	in, err := wire.DecodeInbound(data)
 	if err != nil {
 		c.sendError(err, "")
-		return
-	}
-	if ok, wait := c.frames.Allow(time.Now()); !ok {
-		c.sendError(&chat.Error{Code: chat.ETooMany, Message: "Too many frames on this connection; slow down.", RetryAfter: wait}, in.ClientID)
 		return
 	}
 	switch in.Type {
