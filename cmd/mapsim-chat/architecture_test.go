@@ -118,3 +118,55 @@ func receiverType(e ast.Expr) string {
 	}
 	return ""
 }
+
+// TestThreatModelNamesRealTests keeps the README's threat-model table
+// true: every protection names at least one test, and every test it names
+// exists.
+func TestThreatModelNamesRealTests(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start, end := strings.Index(text, "## Threat model"), strings.Index(text, "**Not protected**")
+	if start < 0 || end < start {
+		t.Fatal("README.md has no threat model with a Protected and a Not protected part")
+	}
+	funcs := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)\w+)\(`)
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			src, _ := os.ReadFile(path)
+			for _, m := range decl.FindAllStringSubmatch(string(src), -1) {
+				funcs[m[1]] = true
+			}
+		}
+		return nil
+	})
+	named := regexp.MustCompile("`((?:Test|Fuzz)\\w+)`")
+	rows := 0
+	for _, line := range strings.Split(text[start:end], "\n") {
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| threat |") {
+			continue
+		}
+		rows++
+		cells := strings.Split(line, " | ")
+		tests := cells[len(cells)-1]
+		names := named.FindAllStringSubmatch(tests, -1)
+		if len(names) == 0 && !strings.Contains(tests, "browser test") && !strings.Contains(tests, "make vuln") {
+			t.Errorf("threat model row without a test: %.80s", line)
+		}
+		for _, m := range names {
+			if !funcs[m[1]] {
+				t.Errorf("the threat model names %s, which no test file declares", m[1])
+			}
+		}
+	}
+	if rows < 20 {
+		t.Fatalf("only %d rows in the threat model table", rows)
+	}
+}
