@@ -403,19 +403,6 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-// Online returns the usernames of users with at least one connection here
-// (or in the presence grace), sorted.
-func (h *Hub) Online() []string {
-	h.idx.mu.RLock()
-	out := make([]string, 0, len(h.idx.names))
-	for _, n := range h.idx.names {
-		out = append(out, n)
-	}
-	h.idx.mu.RUnlock()
-	slices.Sort(out)
-	return out
-}
-
 // announce tells every connection that shares one of chatIDs with the user
 // whether the user is online now; chats over Options.PresenceLimit are
 // left out. Announcements are serialised and each reads the current state,

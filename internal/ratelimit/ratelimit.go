@@ -85,13 +85,6 @@ func (k *Keyed) Sweep(now time.Time) {
 	}
 }
 
-// Len is the number of buckets held.
-func (k *Keyed) Len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.buckets)
-}
-
 // Conns counts concurrent connections per key: a client address, or a user
 // id. The server holds one of each, so that one address (a school behind
 // one NAT) may hold many users' connections while no one user holds more

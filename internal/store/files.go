@@ -90,24 +90,6 @@ func (s *DB) FileUsage(ctx context.Context) (chat.FileUsage, error) {
 	return u, s.fail("file usage", err)
 }
 
-// OldestFiles returns up to limit files not expired, oldest first.
-func (s *DB) OldestFiles(ctx context.Context, limit int) ([]chat.File, error) {
-	rows, err := s.query(ctx, `SELECT `+fileColumns+` FROM files WHERE expired_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
-	if err != nil {
-		return nil, s.fail("oldest files", err)
-	}
-	defer rows.Close()
-	var out []chat.File
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, s.fail("oldest files: read file", err)
-		}
-		out = append(out, f)
-	}
-	return out, s.fail("oldest files", rows.Err())
-}
-
 // ExpireFile marks a file expired; false when it already was (or is gone).
 func (s *DB) ExpireFile(ctx context.Context, id []byte, at time.Time) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE files SET expired_at = ? WHERE id = ? AND expired_at IS NULL`, ms(at), id)

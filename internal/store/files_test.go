@@ -60,7 +60,7 @@ func TestFiles(t *testing.T) {
 		if err != nil || u.Files != 3 || u.Bytes != 610 {
 			t.Fatalf("usage = %+v, %v; want 3 files, 610 bytes (thumbnails count)", u, err)
 		}
-		oldest, err := db.OldestFiles(ctx, 2)
+		oldest, err := db.OldestFilesOf(ctx, alice.ID, base.Add(time.Hour), 2)
 		if err != nil || len(oldest) != 2 || !bytes.Equal(oldest[0].ID, c.ID) || !bytes.Equal(oldest[1].ID, a.ID) {
 			t.Fatalf("oldest = %v, %v", oldest, err)
 		}
@@ -73,7 +73,7 @@ func TestFiles(t *testing.T) {
 		if u, _ := db.FileUsage(ctx); u.Files != 2 || u.Bytes != 310 {
 			t.Fatalf("usage after expiry = %+v", u)
 		}
-		if oldest, _ := db.OldestFiles(ctx, 10); len(oldest) != 2 || !bytes.Equal(oldest[0].ID, a.ID) {
+		if oldest, _ := db.OldestFilesOf(ctx, alice.ID, base.Add(time.Hour), 10); len(oldest) != 2 || !bytes.Equal(oldest[0].ID, a.ID) {
 			t.Fatalf("oldest after expiry = %v", oldest)
 		}
 		if f, _ := db.FileByID(ctx, c.ID); !f.ExpiredAt.Equal(base.Add(time.Hour)) {

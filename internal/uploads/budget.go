@@ -91,10 +91,3 @@ func (b *pixelBudget) grantLocked() {
 		close(w.ready)
 	}
 }
-
-// waiting is how many acquires are queued.
-func (b *pixelBudget) waiting() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.waiters.Len()
-}

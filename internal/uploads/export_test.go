@@ -14,3 +14,10 @@ func ThumbnailWaiters(s *Service) int {
 	defer s.thumbs.mu.Unlock()
 	return s.thumbs.waiting
 }
+
+// waiting is how many acquires are queued.
+func (b *pixelBudget) waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiters.Len()
+}
