@@ -72,6 +72,12 @@ const attributes = {
   ol: { dir: isAuto, start: (v) => /^\d{1,9}$/.test(v) },
   li: { dir: isAuto },
   pre: { dir: (v) => v === 'ltr' },
+  // Inline elements are isolated (dir=auto), so a bidi control inside one
+  // ends with it.
+  strong: { dir: isAuto },
+  em: { dir: isAuto },
+  del: { dir: isAuto },
+  code: { dir: isAuto },
   a: {
     dir: isAuto,
     target: (v) => v === '_blank',
