@@ -24,6 +24,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/internal/testutil/testclock"
 )
 
 const (
@@ -40,7 +41,7 @@ var passwordHash = sync.OnceValue(func() string { return auth.HashPassword(passw
 type fixture struct {
 	svc    *auth.Service
 	store  *store.DB
-	clock  *clock
+	clock  *testclock.Clock
 	secret []byte
 	key    []byte // the token-signing key derived from secret
 }
@@ -422,8 +423,7 @@ func TestAuthenticateRefusesForgeries(t *testing.T) {
 			c.ExpiresAt = jwt.NewNumericDate(f.clock.Now().Add(365 * 24 * time.Hour))
 		}))
 		f.MustAuthenticate(t, long)
-		c := newClock()
-		c.now = f.clock.Now().Add(tokenTTL)
+		c := testclock.New(f.clock.Now().Add(tokenTTL))
 		late := auth.NewService(auth.Options{Store: f.store, SigningKey: f.key, TokenTTL: tokenTTL, Now: c.Now})
 		_, err := late.Authenticate(ctx, long)
 		wantCode(t, err, chat.EUnauthorized)

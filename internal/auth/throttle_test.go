@@ -9,29 +9,11 @@ import (
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
+	"github.com/mapsim/mapsim-chat/internal/testutil/testclock"
 )
 
-// clock is a settable time source for the throttle, tokens and tickets.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock is the tests' clock for the throttle, tokens and tickets.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // MustWait fails the test unless the throttle makes username at addr wait
 // want. A check it lets through instead is cancelled.

@@ -3,7 +3,6 @@ package delivery_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/testutil/servicetest"
+	"github.com/mapsim/mapsim-chat/internal/testutil/testclock"
 )
 
 const maxBytes = 100
@@ -270,10 +270,8 @@ func TestReplyCarriesItsTarget(t *testing.T) {
 // passed is answered "unavailable" and not stored: the client sends it
 // again later with the same client id. Those within their time commit.
 func TestLateMessagesAreNotStored(t *testing.T) {
-	var mu sync.Mutex
-	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	s, w := MustServiceWith(t, now)
+	clock := testclock.New(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+	s, w := MustServiceWith(t, clock.Now)
 	alice := w.MustUser(t, "alice")
 	h := hold{make(chan struct{}), make(chan struct{})}
 	if err := w.Sequencer.Submit(context.Background(), h); err != nil {
@@ -281,13 +279,9 @@ func TestLateMessagesAreNotStored(t *testing.T) {
 	}
 	<-h.entered
 	late := sendAsync(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "late", ClientID: "late"})
-	mu.Lock()
-	clock = clock.Add(4 * time.Second)
-	mu.Unlock()
+	clock.Advance(4 * time.Second)
 	onTime := sendAsync(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "on time", ClientID: "on-time"})
-	mu.Lock()
-	clock = clock.Add(2 * time.Second) // the first is 6 s old, the second 2 s
-	mu.Unlock()
+	clock.Advance(2 * time.Second) // the first is 6 s old, the second 2 s
 	close(h.release)
 	if o := <-late; chat.ErrorCode(o.err) != chat.EUnavailable {
 		t.Fatalf("a message past its time: %+v, %v", o.sent, o.err)
