@@ -39,7 +39,7 @@ test-go:
 # The fuzz targets, as package:FuzzName; go test fuzzes one per run.
 FUZZ_TARGETS := ./internal/wire:FuzzDecodeInbound ./internal/httpapi:FuzzReadFields \
                 ./internal/files:FuzzCleanName ./internal/files:FuzzSealedRoundTrip \
-                ./internal/files:FuzzSealedTamper
+                ./internal/files:FuzzSealedTamper ./internal/e2ee:FuzzParseMessage
 FUZZTIME   ?= 8s
 FUZZ_COUNT ?= 5000
 
