@@ -39,7 +39,7 @@ test-go:
 # The fuzz targets, as package:FuzzName; go test fuzzes one per run.
 FUZZ_TARGETS := ./internal/wire:FuzzDecodeInbound ./internal/httpapi:FuzzReadFields \
                 ./internal/files:FuzzCleanName ./internal/files:FuzzSealedRoundTrip \
-                ./internal/files:FuzzSealedTamper
+                ./internal/files:FuzzSealedTamper ./internal/e2ee:FuzzParseMessage
 # A count, not a duration: with a duration, Go before 1.27 can fail a run
 # with "context deadline exceeded" when the deadline catches a worker mid-
 # input on a busy machine (go.dev/issue/75804), although nothing was found.
