@@ -193,7 +193,7 @@ function equalBytes(a, b) {
 // that is not is refused rather than lower-cased in a way another
 // implementation might not copy.
 function lower(username) {
-  if (typeof username !== 'string' || username === '' || !/^[\x21-\x7e]+$/.test(username)) {
+  if (typeof username !== 'string' || username === '' || !/^[\x20-\x7e]+$/.test(username)) {
     fail(reasons.malformed, 'a username is printable ASCII');
   }
   return username.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
@@ -204,8 +204,10 @@ function checkEpoch(epoch) {
   return epoch;
 }
 
+// checkString refuses an empty string, and one with a lone surrogate,
+// which TextEncoder would turn into U+FFFD and so into another transcript.
 function checkString(s, what) {
-  if (typeof s !== 'string' || s === '') fail(reasons.malformed, `${what} must be a non-empty string`);
+  if (typeof s !== 'string' || s === '' || !s.isWellFormed()) fail(reasons.malformed, `${what} must be a non-empty string`);
   return s;
 }
 
@@ -600,6 +602,8 @@ export function parseMessage(text) {
 }
 
 function messageAad(chat, epoch, sender, deviceId, clientId) {
+  checkString(chat, 'chat');
+  checkString(clientId, 'client_id');
   return T(label.message, chat, u32(epoch), lower(sender), deviceId, clientId);
 }
 
@@ -663,9 +667,7 @@ function readPlaintext(plaintext) {
  * (bytes) may replace it and iv be given, to reproduce test vectors.
  */
 export async function encryptMessage({ chat, epoch, device, clientId, roomKey, content, plaintext, iv }) {
-  checkString(chat, 'chat');
   checkEpoch(epoch);
-  checkString(clientId, 'client_id');
   const body = plaintext ? bytesOf(plaintext) : messagePlaintext(content);
   iv = iv ? bytesOrB64u(iv, IV_BYTES) : randomBytes(IV_BYTES);
   const aad = messageAad(chat, epoch, device.username, device.deviceId, clientId);
@@ -687,17 +689,21 @@ export async function encryptMessage({ chat, epoch, device, clientId, roomKey, c
  */
 export async function openMessage({ chat, sender, clientId, text, device, roomKey }) {
   const m = parseMessage(text);
-  checkString(clientId, 'client_id');
+  const aad = messageAad(chat, m.epoch, sender, m.deviceId, clientId);
   if (!device || device.deviceId !== m.deviceId || lower(device.username) !== lower(sender)) {
     fail(reasons.unknownDevice, `device ${m.deviceId} is not a known device of ${sender}`);
   }
-  const aad = messageAad(chat, m.epoch, sender, m.deviceId, clientId);
   if (!(await verify(device.sig, m.sig, concat(aad, LP(m.iv), LP(m.ct))))) {
     fail(reasons.badSignature, `the message is not signed by device ${m.deviceId}`);
   }
   if (!roomKey) fail(reasons.missingEpochKey, `no room key for epoch ${m.epoch}`);
   const plaintext = await open(roomKey, m.iv, m.ct, aad);
   return { content: readPlaintext(plaintext), plaintext, epoch: m.epoch, deviceId: m.deviceId };
+}
+
+/** replayKey is the key of a (device, client_id) pair in checkReplay's Map. */
+export function replayKey(deviceId, clientId) {
+  return `${deviceId} ${clientId}`;
 }
 
 /**
@@ -708,7 +714,7 @@ export async function openMessage({ chat, sender, clientId, text, device, roomKe
  * (history loaded anew) is not.
  */
 export function checkReplay(seen, { deviceId, clientId, messageId, rev = 0 }) {
-  const key = `${deviceId} ${clientId}`;
+  const key = replayKey(deviceId, clientId);
   const was = seen.get(key);
   if (was && String(was.messageId) !== String(messageId)) {
     fail(reasons.replay, `client id ${clientId} of device ${deviceId} was already used by message ${was.messageId}`);
@@ -812,7 +818,9 @@ export async function createBackup({ passphrase, username, identity, pkcs8, iter
   }
   salt = salt ? bytesOrB64u(salt, SALT_BYTES) : randomBytes(SALT_BYTES);
   iv = iv ? bytesOrB64u(iv, IV_BYTES) : randomBytes(IV_BYTES);
-  const k = publicKey('sig', identity);
+  // A backup whose private key is not the identity's would fail only on
+  // the day it is needed; importIdentity checks that they match.
+  const k = await importIdentity({ alg: identity.alg, pkcs8, pub: identity.pub });
   const backupKey = await deriveBackupKey(passphrase, salt, iterations);
   const plaintext = encoder.encode(JSON.stringify({ alg: k.alg, private: b64u(bytesOrB64u(pkcs8)), pub: b64u(k.pub) }));
   const ct = await seal(backupKey, iv, plaintext, T(label.backupIdentity, lower(username)));
