@@ -392,9 +392,18 @@ export async function generateDevice({ username, identity, dhAlg, sigAlg }) {
     dh: { alg: dhAlg, pub: await exportRaw(dhPair.publicKey), privateKey: dhPair.privateKey, key: dhPair.publicKey },
     sig: { alg: sigAlg, pub: await exportRaw(sigPair.publicKey), privateKey: sigPair.privateKey, key: sigPair.publicKey },
   };
-  device.cert = await sign(identity.privateKey, identity.alg,
-    deviceTranscript(username, device.deviceId, device.dh, device.sig));
+  device.cert = await certifyDevice(identity, device);
   return device;
+}
+
+/**
+ * certifyDevice is the identity's certificate (64 bytes) of a device
+ * ({username, deviceId, dh: {alg, pub}, sig: {alg, pub}}).
+ */
+export async function certifyDevice(identity, { username, deviceId, dh, sig }) {
+  fromB64u(checkString(deviceId, 'device_id'), DEVICE_ID_BYTES);
+  return sign(identity.privateKey, identity.alg,
+    deviceTranscript(username, deviceId, publicKey('dh', dh), publicKey('sig', sig)));
 }
 
 /** deviceBody is the body of POST /keys/devices for a device. */
