@@ -161,6 +161,8 @@ for (const algs of [{ sig: 'ed25519', dh: 'x25519' }, { sig: 'p256', dh: 'p256' 
         e2ee.openEnvelope({ chat, epoch: 3, envelope: body.envelopes[2], sender: from, device: bob.own[1] }),
       ]);
       for (const k of opened) assert.deepEqual(k, roomKey);
+      await refuses(() => e2ee.startEpoch({ chat, epoch: 4, device: sender, recipients: [...recipients, bob.verified[0]] }),
+        reasons.malformed, 'a device listed twice');
       const ephs = body.envelopes.map((v) => v.eph_pub);
       assert.equal(new Set(ephs).size, ephs.length, 'a fresh ephemeral key per envelope');
     });
@@ -250,6 +252,9 @@ for (const algs of [{ sig: 'ed25519', dh: 'x25519' }, { sig: 'p256', dh: 'p256' 
         `${text}=`, text.replace('.', '. ')]) {
         await open({ text: bad }, `malformed ${bad.slice(0, 40)}`, reasons.malformed);
       }
+      await open({ chat: 'group:\ud800' }, 'a chat name with a lone surrogate', reasons.malformed);
+      await open({ clientId: '' }, 'no client id', reasons.malformed);
+      await open({ sender: 'alicé' }, 'a username outside ASCII', reasons.malformed);
       // A member who signs a ciphertext made under another key, or a
       // plaintext that is not a message: the signature holds, the rest not.
       const otherKey = await e2ee.encryptMessage({ chat, epoch: 2, device: alice.own[0], clientId, roomKey: e2ee.generateRoomKey(), content: { text: 'x' } });

@@ -206,8 +206,15 @@ function checkEpoch(epoch) {
 
 // checkString refuses an empty string, and one with a lone surrogate,
 // which TextEncoder would turn into U+FFFD and so into another transcript.
+// (A loop rather than isWellFormed, which the browsers that need the P-256
+// fallback may lack.)
 function checkString(s, what) {
-  if (typeof s !== 'string' || s === '' || !s.isWellFormed()) fail(reasons.malformed, `${what} must be a non-empty string`);
+  if (typeof s !== 'string' || s === '') fail(reasons.malformed, `${what} must be a non-empty string`);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+    else if (c >= 0xd800 && c <= 0xdfff) fail(reasons.malformed, `${what} holds a lone surrogate`);
+  }
   return s;
 }
 
@@ -264,13 +271,13 @@ export function forceAlgorithms(choice) {
 }
 
 function sigAlgorithm(alg) {
-  const a = Object.hasOwn(sigAlgorithms, alg) ? sigAlgorithms[alg] : null;
+  const a = Object.prototype.hasOwnProperty.call(sigAlgorithms, alg) ? sigAlgorithms[alg] : null;
   if (!a) fail(reasons.unsupportedAlgorithm, `unknown signing algorithm ${String(alg).slice(0, 20)}`);
   return a;
 }
 
 function dhAlgorithm(alg) {
-  const a = Object.hasOwn(dhAlgorithms, alg) ? dhAlgorithms[alg] : null;
+  const a = Object.prototype.hasOwnProperty.call(dhAlgorithms, alg) ? dhAlgorithms[alg] : null;
   if (!a) fail(reasons.unsupportedAlgorithm, `unknown key agreement algorithm ${String(alg).slice(0, 20)}`);
   return a;
 }
@@ -547,6 +554,8 @@ export async function sealEnvelope({ chat, epoch, roomKey, sender, recipient, ep
  * answers 201.
  */
 export async function startEpoch({ chat, epoch, device, recipients }) {
+  const ids = new Set(recipients.map((r) => `${lower(r.username)} ${r.deviceId}`));
+  if (ids.size !== recipients.length) fail(reasons.malformed, 'a device is listed twice');
   const roomKey = generateRoomKey();
   const envelopes = await Promise.all(recipients.map((recipient) =>
     sealEnvelope({ chat, epoch, roomKey, sender: device, recipient })));
@@ -941,6 +950,7 @@ function compareBytes(a, b) {
  */
 export function generatePassphrase(count = 10) {
   if (words.length !== 1024) fail(reasons.malformed, 'the word list must hold 1024 words');
+  if (!Number.isInteger(count) || count < 1 || count > 64) fail(reasons.malformed, 'a passphrase is 1 to 64 words');
   const picks = new Uint16Array(count);
   globalThis.crypto.getRandomValues(picks);
   return Array.from(picks, (n) => words[n & 1023]).join(' ');
