@@ -20,6 +20,9 @@ export const reasons = Object.freeze({
   alteredCiphertext: 'altered_ciphertext',
   malformed: 'malformed',
   replay: 'replay',
+  wrongDevice: 'wrong_device',
+  tooLarge: 'too_large',
+  truncated: 'truncated',
   badCertificate: 'bad_certificate',
   wrongPassphrase: 'wrong_passphrase',
   unsupportedAlgorithm: 'unsupported_algorithm',
@@ -562,29 +565,55 @@ export async function startEpoch({ chat, epoch, device, recipients }) {
   return { body: { epoch, sender_device: device.deviceId, envelopes }, roomKey };
 }
 
+// readEnvelope checks an envelope's shape (malformed) and returns its
+// bytes: the first of the checks, in the order the vectors' README fixes.
+async function readEnvelope({ chat, epoch, envelope }) {
+  checkString(chat, 'chat');
+  checkEpoch(epoch);
+  const recipient = checkString(envelope?.recipient, 'recipient');
+  lower(recipient);
+  const recipientDeviceId = checkString(envelope.recipient_device, 'recipient_device');
+  fromB64u(recipientDeviceId, DEVICE_ID_BYTES);
+  const ephPub = fromB64u(envelope.eph_pub);
+  if (ephPub.length !== 32) await importPublic('dh', { alg: 'p256', pub: checkPub(ephPub, 65) });
+  const iv = fromB64u(envelope.iv, IV_BYTES);
+  const ct = fromB64u(envelope.ct, KEY_BYTES + TAG_BYTES);
+  const signature = fromB64u(envelope.sig, SIGNATURE_BYTES);
+  return { recipient, recipientDeviceId, ephPub, iv, ct, signature };
+}
+
+// checkEnvelopeSignature is bad_signature unless the sending device signed e.
+async function checkEnvelopeSignature({ chat, epoch, sender }, e) {
+  const transcript = envelopeTranscript(chat, epoch, sender, e.recipient, e.recipientDeviceId, e.ephPub, e.iv, e.ct);
+  if (!(await verify(sender.sig, e.signature, transcript))) {
+    fail(reasons.badSignature, `the room key envelope is not signed by device ${sender.deviceId}`);
+  }
+}
+
+/**
+ * verifyEnvelope checks an envelope's shape and its signature by the
+ * sending device ({username, deviceId, sig}, as verifyDevice gives it),
+ * as the server does, without opening it: malformed or bad_signature.
+ */
+export async function verifyEnvelope({ chat, epoch, envelope, sender }) {
+  await checkEnvelopeSignature({ chat, epoch, sender }, await readEnvelope({ chat, epoch, envelope }));
+}
+
 /**
  * openEnvelope checks an envelope's signature by the sending device (one
  * verifyDevice accepted) and opens it with this device's agreement key,
  * resolving to the room key's 32 bytes. An envelope addressed to another
- * device is malformed; one whose signature fails is bad_signature; one
+ * device is wrong_device; one whose signature fails is bad_signature; one
  * whose ciphertext fails is altered_ciphertext.
  */
 export async function openEnvelope({ chat, epoch, envelope, sender, device }) {
-  checkString(chat, 'chat');
-  checkEpoch(epoch);
-  if (typeof envelope?.recipient !== 'string' || lower(envelope.recipient) !== lower(device.username)
-    || envelope.recipient_device !== device.deviceId) {
-    fail(reasons.malformed, 'this envelope is for another device');
+  const e = await readEnvelope({ chat, epoch, envelope });
+  if (lower(e.recipient) !== lower(device.username) || e.recipientDeviceId !== device.deviceId) {
+    fail(reasons.wrongDevice, 'this envelope is for another device');
   }
-  const a = dhAlgorithm(device.dh.alg);
-  const ephPub = checkPub(fromB64u(envelope.eph_pub), a.pubBytes);
-  const iv = fromB64u(envelope.iv, IV_BYTES);
-  const ct = fromB64u(envelope.ct, KEY_BYTES + TAG_BYTES);
-  const signature = fromB64u(envelope.sig, SIGNATURE_BYTES);
-  const transcript = envelopeTranscript(chat, epoch, sender, device.username, device.deviceId, ephPub, iv, ct);
-  if (!(await verify(sender.sig, signature, transcript))) {
-    fail(reasons.badSignature, `the room key envelope is not signed by device ${sender.deviceId}`);
-  }
+  await checkEnvelopeSignature({ chat, epoch, sender }, e);
+  const { ephPub, iv, ct } = e;
+  checkPub(ephPub, dhAlgorithm(device.dh.alg).pubBytes);
   const z = await deriveBits(device.dh.alg, device.dh.privateKey, await importPublic('dh', { alg: device.dh.alg, pub: ephPub }));
   const info = roomKeyInfo(chat, epoch, device.username, device.deviceId);
   const k = await hkdf(z, concat(ephPub, device.dh.pub), info);
@@ -606,10 +635,15 @@ export function encryptedMessageLimit(maxMessageBytes) {
 
 /**
  * parseMessage splits an mse1 text into {epoch, deviceId, iv, ct, sig};
- * anything else is malformed.
+ * anything else is malformed, and a text of more than maxBytes bytes (when
+ * given) is too_large.
  */
-export function parseMessage(text) {
-  if (typeof text !== 'string' || !text.startsWith(MESSAGE_PREFIX)) fail(reasons.malformed, 'not an mse1 message');
+export function parseMessage(text, maxBytes) {
+  if (typeof text !== 'string') fail(reasons.malformed, 'not an mse1 message');
+  if (maxBytes !== undefined && text.length > maxBytes / 3 && encoder.encode(text).length > maxBytes) {
+    fail(reasons.tooLarge, `the message is more than ${maxBytes} bytes`);
+  }
+  if (!text.startsWith(MESSAGE_PREFIX)) fail(reasons.malformed, 'not an mse1 message');
   const parts = text.slice(MESSAGE_PREFIX.length).split('.');
   if (parts.length !== 5 || !/^[1-9][0-9]{0,9}$/.test(parts[0])) fail(reasons.malformed, 'not an mse1 message');
   const epoch = checkEpoch(Number(parts[0]));
@@ -787,8 +821,11 @@ export async function encryptFile(data, { key, noncePrefix } = {}) {
  * decryptFile opens a file's ciphertext with its descriptor from the
  * message ({key, nonce_prefix, sha256, size?}). It checks the SHA-256
  * first, then every chunk, and returns the plaintext only when all of it
- * is authentic: a changed, truncated, extended or reordered ciphertext is
- * altered_ciphertext.
+ * is authentic. A ciphertext that stops after a chunk that is not the last,
+ * or inside a chunk's tag, is truncated; an empty last chunk after full
+ * ones (which only the sender could make) is malformed; anything else that
+ * does not open (a changed, reordered, dropped or appended chunk, another
+ * size than the message says) is altered_ciphertext.
  */
 export async function decryptFile(ciphertext, descriptor) {
   const ct = await readAll(ciphertext);
@@ -798,18 +835,28 @@ export async function decryptFile(ciphertext, descriptor) {
   if (!equalBytes(await sha('SHA-256', ct), want)) fail(reasons.alteredCiphertext, 'the file does not match its SHA-256');
   const full = FILE_CHUNK + TAG_BYTES;
   const chunks = Math.max(1, Math.ceil(ct.length / full));
-  const size = ct.length - chunks * TAG_BYTES;
-  // Only an empty file ends in an empty chunk; every other last chunk
-  // holds 1 to 64 KiB.
-  if (ct.length < TAG_BYTES || (chunks > 1 && size <= (chunks - 1) * FILE_CHUNK)) {
-    fail(reasons.alteredCiphertext, 'the file has a cut chunk');
-  }
-  if (descriptor.size !== undefined && descriptor.size !== size) fail(reasons.alteredCiphertext, 'the file is not the size its message says');
   const aes = await aesKey(key);
-  const plain = new Uint8Array(size);
+  const parts = [];
   for (let i = 0; i < chunks; i++) {
     const chunk = ct.subarray(i * full, (i + 1) * full);
-    plain.set(await open(aes, chunkIv(noncePrefix, i), chunk, chunkAad(i, i === chunks - 1)), i * FILE_CHUNK);
+    const last = i === chunks - 1;
+    if (last && chunk.length < TAG_BYTES) fail(reasons.truncated, 'the file stops inside a chunk');
+    const iv = chunkIv(noncePrefix, i);
+    try {
+      parts.push(await open(aes, iv, chunk, chunkAad(i, last)));
+    } catch (err) {
+      // Opening under the other last-chunk flag tells a cut file (its
+      // final chunk was not the last) from bytes after the last chunk.
+      const other = await open(aes, iv, chunk, chunkAad(i, !last)).then(() => true, () => false);
+      if (other && last) fail(reasons.truncated, `the file stops after chunk ${i}, which is not its last`);
+      if (other) fail(reasons.alteredCiphertext, `the file goes on after its last chunk (${i})`);
+      throw err;
+    }
+  }
+  if (chunks > 1 && parts[chunks - 1].length === 0) fail(reasons.malformed, 'the file ends with an empty chunk');
+  const plain = concat(...parts);
+  if (descriptor.size !== undefined && descriptor.size !== plain.length) {
+    fail(reasons.alteredCiphertext, 'the file is not the size its message says');
   }
   return plain;
 }
