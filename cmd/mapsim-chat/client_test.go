@@ -27,7 +27,7 @@ func TestTerminalClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(func() { cancel(); w.Close() })
 		go func() {
-			term.done <- run(ctx, []string{"mapsim-chat", "chat", "-url", srv.URL, "-username", name}, func(string) string { return "" }, r, term.out, io.Discard)
+			term.done <- run(ctx, []string{"mapsim-chat", "chat", "-url", srv.URL, "-username", name}, func(string) string { return "" }, r, term.out, io.Discard, nil)
 		}()
 		io.WriteString(w, testPassword+"\n")
 		return term

@@ -433,7 +433,7 @@ func TestQuotaExpiresOldestFiles(t *testing.T) {
 			chunk := bytes.Repeat([]byte("s"), 100<<10)
 			pw.Write(chunk)
 			var out bytes.Buffer
-			if err := run(context.Background(), []string{"mapsim-chat", "admin", "prune-uploads"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard); err != nil {
+			if err := run(context.Background(), []string{"mapsim-chat", "admin", "prune-uploads"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard, nil); err != nil {
 				t.Fatalf("prune-uploads: %v", err)
 			}
 			if !strings.Contains(out.String(), "expired") || !strings.Contains(out.String(), "quota") {
@@ -499,7 +499,7 @@ func TestClearData(t *testing.T) {
 
 	admin := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard)
+		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard, nil)
 		return out.String(), err
 	}
 	if _, err := admin("clear-data"); err == nil || !strings.Contains(err.Error(), "--yes") {

@@ -117,7 +117,7 @@ func (s *testServer) mustUsers(t testing.TB, prefix string, n int) []string {
 	tokens := make([]string, n)
 	errs := make([]error, n)
 	post := func(path string, form url.Values) (map[string]any, error) {
-		resp, err := http.PostForm(s.URL+path, form)
+		resp, err := s.client.PostForm(s.URL+path, form)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,7 +66,14 @@ type testServer struct {
 	tb     testing.TB
 	URL    string
 	env    map[string]string
+	stdout *syncBuffer
 	logs   *syncBuffer
+	// hangup is the server's SIGHUP: a test sends on it instead of
+	// signalling the test process.
+	hangup chan os.Signal
+	// client makes the test's requests and WebSocket handshakes; with
+	// TLS_CERT_FILE it trusts that certificate, as it was at the start.
+	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -133,12 +142,20 @@ func MustStart(t testing.TB, env map[string]string) *testServer {
 func start(t testing.TB, env map[string]string) (*testServer, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{tb: t, env: env, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{tb: t, env: env, cancel: cancel, done: make(chan error, 1), hangup: make(chan os.Signal, 1), client: http.DefaultClient}
 	out := &syncBuffer{listening: make(chan string, 1)}
-	s.logs = &syncBuffer{}
+	s.stdout, s.logs = out, &syncBuffer{}
+	if f := env["TLS_CERT_FILE"]; f != "" {
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(f); err != nil || !pool.AppendCertsFromPEM(pem) {
+			cancel()
+			return nil, fmt.Errorf("TLS_CERT_FILE %s holds no certificate a client can trust (%v)", f, err)
+		}
+		s.client = tlsClient(pool)
+	}
 	getenv := func(k string) string { return env[k] }
 	go func() {
-		s.done <- run(ctx, []string{"mapsim-chat", "serve"}, getenv, strings.NewReader(""), out, s.logs)
+		s.done <- run(ctx, []string{"mapsim-chat", "serve"}, getenv, strings.NewReader(""), out, s.logs, s.hangup)
 	}()
 	select {
 	case s.URL = <-out.listening:
@@ -173,6 +190,23 @@ func (s *testServer) Stop(t testing.TB) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server did not stop within 30 s")
+	}
+}
+
+// tlsClient is an HTTP client that trusts only the certificates in pool.
+func tlsClient(pool *x509.CertPool) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// waitLog waits until the server's logs hold substr at least n times.
+func (s *testServer) waitLog(t testing.TB, substr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(s.logs.String(), substr) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the logs do not say %q %d times within 15 s:\n%s", substr, n, s.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -224,7 +258,7 @@ func (s *testServer) callWith(t testing.TB, method, path, token string, header h
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -284,7 +318,7 @@ func (s *testServer) dial(t testing.TB, query string, header http.Header) (*wsCl
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, s.wsURL(query), &websocket.DialOptions{HTTPHeader: header})
+	conn, resp, err := websocket.Dial(ctx, s.wsURL(query), &websocket.DialOptions{HTTPHeader: header, HTTPClient: s.client})
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("%w (status %d)", err, resp.StatusCode)

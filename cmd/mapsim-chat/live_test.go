@@ -284,7 +284,7 @@ func TestAdminCommands(t *testing.T) {
 	delete(env, "SECRET_KEY") // use the generated file, which rotate-secret replaces
 	admin := func(stdin string, args ...string) (string, error) {
 		var out bytes.Buffer
-		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &bytes.Buffer{})
+		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &bytes.Buffer{}, nil)
 		return out.String(), err
 	}
 	code, err := admin("", "invite", "-ttl", "1h")

@@ -16,7 +16,9 @@ func main() {
 	_ = godotenv.Load() // a missing .env is fine; the environment wins over it
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+	hangup := make(chan os.Signal, 1) // SIGHUP reloads certificates; it never ends the server
+	signal.Notify(hangup, syscall.SIGHUP)
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr, hangup); err != nil {
 		fmt.Fprintln(os.Stderr, "mapsim-chat:", err)
 		os.Exit(1)
 	}

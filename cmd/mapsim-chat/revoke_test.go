@@ -24,7 +24,7 @@ func TestRevocationClosesLiveSockets(t *testing.T) {
 				t.Helper()
 				var out, errOut bytes.Buffer
 				err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] },
-					strings.NewReader(stdin), &out, &errOut)
+					strings.NewReader(stdin), &out, &errOut, nil)
 				if err != nil {
 					t.Fatalf("admin %v: %v\n%s%s", args, err, out.String(), errOut.String())
 				}

@@ -25,6 +25,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
+	"github.com/mapsim/mapsim-chat/internal/tlscert"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 	"github.com/mapsim/mapsim-chat/web"
 )
@@ -38,19 +39,39 @@ commands:
   chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
                    a terminal client: password on the first line of standard input
                    (or in MAPSIM_CHAT_PASSWORD), then one message per line
+  gen-cert [-host NAME-OR-IP ...] [-out tls] [-days 365] [-force]
+                   write a self-signed certificate and key for TLS_CERT_FILE and
+                   TLS_KEY_FILE (default hosts: localhost, 127.0.0.1, this machine)
   version          print the version
 
 Settings come from the environment and ./.env; see .env.example.
+The server reads its TLS certificate files again on SIGHUP; SIGINT and
+SIGTERM stop it.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 // run is the whole program behind main, so tests can start it in-process.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+// hangup delivers SIGHUP (main's, or a test's channel): the server reads its
+// certificate files again and goes on; any other command stops, as a
+// hangup used to stop it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, hangup <-chan os.Signal) error {
 	cmd := "serve"
 	if len(args) > 1 {
 		cmd = args[1]
+	}
+	if cmd != "serve" {
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			select {
+			case <-hangup:
+				stop()
+			case <-ctx.Done():
+			}
+		}()
 	}
 	switch cmd {
 	case "version", "--version", "-v":
@@ -61,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	case "chat":
 		return runChat(ctx, args[2:], getenv, stdin, stdout)
+	case "gen-cert":
+		return runGenCert(args[2:], stdout)
 	case "serve", "migrate", "admin":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -89,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "admin":
 		return runAdmin(ctx, cfg, log, args[2:], stdin, stdout)
 	}
-	return serve(ctx, cfg, log, stdout)
+	return serve(ctx, cfg, log, stdout, hangup)
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -216,9 +239,13 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 	return up, nil
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, hangup <-chan os.Signal) error {
 	if err := os.MkdirAll(cfg.UploadDir, 0o700); err != nil {
 		return fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
+	}
+	certs, err := newServerTLS(cfg)
+	if err != nil {
+		return err
 	}
 	a, err := build(ctx, cfg, log)
 	if err != nil {
@@ -249,11 +276,38 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	addr := ln.Addr().(*net.TCPAddr)
+
+	// With ACME, plain HTTP (port 80) answers HTTP-01 challenges and sends
+	// everything else to https.
+	var acmeSrv *http.Server
+	var acmeLn net.Listener
+	if certs != nil {
+		srv.TLSConfig = certs.config
+		if certs.acme != nil && cfg.ACMEHTTPAddr != "" {
+			if acmeLn, err = net.Listen("tcp", cfg.ACMEHTTPAddr); err != nil {
+				ln.Close()
+				return fmt.Errorf("ACME_HTTP_ADDR %s: %w", cfg.ACMEHTTPAddr, err)
+			}
+			acmeSrv = &http.Server{
+				Handler:           certs.acme.HTTPHandler(tlscert.Redirect(acmeRedirectBase(cfg, addr.Port))),
+				ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+				ReadTimeout:       30 * time.Second,
+				WriteTimeout:      30 * time.Second,
+				IdleTimeout:       60 * time.Second,
+				MaxHeaderBytes:    16 << 10,
+				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			}
+		}
+	}
 
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, log)
 		if err != nil {
 			ln.Close()
+			if acmeLn != nil {
+				acmeLn.Close()
+			}
 			return fmt.Errorf("DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
 		}
 		defer stopDebug()
@@ -268,27 +322,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })
+	// SIGHUP never ends the server: under systemd a death by SIGHUP counts
+	// as clean, and Restart=on-failure would leave it down.
+	jobs.Go(func() {
+		for {
+			select {
+			case <-jobsCtx.Done():
+				return
+			case <-hangup:
+				certs.reload(log)
+			}
+		}
+	})
 
-	scheme := "http"
-	if cfg.TLS() {
-		scheme = "https"
-	}
-	addr := ln.Addr().(*net.TCPAddr)
-	host := addr.IP.String()
-	if addr.IP.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	fmt.Fprintf(stdout, "Mapsim Chat listening on %s://%s\n", scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS(), "registration", cfg.Registration)
+	announceListening(cfg, log, stdout, addr, certs, acmeLn)
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() {
-		if cfg.TLS() {
-			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		if certs != nil {
+			served <- srv.ServeTLS(ln, "", "")
 		} else {
 			served <- srv.Serve(ln)
 		}
 	}()
+	if acmeSrv != nil {
+		go func() { served <- acmeSrv.Serve(acmeLn) }()
+	}
 
 	var serveErr error
 	select {
@@ -301,6 +360,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	if acmeSrv != nil {
+		acmeSrv.Shutdown(shutdownCtx)
+	}
 	srv.Shutdown(shutdownCtx)
 	a.hub.Shutdown(shutdownCtx)
 	stopCommitter()
@@ -311,4 +373,43 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return serveErr
 	}
 	return nil
+}
+
+// announceListening says where the server listens and whether anyone may
+// register: one line on stdout that scripts and tests read ("Mapsim Chat
+// listening on URL"), and the same facts in a log line in the chosen format.
+func announceListening(cfg config.Config, log *slog.Logger, stdout io.Writer, addr *net.TCPAddr, certs *serverTLS, acmeLn net.Listener) {
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
+	}
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	url := scheme + "://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	registration := map[string]string{
+		config.RegistrationOpen:   "registration open to anyone",
+		config.RegistrationInvite: "registration by invite",
+		config.RegistrationClosed: "registration closed",
+	}[cfg.Registration]
+	fmt.Fprintf(stdout, "Mapsim Chat listening on %s (%s)\n", url, registration)
+	attrs := []any{"url", url, "addr", addr.String(), "every_interface", addr.IP.IsUnspecified(), "tls", cfg.TLS(), "registration", cfg.Registration}
+	switch {
+	case certs != nil && certs.files != nil:
+		attrs = append(attrs, "cert_file", cfg.TLSCert)
+		attrs = append(attrs, certAttrs(certs.files.Leaf())...)
+	case certs != nil && certs.acme != nil:
+		attrs = append(attrs, "acme_domain", cfg.ACMEDomain, "acme_cache", cfg.ACMECacheDir())
+		if acmeLn != nil {
+			attrs = append(attrs, "acme_http_addr", acmeLn.Addr().String())
+			fmt.Fprintf(stdout, "Mapsim Chat answers ACME HTTP-01 challenges and redirects to https on http://%s\n", acmeLn.Addr())
+		}
+	}
+	log.Info("listening", attrs...)
+	if !cfg.TLS() && !addr.IP.IsLoopback() {
+		log.Warn("serving plain HTTP beyond this machine: passwords and tokens cross the network unencrypted; "+
+			"set TLS_CERT_FILE (mapsim-chat gen-cert) or ACME_DOMAIN, or listen on 127.0.0.1 behind a TLS proxy",
+			"addr", addr.String(), "registration", cfg.Registration)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -67,6 +68,15 @@ type Config struct {
 	DebugAddr string
 	TLSCert   string
 	TLSKey    string
+	// ACMEDomain is the one public DNS name the server gets a certificate
+	// for from Let's Encrypt ("" for none); the certificate and the ACME
+	// account live in ACMECacheDir. ACMEEmail is the account's contact ("" for
+	// none). ACMEHTTPAddr is where HTTP-01 challenges are answered and every
+	// other plain-HTTP request is redirected to https ("" when turned off,
+	// leaving TLS-ALPN-01 on the TLS listener).
+	ACMEDomain   string
+	ACMEEmail    string
+	ACMEHTTPAddr string
 	// ReadHeaderTimeout is how long a client may take to send a request's
 	// line and headers; a connection that has not sent them by then is
 	// closed (slowloris).
@@ -154,8 +164,12 @@ func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "chat.db")
 // SecretFile is where a generated SECRET_KEY is kept.
 func (c Config) SecretFile() string { return filepath.Join(c.DataDir, "secret.key") }
 
-// TLS reports whether the server terminates TLS itself.
-func (c Config) TLS() bool { return c.TLSCert != "" }
+// TLS reports whether the server terminates TLS itself, with certificate
+// files or with ACME.
+func (c Config) TLS() bool { return c.TLSCert != "" || c.ACMEDomain != "" }
+
+// ACMECacheDir is where ACME certificates and the account key are kept.
+func (c Config) ACMECacheDir() string { return filepath.Join(c.DataDir, "acme") }
 
 // loader collects every problem so that one start reports them all.
 type loader struct {
@@ -336,9 +350,12 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.Debug = l.boolean("DEBUG", false)
 	c.LogFormat = l.oneOf("LOG_FORMAT", "text", "text", "json")
-	c.ListenAddr = l.str("LISTEN_ADDR", ":8000")
+	// This machine only, unless the operator says otherwise: a fresh
+	// install serves plain HTTP with open registration, which must not be
+	// reachable from other machines by accident.
+	c.ListenAddr = l.str("LISTEN_ADDR", "127.0.0.1:8000")
 	if _, port, err := net.SplitHostPort(c.ListenAddr); err != nil {
-		l.fail("LISTEN_ADDR", "%q is not host:port (for example :8000 or 127.0.0.1:8000)", c.ListenAddr)
+		l.fail("LISTEN_ADDR", "%q is not host:port (for example 127.0.0.1:8000, or :8000 for every interface)", c.ListenAddr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		l.fail("LISTEN_ADDR", "%q has no valid port", c.ListenAddr)
 	}
@@ -352,6 +369,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		l.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE (or SSL_CERT_PATH and SSL_KEY_PATH) go together; set both or neither")
 	}
+	l.acme(&c)
 
 	if l.str("ACCESS_TOKEN_TTL", "") == "" && l.str("ACCESS_TOKEN_EXPIRE_MINUTES", "") != "" {
 		c.AccessTokenTTL = l.duration("ACCESS_TOKEN_EXPIRE_MINUTES", time.Minute, 24*time.Hour, time.Minute, 90*24*time.Hour)
@@ -418,6 +436,70 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")
 	}
 	return c, errors.Join(l.errs...)
+}
+
+// acme reads ACME_DOMAIN, ACME_EMAIL and ACME_HTTP_ADDR.
+func (l *loader) acme(c *Config) {
+	c.ACMEDomain = strings.TrimSuffix(strings.ToLower(l.str("ACME_DOMAIN", "")), ".")
+	email, httpAddr := l.str("ACME_EMAIL", ""), l.str("ACME_HTTP_ADDR", "")
+	if c.ACMEDomain == "" {
+		for _, s := range []struct{ name, value string }{{"ACME_EMAIL", email}, {"ACME_HTTP_ADDR", httpAddr}} {
+			if s.value != "" {
+				l.fail(s.name, "is set but ACME_DOMAIN is not; set ACME_DOMAIN to the public name to get a certificate for, or unset %s", s.name)
+			}
+		}
+		return
+	}
+	if c.TLSCert != "" {
+		l.fail("ACME_DOMAIN", "and TLS_CERT_FILE are both set; use certificate files or ACME, not both")
+	}
+	if err := checkPublicName(c.ACMEDomain); err != nil {
+		l.fail("ACME_DOMAIN", "%q %v", c.ACMEDomain, err)
+	}
+	if email != "" {
+		a, err := mail.ParseAddress(email)
+		if err != nil || a.Name != "" || a.Address != email {
+			l.fail("ACME_EMAIL", "%q is not an email address such as admin@example.com", email)
+		}
+		c.ACMEEmail = email
+	}
+	switch strings.ToLower(httpAddr) {
+	case "":
+		c.ACMEHTTPAddr = ":80"
+	case "off":
+	default:
+		if _, port, err := net.SplitHostPort(httpAddr); err != nil || port == "" {
+			l.fail("ACME_HTTP_ADDR", "%q is not host:port (:80) or off", httpAddr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			l.fail("ACME_HTTP_ADDR", "%q has no valid port", httpAddr)
+		}
+		c.ACMEHTTPAddr = httpAddr
+	}
+	// The name users reach the server at is one it answers to.
+	c.AllowedHosts = append(c.AllowedHosts, c.ACMEDomain)
+}
+
+// checkPublicName accepts a DNS name a public certificate authority can
+// issue for by HTTP-01 or TLS-ALPN-01: no IP address, no wildcard, no port,
+// at least two labels.
+func checkPublicName(name string) error {
+	if _, err := netip.ParseAddr(name); err == nil {
+		return errors.New("is an IP address; ACME needs a DNS name that points at this server")
+	}
+	if !strings.Contains(name, ".") || len(name) > 253 {
+		return errors.New("is not a public DNS name such as chat.example.com")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("is not a public DNS name such as chat.example.com")
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
+				return errors.New("is not a public DNS name such as chat.example.com (one name: no wildcard, port, scheme or list)")
+			}
+		}
+	}
+	return nil
 }
 
 // loopbackHostPort reports whether a is host:port with a port and a

@@ -45,7 +45,9 @@ func TestLoadDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"DBDriver", c.DBDriver, "sqlite"},
-		{"ListenAddr", c.ListenAddr, ":8000"},
+		// This machine only: a fresh install (plain HTTP, open
+		// registration) is not reachable from others by accident.
+		{"ListenAddr", c.ListenAddr, "127.0.0.1:8000"},
 		{"DataDir", c.DataDir, "./data"},
 		{"SQLitePath", c.SQLitePath(), filepath.Join("data", "chat.db")},
 		{"SecretFile", c.SecretFile(), filepath.Join("data", "secret.key")},
@@ -67,6 +69,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"LogFormat", c.LogFormat, "text"},
 		{"Debug", c.Debug, false},
 		{"TLS", c.TLS(), false},
+		{"ACMEDomain", c.ACMEDomain, ""},
+		{"ACMEHTTPAddr", c.ACMEHTTPAddr, ""},
+		{"ACMECacheDir", c.ACMECacheDir(), filepath.Join("data", "acme")},
 		{"SecretKey is unset", c.SecretKey == nil, true},
 		{"no AllowedOrigins", len(c.AllowedOrigins), 0},
 		{"no TrustedProxies", len(c.TrustedProxies), 0},
@@ -92,7 +97,7 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"port not a number", []string{"DB_PORT=abc"}, "DB_PORT", "65535"},
 		{"port zero", []string{"DB_PORT=0"}, "DB_PORT", "65535"},
 		{"port too big", []string{"DB_PORT=70000"}, "DB_PORT", "65535"},
-		{"listen address", []string{"LISTEN_ADDR=nonsense"}, "LISTEN_ADDR", ":8000"},
+		{"listen address", []string{"LISTEN_ADDR=nonsense"}, "LISTEN_ADDR", "127.0.0.1:8000"},
 		{"listen port", []string{"LISTEN_ADDR=:99999"}, "LISTEN_ADDR", "port"},
 		{"registration", []string{"REGISTRATION=maybe"}, "REGISTRATION", "open, invite, closed"},
 		{"registrations per hour negative", []string{"REGISTRATION_PER_HOUR=-1"}, "REGISTRATION_PER_HOUR", "from 0 to"},
@@ -136,6 +141,20 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"only the certificate", []string{"TLS_CERT_FILE=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "TLS_KEY_FILE"},
 		{"only the key", []string{"TLS_KEY_FILE=/etc/ssl/chat.key"}, "TLS_CERT_FILE", "both or neither"},
 		{"only the old certificate name", []string{"SSL_CERT_PATH=/etc/ssl/chat.pem"}, "TLS_CERT_FILE", "SSL_KEY_PATH"},
+		{"ACME and certificate files", []string{"ACME_DOMAIN=chat.example.com", "TLS_CERT_FILE=/c.pem", "TLS_KEY_FILE=/k.pem"}, "ACME_DOMAIN", "not both"},
+		{"ACME and the old certificate names", []string{"ACME_DOMAIN=chat.example.com", "SSL_CERT_PATH=/c.pem", "SSL_KEY_PATH=/k.pem"}, "ACME_DOMAIN", "TLS_CERT_FILE"},
+		{"ACME for an IP address", []string{"ACME_DOMAIN=192.0.2.1"}, "ACME_DOMAIN", "IP address"},
+		{"ACME for localhost", []string{"ACME_DOMAIN=localhost"}, "ACME_DOMAIN", "chat.example.com"},
+		{"ACME for a wildcard", []string{"ACME_DOMAIN=*.example.com"}, "ACME_DOMAIN", "no wildcard"},
+		{"ACME with a port", []string{"ACME_DOMAIN=chat.example.com:443"}, "ACME_DOMAIN", "port"},
+		{"ACME with a scheme", []string{"ACME_DOMAIN=https://chat.example.com"}, "ACME_DOMAIN", "scheme"},
+		{"ACME for two names", []string{"ACME_DOMAIN=a.example.com,b.example.com"}, "ACME_DOMAIN", "one name"},
+		{"ACME email", []string{"ACME_DOMAIN=chat.example.com", "ACME_EMAIL=ops"}, "ACME_EMAIL", "admin@example.com"},
+		{"ACME email with a name", []string{"ACME_DOMAIN=chat.example.com", "ACME_EMAIL=Ops <ops@example.com>"}, "ACME_EMAIL", "email address"},
+		{"ACME email without a domain", []string{"ACME_EMAIL=ops@example.com"}, "ACME_EMAIL", "ACME_DOMAIN"},
+		{"ACME HTTP address without a domain", []string{"ACME_HTTP_ADDR=:80"}, "ACME_HTTP_ADDR", "ACME_DOMAIN"},
+		{"ACME HTTP address without a port", []string{"ACME_DOMAIN=chat.example.com", "ACME_HTTP_ADDR=80"}, "ACME_HTTP_ADDR", "off"},
+		{"ACME HTTP address bad port", []string{"ACME_DOMAIN=chat.example.com", "ACME_HTTP_ADDR=:70000"}, "ACME_HTTP_ADDR", "port"},
 		{"database host without user", []string{"DB_HOST=db.internal"}, "DB_USER", "required"},
 		{"mysql without user", []string{"DB_DRIVER=mysql"}, "DB_USER", "required"},
 		{"redis", []string{"REDIS_URL=redis://localhost:6379"}, "REDIS_URL", "unset REDIS_URL"},
@@ -424,6 +443,36 @@ func TestLoadAcceptsGoodValues(t *testing.T) {
 			func(t *testing.T, c config.Config) {
 				if c.DebugAddr != "127.0.0.1:6060" {
 					t.Fatalf("DebugAddr = %q", c.DebugAddr)
+				}
+			}},
+		{"ACME", []string{"ACME_DOMAIN=Chat.Example.COM.", "ACME_EMAIL=ops@example.com", "DATA_DIR=/srv/chat"},
+			func(t *testing.T, c config.Config) {
+				if c.ACMEDomain != "chat.example.com" || c.ACMEEmail != "ops@example.com" || c.ACMEHTTPAddr != ":80" || !c.TLS() {
+					t.Fatalf("ACME %q %q %q, TLS %v", c.ACMEDomain, c.ACMEEmail, c.ACMEHTTPAddr, c.TLS())
+				}
+				if c.ACMECacheDir() != filepath.Join("/srv/chat", "acme") {
+					t.Fatalf("ACMECacheDir = %q", c.ACMECacheDir())
+				}
+				if !slices.Contains(c.AllowedHosts, "chat.example.com") {
+					t.Fatalf("the ACME domain is not an allowed host: %v", c.AllowedHosts)
+				}
+			}},
+		{"ACME without HTTP-01", []string{"ACME_DOMAIN=chat.example.com", "ACME_HTTP_ADDR=off"},
+			func(t *testing.T, c config.Config) {
+				if c.ACMEHTTPAddr != "" {
+					t.Fatalf("ACMEHTTPAddr = %q", c.ACMEHTTPAddr)
+				}
+			}},
+		{"ACME HTTP address", []string{"ACME_DOMAIN=chat.example.com", "ACME_HTTP_ADDR=192.0.2.1:8080"},
+			func(t *testing.T, c config.Config) {
+				if c.ACMEHTTPAddr != "192.0.2.1:8080" {
+					t.Fatalf("ACMEHTTPAddr = %q", c.ACMEHTTPAddr)
+				}
+			}},
+		{"listen on every interface", []string{"LISTEN_ADDR=:8000"},
+			func(t *testing.T, c config.Config) {
+				if c.ListenAddr != ":8000" {
+					t.Fatalf("ListenAddr = %q", c.ListenAddr)
 				}
 			}},
 		{"listen on loopback", []string{"LISTEN_ADDR=[::1]:9000"},
