@@ -204,7 +204,9 @@ export async function openArtifacts(artifacts) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const here = dirname(fileURLToPath(import.meta.url));
-  const out = join(here, '..', '..', 'internal', 'e2ee', 'testdata', 'js-artifacts.json');
+  // An argument names another file: internal/e2ee's tests write a fresh one
+  // to a temporary folder on every run.
+  const out = process.argv[2] || join(here, '..', '..', 'internal', 'e2ee', 'testdata', 'js-artifacts.json');
   const artifacts = await makeArtifacts();
   await openArtifacts(artifacts);
   writeFileSync(out, `${JSON.stringify(artifacts, null, 2)}\n`);
