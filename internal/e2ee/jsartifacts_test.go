@@ -18,7 +18,7 @@ import (
 // (web/static/e2ee.js) in Node's WebCrypto.
 type jsArtifacts struct {
 	Sets []struct {
-		Algs struct{ Sig, DH string }
+		Algs  struct{ Sig, DH string }
 		Chat  string
 		Epoch uint32
 		Alice jsUser
@@ -26,7 +26,7 @@ type jsArtifacts struct {
 		// RoomKey is what the envelope must open to.
 		RoomKey  string `json:"room_key"`
 		Envelope e2ee.Envelope
-		Message struct {
+		Message  struct {
 			Sender         string          `json:"sender"`
 			ClientID       string          `json:"client_id"`
 			Text           string          `json:"text"`
