@@ -38,7 +38,12 @@ commands:
   chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
                    a terminal client: password on the first line of standard input
                    (or in MAPSIM_CHAT_PASSWORD), then one message per line
+  healthcheck [-url http://127.0.0.1:8000] [-timeout 5s]
+                   exit 0 if the server (by default the one LISTEN_ADDR names)
+                   answers GET /healthz with 200, 1 otherwise
   version          print the version
+
+Every command takes -h (or --help) for its usage.
 
 Settings come from the environment and ./.env; see .env.example.
 `
@@ -60,8 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "chat":
-		return runChat(ctx, args[2:], getenv, stdin, stdout)
+		return runChat(ctx, args[2:], getenv, stdin, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[2:], getenv, stdout)
 	case "serve", "migrate", "admin":
+		if helpAsked(args[2:]) {
+			fmt.Fprint(stdout, map[bool]string{false: usage, true: adminUsage}[cmd == "admin"])
+			return nil
+		}
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
