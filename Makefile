@@ -6,7 +6,12 @@ GO      ?= go
 # refuse instead.)
 export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Stripped (-s -w), versioned, static (CGO_ENABLED=0) and reproducible
+# (-trimpath): every binary the Makefile makes is built this way, so they
+# share one build cache.
 LDFLAGS := -s -w -X main.version=$(VERSION)
+GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+BIN     ?= bin/mapsim-chat
 
 .PHONY: run build test test-go test-web fuzz bench vet vuln fmt clean tools
 
@@ -20,13 +25,15 @@ GOVULNCHECK_VERSION := v1.9.0
 # version is named.
 VULNDB_VERSION      ?= latest
 
-## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
-run:
-	$(GO) run ./cmd/mapsim-chat serve
+## run: build, then start the server on :8000 (SQLite in ./data, generated
+## SECRET_KEY); Ctrl-C stops it gracefully, and make says nothing more. (Not
+## go run: the go command exits 1 when interrupted, whatever the server did.)
+run: build
+	$(BIN) serve
 
 ## build: a static binary in bin/ (no cgo)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mapsim-chat ./cmd/mapsim-chat
+	$(GOBUILD) -o $(BIN) ./cmd/mapsim-chat
 
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
 ## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
