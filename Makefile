@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 BIN     ?= bin/mapsim-chat
 
-.PHONY: run build test test-go test-web fuzz bench vet vuln fmt clean tools
+.PHONY: run build test test-go test-web test-release fuzz bench vet vuln fmt clean tools release
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
@@ -35,10 +35,33 @@ run: build
 build:
 	$(GOBUILD) -o $(BIN) ./cmd/mapsim-chat
 
+# The release: one binary per target, named mapsim-chat-VERSION-OS-ARCH.
+RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+DIST            ?= dist
+
+## release: stripped, versioned, static binaries for RELEASE_TARGETS in dist/,
+## and dist/SHA256SUMS (sha256sum -c SHA256SUMS checks them)
+release:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for t in $(RELEASE_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; [ "$$os" = windows ] && ext=.exe; \
+	  out=$(DIST)/mapsim-chat-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "GOOS=$$os GOARCH=$$arch -> $$out"; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$out ./cmd/mapsim-chat; \
+	done
+	@cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum mapsim-chat-*; else shasum -a 256 mapsim-chat-*; fi > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+## test-release: make release into a temporary folder and check it
+## (scripts/check-release.sh: the sums, stripped static binaries for each
+## target, the version printed)
+test-release:
+	bash scripts/check-release.sh
+
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
 ## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
 ## chromium and nodejs: see README)
-test: vet vuln fuzz test-go test-web
+test: vet vuln fuzz test-go test-web test-release
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -115,4 +138,4 @@ fmt:
 	gofmt -w cmd internal migrations web
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
