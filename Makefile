@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 BIN     ?= bin/mapsim-chat
 
-.PHONY: run build test test-go test-web test-release fuzz bench vet vuln fmt clean tools release
+.PHONY: run build test test-go test-web test-release fuzz bench vet vuln fmt clean tools image release
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
@@ -57,6 +57,21 @@ release:
 ## target, the version printed)
 test-release:
 	bash scripts/check-release.sh
+
+# The container image. podman or docker, whichever is installed (or
+# CONTAINER="podman --runtime runc"); ARCH builds another architecture's
+# image (linux/ARCH).
+CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE     ?= mapsim-chat:$(VERSION)
+ARCH      ?= $(shell $(GO) env GOARCH)
+
+## image: the container image IMAGE (Containerfile: FROM scratch, the static
+## linux binary, a non-root user, /data as the volume, a HEALTHCHECK)
+image:
+	@if [ -z "$(CONTAINER)" ]; then echo "make image needs podman or docker (apt-get install podman)"; exit 1; fi
+	GOOS=linux GOARCH=$(ARCH) $(GOBUILD) -o bin/linux-$(ARCH)/mapsim-chat ./cmd/mapsim-chat
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --platform linux/$(ARCH) \
+	  -f Containerfile -t $(IMAGE) .
 
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
 ## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
