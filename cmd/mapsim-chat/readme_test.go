@@ -91,3 +91,34 @@ func TestREADMEWalkthrough(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentsNamedExist: every document the top-level documents name
+// (DESIGN.md was named and never there) is in the repository.
+func TestDocumentsNamedExist(t *testing.T) {
+	root := repoRoot(t)
+	out, err := exec.Command("git", "-C", root, "ls-files").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	files := strings.Fields(string(out))
+	named := regexp.MustCompile(`[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b`)
+	for _, doc := range []string{"README.md", "ARCHITECTURE.md", "E2EE.md"} {
+		data, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range named.FindAllString(string(data), -1) {
+			found := false
+			for _, f := range files {
+				// A path names that file; a bare name may sit in any folder.
+				if f == name || (!strings.Contains(name, "/") && filepath.Base(f) == name) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s names %s, which is not in the repository", doc, name)
+			}
+		}
+	}
+}
