@@ -74,8 +74,10 @@ image:
 	  -f Containerfile -t $(IMAGE) .
 
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
-## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
-## chromium and nodejs: see README)
+## race detector (with the deployment tests: the image, nginx and caddy, the
+## README's walk-through), the browser tests, then the release check (needs
+## mariadb-server, clamav-daemon, chromium, nodejs, curl, nginx-light, caddy,
+## podman and runc: see README)
 test: vet vuln fuzz test-go test-web test-release
 
 test-go:
