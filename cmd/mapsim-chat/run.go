@@ -36,8 +36,9 @@ commands:
   migrate          apply database migrations and exit
   admin ...        administration; "mapsim-chat admin help" lists its commands
   chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
-                   a terminal client: password on the first line of standard input
-                   (or in MAPSIM_CHAT_PASSWORD), then one message per line
+                   a terminal client: the password (asked for without echo on a
+                   terminal, else the first line of standard input, or in
+                   MAPSIM_CHAT_PASSWORD), then one message per line
   healthcheck [-url http://127.0.0.1:8000] [-timeout 5s]
                    exit 0 if the server (by default the one LISTEN_ADDR names)
                    answers GET /healthz with 200, 1 otherwise
@@ -70,7 +71,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runHealthcheck(ctx, args[2:], getenv, stdout)
 	case "serve", "migrate", "admin":
 		if helpAsked(args[2:]) {
-			fmt.Fprint(stdout, map[bool]string{false: usage, true: adminUsage}[cmd == "admin"])
+			help := usage
+			if cmd == "admin" {
+				help = adminUsage
+			}
+			fmt.Fprint(stdout, help)
 			return nil
 		}
 	default:
