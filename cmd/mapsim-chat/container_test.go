@@ -10,11 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
 )
 
 // podman runs the podman command-line tool the way it runs on the build
@@ -65,6 +68,14 @@ func (p *podman) try(args ...string) (string, error) {
 		return stdout.String() + stderr.String(), err
 	}
 	return strings.TrimSpace(stdout.String()), nil
+}
+
+// logs is what a container wrote, standard output and standard error.
+func (p *podman) logs(name string) string {
+	cmd := exec.Command(p.path, "--runtime", "runc", "logs", name)
+	cmd.Env = p.env
+	out, _ := cmd.CombinedOutput()
+	return string(out)
 }
 
 // freePort is a loopback port nobody listens on at the moment.
@@ -127,10 +138,17 @@ type container struct {
 func startContainer(t *testing.T, p *podman, image, volume string) *container {
 	t.Helper()
 	port := freePort(t)
-	name := randomName("mapsim-chat-test-")
 	// --read-only: the server writes nothing outside /data (podman gives
 	// /tmp a tmpfs).
-	p.run("run", "-d", "--name", name, "--read-only", "-p", "127.0.0.1:"+port+":8000", "-v", volume+":/data", image)
+	return runContainer(t, p, port, "--read-only", "-p", "127.0.0.1:"+port+":8000", "-v", volume+":/data", image)
+}
+
+// runContainer runs a container with the given arguments and waits until
+// /healthz answers on the loopback port.
+func runContainer(t *testing.T, p *podman, port string, args ...string) *container {
+	t.Helper()
+	name := randomName("mapsim-chat-test-")
+	p.run(append([]string{"run", "-d", "--name", name}, args...)...)
 	t.Cleanup(func() { p.try("rm", "-f", "-t", "0", name) })
 	c := &container{testServer: &testServer{tb: t, URL: "http://127.0.0.1:" + port}, name: name}
 	deadline := time.Now().Add(60 * time.Second)
@@ -143,8 +161,7 @@ func startContainer(t *testing.T, p *podman, image, volume string) *container {
 			}
 		}
 		if state, _ := p.try("inspect", "--format", "{{.State.Status}}", name); state != "running" || time.Now().After(deadline) {
-			logs, _ := p.try("logs", name)
-			t.Fatalf("container %s is %s and /healthz did not answer: %v\nlogs:\n%s", name, state, err, logs)
+			t.Fatalf("container %s is %s and /healthz did not answer: %v\nlogs:\n%s", name, state, err, p.logs(name))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -197,8 +214,7 @@ func TestContainerImage(t *testing.T) {
 	// A graceful stop: SIGTERM, and the server exits 0.
 	p.run("stop", "-t", "30", c.name)
 	if code := p.run("inspect", "--format", "{{.State.ExitCode}}", c.name); code != "0" {
-		logs, _ := p.try("logs", c.name)
-		t.Fatalf("the server exited %s on SIGTERM\n%s", code, logs)
+		t.Fatalf("the server exited %s on SIGTERM\n%s", code, p.logs(c.name))
 	}
 	p.run("rm", c.name)
 
@@ -226,4 +242,91 @@ func TestContainerImage(t *testing.T) {
 		}
 	}
 	t.Logf("container test took %s", time.Since(started).Round(time.Millisecond))
+}
+
+// composeEnvironment reads the environment: block of a service in
+// deploy/compose.yaml (two-space indents, "NAME: value" lines), with
+// ${NAME:-default} replaced by its default and ${NAME:?message} by set[NAME].
+func composeEnvironment(t *testing.T, service string, set map[string]string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	env := map[string]string{}
+	in, block := false, false
+	subst := regexp.MustCompile(`\$\{([A-Z_]+):([-?])([^}]*)\}`)
+	for _, line := range lines {
+		switch {
+		case line == "  "+service+":":
+			in = true
+		case in && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.TrimSpace(line) != "":
+			in = false // the next service
+		case in && line == "    environment:":
+			block = true
+		case block && strings.HasPrefix(line, "      "):
+			if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+				name, value, ok := strings.Cut(l, ": ")
+				if !ok {
+					t.Fatalf("compose.yaml: %q is not NAME: value", l)
+				}
+				value = subst.ReplaceAllStringFunc(strings.Trim(value, `"`), func(m string) string {
+					g := subst.FindStringSubmatch(m)
+					if g[2] == "-" {
+						return g[3]
+					}
+					v, ok := set[g[1]]
+					if !ok {
+						t.Fatalf("compose.yaml needs %s; the test gives no value for it", g[1])
+					}
+					return v
+				})
+				env[name] = value
+			}
+		case block:
+			block = false
+		}
+	}
+	if len(env) == 0 {
+		t.Fatalf("compose.yaml has no environment for %s", service)
+	}
+	return env
+}
+
+// TestContainerImageMariaDB runs the image as deploy/compose.yaml does, with
+// the chat service's environment from that file, on a throwaway MariaDB in
+// place of the db service (host networking, so the container reaches it on
+// loopback; nothing can be pulled here, so compose itself does not run).
+func TestContainerImageMariaDB(t *testing.T) {
+	p := newPodman(t)
+	db := mariadbtest.Options(t)
+	image := buildImage(t, p)
+	env := composeEnvironment(t, "chat", map[string]string{
+		"DB_PASS": "", "SECRET_KEY": "TWFwc2ltQ2hhdFRlc3RTZWNyZXRLZXkwMTIzNDU2Nzg5",
+	})
+	if env["DB_HOST"] != "db" || env["SECRET_KEY"] == "" {
+		t.Fatalf("the chat service's environment: %v", env)
+	}
+	port := freePort(t)
+	env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USER"] = db.Host, db.Port, db.Name, db.User
+	env["LISTEN_ADDR"] = "127.0.0.1:" + port
+	args := []string{"--read-only", "--network", "host"}
+	for k, v := range env {
+		args = append(args, "-e", k+"="+v)
+	}
+	c := runContainer(t, p, port, append(args, image)...)
+	if r := c.call(t, "GET", "/readyz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("readyz on MariaDB: %d %s", r.Status, r.Raw)
+	}
+	if out, err := p.try("healthcheck", "run", c.name); err != nil {
+		t.Fatalf("the image's HEALTHCHECK with LISTEN_ADDR=%s: %v\n%s", env["LISTEN_ADDR"], err, out)
+	}
+	ws := c.MustDial(t, c.MustUser(t, "maria"), "global")
+	ws.nextType("hello")
+	ws.send(map[string]any{"type": "text", "text": "stored in MariaDB", "client_id": "m1"})
+	ws.nextType("ack")
+	if logs := p.logs(c.name); !strings.Contains(logs, `"driver":"mysql"`) {
+		t.Fatalf("the server did not run on MariaDB:\n%s", logs)
+	}
 }
