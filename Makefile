@@ -6,9 +6,14 @@ GO      ?= go
 # refuse instead.)
 export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Stripped (-s -w), versioned, static (CGO_ENABLED=0) and reproducible
+# (-trimpath): every binary the Makefile makes is built this way, so they
+# share one build cache.
 LDFLAGS := -s -w -X main.version=$(VERSION)
+GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+BIN     ?= bin/mapsim-chat
 
-.PHONY: run build test test-go test-web fuzz bench vet vuln fmt clean tools
+.PHONY: run build test test-go test-web test-release fuzz bench vet vuln fmt clean tools image release
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
@@ -20,18 +25,60 @@ GOVULNCHECK_VERSION := v1.9.0
 # version is named.
 VULNDB_VERSION      ?= latest
 
-## run: start the server on :8000 (SQLite in ./data, generated SECRET_KEY)
-run:
-	$(GO) run ./cmd/mapsim-chat serve
+## run: build, then start the server on :8000 (SQLite in ./data, generated
+## SECRET_KEY); Ctrl-C stops it gracefully, and make says nothing more. (Not
+## go run: the go command exits 1 when interrupted, whatever the server did.)
+run: build
+	$(BIN) serve
 
 ## build: a static binary in bin/ (no cgo)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mapsim-chat ./cmd/mapsim-chat
+	$(GOBUILD) -o $(BIN) ./cmd/mapsim-chat
+
+# The release: one binary per target, named mapsim-chat-VERSION-OS-ARCH.
+RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+DIST            ?= dist
+
+## release: stripped, versioned, static binaries for RELEASE_TARGETS in dist/,
+## and dist/SHA256SUMS (sha256sum -c SHA256SUMS checks them)
+release:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for t in $(RELEASE_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; [ "$$os" = windows ] && ext=.exe; \
+	  out=$(DIST)/mapsim-chat-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "GOOS=$$os GOARCH=$$arch -> $$out"; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$out ./cmd/mapsim-chat; \
+	done
+	@cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum mapsim-chat-*; else shasum -a 256 mapsim-chat-*; fi > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+## test-release: make release into a temporary folder and check it
+## (scripts/check-release.sh: the sums, stripped static binaries for each
+## target, the version printed)
+test-release:
+	bash scripts/check-release.sh
+
+# The container image. podman or docker, whichever is installed (or
+# CONTAINER="podman --runtime runc"); ARCH builds another architecture's
+# image (linux/ARCH).
+CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE     ?= mapsim-chat:$(VERSION)
+ARCH      ?= $(shell $(GO) env GOARCH)
+
+## image: the container image IMAGE (Containerfile: FROM scratch, the static
+## linux binary, a non-root user, /data as the volume, a HEALTHCHECK)
+image:
+	@if [ -z "$(CONTAINER)" ]; then echo "make image needs podman or docker (apt-get install podman)"; exit 1; fi
+	GOOS=linux GOARCH=$(ARCH) $(GOBUILD) -o bin/linux-$(ARCH)/mapsim-chat ./cmd/mapsim-chat
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --platform linux/$(ARCH) \
+	  -f Containerfile -t $(IMAGE) .
 
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
-## race detector, then the browser tests (needs mariadb-server, clamav-daemon,
-## chromium and nodejs: see README)
-test: vet vuln fuzz test-go test-web
+## race detector (with the deployment tests: the image, nginx and caddy, the
+## README's walk-through), the browser tests, then the release check (needs
+## mariadb-server, clamav-daemon, chromium, nodejs, curl, nginx-light, caddy,
+## podman and runc: see README)
+test: vet vuln fuzz test-go test-web test-release
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -108,4 +155,4 @@ fmt:
 	gofmt -w cmd internal migrations web
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

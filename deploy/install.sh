@@ -5,6 +5,16 @@
 # /etc/mapsim-chat/env with a fresh SECRET_KEY (kept if it exists), installs
 # the binary and the unit, and starts the service. Run it again to upgrade:
 # it replaces the binary and restarts, and never touches existing settings.
+#
+# Settings (environment variables):
+#   BINARY=path   the binary to install (default: bin/mapsim-chat beside deploy/)
+#   DESTDIR=dir   stage the files under dir instead of / (for a package or an
+#                 image): dir/usr/local/bin/mapsim-chat, dir/etc/systemd/system/
+#                 mapsim-chat.service, dir/etc/mapsim-chat/env, dir/var/lib/
+#                 mapsim-chat/{data,uploads}. With DESTDIR nothing else is done:
+#                 no user is created, nothing is chowned, systemd is not touched,
+#                 and root is not needed; the package's own scripts do the rest.
+#   e.g. DESTDIR=/tmp/stage BINARY=dist/mapsim-chat-v1.2.0-linux-amd64 deploy/install.sh
 set -euo pipefail
 
 root="${DESTDIR:-}"

@@ -33,7 +33,9 @@ commands:
   enable-user -username NAME                           let a disabled user log in again
   invite [-ttl 168h]                                   print a single-use invite code (REGISTRATION=invite)
   rotate-secret [-generate]                            rewrap every key version under a new SECRET_KEY,
-                                                       read from standard input or generated
+                                                       read from standard input or generated; logs
+                                                       everyone out (tokens are signed with a key
+                                                       derived from SECRET_KEY)
   prune-uploads                                        run the upload quota janitor now
   clear-data --yes                                     delete every message, file and key version (users and
                                                        chats stay); stop the server first
@@ -174,6 +176,20 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 	return nil
 }
 
+// helpAsked reports whether args ask for a command's usage: -h, -help or
+// --help before any "--". Asking is no failure, so the command exits 0.
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 func readLine(in *bufio.Reader, what string) (string, error) {
 	line, err := in.ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
@@ -223,12 +239,17 @@ func rotateSecret(ctx context.Context, cfg config.Config, st *store.DB, oldKey [
 		if err := os.Rename(tmp, cfg.SecretFile()); err != nil {
 			return fmt.Errorf("rewrapped %d key versions but could not replace %s (the new key is in %s): %w", n, cfg.SecretFile(), tmp, err)
 		}
-		fmt.Fprintf(stdout, "rewrapped %d key versions; %s holds the new secret. Restart the server.\n", n, cfg.SecretFile())
+		fmt.Fprintf(stdout, "rewrapped %d key versions; %s holds the new secret. Restart the server.\n%s\n", n, cfg.SecretFile(), loggedOut)
 		return nil
 	}
-	fmt.Fprintf(stdout, "rewrapped %d key versions. Set SECRET_KEY to the new value in your .env and restart the server.\n", n)
+	fmt.Fprintf(stdout, "rewrapped %d key versions. Set SECRET_KEY to the new value in your .env and restart the server.\n%s\n", n, loggedOut)
 	if generate {
 		fmt.Fprintf(stdout, "SECRET_KEY=%s\n", encoded)
 	}
 	return nil
 }
+
+// loggedOut is what rotate-secret does to every session, said where the
+// operator sees it before restarting.
+const loggedOut = "The restart logs everyone out: access tokens are signed with a key derived from SECRET_KEY, " +
+	"so every token issued before it is refused and every user logs in again."

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -296,12 +297,18 @@ func TestBadConfig(t *testing.T) {
 		"SECRET_KEY":             {"SECRET_KEY": "changeme"},
 		"SECRET_KEY (published)": {"SECRET_KEY": "k7z2Fz0x+Jz9oZB0X9c0Zp+6Zp0ZP4x1y1z4Y8k="},
 		"LISTEN_ADDR":            {"LISTEN_ADDR": "nowhere"},
+		// SecureChat's setting: ignored, the server would start on SQLite.
+		"DATABASE_URL": {"DATABASE_URL": "mysql://chat:pw@db.internal/chat"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			variable, _, _ := strings.Cut(name, " ")
-			_, err := start(t, baseEnv(t, env))
+			e := baseEnv(t, env)
+			_, err := start(t, e)
 			if err == nil || !strings.Contains(err.Error(), variable) {
 				t.Fatalf("err = %v, want one naming %s", err, variable)
+			}
+			if _, err := os.Stat(filepath.Join(e["DATA_DIR"], "chat.db")); err == nil {
+				t.Fatalf("a refused start made a database")
 			}
 		})
 	}

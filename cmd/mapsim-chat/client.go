@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -22,14 +23,18 @@ import (
 // runChat is a small terminal client: it logs in, opens a WebSocket with a
 // ticket, prints the chat's recent history and every message that arrives,
 // and sends each line typed. The first line of standard input is the
-// password, unless MAPSIM_CHAT_PASSWORD is set.
-func runChat(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+// password, unless MAPSIM_CHAT_PASSWORD is set; from a terminal it is asked
+// for on stderr and typed without echo.
+func runChat(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	server := fs.String("url", "http://127.0.0.1:8000", "the server's address")
 	username := fs.String("username", "", "who to log in as")
 	chatName := fs.String("chat", "global", "the chat to open")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the usage is printed; asking for it is no failure
+		}
 		return err
 	}
 	if *username == "" {
@@ -42,7 +47,10 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 	in := bufio.NewReader(stdin)
 	password := getenv("MAPSIM_CHAT_PASSWORD")
 	if password == "" {
-		if password, err = readLine(in, "password"); err != nil {
+		if password, err = readPassword(ctx, in, stdin, stderr, *username); err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C at the prompt
+			}
 			return err
 		}
 	}
@@ -166,6 +174,39 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 			conn.Close(websocket.StatusNormalClosure, "bye")
 			return nil
 		}
+	}
+}
+
+// readPassword reads the password, the first line of in. When stdin is a
+// terminal it asks for it on stderr and turns echo off while it is typed,
+// so that it is neither on the screen nor in the terminal's scrollback;
+// Ctrl-C (which cancels ctx) gives the terminal back as it was.
+func readPassword(ctx context.Context, in *bufio.Reader, stdin io.Reader, stderr io.Writer, username string) (string, error) {
+	f, ok := stdin.(*os.File)
+	if !ok || !isTerminal(f.Fd()) {
+		return readLine(in, "password")
+	}
+	fmt.Fprintf(stderr, "Password for %s: ", username)
+	restore, err := echoOff(f.Fd())
+	if err != nil {
+		return "", fmt.Errorf("chat: cannot turn off echo to read the password (%w); pipe it in or set MAPSIM_CHAT_PASSWORD", err)
+	}
+	defer fmt.Fprintln(stderr) // the Enter typed was not echoed either
+	defer restore()
+	type result struct {
+		line string
+		err  error
+	}
+	read := make(chan result, 1)
+	go func() {
+		line, err := readLine(in, "password")
+		read <- result{line, err}
+	}()
+	select {
+	case r := <-read:
+		return r.line, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
 }
 

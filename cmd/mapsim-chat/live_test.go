@@ -259,6 +259,9 @@ func TestDatabaseGoesAway(t *testing.T) {
 	if r := srv.call(t, "GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with the database gone: %d %s", r.Status, r.Raw)
 	}
+	if r := srv.call(t, "HEAD", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("HEAD /readyz with the database gone: %d", r.Status)
+	}
 	if r := srv.call(t, "GET", "/healthz", "", nil); r.Status != http.StatusOK {
 		t.Fatalf("healthz: %d", r.Status)
 	}
@@ -319,8 +322,13 @@ func TestAdminCommands(t *testing.T) {
 	if out, err := admin("another-Long-passphrase-9\n", "create-user", "-username", "root-ann", "-admin"); err != nil || !strings.Contains(out, "role admin") {
 		t.Fatalf("create-user: %q %v", out, err)
 	}
-	if out, err := admin("", "rotate-secret", "-generate"); err != nil || !strings.Contains(out, "rewrapped 1 key versions") {
+	// It must say that it logs everyone out, as it does (below).
+	if out, err := admin("", "rotate-secret", "-generate"); err != nil || !strings.Contains(out, "rewrapped 1 key versions") ||
+		!strings.Contains(out, "logs everyone out") {
 		t.Fatalf("rotate-secret: %q %v", out, err)
+	}
+	if out, _ := admin("", "help"); !strings.Contains(strings.Join(strings.Fields(out), " "), "logs everyone out") {
+		t.Fatalf("admin help does not say that rotate-secret logs everyone out:\n%s", out)
 	}
 	srv2 := MustStart(t, env)
 	if r := reg(srv2, "late", ""); r.Status != http.StatusForbidden {

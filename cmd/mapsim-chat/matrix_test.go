@@ -43,6 +43,8 @@ var routeRows = map[string]routeRow{
 	"GET /static/*":          {kind: "public"},
 	"GET /healthz":           {kind: "public"},
 	"GET /readyz":            {kind: "public"},
+	"HEAD /healthz":          {kind: "public"},
+	"HEAD /readyz":           {kind: "public"},
 	"POST /register":         {kind: "public"},
 	"POST /login":            {kind: "public"},
 	"GET /ws":                {kind: "ws"}, // TestMembershipMatrixFrames

@@ -37,12 +37,18 @@ commands:
   migrate          apply database migrations and exit
   admin ...        administration; "mapsim-chat admin help" lists its commands
   chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
-                   a terminal client: password on the first line of standard input
-                   (or in MAPSIM_CHAT_PASSWORD), then one message per line
+                   a terminal client: the password (asked for without echo on a
+                   terminal, else the first line of standard input, or in
+                   MAPSIM_CHAT_PASSWORD), then one message per line
   gen-cert [-host NAME-OR-IP ...] [-out tls] [-days 365] [-force]
                    write a self-signed certificate and key for TLS_CERT_FILE and
                    TLS_KEY_FILE (default hosts: localhost, 127.0.0.1, this machine)
+  healthcheck [-url http://127.0.0.1:8000] [-timeout 5s]
+                   exit 0 if the server (by default the one LISTEN_ADDR names)
+                   answers GET /healthz with 200, 1 otherwise
   version          print the version
+
+Every command takes -h (or --help) for its usage.
 
 Settings come from the environment and ./.env; see .env.example.
 The server reads its TLS certificate files again on SIGHUP; SIGINT and
@@ -81,10 +87,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "chat":
-		return runChat(ctx, args[2:], getenv, stdin, stdout)
+		return runChat(ctx, args[2:], getenv, stdin, stdout, stderr)
 	case "gen-cert":
 		return runGenCert(args[2:], stdout)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[2:], getenv, stdout)
 	case "serve", "migrate", "admin":
+		if helpAsked(args[2:]) {
+			help := usage
+			if cmd == "admin" {
+				help = adminUsage
+			}
+			fmt.Fprint(stdout, help)
+			return nil
+		}
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)

@@ -432,6 +432,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.WSQueueSize, c.WSPingInterval, c.WSPongTimeout, c.WSWriteTimeout = 256, 25*time.Second, 60*time.Second, 10*time.Second
 	c.SyncPageSize, c.TypingTTL, c.WSBusyWrites = 200, 5*time.Second, 10000
 
+	l.refuseForeign()
 	if v := l.str("REDIS_URL", ""); v != "" {
 		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -527,4 +528,71 @@ func TestNormalizeOrigin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadRefusesForeignSettings: a name the server does not read but that
+// looks like one of its own (SecureChat's DATABASE_URL, a framework's
+// JWT_SECRET, a platform's PORT) stops the start with a sentence naming it
+// and what to set instead, and never shows its value; set beside the
+// setting it stands for, it is let through.
+func TestLoadRefusesForeignSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     []string
+		refused string // the foreign name the error must give, "" when accepted
+		instead string // what the error must say to set
+	}{
+		{"SecureChat's DATABASE_URL", []string{"DATABASE_URL=mysql://chat:hunter2hunter2@db/chat"}, "DATABASE_URL", "DB_HOST"},
+		{"DB_URL", []string{"DB_URL=mysql://db/chat"}, "DB_URL", "DB_USER"},
+		{"MYSQL_URL", []string{"MYSQL_URL=mysql://db/chat"}, "MYSQL_URL", "DB_PASS"},
+		{"SecureChat's DB_FILE", []string{"DB_FILE=/srv/chat.db"}, "DB_FILE", "DATA_DIR"},
+		{"DB_PASSWORD", []string{"DB_HOST=db", "DB_USER=chat", "DB_PASSWORD=hunter2hunter2"}, "DB_PASSWORD", "DB_PASS"},
+		{"JWT_SECRET", []string{"JWT_SECRET=hunter2hunter2"}, "JWT_SECRET", "SECRET_KEY"},
+		{"SECRET", []string{"SECRET=hunter2hunter2"}, "SECRET", "SECRET_KEY"},
+		{"PORT", []string{"PORT=9000"}, "PORT", "LISTEN_ADDR"},
+		{"HOST", []string{"HOST=0.0.0.0"}, "HOST", "LISTEN_ADDR"},
+		{"UPLOAD_FOLDER", []string{"UPLOAD_FOLDER=/srv/up"}, "UPLOAD_FOLDER", "UPLOAD_DIR"},
+		{"MAX_CONTENT_LENGTH", []string{"MAX_CONTENT_LENGTH=1000"}, "MAX_CONTENT_LENGTH", "UPLOAD_MAX_FILE_MB"},
+		{"CORS_ORIGINS", []string{"CORS_ORIGINS=https://x.example"}, "CORS_ORIGINS", "ALLOWED_ORIGINS"},
+		{"LOG_LEVEL", []string{"LOG_LEVEL=debug"}, "LOG_LEVEL", "DEBUG=true"},
+		{"empty is unset", []string{"DATABASE_URL= "}, "", ""},
+		{"DATABASE_URL beside DB_HOST", []string{"DATABASE_URL=postgres://x", "DB_HOST=db", "DB_USER=chat"}, "", ""},
+		{"DATABASE_URL beside DB_DRIVER=sqlite", []string{"DATABASE_URL=postgres://x", "DB_DRIVER=sqlite"}, "", ""},
+		{"a platform's PORT beside LISTEN_ADDR", []string{"PORT=8080", "LISTEN_ADDR=:8080"}, "", ""},
+		{"JWT_SECRET beside SECRET_KEY", []string{"JWT_SECRET=x", "SECRET_KEY=" + strings.Repeat("ab", 32)}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(tt.env...))
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("%v refused: %v", tt.env, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("%v accepted: the server would start without it", tt.env)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tt.refused+": is not a Mapsim Chat setting, so it would be ignored") || !strings.Contains(msg, tt.instead) || !strings.Contains(msg, "once that is set, "+tt.refused+" is ignored") {
+				t.Fatalf("the error should name %s, say to set %s and that it is then ignored: %v", tt.refused, tt.instead, msg)
+			}
+			if strings.Contains(msg, "hunter2hunter2") {
+				t.Fatalf("the error shows the value: %v", msg)
+			}
+		})
+	}
+}
+
+// TestLoadLetsTheShellsHOSTThrough: tcsh exports HOST as the machine's name;
+// that is not an attempt to set the listen address.
+func TestLoadLetsTheShellsHOSTThrough(t *testing.T) {
+	t.Parallel()
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		t.Skipf("this machine has no name: %v", err)
+	}
+	MustLoad(t, env("HOST="+name))
 }

@@ -224,12 +224,22 @@ func TestClientAddress(t *testing.T) {
 	}
 }
 
-// TestHealth answers liveness and readiness.
+// TestHealth answers liveness and readiness, to GET and to HEAD (which
+// some load balancers and probes send).
 func TestHealth(t *testing.T) {
 	a := MustAPI(t)
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz/": "ready"} {
 		if status, _, body := a.do(t, "GET", path, "", "", ""); status != http.StatusOK || body["status"] != want {
 			t.Fatalf("%s: %d %v", path, status, body)
+		}
+		res, err := a.Client().Head(a.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || len(raw) != 0 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("HEAD %s: %d %q %q", path, res.StatusCode, res.Header.Get("Content-Type"), raw)
 		}
 	}
 }

@@ -20,9 +20,12 @@ func (s *server) routes() *chi.Mux {
 	r.Get("/static/index.html", s.handleIndex())
 	r.Get("/static/*", s.handleStatic())
 
-	// Health, for load balancers and systemd.
+	// Health, for load balancers, systemd and container runtimes; HEAD too,
+	// which some probes send (net/http leaves the body out).
 	r.Get("/healthz", s.handleHealthz())
+	r.Head("/healthz", s.handleHealthz())
 	r.Get("/readyz", s.handleReadyz())
+	r.Head("/readyz", s.handleReadyz())
 
 	// Accounts.
 	r.Post("/register", s.handleRegister())
