@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,5 +60,47 @@ func TestInstallScriptDESTDIR(t *testing.T) {
 	env, _ := os.ReadFile(filepath.Join(stage, "etc/mapsim-chat/env"))
 	if !strings.Contains(string(env), "SECRET_KEY=") || !strings.Contains(string(env), "DATA_DIR=/var/lib/mapsim-chat/data") {
 		t.Errorf("the staged env file:\n%s", env)
+	}
+}
+
+// TestSystemdUnitVerifies: systemd-analyze verify finds nothing to say about
+// deploy/mapsim-chat.service (an unknown or misspelt key, a bad value, a
+// missing section). Only the binary's path is changed, to a file that
+// exists here. A unit with a misspelt key is checked too, so that a verify
+// that stopped reporting would fail this test instead of passing it.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze := needCommand(t, "systemd-analyze", "systemd")
+	dir := t.TempDir()
+	binary := filepath.Join(dir, "mapsim-chat")
+	if err := os.WriteFile(binary, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "mapsim-chat.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/mapsim-chat serve") {
+		t.Fatal("the unit's ExecStart is not /usr/local/bin/mapsim-chat serve; update this test with it")
+	}
+	verify := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(analyze, "verify", path)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ours := strings.ReplaceAll(string(unit), "/usr/local/bin/mapsim-chat", binary)
+	if out := verify("mapsim-chat.service", ours); out != "" {
+		t.Errorf("systemd-analyze verify deploy/mapsim-chat.service:\n%s", out)
+	}
+	misspelt := strings.Replace(ours, "ProtectHome=yes", "ProtectHomes=yes", 1)
+	if out := verify("misspelt.service", misspelt); !strings.Contains(out, "ProtectHomes") {
+		t.Errorf("systemd-analyze verify said nothing of a misspelt key (%q): this test could not fail", out)
 	}
 }
