@@ -414,7 +414,7 @@ func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string
 	return change, nil
 }
 
-const memberSelect = `SELECT cm.chat_id, cm.user_id, `+shownName+`, cm.role, cm.joined_at, cm.last_read_id
+const memberSelect = `SELECT cm.chat_id, cm.user_id, ` + shownName + `, cm.role, cm.joined_at, cm.last_read_id
 	FROM chat_members cm JOIN users u ON u.id = cm.user_id `
 
 // scanMembers reads memberSelect rows, grouped by chat id.
