@@ -337,6 +337,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
+	jobs.Go(func() { a.auth.WatchUnlocks(jobsCtx, a.store, revocationPoll, log) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })
 	// SIGHUP never ends the server: under systemd a death by SIGHUP counts
 	// as clean, and Restart=on-failure would leave it down.

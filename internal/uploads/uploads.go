@@ -636,3 +636,24 @@ func HumanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// RemoveFiles expires the given files and removes their sealed content and
+// thumbnails from disk (an account deleted with its files): their messages
+// stay and show the file as expired. It returns how many files it removed
+// and how many bytes that freed.
+func (s *Service) RemoveFiles(ctx context.Context, files []chat.File) (removed int, freed int64, err error) {
+	for _, f := range files {
+		ok, err := s.opt.Store.ExpireFile(ctx, f.ID, s.opt.Now().UTC())
+		if err != nil {
+			return removed, freed, err
+		}
+		if !ok {
+			continue // the janitor expired it meanwhile
+		}
+		// The row says expired before the file goes, as for the janitor.
+		s.removeStored(f)
+		removed++
+		freed += f.Size + f.ThumbSize
+	}
+	return removed, freed, nil
+}
