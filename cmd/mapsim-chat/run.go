@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintf(stdout, "database schema is at version %d\n", v)
 		return nil
 	case "admin":
-		return runAdmin(ctx, cfg, log, args[2:], stdin, stdout)
+		return runAdmin(ctx, cfg, log, args[2:], getenv, stdin, stdout)
 	}
 	return serve(ctx, cfg, log, stdout, hangup)
 }
