@@ -80,8 +80,8 @@ var adminCommands = map[string]bool{
 type adminFlags struct {
 	username, email, role, address, out, in, chat, format string
 	admin, generate, yes, removeFiles, force, noUploads   bool
-	ttl                                                    time.Duration
-	limit                                                  int
+	ttl                                                   time.Duration
+	limit                                                 int
 }
 
 func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {

@@ -319,4 +319,3 @@ func (p *progress) setCount(n int) {
 	fmt.Fprintf(p.w, "\r%s: %d\033[K", p.label, n)
 	p.drawn = true
 }
-
