@@ -288,6 +288,11 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 		return Token{}, errBadLogin
 	}
 	u, err := s.store.UserByUsername(ctx, username)
+	if err == nil && !u.DeletedAt.IsZero() {
+		// A deleted account keeps no password: it is answered as an
+		// unknown name is, in the same time.
+		err = chat.Errorf(chat.ENotFound, "No such user.")
+	}
 	var ok bool
 	switch {
 	case err == nil:
