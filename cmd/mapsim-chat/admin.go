@@ -127,6 +127,11 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 		return fmt.Errorf("admin %s: %w", cmd, err)
 	}
 	a := &adminRun{cfg: cfg, log: log, stdout: stdout, actor: adminActor(getenv)}
+	if cmd == "backup" && cfg.DBDriver == store.MySQL {
+		// Nothing to open: the plan is made of the settings alone.
+		a.mysqlBackupPlan()
+		return errMySQLBackup
+	}
 	if cmd == "restore" {
 		// Before anything opens the database or makes a secret: the
 		// folder must stay as it is unless the restore can go ahead.

@@ -61,7 +61,7 @@ type manifestFile struct {
 func (a *adminRun) backup(ctx context.Context, f adminFlags, key []byte) error {
 	if a.st.Dialect() == store.MySQL {
 		a.mysqlBackupPlan()
-		return errors.New("no archive written: with MySQL/MariaDB, back up with mysqldump and keep SECRET_KEY and the upload folder, as printed above")
+		return errMySQLBackup
 	}
 	if _, err := os.Lstat(f.out); err == nil {
 		return fmt.Errorf("-out %s exists; name a new file (a backup never overwrites one)", f.out)
@@ -198,6 +198,10 @@ func (a *adminRun) backup(ctx context.Context, f adminFlags, key []byte) error {
 		f.out, uploads.HumanBytes(size), schema, uploadsSaid, time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+// errMySQLBackup ends backup on MySQL with exit status 1, so that a script
+// does not take the printed plan for a backup made.
+var errMySQLBackup = errors.New("no archive written: with MySQL/MariaDB, back up with mysqldump and keep SECRET_KEY and the upload folder, as printed above")
 
 // mysqlBackupPlan prints how to back a MySQL/MariaDB deployment up: the
 // mysqldump line (the password is asked for, never printed) and the two
