@@ -269,6 +269,44 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 			}
 		}
 	}
+	// Rewritten archives: one byte of an upload changed (the gzip and tar
+	// are sound; only the manifest's checksum tells), an entry that climbs
+	// out of the upload folder, and one with no manifest.
+	for _, tt := range []struct {
+		name string
+		edit func(name string, data []byte) (string, []byte, bool)
+		want string
+	}{
+		{"changed upload", func(name string, data []byte) (string, []byte, bool) {
+			if strings.HasPrefix(name, "uploads/") {
+				data = append([]byte{}, data...)
+				data[len(data)/2] ^= 1
+			}
+			return name, data, true
+		}, "does not match its checksum"},
+		{"escaping entry", func(name string, data []byte) (string, []byte, bool) {
+			if strings.HasPrefix(name, "uploads/") {
+				name = "uploads/../../escaped"
+			}
+			return name, data, true
+		}, "points outside the upload folder"},
+		{"no manifest", func(name string, data []byte) (string, []byte, bool) {
+			return name, data, name != "manifest.json"
+		}, "has no manifest"},
+	} {
+		edited := filepath.Join(t.TempDir(), "edited.tar.gz")
+		rewriteArchive(t, archive, edited, tt.edit)
+		e := baseEnv(t, nil)
+		if _, err := adminIn(t, e, "", "restore", "-in", edited); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if files := append(filesUnder(t, e["DATA_DIR"]), filesUnder(t, e["UPLOAD_DIR"])...); len(files) != 0 {
+			t.Fatalf("%s: a refused restore left %q", tt.name, files)
+		}
+		if _, err := os.Stat(filepath.Join(e["UPLOAD_DIR"], "..", "..", "escaped")); err == nil {
+			t.Fatalf("%s: an entry was written outside the upload folder", tt.name)
+		}
+	}
 	if _, err := adminIn(t, clean, "", "restore", "-in", filepath.Join(t.TempDir(), "none.tar.gz")); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("restore of a missing file: %v", err)
 	}
@@ -280,6 +318,53 @@ func countAll(m []map[string]int64) int {
 		n += len(x)
 	}
 	return n
+}
+
+// rewriteArchive copies a backup archive through edit, which may rename an
+// entry, change its content or (false) drop it.
+func rewriteArchive(t testing.TB, src, dst string, edit func(name string, data []byte) (string, []byte, bool)) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	gz, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	zw := gzip.NewWriter(out)
+	tr, tw := tar.NewReader(gz), tar.NewWriter(zw)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		name, data, keep := edit(h.Name, data)
+		if !keep {
+			continue
+		}
+		h.Name, h.Size = name, int64(len(data))
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // readArchive lists a backup's entries and decodes its manifest.
