@@ -49,7 +49,7 @@ commands:
   prune-uploads                                        run the upload quota janitor now
   clear-data --yes                                     delete every message, file and key version (users and
                                                        chats stay); stop the server first
-  backup -out FILE [-no-uploads]                       SQLite: one archive with a consistent copy of the
+  backup -out FILE [-no-uploads] [-no-secret]          SQLite: one archive with a consistent copy of the
                                                        database (taken while the server runs), the secret key,
                                                        the upload folder and a manifest of checksums.
                                                        MySQL: prints the mysqldump line and what else to keep
@@ -78,10 +78,10 @@ var adminCommands = map[string]bool{
 // adminFlags are every admin command's flags (one set: each command reads
 // the ones it documents).
 type adminFlags struct {
-	username, email, role, address, out, in, chat, format string
-	admin, generate, yes, removeFiles, force, noUploads   bool
-	ttl                                                   time.Duration
-	limit                                                 int
+	username, email, role, address, out, in, chat, format         string
+	admin, generate, yes, removeFiles, force, noUploads, noSecret bool
+	ttl                                                           time.Duration
+	limit                                                         int
 }
 
 func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -110,6 +110,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 	fs.IntVar(&f.limit, "limit", 50, "audit: how many of the newest actions to show")
 	fs.StringVar(&f.out, "out", "", "backup, export: the file to write")
 	fs.BoolVar(&f.noUploads, "no-uploads", false, "backup: leave the upload folder out")
+	fs.BoolVar(&f.noSecret, "no-secret", false, "backup: leave SECRET_KEY out (keep it elsewhere)")
 	fs.StringVar(&f.in, "in", "", "restore: the backup archive to read")
 	fs.BoolVar(&f.force, "force", false, "restore: write into a data folder that is not empty")
 	fs.StringVar(&f.chat, "chat", "", "export: the chat's name (or id)")

@@ -48,6 +48,7 @@ type manifest struct {
 	CreatedAt       time.Time      `json:"created_at"`
 	Driver          string         `json:"driver"`
 	UploadsIncluded bool           `json:"uploads_included"`
+	SecretIncluded  bool           `json:"secret_included"`
 	Files           []manifestFile `json:"files"`
 }
 
@@ -116,7 +117,7 @@ func (a *adminRun) backup(ctx context.Context, f adminFlags, key []byte) error {
 	gz := gzip.NewWriter(tmp)
 	tw := tar.NewWriter(gz)
 	m := manifest{Format: backupFormat, FormatVersion: backupFormatVersion, AppVersion: version, SchemaVersion: schema,
-		CreatedAt: start.UTC().Truncate(time.Second), Driver: store.SQLite, UploadsIncluded: !f.noUploads}
+		CreatedAt: start.UTC().Truncate(time.Second), Driver: store.SQLite, UploadsIncluded: !f.noUploads, SecretIncluded: !f.noSecret}
 	p = newProgress(a.stdout, "writing the archive")
 	add := func(name string, r io.Reader, size int64, count bool) error {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: m.CreatedAt, Typeflag: tar.TypeReg}); err != nil {
@@ -137,9 +138,11 @@ func (a *adminRun) backup(ctx context.Context, f adminFlags, key []byte) error {
 		m.Files = append(m.Files, manifestFile{Path: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
 		return nil
 	}
-	secretText := []byte(base64.StdEncoding.EncodeToString(key) + "\n")
-	if err := add(backupSecret, bytes.NewReader(secretText), int64(len(secretText)), false); err != nil {
-		return fmt.Errorf("write %s: %w", f.out, err)
+	if !f.noSecret {
+		secretText := []byte(base64.StdEncoding.EncodeToString(key) + "\n")
+		if err := add(backupSecret, bytes.NewReader(secretText), int64(len(secretText)), false); err != nil {
+			return fmt.Errorf("write %s: %w", f.out, err)
+		}
 	}
 	addFile := func(name, src string) error {
 		in, err := os.Open(src)
@@ -193,8 +196,14 @@ func (a *adminRun) backup(ctx context.Context, f adminFlags, key []byte) error {
 	if f.noUploads {
 		uploadsSaid = "no uploads (-no-uploads: back " + a.cfg.UploadDir + " up yourself)"
 	}
+	if f.noSecret {
+		fmt.Fprintf(a.stdout, "wrote %s (%s): the database (schema version %d) and %s, in %s.\n"+
+			"The archive does not hold SECRET_KEY (-no-secret): keep the key elsewhere; without it the history cannot be read, and restore needs it set.\n",
+			f.out, uploads.HumanBytes(size), schema, uploadsSaid, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	fmt.Fprintf(a.stdout, "wrote %s (%s): the database (schema version %d), the secret key and %s, in %s.\n"+
-		"The archive holds SECRET_KEY: whoever has it can read the whole history. Keep it as you keep the key.\n",
+		"The archive holds SECRET_KEY: whoever has it can read the whole history. Keep it as you keep the key, or back up with -no-secret.\n",
 		f.out, uploads.HumanBytes(size), schema, uploadsSaid, time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -417,11 +426,18 @@ func (a *adminRun) restore(ctx context.Context, f adminFlags) error {
 	if _, found := got[backupDB]; !found {
 		return fmt.Errorf("%s holds no database", f.in)
 	}
-	key, err := keyring.ParseSecret(string(secretText))
-	if secretText == nil || err != nil {
-		return fmt.Errorf("%s holds no usable secret key", f.in)
+	var key []byte
+	switch {
+	case secretText == nil && cfg.SecretKey == nil:
+		return fmt.Errorf("%s holds no secret key (it was made with -no-secret): set SECRET_KEY to the key of the backed-up server and restore again", f.in)
+	case secretText == nil:
+		key = cfg.SecretKey
+	default:
+		if key, err = keyring.ParseSecret(string(secretText)); err != nil {
+			return fmt.Errorf("%s holds no usable secret key", f.in)
+		}
 	}
-	if cfg.SecretKey != nil && !bytes.Equal(cfg.SecretKey, key) {
+	if secretText != nil && cfg.SecretKey != nil && !bytes.Equal(cfg.SecretKey, key) {
 		return errors.New("SECRET_KEY in the environment or .env is not the key in this backup: the restored history could not be read. " +
 			"Remove SECRET_KEY (the server then reads DATA_DIR/secret.key) or set it to the backup's key, and restore again")
 	}
@@ -441,11 +457,17 @@ func (a *adminRun) restore(ctx context.Context, f adminFlags) error {
 	defer st.Close()
 	written = append(written, cfg.SQLitePath()+"-wal", cfg.SQLitePath()+"-shm")
 	if _, err := keyring.Load(ctx, st, key); err != nil {
+		if secretText == nil {
+			return fmt.Errorf("SECRET_KEY is not the key of this backup's database: %w", err)
+		}
 		return fmt.Errorf("the backup's secret key does not open its database: %w", err)
 	}
 	a.st = st
 	p.finish()
-	uploadsN := len(got) - 2
+	uploadsN := len(got) - 1
+	if secretText != nil {
+		uploadsN--
+	}
 	if err := a.record(ctx, "restore", f.in, fmt.Sprintf("backup of %s (mapsim-chat %s, schema %d), %d uploaded files",
 		m.CreatedAt.Format(time.RFC3339), m.AppVersion, m.SchemaVersion, uploadsN)); err != nil {
 		return err
