@@ -191,7 +191,7 @@ func TestDeleteUser(t *testing.T) {
 			if !strings.Contains(out, "1 files removed") {
 				t.Fatalf("delete-user -remove-files said: %s", out)
 			}
-			if r := srv.call(t, "GET", up.str("file_url"), bob, nil); r.Status != http.StatusGone {
+			if r := srv.call(t, "GET", up.str("file_url"), bob, nil); r.Status != http.StatusGone || !strings.Contains(r.str("detail"), "administrator removed it") {
 				t.Fatalf("a removed file: %d", r.Status)
 			}
 			if r := srv.call(t, "GET", carolUp.str("file_url"), bob, nil); r.Status != http.StatusOK {

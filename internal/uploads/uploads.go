@@ -490,8 +490,9 @@ func (s *Service) removeStored(f chat.File) {
 	}
 }
 
-// ErrExpired is returned by Download for a file the janitor expired.
-var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server removed it to stay within its storage quota.")
+// ErrExpired is returned by Download for a file the janitor expired, or an
+// administrator removed with its uploader's account.
+var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server no longer keeps it (to stay within its storage quota, or because an administrator removed it).")
 
 // ErrThumbnailPending is returned by Download for a thumbnail that is still
 // being made after ThumbWait: the upload answers before it is ready.
