@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -304,6 +303,46 @@ func TestSessionsCommand(t *testing.T) {
 	}
 }
 
+// TestAdminActionsKeepNoSecrets: the log line and the audit row of each
+// admin action name the command, its target and the operating-system
+// user, and never a password or a key, even of commands that read one.
+func TestAdminActionsKeepNoSecrets(t *testing.T) {
+	env := baseEnv(t, map[string]string{"LOG_FORMAT": "json"})
+	runLogged := func(stdin string, args ...string) (string, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"mapsim-chat", "admin"}, args...), func(k string) string { return env[k] },
+			strings.NewReader(stdin), &out, &errOut, nil)
+		if err != nil {
+			t.Fatalf("admin %v: %v\n%s%s", args, err, out.String(), errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	const password = "Correct-horse-staple-99"
+	_, log1 := runLogged(password+"\n", "create-user", "-username", "hal", "-admin")
+	out, log2 := runLogged("", "rotate-secret", "-generate")
+	newKey := regexp.MustCompile(`SECRET_KEY=(\S+)`).FindStringSubmatch(out)
+	if newKey == nil {
+		t.Fatalf("rotate-secret printed no key: %s", out)
+	}
+	env["SECRET_KEY"] = newKey[1]
+	audit, _ := runLogged("", "audit")
+	for _, text := range []string{log1, log2, audit} {
+		if strings.Contains(text, password) || strings.Contains(text, newKey[1]) || strings.Contains(text, "TWFwc2ltQ2hhdFRlc3RTZWNyZXRLZXkwMTIzNDU2Nzg5") {
+			t.Fatalf("a secret was recorded:\n%s", text)
+		}
+	}
+	for _, want := range []string{`"msg":"admin action","command":"create-user","target":"hal","detail":"role admin","actor":"`} {
+		if !strings.Contains(log1, want) {
+			t.Fatalf("no admin action line %s in:\n%s", want, log1)
+		}
+	}
+	if !strings.Contains(log2, `"command":"rotate-secret"`) || !regexp.MustCompile(`create-user\s+hal\s+role admin`).MatchString(audit) ||
+		!regexp.MustCompile(`rotate-secret\s+-\s+every key version rewrapped`).MatchString(audit) {
+		t.Fatalf("logs:\n%s\naudit:\n%s", log2, audit)
+	}
+}
+
 // openRawDB opens a test server's database with plain database/sql.
 func openRawDB(t testing.TB, env map[string]string) *sql.DB {
 	t.Helper()
@@ -323,4 +362,3 @@ func openRawDB(t testing.TB, env map[string]string) *sql.DB {
 	return db
 }
 
-var _ = json.Marshal

@@ -475,4 +475,20 @@ func TestBackupWithoutSecret(t *testing.T) {
 			t.Fatalf("restored %v", m)
 		}
 	}
+
+	// -force replaces a folder in use (stopped): its database, log and
+	// all, with the backup's.
+	ws = restored.MustDial(t, restored.MustLogin(t, "gil", testPassword), "global")
+	ws.nextType("hello")
+	ws.send(map[string]any{"type": "text", "text": "after the backup", "client_id": "g2"})
+	ws.nextType("ack")
+	restored.Stop(t)
+	if _, err := adminIn(t, fresh, "", "restore", "-in", archive); err == nil || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("restore over a used folder: %v", err)
+	}
+	MustAdmin(t, fresh, "restore", "-in", archive, "-force")
+	again := MustStart(t, fresh)
+	if got := again.MustAllMessages(t, again.MustLogin(t, "gil", testPassword), "global"); len(got) != 1 {
+		t.Fatalf("after restore -force, %d messages", len(got))
+	}
 }

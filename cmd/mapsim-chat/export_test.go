@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -123,6 +124,10 @@ func TestExportRoundTrip(t *testing.T) {
 				t.Fatalf("html export:\n%s", page)
 			}
 
+			// By the chat's id too.
+			if out := MustAdmin(t, env, "export", "-chat", fmt.Sprint(x.Chat.ID), "-format", "txt"); !strings.Contains(out, "chat global (Global), 6 messages") {
+				t.Fatalf("export by id:\n%s", out)
+			}
 			// To standard output, and a file that exists is not overwritten.
 			if out := MustAdmin(t, env, "export", "-chat", "global", "-format", "txt"); !strings.Contains(out, "bob: [message deleted]") {
 				t.Fatalf("export to stdout:\n%s", out)
