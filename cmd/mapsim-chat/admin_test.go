@@ -361,4 +361,3 @@ func openRawDB(t testing.TB, env map[string]string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
