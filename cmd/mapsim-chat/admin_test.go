@@ -28,14 +28,16 @@ func adminIn(t testing.TB, env map[string]string, stdin string, args ...string) 
 	return out.String(), err
 }
 
-// MustAdmin is adminIn that fails the test on an error.
-func MustAdmin(t testing.TB, env map[string]string, args ...string) string {
+// MustAdmin runs `mapsim-chat admin args…` as its own process (the test
+// binary acting as main), beside the test's server, and returns its
+// standard output; it fails the test unless the command exits 0.
+func MustAdmin(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
-	out, err := adminIn(t, env, "", args...)
-	if err != nil {
-		t.Fatalf("admin %v: %v\n%s", args, err, out)
+	code, stdout, stderr := runMain(t, envList(env), append([]string{"admin"}, args...)...)
+	if code != 0 {
+		t.Fatalf("admin %v: exit %d\n%s%s", args, code, stdout, stderr)
 	}
-	return out
+	return stdout
 }
 
 // envList turns an environment map into KEY=VALUE lines for runMain.
