@@ -124,6 +124,7 @@ func TestDeleteUser(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			env := baseEnv(t, b.env(t))
 			env["SUDO_USER"] = "ana"
+			env["PRESENCE_GRACE"] = "60s" // a closed tab may come back; a deleted account does not
 			srv := MustStart(t, env)
 			alice, bob, carol := srv.MustUser(t, "alice"), srv.MustUser(t, "bob"), srv.MustUser(t, "carol")
 
@@ -148,6 +149,10 @@ func TestDeleteUser(t *testing.T) {
 			if code := aliceWS.closeStatus(); code != websocket.StatusPolicyViolation {
 				t.Fatalf("the deleted user's socket closed with %v", code)
 			}
+			// Offline to the others at once, without the presence grace.
+			bobWS.next(func(f map[string]any) bool {
+				return f["type"] == "presence" && f["username"] == "alice" && f["online"] == false
+			})
 			if r := srv.call(t, "POST", "/login/", "", map[string]string{"username": "alice", "password": testPassword}); r.Status != http.StatusUnauthorized {
 				t.Fatalf("a deleted user logged in: %d %s", r.Status, r.Raw)
 			}
