@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"html/template"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,8 +60,9 @@ type exportFile struct {
 	Expired  bool   `json:"expired,omitempty"`
 }
 
-// exportPage is how many messages each read of the history takes.
-const exportPage = 500
+// exportPage is how many messages each read of the history takes (a
+// variable so that a test can make pages small).
+var exportPage = 500
 
 // export writes a chat's history as json, txt or html. End-to-end
 // encrypted chats are refused: the server holds no key to them.
@@ -88,39 +89,24 @@ func (a *adminRun) export(ctx context.Context, f adminFlags, key []byte) error {
 	}
 	d := delivery.New(delivery.Options{Store: a.st, Ring: ring, Sequencer: sequencer.New(sequencer.Options{}), Log: a.log, CommitTimeout: time.Minute})
 
-	// Pages are read newest first and put in order at the end.
-	p := newProgress(a.stdout, "reading messages")
-	var pages [][]chat.Message
-	read := 0
-	for before := int64(0); ; {
-		msgs, more, err := d.History(ctx, c, before, exportPage)
-		if err != nil {
-			return err
-		}
-		pages = append(pages, msgs)
-		read += len(msgs)
-		if p.on {
-			p.setCount(read)
-		}
-		if !more || len(msgs) == 0 {
-			break
-		}
-		before = msgs[0].ID
-	}
-	p.finish()
 	members, err := a.st.Members(ctx, c.ID)
 	if err != nil {
 		return err
 	}
-	x := chatExport{Chat: exportChat{ID: c.ID, Name: c.Name, Kind: c.Kind, Title: c.Title}, ExportedAt: time.Now().UTC().Truncate(time.Second)}
-	for _, m := range members {
-		x.Members = append(x.Members, m.Username)
+	// The export runs up to the newest message when it starts, read in
+	// pages oldest first and written as it goes: a chat of millions of
+	// messages takes a page of memory, not the whole history.
+	newest, _, err := d.History(ctx, c, 0, 1)
+	if err != nil {
+		return err
 	}
-	slices.Reverse(pages)
-	for _, page := range pages {
-		for _, m := range page {
-			x.Messages = append(x.Messages, exported(m))
-		}
+	var last int64
+	if len(newest) > 0 {
+		last = newest[0].ID
+	}
+	head := chatExport{Chat: exportChat{ID: c.ID, Name: c.Name, Kind: c.Kind, Title: c.Title}, ExportedAt: time.Now().UTC().Truncate(time.Second)}
+	for _, m := range members {
+		head.Members = append(head.Members, m.Username)
 	}
 
 	out := a.stdout
@@ -134,16 +120,45 @@ func (a *adminRun) export(ctx context.Context, f adminFlags, key []byte) error {
 		out = file
 	}
 	bw := bufio.NewWriter(out)
+	var w exportWriter
 	switch f.format {
 	case "json":
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(x)
+		w = &jsonExport{w: bw}
 	case "txt":
-		err = writeExportText(bw, x)
+		w = &textExport{w: bw}
 	case "html":
-		err = exportHTML.Execute(bw, x)
+		w = &htmlExport{w: bw}
 	}
+	p := newProgress(a.stdout, "exporting messages")
+	if file == nil {
+		p.on = false // the export itself is on standard output
+	}
+	count := 0
+	err = w.begin(head)
+	for after := int64(0); err == nil && after < last; {
+		var page []chat.Message
+		if page, err = d.After(ctx, c, after, exportPage); err != nil || len(page) == 0 {
+			break
+		}
+		for _, m := range page {
+			after = m.ID
+			if m.ID > last {
+				break
+			}
+			if m.TargetID != 0 || m.Kind == chat.MessageEdit || m.Kind == chat.MessageDelete {
+				continue // an event: its target already shows what it did
+			}
+			if err = w.message(exported(m)); err != nil {
+				break
+			}
+			count++
+		}
+		p.setCount(count)
+	}
+	if err == nil {
+		err = w.end(count)
+	}
+	p.finish()
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -162,14 +177,69 @@ func (a *adminRun) export(ctx context.Context, f adminFlags, key []byte) error {
 	if dest == "" {
 		dest = "standard output"
 	}
-	if err := a.record(ctx, "export", c.Name, fmt.Sprintf("%d messages as %s to %s", len(x.Messages), f.format, dest)); err != nil {
+	if err := a.record(ctx, "export", c.Name, fmt.Sprintf("%d messages as %s to %s", count, f.format, dest)); err != nil {
 		return err
 	}
 	if file != nil {
-		fmt.Fprintf(a.stdout, "exported %d messages of chat %s to %s (%s)\n", len(x.Messages), c.Name, f.out, f.format)
+		fmt.Fprintf(a.stdout, "exported %d messages of chat %s to %s (%s)\n", count, c.Name, f.out, f.format)
 	}
 	return nil
 }
+
+// exportWriter writes one format: the chat, each message in order, the end.
+type exportWriter interface {
+	begin(head chatExport) error
+	message(m exportMessage) error
+	end(count int) error
+}
+
+// jsonExport writes chatExport's JSON, one message a line.
+type jsonExport struct {
+	w     io.Writer
+	first bool
+}
+
+func (j *jsonExport) begin(head chatExport) error {
+	head.Messages = nil
+	b, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	// {"chat":…,"members":[…],"messages":null} → …,"messages":[
+	b = bytes.TrimSuffix(b, []byte("null}"))
+	j.first = true
+	_, err = fmt.Fprintf(j.w, "%s[\n", b)
+	return err
+}
+
+func (j *jsonExport) message(m exportMessage) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	sep := ",\n"
+	if j.first {
+		sep, j.first = "", false
+	}
+	_, err = fmt.Fprintf(j.w, "%s  %s", sep, b)
+	return err
+}
+
+func (j *jsonExport) end(int) error {
+	_, err := io.WriteString(j.w, "\n]}\n")
+	return err
+}
+
+// htmlExport writes exportHTML's three parts.
+type htmlExport struct{ w io.Writer }
+
+func (h *htmlExport) begin(head chatExport) error {
+	return exportHTML.ExecuteTemplate(h.w, "head", head)
+}
+func (h *htmlExport) message(m exportMessage) error {
+	return exportHTML.ExecuteTemplate(h.w, "message", m)
+}
+func (h *htmlExport) end(count int) error { return exportHTML.ExecuteTemplate(h.w, "foot", count) }
 
 // exported is a message as the export shows it.
 func exported(m chat.Message) exportMessage {
@@ -192,50 +262,57 @@ func exported(m chat.Message) exportMessage {
 	return e
 }
 
-// writeExportText writes one line per message, "[time] name: text"; the
+// textExport writes one line per message, "[time] name: text"; the
 // further lines of a text of several lines follow indented by four spaces,
 // so every line that starts with "[" starts a message. Control characters
 // are shown escaped: the file may be read in a terminal, and a message must
 // not drive it.
-func writeExportText(w io.Writer, x chatExport) error {
-	title := x.Chat.Name
-	if x.Chat.Title != "" && x.Chat.Title != x.Chat.Name {
-		title += " (" + printable(x.Chat.Title) + ")"
+type textExport struct{ w io.Writer }
+
+func (x *textExport) begin(head chatExport) error {
+	title := head.Chat.Name
+	if head.Chat.Title != "" && head.Chat.Title != head.Chat.Name {
+		title += " (" + printable(head.Chat.Title) + ")"
 	}
-	fmt.Fprintf(w, "# Mapsim Chat: chat %s, %d messages, exported %s\n# members: %s\n",
-		title, len(x.Messages), x.ExportedAt.Format(time.RFC3339), printable(strings.Join(x.Members, ", ")))
-	for _, m := range x.Messages {
-		var body string
-		switch {
-		case m.Deleted:
-			body = "[message deleted]"
-		case m.File != nil:
-			body = "[file: " + m.File.Name + ", " + uploads.HumanBytes(m.File.Size)
-			if m.File.Expired {
-				body += ", expired"
-			}
-			body += "]"
-		case m.Type == chat.MessageFile:
-			body = "[file: no longer stored]"
-		default:
-			body = m.Text
+	_, err := fmt.Fprintf(x.w, "# Mapsim Chat: chat %s, exported %s\n# members: %s\n",
+		title, head.ExportedAt.Format(time.RFC3339), printable(strings.Join(head.Members, ", ")))
+	return err
+}
+
+func (x *textExport) message(m exportMessage) error {
+	var body string
+	switch {
+	case m.Deleted:
+		body = "[message deleted]"
+	case m.File != nil:
+		body = "[file: " + m.File.Name + ", " + uploads.HumanBytes(m.File.Size)
+		if m.File.Expired {
+			body += ", expired"
 		}
-		if m.EditedAt != nil {
-			body += " (edited)"
-		}
-		sep := ": "
-		if m.Type == chat.MessageSystem {
-			sep = " * "
-		}
-		lines := strings.Split(body, "\n")
-		for i := range lines {
-			lines[i] = printable(strings.TrimSuffix(lines[i], "\r"))
-		}
-		if _, err := fmt.Fprintf(w, "[%s] %s%s%s\n", m.Timestamp.Format("2006-01-02 15:04:05Z"), printable(m.Username), sep, strings.Join(lines, "\n    ")); err != nil {
-			return err
-		}
+		body += "]"
+	case m.Type == chat.MessageFile:
+		body = "[file: no longer stored]"
+	default:
+		body = m.Text
 	}
-	return nil
+	if m.EditedAt != nil {
+		body += " (edited)"
+	}
+	sep := ": "
+	if m.Type == chat.MessageSystem {
+		sep = " * "
+	}
+	lines := strings.Split(body, "\n")
+	for i := range lines {
+		lines[i] = printable(strings.TrimSuffix(lines[i], "\r"))
+	}
+	_, err := fmt.Fprintf(x.w, "[%s] %s%s%s\n", m.Timestamp.Format("2006-01-02 15:04:05Z"), printable(m.Username), sep, strings.Join(lines, "\n    "))
+	return err
+}
+
+func (x *textExport) end(count int) error {
+	_, err := fmt.Fprintf(x.w, "# %d messages\n", count)
+	return err
 }
 
 // printable escapes control characters (except tab) as \u{…}.
@@ -266,7 +343,7 @@ var exportHTML = template.Must(template.New("export").Funcs(template.FuncMap{
 	"iso":   func(t time.Time) string { return t.Format(time.RFC3339) },
 	"bytes": uploads.HumanBytes,
 	"join":  strings.Join,
-}).Parse(`<!DOCTYPE html>
+}).Parse(`{{define "head"}}<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -275,7 +352,7 @@ var exportHTML = template.Must(template.New("export").Funcs(template.FuncMap{
 <title>{{.Chat.Name}}{{if .Chat.Title}} ({{.Chat.Title}}){{end}} · Mapsim Chat export</title>
 <style>
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 50rem; padding: 0 1rem; color: #1b1b1b; }
-header p { color: #555; }
+header p, footer p { color: #555; }
 ol { list-style: none; padding: 0; }
 li { padding: .35rem 0; border-bottom: 1px solid #eee; }
 time { color: #777; font-size: .85em; margin-right: .5em; }
@@ -287,10 +364,12 @@ time { color: #777; font-size: .85em; margin-right: .5em; }
 <body>
 <header>
 <h1>{{.Chat.Name}}{{if .Chat.Title}} ({{.Chat.Title}}){{end}}</h1>
-<p>{{len .Messages}} messages, exported {{when .ExportedAt}} from Mapsim Chat. Members: {{join .Members ", "}}.</p>
+<p>Exported {{when .ExportedAt}} from Mapsim Chat. Members: {{join .Members ", "}}.</p>
 </header>
 <ol>
-{{- range .Messages}}
+{{- end}}
+
+{{define "message"}}
 <li id="m{{.ID}}"><time datetime="{{iso .Timestamp}}">{{when .Timestamp}}</time><span class="who">{{.Username}}</span>
 {{- if .Deleted}} <span class="note">message deleted</span>
 {{- else if .File}} <span class="file">file: {{.File.Name}} ({{bytes .File.Size}}{{if .File.Expired}}, expired{{end}})</span>
@@ -299,10 +378,13 @@ time { color: #777; font-size: .85em; margin-right: .5em; }
 {{- else}} <span class="text">{{.Text}}</span>{{end}}
 {{- if .EditedAt}} <span class="note">(edited)</span>{{end}}</li>
 {{- end}}
+
+{{define "foot"}}
 </ol>
+<footer><p>{{.}} messages.</p></footer>
 </body>
 </html>
-`))
+{{end}}`))
 
 // setCount shows a count of messages read, for reads whose total is not
 // known in advance.

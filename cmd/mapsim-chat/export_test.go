@@ -99,14 +99,17 @@ func TestExportRoundTrip(t *testing.T) {
 			lines := strings.Split(strings.TrimSuffix(read("global.txt"), "\n"), "\n")
 			starts := regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\] (alice|bob): `)
 			var msgLines []string
-			for _, l := range lines[2:] {
+			if lines[len(lines)-1] != "# 6 messages" {
+				t.Fatalf("txt export ends %q", lines[len(lines)-1])
+			}
+			for _, l := range lines[2 : len(lines)-1] {
 				if starts.MatchString(l) {
 					msgLines = append(msgLines, l)
 				} else if !strings.HasPrefix(l, "    ") {
 					t.Fatalf("txt line is neither a message nor indented: %q", l)
 				}
 			}
-			if !strings.HasPrefix(lines[0], "# Mapsim Chat: chat global") || len(msgLines) != 6 || len(lines) != 2+6+2 {
+			if !strings.HasPrefix(lines[0], "# Mapsim Chat: chat global") || len(msgLines) != 6 || len(lines) != 2+6+2+1 {
 				t.Fatalf("txt export:\n%s", read("global.txt"))
 			}
 			for i, suffix := range []string{"alice: hello all", "bob: " + script, "alice: line one", "alice: final text (edited)",
@@ -124,9 +127,25 @@ func TestExportRoundTrip(t *testing.T) {
 				t.Fatalf("html export:\n%s", page)
 			}
 
+			// In pages of two (with the edit and delete events among them)
+			// the export is the same.
+			exportPage = 2
+			paged, err := adminIn(t, env, "", "export", "-chat", "global", "-format", "json")
+			exportPage = 500
+			var y chatExport
+			if err != nil || json.Unmarshal([]byte(paged), &y) != nil {
+				t.Fatalf("paged export: %v\n%s", err, paged)
+			}
+			y.ExportedAt = x.ExportedAt
+			if a, b := mustJSON(t, x), mustJSON(t, y); a != b {
+				t.Fatalf("in pages of two the export differs:\n%s\n%s", a, b)
+			}
 			// By the chat's id too.
-			if out := MustAdmin(t, env, "export", "-chat", fmt.Sprint(x.Chat.ID), "-format", "txt"); !strings.Contains(out, "chat global (Global), 6 messages") {
+			if out := MustAdmin(t, env, "export", "-chat", fmt.Sprint(x.Chat.ID), "-format", "txt"); !strings.Contains(out, "chat global (Global), exported") || !strings.Contains(out, "\n# 6 messages\n") {
 				t.Fatalf("export by id:\n%s", out)
+			}
+			if !strings.Contains(page, "<footer><p>6 messages.</p></footer>") {
+				t.Fatalf("html export has no count:\n%s", page)
 			}
 			// To standard output, and a file that exists is not overwritten.
 			if out := MustAdmin(t, env, "export", "-chat", "global", "-format", "txt"); !strings.Contains(out, "bob: [message deleted]") {
@@ -149,7 +168,7 @@ func TestExportRoundTrip(t *testing.T) {
 			if _, err := openRawDB(t, env).Exec(`UPDATE chats SET e2ee = 1 WHERE name = ?`, group); err != nil {
 				t.Fatal(err)
 			}
-			_, err := adminIn(t, env, "", "export", "-chat", group, "-format", "json", "-out", filepath.Join(dir, "e2ee.json"))
+			_, err = adminIn(t, env, "", "export", "-chat", group, "-format", "json", "-out", filepath.Join(dir, "e2ee.json"))
 			if err == nil || !strings.Contains(err.Error(), "end-to-end encrypted") || !strings.Contains(err.Error(), "cannot export") {
 				t.Fatalf("export of an e2ee chat: %v", err)
 			}
@@ -162,4 +181,13 @@ func TestExportRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
