@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintf(stdout, "database schema is at version %d\n", v)
 		return nil
 	case "admin":
-		return runAdmin(ctx, cfg, log, args[2:], stdin, stdout)
+		return runAdmin(ctx, cfg, log, args[2:], getenv, stdin, stdout)
 	}
 	return serve(ctx, cfg, log, stdout, hangup)
 }
@@ -337,6 +337,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
+	jobs.Go(func() { a.auth.WatchUnlocks(jobsCtx, a.store, revocationPoll, log) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })
 	// SIGHUP never ends the server: under systemd a death by SIGHUP counts
 	// as clean, and Restart=on-failure would leave it down.

@@ -275,10 +275,7 @@ const maxLoginName = 64
 // The throttle (see Throttle) reserves the check before the password is
 // hashed, so parallel guesses get no more checks than sequential ones.
 func (s *Service) Login(ctx context.Context, username, password, addr, userAgent string) (Token, error) {
-	key := strings.ToLower(username)
-	if len(key) > maxLoginName {
-		key = key[:maxLoginName+1]
-	}
+	key := throttleKey(username)
 	attempt, wait := s.throttle.Begin(key, addr)
 	if wait > 0 {
 		return Token{}, tooMany("Too many failed logins; try again in ", wait)
@@ -291,6 +288,11 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 		return Token{}, errBadLogin
 	}
 	u, err := s.store.UserByUsername(ctx, username)
+	if err == nil && !u.DeletedAt.IsZero() {
+		// A deleted account keeps no password: it is answered as an
+		// unknown name is, in the same time.
+		err = chat.Errorf(chat.ENotFound, "No such user.")
+	}
 	var ok bool
 	switch {
 	case err == nil:
@@ -315,6 +317,15 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 	}
 	attempt.Succeed()
 	return s.issue(ctx, u, addr, userAgent)
+}
+
+// throttleKey is the throttle's key for a username.
+func throttleKey(username string) string {
+	key := strings.ToLower(username)
+	if len(key) > maxLoginName {
+		key = key[:maxLoginName+1]
+	}
+	return key
 }
 
 func (s *Service) verifying() {

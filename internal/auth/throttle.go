@@ -264,3 +264,28 @@ func (t *Throttle) sweep() {
 		}
 	}
 }
+
+// Unlock forgets the failed logins of username at every address, of addr
+// for every username, or of the two together ("" for the one not named):
+// what an operator does for a user locked out by a guesser or by their own
+// typing. Checks in flight keep their reservations.
+func (t *Throttle) Unlock(username, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear := func(e *lockout) { e.failures, e.last, e.lockedUntil = 0, time.Time{}, time.Time{} }
+	for k, e := range t.pairs {
+		if (username == "" || k.username == username) && (addr == "" || k.addr == addr) {
+			clear(e)
+		}
+	}
+	if username == "" {
+		if e := t.addrs[addr]; e != nil {
+			clear(e)
+		}
+	}
+	if addr == "" {
+		if u := t.users[username]; u != nil {
+			u.failures, u.last, u.next = 0, time.Time{}, time.Time{}
+		}
+	}
+}

@@ -287,3 +287,58 @@ func TestThrottleConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleUnlock: an unlock of a username clears its lock-outs at
+// every address and its pace, and no address's own count; an unlock of an
+// address clears that address (for every username) and nothing else; both
+// together clear only that pair. A lock-out grows from scratch afterwards.
+func TestThrottleUnlock(t *testing.T) {
+	t.Parallel()
+	lockOut := func(th *auth.Throttle) {
+		for range 6 {
+			MustFail(t, th, "alice", guesser)
+		}
+		for i := range 10 {
+			MustFail(t, th, "carol", addr(i)) // carol paced from everywhere
+		}
+		for i := range 21 { // the guesser's address locked for everyone
+			MustFail(t, th, fmt.Sprintf("user%d", i), "192.0.2.55")
+		}
+	}
+	t.Run("username", func(t *testing.T) {
+		t.Parallel()
+		th := auth.NewThrottle(newClock().Now)
+		lockOut(th)
+		MustWait(t, th, "alice", guesser, 30*time.Second)
+		th.Unlock("alice", "")
+		MustWait(t, th, "alice", guesser, 0)
+		th.Unlock("carol", "")
+		MustWait(t, th, "carol", addr(50), 0)
+		MustWait(t, th, "dave", "192.0.2.55", 30*time.Second) // the address is still locked
+		// Counting starts over: five free failures again.
+		for range 5 {
+			MustFail(t, th, "alice", guesser)
+		}
+		MustWait(t, th, "alice", guesser, 0)
+		MustFail(t, th, "alice", guesser)
+		MustWait(t, th, "alice", guesser, 30*time.Second)
+	})
+	t.Run("address", func(t *testing.T) {
+		t.Parallel()
+		th := auth.NewThrottle(newClock().Now)
+		lockOut(th)
+		th.Unlock("", "192.0.2.55")
+		MustWait(t, th, "dave", "192.0.2.55", 0)
+		MustWait(t, th, "alice", guesser, 30*time.Second)
+	})
+	t.Run("both", func(t *testing.T) {
+		t.Parallel()
+		th := auth.NewThrottle(newClock().Now)
+		lockOut(th)
+		MustFail(t, th, "alice", addr(77))
+		th.Unlock("alice", addr(77))
+		th.Unlock("alice", guesser)
+		MustWait(t, th, "alice", guesser, 0)
+		MustWait(t, th, "user3", "192.0.2.55", 30*time.Second)
+	})
+}

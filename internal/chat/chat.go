@@ -52,7 +52,13 @@ type User struct {
 	Role         string
 	CreatedAt    time.Time
 	DisabledAt   time.Time // zero while the account is active
+	DeletedAt    time.Time // zero unless the account was deleted (it is disabled too)
 }
+
+// DeletedUsername is how a deleted account appears wherever its name would
+// (its messages, the members of its chats). No username can be spelled so,
+// as usernames have no spaces, so no client mistakes it for a real user.
+const DeletedUsername = "deleted user"
 
 // Session is one login. The access token's jti names it through TokenHash, so
 // revoking the session revokes the token.
@@ -329,4 +335,32 @@ type Broker interface {
 	Publish(ctx context.Context, ev Event) error
 	// Subscribe registers the local receiver of events. It is called once.
 	Subscribe(deliver func(Event))
+}
+
+// Unlock clears the login throttle of a username, of an address, or of the
+// two together ("" for the one not named). An admin command stores it, and
+// every running server applies it.
+type Unlock struct {
+	ID        int64
+	Username  string
+	Address   string
+	CreatedAt time.Time
+}
+
+// AdminAction is one line of the admin audit trail: who ran which admin
+// command, on what, when. Detail never holds a secret.
+type AdminAction struct {
+	ID        int64
+	CreatedAt time.Time
+	Actor     string // the operating-system user who ran the command
+	Command   string
+	Target    string
+	Detail    string
+}
+
+// UserSummary is a user as the admin's list shows it.
+type UserSummary struct {
+	User
+	LastLogin    time.Time // the newest session's start; zero if none is kept
+	LiveSessions int
 }

@@ -40,6 +40,9 @@ type Conn struct {
 	closeOnce sync.Once
 	lastSeen  *atomic.Int64 // Unix nanoseconds of the last frame or pong (the socket's)
 	lastPing  atomic.Int64  // Unix nanoseconds of the last ping queued
+	// revoked is set when the connection is closed because its session or
+	// account ended: its user is not coming back, so no presence grace.
+	revoked atomic.Bool
 
 	// The chats this connection receives live are in the hub's index
 	// (Hub.idx.subs), under the index's lock.

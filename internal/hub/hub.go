@@ -305,7 +305,7 @@ func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
 		delete(conns, c)
 		if len(conns) == 0 {
 			delete(ix.byUser, uid)
-			if h.opt.PresenceGrace > 0 && !ix.closing {
+			if h.opt.PresenceGrace > 0 && !ix.closing && !c.revoked.Load() {
 				// Online to the others until the grace ends.
 				ix.goAwayLocked(uid, chatIDs, time.Now().Add(h.opt.PresenceGrace))
 			} else {
@@ -489,6 +489,7 @@ func (h *Hub) CloseRevoked(revoked []chat.Revocation) {
 	}
 	h.idx.mu.RUnlock()
 	for _, v := range victims {
+		v.c.revoked.Store(true)
 		v.c.close(websocket.StatusPolicyViolation, v.why)
 	}
 }

@@ -230,6 +230,31 @@ func Open(ctx context.Context, st Store, secret []byte, now time.Time) (*Ring, e
 	return r, nil
 }
 
+// Load unwraps every stored key version with secret, for a process that
+// only reads what is stored (the export command): unlike Open it stores no
+// new key version, and the ring it returns cannot seal. If any stored
+// version fails to unwrap it returns ErrSecretMismatch.
+func Load(ctx context.Context, st Store, secret []byte) (*Ring, error) {
+	wrap := wrappingAEAD(secret)
+	versions, err := st.KeyVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read key versions: %w", err)
+	}
+	r := &Ring{keys: make(map[int64]cipher.AEAD, len(versions))}
+	for _, kv := range versions {
+		key, err := open(wrap, kv.WrappedKey, []byte(wrapAAD))
+		if err != nil {
+			return nil, fmt.Errorf("%w (key version %d)", ErrSecretMismatch, kv.ID)
+		}
+		aead, err := chacha20poly1305.NewX(key)
+		if err != nil {
+			return nil, fmt.Errorf("key version %d: %w", kv.ID, err)
+		}
+		r.keys[kv.ID] = aead
+	}
+	return r, nil
+}
+
 // Current returns the version new data is sealed with.
 func (r *Ring) Current() int64 {
 	r.mu.RLock()
@@ -250,6 +275,9 @@ func (r *Ring) Seal(plaintext, aad []byte) (int64, []byte) {
 	r.mu.RLock()
 	version, aead := r.current, r.keys[r.current]
 	r.mu.RUnlock()
+	if aead == nil {
+		panic("keyring: Seal on a ring from Load, which only opens")
+	}
 	return version, seal(aead, plaintext, aad)
 }
 

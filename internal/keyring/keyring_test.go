@@ -406,3 +406,32 @@ func TestLoadOrCreateSecretFileConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadOnlyReads: Load opens what every start sealed and stores no new
+// key version; with another secret it refuses, like Open; its ring cannot
+// seal.
+func TestLoadOnlyReads(t *testing.T) {
+	t.Parallel()
+	st := MustStore(t)
+	secret := MustSecret(t)
+	v1, sealed := MustRing(t, st, secret).Seal([]byte("kept"), []byte("aad"))
+	ring, err := keyring.Load(context.Background(), st, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.Open(v1, sealed, []byte("aad")); err != nil || string(got) != "kept" {
+		t.Fatalf("Load's ring opened %q, %v", got, err)
+	}
+	if n := MustVersionCount(t, st); n != 1 {
+		t.Fatalf("Load stored a key version: %d", n)
+	}
+	if _, err := keyring.Load(context.Background(), st, MustSecret(t)); !errors.Is(err, keyring.ErrSecretMismatch) {
+		t.Fatalf("Load with another secret: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a loaded ring sealed")
+		}
+	}()
+	ring.Seal([]byte("x"), nil)
+}

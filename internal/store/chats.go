@@ -37,7 +37,7 @@ func usernames(ctx context.Context, q querier, ids []int64) (map[int64]string, e
 		for i, id := range batch {
 			args[i] = id
 		}
-		rows, err := q.QueryContext(ctx, `SELECT id, username FROM users WHERE id IN (`+placeholders(len(batch))+`)`, args...)
+		rows, err := q.QueryContext(ctx, `SELECT u.id, `+shownName+` FROM users u WHERE u.id IN (`+placeholders(len(batch))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read usernames: %w", err)
 		}
@@ -352,7 +352,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 			next     int64
 			nextName string
 		)
-		err := tx.QueryRowContext(ctx, `SELECT cm.user_id, u.username FROM chat_members cm JOIN users u ON u.id = cm.user_id
+		err := tx.QueryRowContext(ctx, `SELECT cm.user_id, `+shownName+` FROM chat_members cm JOIN users u ON u.id = cm.user_id
 			WHERE cm.chat_id = ? ORDER BY cm.joined_at, cm.user_id LIMIT 1`, chatID).Scan(&next, &nextName)
 		switch {
 		case owners > 0 || errors.Is(err, sql.ErrNoRows):
@@ -414,7 +414,7 @@ func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string
 	return change, nil
 }
 
-const memberSelect = `SELECT cm.chat_id, cm.user_id, u.username, cm.role, cm.joined_at, cm.last_read_id
+const memberSelect = `SELECT cm.chat_id, cm.user_id, ` + shownName + `, cm.role, cm.joined_at, cm.last_read_id
 	FROM chat_members cm JOIN users u ON u.id = cm.user_id `
 
 // scanMembers reads memberSelect rows, grouped by chat id.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -82,4 +83,25 @@ func CacheSizes(ctx context.Context, db *DB) (writer, pooled int, err error) {
 	}
 	err = db.db.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&pooled)
 	return writer, pooled, err
+}
+
+// ApplyMigration applies the one migration numbered version, whatever is
+// applied already, as a database that received two branches' migrations
+// out of order would have had it.
+func ApplyMigration(ctx context.Context, db *DB, version int) error {
+	all, err := loadMigrations(db.dialect)
+	if err != nil {
+		return err
+	}
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, m := range all {
+		if m.version == version {
+			return db.apply(ctx, conn, m)
+		}
+	}
+	return fmt.Errorf("no migration %d", version)
 }

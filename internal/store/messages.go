@@ -350,7 +350,7 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 	return out, nil
 }
 
-const messageColumns = ` m.id, m.chat_id, c.name, m.user_id, u.username, m.kind, m.key_version, m.body,
+const messageColumns = ` m.id, m.chat_id, c.name, m.user_id, ` + shownName + `, m.kind, m.key_version, m.body,
 	m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reply_to, m.target_id
 	FROM messages m `
 

@@ -121,19 +121,22 @@ func (s *DB) migrate(ctx context.Context, upTo int) error {
 	if _, err := conn.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var applied sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&applied); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+	applied, newest, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return err
 	}
 	known := 0
 	if len(all) > 0 {
 		known = all[len(all)-1].version
 	}
-	if int(applied.Int64) > known {
-		return fmt.Errorf("the database schema is at version %d but this mapsim-chat knows only up to %d: run a newer mapsim-chat (refusing to start so that nothing is damaged)", applied.Int64, known)
+	if newest > known {
+		return fmt.Errorf("the database schema is at version %d but this mapsim-chat knows only up to %d: run a newer mapsim-chat (refusing to start so that nothing is damaged)", newest, known)
 	}
+	// Every migration not yet recorded runs, not only those above the
+	// newest: migrations written side by side on branches (0006 and 0007)
+	// may reach a database in either order, and each stands alone.
 	for _, m := range all {
-		if m.version <= int(applied.Int64) {
+		if applied[m.version] {
 			continue
 		}
 		if upTo > 0 && m.version > upTo {
@@ -144,6 +147,30 @@ func (s *DB) migrate(ctx context.Context, upTo int) error {
 		}
 	}
 	return nil
+}
+
+// appliedVersions reads the versions recorded in schema_migrations, and the
+// newest of them.
+func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, int, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read schema versions: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	newest := 0
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, 0, fmt.Errorf("read schema versions: %w", err)
+		}
+		applied[v] = true
+		newest = max(newest, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read schema versions: %w", err)
+	}
+	return applied, newest, nil
 }
 
 // apply runs one migration. SQLite runs it in a transaction; MySQL commits

@@ -550,3 +550,57 @@ func TestQueriesAfterCloseAreUnavailable(t *testing.T) {
 		wantCode(t, err, chat.EUnavailable)
 	})
 }
+
+// TestMigrateFillsGaps: a database that received a later migration before
+// an earlier one (two branches' migrations merged in either order) gets
+// the missing one at the next open, and every version ends up recorded
+// once.
+func TestMigrateFillsGaps(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db, err := store.OpenAtVersion(ctx, opts, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 0005 before 0004, as an out-of-order merge would leave it.
+		if err := store.ApplyMigration(ctx, db, 5); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		MustOpen(t, opts)
+		raw := MustRawDB(t, opts)
+		rows, err := raw.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got, want []int
+		for rows.Next() {
+			var v int
+			rows.Scan(&v)
+			got = append(got, v)
+		}
+		entries, _ := fs.ReadDir(migrations.FS, opts.Driver)
+		for _, e := range entries {
+			num, _, _ := strings.Cut(e.Name(), "_")
+			v, err := strconv.Atoi(num)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, v)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("recorded versions %v, want %v", got, want)
+		}
+		// 0004's index is there.
+		q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'sessions_revoked'`
+		if opts.Driver == store.MySQL {
+			q = `SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = 'sessions_revoked'`
+		}
+		var n int
+		if err := raw.QueryRowContext(ctx, q).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("0004's index: %d, %v", n, err)
+		}
+	})
+}

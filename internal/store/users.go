@@ -11,7 +11,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
 
-const userColumns = `id, username, email, password_hash, role, created_at, disabled_at`
+const userColumns = `id, username, email, password_hash, role, created_at, disabled_at, deleted_at`
 
 func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 	var (
@@ -19,8 +19,9 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 		email    sql.NullString
 		created  int64
 		disabled sql.NullInt64
+		deleted  sql.NullInt64
 	)
-	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &created, &disabled); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &created, &disabled, &deleted); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
 		}
@@ -29,6 +30,7 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 	u.Email = email.String
 	u.CreatedAt = time.UnixMilli(created).UTC()
 	u.DisabledAt = fromMS(disabled)
+	u.DeletedAt = fromMS(deleted)
 	return u, nil
 }
 
@@ -181,6 +183,13 @@ func (s *DB) SetDisabled(ctx context.Context, userID int64, at time.Time) error 
 		return s.fail("set disabled", chat.Errorf(chat.ENotFound, "No such user."))
 	}
 	if at.IsZero() {
+		var deleted sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT deleted_at FROM users WHERE id = ?`, userID).Scan(&deleted); err != nil {
+			return s.fail("set disabled: read user", err)
+		}
+		if deleted.Valid {
+			return s.fail("set disabled", chat.Errorf(chat.EConflict, "That account was deleted; it cannot be enabled again."))
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = NULL WHERE id = ?`, userID); err != nil {
 			return s.fail("set disabled: enable user", err)
 		}

@@ -490,8 +490,9 @@ func (s *Service) removeStored(f chat.File) {
 	}
 }
 
-// ErrExpired is returned by Download for a file the janitor expired.
-var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server removed it to stay within its storage quota.")
+// ErrExpired is returned by Download for a file the janitor expired, or an
+// administrator removed with its uploader's account.
+var ErrExpired = chat.Errorf(chat.ENotFound, "This file has expired: the server no longer keeps it (to stay within its storage quota, or because an administrator removed it).")
 
 // ErrThumbnailPending is returned by Download for a thumbnail that is still
 // being made after ThumbWait: the upload answers before it is ready.
@@ -635,4 +636,25 @@ func HumanBytes(n int64) string {
 		return fmt.Sprintf("%.4g KB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// RemoveFiles expires the given files and removes their sealed content and
+// thumbnails from disk (an account deleted with its files): their messages
+// stay and show the file as expired. It returns how many files it removed
+// and how many bytes that freed.
+func (s *Service) RemoveFiles(ctx context.Context, files []chat.File) (removed int, freed int64, err error) {
+	for _, f := range files {
+		ok, err := s.opt.Store.ExpireFile(ctx, f.ID, s.opt.Now().UTC())
+		if err != nil {
+			return removed, freed, err
+		}
+		if !ok {
+			continue // the janitor expired it meanwhile
+		}
+		// The row says expired before the file goes, as for the janitor.
+		s.removeStored(f)
+		removed++
+		freed += f.Size + f.ThumbSize
+	}
+	return removed, freed, nil
 }

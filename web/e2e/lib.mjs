@@ -61,6 +61,9 @@ export async function startServer(extraEnv = {}) {
   };
   const server = { url: `http://127.0.0.1:${port}`, dir, logs: '', proc: null };
 
+  // admin runs `mapsim-chat admin args…` beside the server, on its data.
+  server.admin = (...args) => execFileSync(binary(), ['admin', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
   server.start = async () => {
     const proc = spawn(binary(), ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     server.proc = proc;

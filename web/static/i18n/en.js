@@ -68,6 +68,7 @@ export default {
   'message.delete': 'Delete',
   'message.deleteTitle': 'Delete this message?',
   'message.deleteText': 'It will be removed for everyone in this chat.',
+  'user.deleted': 'deleted user',
   'message.deleted': 'message deleted',
   'message.edited': 'edited',
   'message.sending': 'sending…',

@@ -72,6 +72,7 @@ export default {
   'message.delete': 'حذف',
   'message.deleteTitle': 'این پیام حذف شود؟',
   'message.deleteText': 'پیام برای همهٔ اعضای این گفت‌وگو پاک می‌شود.',
+  'user.deleted': 'کاربر حذف‌شده',
   'message.deleted': 'پیام حذف شد',
   'message.edited': 'ویرایش‌شده',
   'message.sending': 'در حال ارسال…',

@@ -83,9 +83,21 @@ function renderFile(file) {
   return h('div', { class: 'file' }, parts);
 }
 
+// deletedUser is the name the server gives a deleted account's messages
+// (no real username has a space); the client shows it in the reader's
+// language, set apart from real names.
+const deletedUser = 'deleted user';
+
+function author(username, cls, props = {}) {
+  if (username === deletedUser) {
+    return h('span', { class: `${cls} is-deleted-user`, text: t('user.deleted'), ...props });
+  }
+  return userText('span', username, { class: cls, ...props });
+}
+
 function replyQuote(reply, onJump) {
   return h('button', { type: 'button', class: 'reply-quote', 'data-testid': 'message-reply', onclick: () => onJump(reply.id) },
-    userText('span', reply.username || '', { class: 'rq-author' }),
+    author(reply.username || '', 'rq-author'),
     reply.deleted
       ? h('span', { class: 'rq-text is-deleted', text: t('message.deleted') })
       : userText('span', reply.text || '', { class: 'rq-text' }));
@@ -135,7 +147,7 @@ export function renderMessage(m, opts) {
 
   const gutter = h('div', { class: 'msg-gutter' }, !own && !grouped ? avatar(m.username, 'sm') : null);
   const bubble = h('div', { class: 'bubble' });
-  bubble.appendChild(userText('span', m.username, { class: `msg-author${own || grouped ? ' sr-only' : ''}`, 'data-testid': 'message-author' }));
+  bubble.appendChild(author(m.username, `msg-author${own || grouped ? ' sr-only' : ''}`, { 'data-testid': 'message-author' }));
   if (m.reply && !deleted) bubble.appendChild(replyQuote(m.reply, opts.onJump));
 
   let body;
