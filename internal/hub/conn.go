@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"sync"
@@ -21,11 +22,14 @@ import (
 
 // Conn is one WebSocket connection.
 type Conn struct {
-	h    *Hub
-	ws   *websocket.Conn
-	out  *batchConn // ws's network connection: writes are coalesced through it
-	id   chat.Identity
-	home chat.Chat // the chat named in the URL: frames without chat_name go here
+	h      *Hub
+	ws     *websocket.Conn
+	out    *batchConn // ws's network connection: writes are coalesced through it
+	id     chat.Identity
+	home   chat.Chat    // the chat named in the URL: frames without chat_name go here
+	log    *slog.Logger // the hub's, with the connection's conn_id and user_id
+	connID string
+	opened time.Time
 
 	// The send queue. There is no writer goroutine while it is empty: the
 	// first frame queued starts one, which writes until the queue is empty
@@ -38,6 +42,10 @@ type Conn struct {
 	done      chan struct{} // closed when the connection is to close
 	closed    chan struct{} // closed when the close (or the abrupt drop) is done
 	closeOnce sync.Once
+	// closeCode and closeWhy are the close the first close or drop chose
+	// (written once, under closeOnce; read after closed).
+	closeCode websocket.StatusCode
+	closeWhy  string
 	lastSeen  *atomic.Int64 // Unix nanoseconds of the last frame or pong (the socket's)
 	lastPing  atomic.Int64  // Unix nanoseconds of the last ping queued
 
@@ -78,6 +86,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	ws := sock.ws
 	c := &Conn{
 		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
+		log:    h.log.With("conn_id", sock.id, "user_id", id.UserID),
+		connID: sock.id, opened: time.Now(),
 		done:     make(chan struct{}),
 		closed:   make(chan struct{}),
 		lastSeen: &sock.lastSeen,
@@ -96,7 +106,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 
 	chatIDs, err := h.opt.Chats.ChatIDs(ctx, id.UserID)
 	if err != nil {
-		h.log.Warn("websocket: load chats", "user_id", id.UserID, "err", err)
+		c.log.Warn("websocket: load chats", "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "database unavailable; reconnect shortly")
 		finish()
 		return
@@ -115,6 +125,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	if len(announceIn) > 0 {
 		h.announce(id.UserID, id.Username, announceIn)
 	}
+	h.m.Opened.Inc()
+	c.log.Info("websocket opened", "chat_name", home.Name, "resume", resume)
 
 	// The request's context ends when the handler returns, and holding it
 	// would keep the request alive; nothing below needs its values.
@@ -124,6 +136,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		defer finish()
 		c.close(closeFor(c.readLoop(ctx)))
 		<-c.closed
+		c.log.Info("websocket closed", "code", int(c.closeCode), "reason", c.closeWhy,
+			"duration_ms", time.Since(c.opened).Milliseconds())
 		h.stopTypingOf(c)
 		if wentOffline, chatIDs := h.unregister(c); wentOffline {
 			h.announce(id.UserID, id.Username, chatIDs)
@@ -135,9 +149,12 @@ func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 
 // close closes the connection with a code, in the background (the close
 // handshake waits for the peer); the first call wins. It never blocks.
-// Frames still queued are not sent: the client resumes with sync.
-func (c *Conn) close(code websocket.StatusCode, why string) {
+// Frames still queued are not sent: the client resumes with sync. It
+// reports whether this call was the first.
+func (c *Conn) close(code websocket.StatusCode, why string) (first bool) {
 	c.closeOnce.Do(func() {
+		first = true
+		c.closeCode, c.closeWhy = code, why
 		c.stopWriting()
 		close(c.done)
 		go func() {
@@ -145,12 +162,14 @@ func (c *Conn) close(code websocket.StatusCode, why string) {
 			c.ws.Close(code, why)
 		}()
 	})
+	return first
 }
 
 // drop closes the connection without waiting for the peer's close frame,
 // for a peer that has stopped answering.
 func (c *Conn) drop() {
 	c.closeOnce.Do(func() {
+		c.closeCode, c.closeWhy = -1, "dropped: not answering or write failed"
 		c.stopWriting()
 		close(c.done)
 		c.ws.CloseNow()
@@ -195,7 +214,10 @@ func (c *Conn) enqueue(frame []byte) bool {
 		// The writer may be blocked on a client that stopped reading: give
 		// it a moment to finish, then drop the connection.
 		c.out.giveUpBy(time.Now().Add(stalledWriteGrace))
-		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
+		if c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync") {
+			c.h.m.SlowDropped.Inc()
+			c.log.Warn("websocket: send queue full; closing the connection", "queue", c.h.opt.QueueSize)
+		}
 		return false
 	}
 	c.queue = append(c.queue, frame)
@@ -214,7 +236,7 @@ var pingFrame = []byte{}
 func (c *Conn) enqueueJSON(v any) {
 	frame, err := json.Marshal(v)
 	if err != nil {
-		c.h.log.Error("websocket: encode frame", "err", err)
+		c.log.Error("websocket: encode frame", "err", err)
 		return
 	}
 	c.enqueue(frame)
@@ -232,26 +254,27 @@ func (c *Conn) sendError(err error, clientID string) {
 		e.RetryAfter = math.Ceil(ce.RetryAfter.Seconds()*1000) / 1000
 	}
 	if e.Code == chat.EInternal {
-		c.h.log.Error("websocket: frame failed", "user_id", c.id.UserID, "err", err)
+		c.log.Error("websocket: frame failed", "err", err)
 	}
 	c.enqueueJSON(e)
 }
 
 // deliverMessage queues a committed message unless a sync of its chat is
 // running (the sync will fetch it) or it was already sent.
-func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) {
+// It reports whether the frame was queued.
+func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.streamLocked(chatID)
 	if st.syncing {
 		st.dirty = true
-		return
+		return false
 	}
 	if messageID <= st.lastSent {
-		return
+		return false
 	}
 	st.lastSent = messageID
-	c.enqueue(frame)
+	return c.enqueue(frame)
 }
 
 // streamLocked returns a chat's stream state, making it on first use: held
@@ -344,6 +367,7 @@ func (c *Conn) readLoop(ctx context.Context) error {
 		// work on it: a flood of malformed or binary frames is held to the
 		// rate like any other.
 		if ok, wait := c.frames.Allow(time.Now()); !ok {
+			c.h.m.FramesLimited.Inc()
 			c.sendError(&chat.Error{Code: chat.ETooMany, Message: "Too many frames on this connection; slow down.", RetryAfter: wait}, clientIDOf(data))
 			continue
 		}
@@ -471,18 +495,22 @@ func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
 func (c *Conn) allowMessage(clientID string) bool {
 	ok, wait := c.h.messages.Allow(c.id.UserID, time.Now())
 	if !ok {
+		c.h.m.MessagesLimited.Inc()
 		c.sendError(&chat.Error{Code: chat.ETooMany, Message: "You are sending too fast; wait a moment.", RetryAfter: wait}, clientID)
 	}
 	return ok
 }
 
 func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
+	c.h.m.Received.Inc()
 	ch, err := c.resolve(ctx, in.ChatName)
 	if err != nil {
+		c.h.m.rejected(chat.ErrorCode(err))
 		c.sendError(err, in.ClientID)
 		return
 	}
 	if !c.allowMessage(in.ClientID) {
+		c.h.m.rejected(chat.ETooMany)
 		return
 	}
 	select {
@@ -499,6 +527,7 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 		func(sent delivery.Sent, err error) {
 			<-c.inflight
 			if err != nil {
+				c.h.m.rejected(chat.ErrorCode(err))
 				c.sendError(err, in.ClientID)
 				return
 			}
@@ -508,6 +537,7 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 		})
 	if err != nil {
 		<-c.inflight
+		c.h.m.rejected(chat.ErrorCode(err))
 		c.sendError(err, in.ClientID)
 	}
 }
