@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,15 +167,18 @@ func (c *Conn) close(code websocket.StatusCode, why string) (first bool) {
 }
 
 // drop closes the connection without waiting for the peer's close frame,
-// for a peer that has stopped answering.
-func (c *Conn) drop() {
+// for a peer that has stopped answering; why goes in the closed line. It
+// reports whether this call was the first to close.
+func (c *Conn) drop(why string) (first bool) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeWhy = -1, "dropped: not answering or write failed"
+		first = true
+		c.closeCode, c.closeWhy = -1, why
 		c.stopWriting()
 		close(c.done)
 		c.ws.CloseNow()
 		close(c.closed)
 	})
+	return first
 }
 
 // stopWriting makes enqueue refuse frames and start no more writers.
@@ -216,7 +220,7 @@ func (c *Conn) enqueue(frame []byte) bool {
 		c.out.giveUpBy(time.Now().Add(stalledWriteGrace))
 		if c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync") {
 			c.h.m.SlowDropped.Inc()
-			c.log.Warn("websocket: send queue full; closing the connection", "queue", c.h.opt.QueueSize)
+			c.log.Warn("websocket: slow client: send queue full; closing the connection", "queue", c.h.opt.QueueSize)
 		}
 		return false
 	}
@@ -328,7 +332,17 @@ func (c *Conn) writeQueued() {
 		c.h.frames.Add(int64(len(batch)))
 		c.h.writes.Add(writes)
 		if err != nil {
-			c.drop()
+			// A write that outran WriteTimeout is a client that stopped
+			// reading: a slow client, as much as one whose queue filled.
+			slow := errors.Is(err, os.ErrDeadlineExceeded)
+			why := "write failed"
+			if slow {
+				why = "slow client: a write stalled for the write timeout"
+			}
+			if c.drop(why) && slow {
+				c.h.m.SlowDropped.Inc()
+				c.log.Warn("websocket: slow client: a write stalled for the write timeout; dropping the connection", "write_timeout", c.h.opt.WriteTimeout.String())
+			}
 			return
 		}
 	}
@@ -339,7 +353,7 @@ func (c *Conn) writeQueued() {
 // session has expired, and queues a ping every PingInterval.
 func (c *Conn) checkAlive(now time.Time) {
 	if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
-		c.drop()
+		c.drop("no frame or pong within the pong timeout")
 		return
 	}
 	if !now.Before(c.id.ExpiresAt) {

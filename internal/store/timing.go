@@ -64,7 +64,8 @@ var (
 	_ driver.StmtExecContext    = (*timedStmt)(nil)
 	_ driver.StmtQueryContext   = (*timedStmt)(nil)
 	_ driver.NamedValueChecker  = (*timedStmt)(nil)
-	_ driver.ColumnConverter    = timedStmtCC{} //nolint:staticcheck // passed through for drivers that still use it
+	//lint:ignore SA1019 passed through for drivers that still use it
+	_ driver.ColumnConverter = timedStmtCC{}
 )
 
 func (c *timedConn) Prepare(query string) (driver.Stmt, error) {
@@ -87,7 +88,8 @@ func (c *timedConn) PrepareContext(ctx context.Context, query string) (driver.St
 	ts := &timedStmt{Stmt: st, conn: c.Conn, t: c.t}
 	// database/sql behaves differently with a ColumnConverter: offer one
 	// only when the driver's statement has one.
-	if _, ok := st.(driver.ColumnConverter); ok { //nolint:staticcheck // passed through
+	//lint:ignore SA1019 passed through
+	if _, ok := st.(driver.ColumnConverter); ok {
 		return timedStmtCC{ts}, nil
 	}
 	return ts, nil
@@ -101,7 +103,8 @@ func (c *timedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
 		tx, err = b.BeginTx(ctx, opts)
 	} else {
-		tx, err = c.Conn.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+		//lint:ignore SA1019 the fallback database/sql itself uses
+		tx, err = c.Conn.Begin()
 	}
 	if err != nil {
 		return nil, err
@@ -182,7 +185,8 @@ func (s *timedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 	if err != nil {
 		return nil, err
 	}
-	return s.Stmt.Exec(values) //nolint:staticcheck // the fallback database/sql itself uses
+	//lint:ignore SA1019 the fallback database/sql itself uses
+	return s.Stmt.Exec(values)
 }
 
 func (s *timedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -194,7 +198,8 @@ func (s *timedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 	if err != nil {
 		return nil, err
 	}
-	return s.Stmt.Query(values) //nolint:staticcheck // the fallback database/sql itself uses
+	//lint:ignore SA1019 the fallback database/sql itself uses
+	return s.Stmt.Query(values)
 }
 
 // CheckNamedValue asks the statement, then its connection, as database/sql
@@ -213,7 +218,8 @@ func (s *timedStmt) CheckNamedValue(nv *driver.NamedValue) error {
 type timedStmtCC struct{ *timedStmt }
 
 func (s timedStmtCC) ColumnConverter(idx int) driver.ValueConverter {
-	return s.Stmt.(driver.ColumnConverter).ColumnConverter(idx) //nolint:staticcheck // passed through
+	//lint:ignore SA1019 passed through
+	return s.Stmt.(driver.ColumnConverter).ColumnConverter(idx)
 }
 
 func namedToValues(args []driver.NamedValue) ([]driver.Value, error) {
