@@ -546,6 +546,20 @@ func TestWebSocketLogsConnID(t *testing.T) {
 	if len(ids) != 2 {
 		t.Fatalf("want two conn_ids, found %v", ids)
 	}
+	// The opened line carries the upgrade request's request_id, which joins
+	// it to the access line.
+	reqRE := regexp.MustCompile(`request_id=([0-9a-f]{24})`)
+	for id := range ids {
+		opened := lastLine(srv.logs.String(), `msg="websocket opened" conn_id=`+id)
+		m := reqRE.FindStringSubmatch(opened)
+		if m == nil {
+			t.Errorf("websocket opened without the upgrade's request_id: %q", opened)
+			continue
+		}
+		if line := lastLine(srv.logs.String(), "request_id="+m[1]+" method=GET path=/ws "); !strings.Contains(line, "conn_id="+id) {
+			t.Errorf("the upgrade's access line (request_id=%s) does not carry conn_id=%s: %q", m[1], id, line)
+		}
+	}
 	for id, n := range ids {
 		// The upgrade's access line, opened, closed.
 		if n != 3 {
@@ -620,6 +634,10 @@ func TestJSONLogsEverywhere(t *testing.T) {
 				t.Errorf("%s holds %s", stream, what)
 			}
 		}
+	}
+	// A line a service logs during a request carries the request's id.
+	if line := lastLine(srv.logs.String(), `"msg":"file stored"`); !regexp.MustCompile(`"request_id":"[0-9a-f]{24}"`).MatchString(line) {
+		t.Errorf("the upload's file stored line has no request_id: %s", line)
 	}
 	if !strings.Contains(srv.stdout.String(), `"msg":"Mapsim Chat listening on http://`) {
 		t.Errorf("no JSON banner on stdout: %s", srv.stdout.String())

@@ -149,10 +149,11 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	if cfg.Debug {
 		opts.Level = slog.LevelDebug
 	}
+	// Lines logged with a request's context carry its request_id.
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(httpapi.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(httpapi.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 func openStore(ctx context.Context, cfg config.Config) (*store.DB, error) {

@@ -44,7 +44,7 @@ func (s *server) handleReadyz() http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
-			s.logFor(r).Warn("readiness: database unreachable", "err", err)
+			s.Log.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, wire.Status{Status: "unavailable", Detail: "The database does not answer."})
 			return
 		}
@@ -67,13 +67,13 @@ func (s *server) handleRegister() http.HandlerFunc {
 		u, err := s.Auth.Register(r.Context(), auth.RegisterRequest{Username: f["username"], Password: f["password"], Email: f["email"], Invite: invite, Addr: ip})
 		if err != nil {
 			if chat.ErrorCode(err) == chat.ETooMany {
-				s.logFor(r).Info("registration refused", "code", chat.ETooMany, "client_ip", ip)
+				s.Log.InfoContext(r.Context(), "registration refused", "code", chat.ETooMany, "client_ip", ip)
 			}
 			s.writeError(w, r, err)
 			return
 		}
 		s.metrics.Registrations.Inc()
-		s.logFor(r).Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", ip)
+		s.Log.InfoContext(r.Context(), "user registered", "user_id", u.ID, "username", u.Username, "client_ip", ip)
 		writeJSON(w, http.StatusCreated, wire.Registered{ID: u.ID, Username: u.Username, Email: u.Email})
 	}
 }
@@ -91,10 +91,10 @@ func (s *server) handleLogin() http.HandlerFunc {
 			switch code := chat.ErrorCode(err); code {
 			case chat.EUnauthorized:
 				s.metrics.LoginFailed.Inc()
-				s.logFor(r).Info("login refused", "code", code, "client_ip", ip)
+				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
 			case chat.ETooMany:
 				s.metrics.LoginThrottled.Inc()
-				s.logFor(r).Info("login refused", "code", code, "client_ip", ip)
+				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
 			}
 			s.writeError(w, r, err)
 			return

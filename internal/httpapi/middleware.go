@@ -44,7 +44,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.logFor(r).Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.Log.ErrorContext(r.Context(), "panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
 				writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "Internal error.", Code: chat.EInternal})
 			}
 		}()

@@ -70,13 +70,27 @@ func infoFrom(ctx context.Context) *requestInfo {
 	return info
 }
 
-// requestIDFrom returns the request's id.
-func requestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
+// LogHandler wraps the server's log handler so that every line logged with
+// a request's context (slog's ...Context methods, with r.Context() or a
+// context made from it, in a handler or a service it calls) carries the
+// request's request_id.
+func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
 
-// logFor is the server's logger with the request's id, for the lines a
-// handler logs.
-func (s *server) logFor(r *http.Request) *slog.Logger {
-	return s.Log.With("request_id", requestIDFrom(r.Context()))
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info, _ := ctx.Value(keyRequest).(*requestInfo); info != nil && info.id != "" {
+		r.AddAttrs(slog.String("request_id", info.id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // maxRequestIDLen bounds an X-Request-Id taken from a proxy.

@@ -127,7 +127,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		h.announce(id.UserID, id.Username, announceIn)
 	}
 	h.m.Opened.Inc()
-	c.log.Info("websocket opened", "chat_name", home.Name, "resume", resume)
+	// With the upgrade request's context: the line carries its request_id.
+	c.log.InfoContext(ctx, "websocket opened", "chat_name", home.Name, "resume", resume)
 
 	// The request's context ends when the handler returns, and holding it
 	// would keep the request alive; nothing below needs its values.

@@ -343,7 +343,7 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 			return chat.File{}, s.scanFailed(err)
 		}
 		if verdict.Infected {
-			s.log.Warn("upload refused: malware", "signature", verdict.Signature, "user_id", up.UploaderID, "chat_id", up.Chat.ID)
+			s.log.WarnContext(ctx, "upload refused: malware", "signature", verdict.Signature, "user_id", up.UploaderID, "chat_id", up.Chat.ID)
 			return chat.File{}, chat.Errorf(chat.EInvalid, "The file was refused: the malware scanner found %s in it.", verdict.Signature)
 		}
 	}
@@ -379,7 +379,7 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 		s.removeStored(f)
 		return chat.File{}, err
 	}
-	s.log.Info("file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
+	s.log.InfoContext(ctx, "file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
 	s.opt.Metrics.Uploads.Inc()
 	s.opt.Metrics.UploadBytes.Add(float64(f.Size))
 	if f.ThumbPending {
