@@ -188,6 +188,9 @@ func (r *Registry) WatchHub(h *hub.Hub) {
 	count("ws_writes_total", "Writes to WebSocket connections (several frames may share one).", func(s hub.Stats) float64 { return float64(s.Writes) })
 }
 
+// Gatherer is the registry, for reading the families in-process.
+func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
+
 // Handler serves the families in Prometheus's text format (or OpenMetrics
 // when the scraper asks for it).
 func (r *Registry) Handler() http.Handler {
