@@ -217,6 +217,13 @@ func TestSlowClientIsClosed(t *testing.T) {
 		t.Fatalf("the slow client was still connected after %d messages", sent)
 	}
 	t.Logf("slow client cut off after %d messages of %d bytes", sent, len(body))
+	// Counted once in the metrics, and logged with its connection's id.
+	if got := srv.mustScrape(t).value("mapsim_slow_clients_dropped_total"); got != 1 {
+		t.Errorf("mapsim_slow_clients_dropped_total = %v, want 1", got)
+	}
+	if line := lastLine(srv.logs.String(), "slow client"); !strings.Contains(line, "conn_id=") {
+		t.Errorf("no warning with a conn_id for the slow client: %q", line)
+	}
 	// The fast client got every message, in order.
 	for i := 0; i < sent; i++ {
 		f := fast.nextType("text")

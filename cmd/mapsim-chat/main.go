@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,7 +18,7 @@ func main() {
 	hangup := make(chan os.Signal, 1) // SIGHUP reloads certificates; it never ends the server
 	signal.Notify(hangup, syscall.SIGHUP)
 	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr, hangup); err != nil {
-		fmt.Fprintln(os.Stderr, "mapsim-chat:", err)
+		reportError(os.Stderr, os.Getenv, err)
 		os.Exit(1)
 	}
 }

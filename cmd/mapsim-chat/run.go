@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/metrics"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
@@ -63,9 +65,9 @@ var version = "dev"
 // certificate files again and goes on; any other command stops, as a
 // hangup used to stop it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, hangup <-chan os.Signal) error {
-	cmd := "serve"
+	cmd, rest := "serve", []string(nil)
 	if len(args) > 1 {
-		cmd = args[1]
+		cmd, rest = args[1], args[2:]
 	}
 	if cmd != "serve" {
 		var stop context.CancelFunc
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "healthcheck":
 		return runHealthcheck(ctx, args[2:], getenv, stdout)
 	case "serve", "migrate", "admin":
-		if helpAsked(args[2:]) {
+		if helpAsked(rest) {
 			help := usage
 			if cmd == "admin" {
 				help = adminUsage
@@ -131,21 +133,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return serve(ctx, cfg, log, stdout, hangup)
 }
 
+// reportError writes the error that ended the program: a JSON line when
+// LOG_FORMAT=json, so that a JSON run has no line that is not JSON, and
+// "mapsim-chat: ..." otherwise.
+func reportError(w io.Writer, getenv func(string) string, err error) {
+	if strings.EqualFold(strings.TrimSpace(getenv("LOG_FORMAT")), "json") {
+		slog.New(slog.NewJSONHandler(w, nil)).Error("mapsim-chat: " + err.Error())
+		return
+	}
+	fmt.Fprintln(w, "mapsim-chat:", err)
+}
+
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if cfg.Debug {
 		opts.Level = slog.LevelDebug
 	}
+	// Lines logged with a request's context carry its request_id.
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(httpapi.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(httpapi.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 func openStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	return openTimedStore(ctx, cfg, nil)
+}
+
+// openTimedStore opens the store timing its statements (timing nil: not).
+func openTimedStore(ctx context.Context, cfg config.Config, timing *store.Timing) (*store.DB, error) {
 	return store.Open(ctx, store.Options{
 		Driver: cfg.DBDriver, SQLitePath: cfg.SQLitePath(),
 		Host: cfg.DBHost, Port: cfg.DBPort, Name: cfg.DBName, User: cfg.DBUser, Password: cfg.DBPass,
+		Timing: timing,
 	})
 }
 
@@ -194,7 +214,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	m := metrics.New(version)
+	st, err := openTimedStore(ctx, cfg, m.Timing())
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +228,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	messages := delivery.New(delivery.Options{
 		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
+		Metrics: m.Delivery(),
 	})
 	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: cfg.CommitTimeout})
 	au := auth.NewService(auth.Options{
@@ -220,8 +242,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		FrameTimeout: cfg.CommitTimeout,
 		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
 		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
+		Metrics: m.Hub(),
 	})
-	up, err := newUploads(cfg, st, ring, log)
+	m.WatchHub(h)
+	up, err := newUploads(cfg, st, ring, log, m.Uploads())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -233,13 +257,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
+		MetricsHandler: m.Handler(), MetricsToken: cfg.MetricsToken, Metrics: m.HTTP(),
 	})
 	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
 // that only expire or remove files.
-func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger) (*uploads.Service, error) {
+func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, counts uploads.Metrics) (*uploads.Service, error) {
 	var scanner *files.Scanner
 	if cfg.ClamAVAddr != "" {
 		scanner = &files.Scanner{Addr: cfg.ClamAVAddr, Timeout: 2 * time.Minute}
@@ -247,7 +272,7 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 	up, err := uploads.New(uploads.Options{
 		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
 		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, UserQuotaBytes: cfg.UploadUserQuotaBytes,
-		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner,
+		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner, Metrics: counts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
@@ -410,7 +435,14 @@ func announceListening(cfg config.Config, log *slog.Logger, stdout io.Writer, ad
 		config.RegistrationInvite: "registration by invite",
 		config.RegistrationClosed: "registration closed",
 	}[cfg.Registration]
-	fmt.Fprintf(stdout, "Mapsim Chat listening on %s (%s)\n", url, registration)
+	// In JSON mode the banner is a JSON line too: every line the server
+	// writes then parses, whichever stream a collector reads.
+	say := func(msg string, attrs ...any) { fmt.Fprintln(stdout, msg) }
+	if cfg.LogFormat == "json" {
+		banner := slog.New(slog.NewJSONHandler(stdout, nil))
+		say = func(msg string, attrs ...any) { banner.Info(msg, attrs...) }
+	}
+	say(fmt.Sprintf("Mapsim Chat listening on %s (%s)", url, registration), "url", url, "registration", cfg.Registration)
 	attrs := []any{"url", url, "addr", addr.String(), "every_interface", addr.IP.IsUnspecified(), "tls", cfg.TLS(), "registration", cfg.Registration}
 	switch {
 	case certs != nil && certs.files != nil:
@@ -420,7 +452,8 @@ func announceListening(cfg config.Config, log *slog.Logger, stdout io.Writer, ad
 		attrs = append(attrs, "acme_domain", cfg.ACMEDomain, "acme_cache", cfg.ACMECacheDir())
 		if acmeLn != nil {
 			attrs = append(attrs, "acme_http_addr", acmeLn.Addr().String())
-			fmt.Fprintf(stdout, "Mapsim Chat answers ACME HTTP-01 challenges and redirects to https on http://%s\n", acmeLn.Addr())
+			say(fmt.Sprintf("Mapsim Chat answers ACME HTTP-01 challenges and redirects to https on http://%s", acmeLn.Addr()),
+				"acme_http_addr", acmeLn.Addr().String())
 		}
 	}
 	log.Info("listening", attrs...)

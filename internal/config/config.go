@@ -60,9 +60,12 @@ type Config struct {
 	// socket path; "" for no scanning.
 	ClamAVAddr string
 
-	Debug      bool
-	LogFormat  string // "text" or "json"
-	ListenAddr string
+	Debug     bool
+	LogFormat string // "text" or "json"
+	// MetricsToken lets a scraper that sends it as a bearer token read
+	// /metrics from anywhere; without it only loopback clients may.
+	MetricsToken string
+	ListenAddr   string
 	// DebugAddr is a loopback host:port serving pprof profiles and runtime
 	// counters (/debug/pprof/, /debug/vars); "" for none.
 	DebugAddr string
@@ -350,6 +353,10 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.Debug = l.boolean("DEBUG", false)
 	c.LogFormat = l.oneOf("LOG_FORMAT", "text", "text", "json")
+	c.MetricsToken = l.str("METRICS_TOKEN", "")
+	if t := c.MetricsToken; t != "" && !goodMetricsToken(t) {
+		l.fail("METRICS_TOKEN", "must be %d to %d characters of letters, digits and - . _ ~ + / = (openssl rand -hex 32 makes one)", minMetricsToken, maxMetricsToken)
+	}
 	// This machine only, unless the operator says otherwise: a fresh
 	// install serves plain HTTP with open registration, which must not be
 	// reachable from other machines by accident.
@@ -561,4 +568,28 @@ func NormalizeOrigin(o string) (string, error) {
 		host = host[:strings.LastIndexByte(host, ':')]
 	}
 	return u.Scheme + "://" + host, nil
+}
+
+// Bounds of METRICS_TOKEN: long enough not to be guessed, short enough for
+// a header.
+const (
+	minMetricsToken = 24
+	maxMetricsToken = 512
+)
+
+// goodMetricsToken accepts the characters of an RFC 6750 bearer token, in
+// a length that cannot be guessed.
+func goodMetricsToken(t string) bool {
+	if len(t) < minMetricsToken || len(t) > maxMetricsToken {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~+/=", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

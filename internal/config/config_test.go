@@ -161,6 +161,9 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"redis", []string{"REDIS_URL=redis://localhost:6379"}, "REDIS_URL", "unset REDIS_URL"},
 		{"driver", []string{"DB_DRIVER=postgres"}, "DB_DRIVER", "sqlite, mysql"},
 		{"log format", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT", "text, json"},
+		{"metrics token too short", []string{"METRICS_TOKEN=secret"}, "METRICS_TOKEN", "openssl rand -hex 32"},
+		{"metrics token with a space", []string{"METRICS_TOKEN=0123456789abcdef 0123456789abcdef"}, "METRICS_TOKEN", "24 to 512"},
+		{"metrics token with a quote", []string{`METRICS_TOKEN=0123456789abcdef"0123456789abcdef`}, "METRICS_TOKEN", "letters, digits"},
 		{"token ttl not a duration", []string{"ACCESS_TOKEN_TTL=forever"}, "ACCESS_TOKEN_TTL", "24h"},
 		{"token ttl too short", []string{"ACCESS_TOKEN_TTL=10s"}, "ACCESS_TOKEN_TTL", "1m0s"},
 		{"token ttl too long", []string{"ACCESS_TOKEN_TTL=9000h"}, "ACCESS_TOKEN_TTL", "2160h"},
@@ -595,4 +598,13 @@ func TestLoadLetsTheShellsHOSTThrough(t *testing.T) {
 		t.Skipf("this machine has no name: %v", err)
 	}
 	MustLoad(t, env("HOST="+name))
+}
+
+func TestMetricsTokenAccepted(t *testing.T) {
+	for _, tok := range []string{"", "0123456789abcdef0123456789abcdef", "dGhpcyBpcyBhIGxvbmcgdG9rZW4gZm9yIHRlc3Rz+/=="} {
+		c := MustLoad(t, env("METRICS_TOKEN="+tok))
+		if c.MetricsToken != tok {
+			t.Errorf("METRICS_TOKEN=%q read as %q", tok, c.MetricsToken)
+		}
+	}
 }

@@ -69,7 +69,22 @@ type Options struct {
 	// gone). The client sends it again later with the same client id,
 	// which stores it at most once.
 	CommitTimeout time.Duration
+	// Metrics observe the commits; nil fields observe nothing.
+	Metrics Metrics
 }
+
+// Observer takes one observation; a Prometheus histogram is one.
+type Observer interface{ Observe(float64) }
+
+// Metrics observe the message groups the committer stores.
+type Metrics struct {
+	GroupSize     Observer // messages in one transaction
+	CommitSeconds Observer // time to store one group
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Observe(float64) {}
 
 // Service sends messages, edits and deletes them, and reads history.
 type Service struct {
@@ -82,6 +97,7 @@ type Service struct {
 	maxBytes int
 	timeout  time.Duration // Options.CommitTimeout
 	sends    *sequencer.Batch[*send]
+	metrics  Metrics
 }
 
 // New returns a Service; the sequencer's Run commits its work. It panics
@@ -95,7 +111,13 @@ func New(o Options) *Service {
 	}
 	s := &Service{
 		store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
-		timeout: o.CommitTimeout,
+		timeout: o.CommitTimeout, metrics: o.Metrics,
+	}
+	if s.metrics.GroupSize == nil {
+		s.metrics.GroupSize = nopObserver{}
+	}
+	if s.metrics.CommitSeconds == nil {
+		s.metrics.CommitSeconds = nopObserver{}
 	}
 	s.sends = sequencer.NewBatch(o.Sequencer, MaxGroup, s.commitSends)
 	return s
@@ -275,7 +297,12 @@ func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publ
 	for i, m := range group {
 		msgs[i] = m.msg
 	}
+	start := time.Now()
 	inserted, err := s.store.InsertMessages(ctx, msgs)
+	if err == nil {
+		s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+		s.metrics.GroupSize.Observe(float64(len(msgs)))
+	}
 	if err != nil && len(group) > 1 {
 		pubs := make([]sequencer.Publication, len(group))
 		for i, m := range group {

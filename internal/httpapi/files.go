@@ -164,7 +164,7 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 			writeJSON(w, http.StatusGone, wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
 			return
 		case errors.Is(err, uploads.ErrDamaged):
-			s.Log.Error("stored file is damaged", "file_id", raw, "err", err)
+			s.Log.ErrorContext(r.Context(), "stored file is damaged", "file_id", raw, "err", err)
 			writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
 			return
 		case err != nil:
@@ -193,7 +193,7 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 		if checked.err != nil {
 			// Some of the response may be out; cut the connection so the
 			// client sees a failed download, never a short or altered file.
-			s.Log.Error("stored file failed its integrity check while being served", "file_id", raw, "err", checked.err)
+			s.Log.ErrorContext(r.Context(), "stored file failed its integrity check while being served", "file_id", raw, "err", checked.err)
 			panic(http.ErrAbortHandler)
 		}
 	}

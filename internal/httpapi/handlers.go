@@ -44,7 +44,7 @@ func (s *server) handleReadyz() http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
-			s.Log.Warn("readiness: database unreachable", "err", err)
+			s.Log.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, wire.Status{Status: "unavailable", Detail: "The database does not answer."})
 			return
 		}
@@ -67,12 +67,13 @@ func (s *server) handleRegister() http.HandlerFunc {
 		u, err := s.Auth.Register(r.Context(), auth.RegisterRequest{Username: f["username"], Password: f["password"], Email: f["email"], Invite: invite, Addr: ip})
 		if err != nil {
 			if chat.ErrorCode(err) == chat.ETooMany {
-				s.Log.Info("registration refused", "code", chat.ETooMany, "client_ip", ip)
+				s.Log.InfoContext(r.Context(), "registration refused", "code", chat.ETooMany, "client_ip", ip)
 			}
 			s.writeError(w, r, err)
 			return
 		}
-		s.Log.Info("user registered", "user_id", u.ID, "username", u.Username, "client_ip", ip)
+		s.metrics.Registrations.Inc()
+		s.Log.InfoContext(r.Context(), "user registered", "user_id", u.ID, "username", u.Username, "client_ip", ip)
 		writeJSON(w, http.StatusCreated, wire.Registered{ID: u.ID, Username: u.Username, Email: u.Email})
 	}
 }
@@ -87,12 +88,18 @@ func (s *server) handleLogin() http.HandlerFunc {
 		ip := clientIPFrom(r.Context())
 		tok, err := s.Auth.Login(r.Context(), f["username"], f["password"], ip, r.UserAgent())
 		if err != nil {
-			if code := chat.ErrorCode(err); code == chat.EUnauthorized || code == chat.ETooMany {
-				s.Log.Info("login refused", "code", code, "client_ip", ip)
+			switch code := chat.ErrorCode(err); code {
+			case chat.EUnauthorized:
+				s.metrics.LoginFailed.Inc()
+				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
+			case chat.ETooMany:
+				s.metrics.LoginThrottled.Inc()
+				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
 			}
 			s.writeError(w, r, err)
 			return
 		}
+		s.metrics.LoginOK.Inc()
 		writeJSON(w, http.StatusOK, wire.Token{AccessToken: tok.AccessToken, TokenType: "bearer", ExpiresIn: tok.ExpiresIn, Username: tok.Identity.Username})
 	}
 }

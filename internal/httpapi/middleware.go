@@ -20,6 +20,7 @@ type ctxKey int
 const (
 	keyIdentity ctxKey = iota
 	keyClientIP
+	keyRequest // *requestInfo
 )
 
 // identityFrom returns the identity requireToken stored.
@@ -43,7 +44,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.Log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.Log.ErrorContext(r.Context(), "panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
 				writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "Internal error.", Code: chat.EInternal})
 			}
 		}()
@@ -155,17 +156,25 @@ func (w *statusWriter) Flush() {
 	}
 }
 
-// accessLog logs one line per request: never a header, a body, or a secret
-// from the query.
+// accessLog logs one line per request, with its request_id (and a
+// WebSocket's conn_id): never a header, a body, or a secret from the
+// query. It counts the request for the metrics too.
 func (s *server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.Log.Info("request",
+		took := time.Since(start)
+		s.countRequest(sw.status, took)
+		info := infoFrom(r.Context())
+		attrs := []any{"request_id", info.id,
 			"method", r.Method, "path", r.URL.Path, "query", redactedQuery(r.URL.Query()),
-			"status", sw.status, "bytes", sw.bytes, "duration_ms", time.Since(start).Milliseconds(),
-			"client_ip", clientIPFrom(r.Context()))
+			"status", sw.status, "bytes", sw.bytes, "duration_ms", took.Milliseconds(),
+			"client_ip", clientIPFrom(r.Context())}
+		if info.connID != "" {
+			attrs = append(attrs, "conn_id", info.connID)
+		}
+		s.Log.Info("request", attrs...)
 	})
 }
 

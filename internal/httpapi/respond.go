@@ -57,9 +57,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case chat.EUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mapsim-chat"`)
 	case chat.EInternal:
-		s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	case chat.EUnavailable:
-		s.Log.Warn("request failed: unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.Log.WarnContext(r.Context(), "request failed: unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, statusFor(code), wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: code})
 }

@@ -11,7 +11,7 @@ import (
 // not.
 func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.readDeadline, s.clientIP, s.accessLog, s.securityHeaders, s.pinHost, middleware.StripSlashes)
+	r.Use(s.requestID, s.recoverer, s.readDeadline, s.clientIP, s.accessLog, s.securityHeaders, s.pinHost, middleware.StripSlashes)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
@@ -26,6 +26,9 @@ func (s *server) routes() *chi.Mux {
 	r.Head("/healthz", s.handleHealthz())
 	r.Get("/readyz", s.handleReadyz())
 	r.Head("/readyz", s.handleReadyz())
+
+	// Prometheus metrics: loopback clients, or the METRICS_TOKEN bearer.
+	r.Get("/metrics", s.handleMetrics())
 
 	// Accounts.
 	r.Post("/register", s.handleRegister())

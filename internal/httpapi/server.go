@@ -51,14 +51,22 @@ type Deps struct {
 	// instead, the longest it may go without sending a byte.
 	BodyReadTimeout   time.Duration
 	UploadIdleTimeout time.Duration
+
+	// MetricsHandler serves GET /metrics (nil: the route answers 404) to
+	// loopback clients, and to anyone with MetricsToken ("" for none) as a
+	// bearer token. Metrics are the API's own counters.
+	MetricsHandler http.Handler
+	MetricsToken   string
+	Metrics        Metrics
 }
 
 // NewServer returns the whole HTTP API as one handler.
 func NewServer(d Deps) http.Handler {
-	s := &server{Deps: d}
+	s := &server{Deps: d, metrics: d.Metrics.withDefaults()}
 	return s.routes()
 }
 
 type server struct {
 	Deps
+	metrics Metrics // Deps.Metrics with every field set
 }

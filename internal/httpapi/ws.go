@@ -167,6 +167,7 @@ func (s *server) handleWS() http.HandlerFunc {
 			release()
 			return // Accept has answered the client
 		}
+		infoFrom(r.Context()).connID = sock.ID()
 		// Serve returns at once; the connection lives on in the hub, which
 		// gives the address's and the user's slots back when it ends.
 		s.Hub.Serve(r.Context(), sock, id, home, readLimit, resume, release)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +23,14 @@ import (
 
 // Conn is one WebSocket connection.
 type Conn struct {
-	h    *Hub
-	ws   *websocket.Conn
-	out  *batchConn // ws's network connection: writes are coalesced through it
-	id   chat.Identity
-	home chat.Chat // the chat named in the URL: frames without chat_name go here
+	h      *Hub
+	ws     *websocket.Conn
+	out    *batchConn // ws's network connection: writes are coalesced through it
+	id     chat.Identity
+	home   chat.Chat    // the chat named in the URL: frames without chat_name go here
+	log    *slog.Logger // the hub's, with the connection's conn_id and user_id
+	connID string
+	opened time.Time
 
 	// The send queue. There is no writer goroutine while it is empty: the
 	// first frame queued starts one, which writes until the queue is empty
@@ -38,6 +43,10 @@ type Conn struct {
 	done      chan struct{} // closed when the connection is to close
 	closed    chan struct{} // closed when the close (or the abrupt drop) is done
 	closeOnce sync.Once
+	// closeCode and closeWhy are the close the first close or drop chose
+	// (written once, under closeOnce; read after closed).
+	closeCode websocket.StatusCode
+	closeWhy  string
 	lastSeen  *atomic.Int64 // Unix nanoseconds of the last frame or pong (the socket's)
 	lastPing  atomic.Int64  // Unix nanoseconds of the last ping queued
 	// revoked is set when the connection is closed because its session or
@@ -81,6 +90,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	ws := sock.ws
 	c := &Conn{
 		h: h, ws: ws, out: sock.out, id: id, home: home, resume: resume,
+		log:    h.log.With("conn_id", sock.id, "user_id", id.UserID),
+		connID: sock.id, opened: time.Now(),
 		done:     make(chan struct{}),
 		closed:   make(chan struct{}),
 		lastSeen: &sock.lastSeen,
@@ -99,7 +110,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 
 	chatIDs, err := h.opt.Chats.ChatIDs(ctx, id.UserID)
 	if err != nil {
-		h.log.Warn("websocket: load chats", "user_id", id.UserID, "err", err)
+		c.log.Warn("websocket: load chats", "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "database unavailable; reconnect shortly")
 		finish()
 		return
@@ -118,6 +129,9 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	if len(announceIn) > 0 {
 		h.announce(id.UserID, id.Username, announceIn)
 	}
+	h.m.Opened.Inc()
+	// With the upgrade request's context: the line carries its request_id.
+	c.log.InfoContext(ctx, "websocket opened", "chat_name", home.Name, "resume", resume)
 
 	// The request's context ends when the handler returns, and holding it
 	// would keep the request alive; nothing below needs its values.
@@ -127,6 +141,8 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		defer finish()
 		c.close(closeFor(c.readLoop(ctx)))
 		<-c.closed
+		c.log.Info("websocket closed", "code", int(c.closeCode), "reason", c.closeWhy,
+			"duration_ms", time.Since(c.opened).Milliseconds())
 		h.stopTypingOf(c)
 		if wentOffline, chatIDs := h.unregister(c); wentOffline {
 			h.announce(id.UserID, id.Username, chatIDs)
@@ -138,9 +154,12 @@ func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 
 // close closes the connection with a code, in the background (the close
 // handshake waits for the peer); the first call wins. It never blocks.
-// Frames still queued are not sent: the client resumes with sync.
-func (c *Conn) close(code websocket.StatusCode, why string) {
+// Frames still queued are not sent: the client resumes with sync. It
+// reports whether this call was the first.
+func (c *Conn) close(code websocket.StatusCode, why string) (first bool) {
 	c.closeOnce.Do(func() {
+		first = true
+		c.closeCode, c.closeWhy = code, why
 		c.stopWriting()
 		close(c.done)
 		go func() {
@@ -148,17 +167,22 @@ func (c *Conn) close(code websocket.StatusCode, why string) {
 			c.ws.Close(code, why)
 		}()
 	})
+	return first
 }
 
 // drop closes the connection without waiting for the peer's close frame,
-// for a peer that has stopped answering.
-func (c *Conn) drop() {
+// for a peer that has stopped answering; why goes in the closed line. It
+// reports whether this call was the first to close.
+func (c *Conn) drop(why string) (first bool) {
 	c.closeOnce.Do(func() {
+		first = true
+		c.closeCode, c.closeWhy = -1, why
 		c.stopWriting()
 		close(c.done)
 		c.ws.CloseNow()
 		close(c.closed)
 	})
+	return first
 }
 
 // stopWriting makes enqueue refuse frames and start no more writers.
@@ -198,7 +222,10 @@ func (c *Conn) enqueue(frame []byte) bool {
 		// The writer may be blocked on a client that stopped reading: give
 		// it a moment to finish, then drop the connection.
 		c.out.giveUpBy(time.Now().Add(stalledWriteGrace))
-		c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync")
+		if c.close(websocket.StatusPolicyViolation, "send queue full: reconnect and sync") {
+			c.h.m.SlowDropped.Inc()
+			c.log.Warn("websocket: slow client: send queue full; closing the connection", "queue", c.h.opt.QueueSize)
+		}
 		return false
 	}
 	c.queue = append(c.queue, frame)
@@ -217,7 +244,7 @@ var pingFrame = []byte{}
 func (c *Conn) enqueueJSON(v any) {
 	frame, err := json.Marshal(v)
 	if err != nil {
-		c.h.log.Error("websocket: encode frame", "err", err)
+		c.log.Error("websocket: encode frame", "err", err)
 		return
 	}
 	c.enqueue(frame)
@@ -235,26 +262,27 @@ func (c *Conn) sendError(err error, clientID string) {
 		e.RetryAfter = math.Ceil(ce.RetryAfter.Seconds()*1000) / 1000
 	}
 	if e.Code == chat.EInternal {
-		c.h.log.Error("websocket: frame failed", "user_id", c.id.UserID, "err", err)
+		c.log.Error("websocket: frame failed", "err", err)
 	}
 	c.enqueueJSON(e)
 }
 
 // deliverMessage queues a committed message unless a sync of its chat is
 // running (the sync will fetch it) or it was already sent.
-func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) {
+// It reports whether the frame was queued.
+func (c *Conn) deliverMessage(chatID, messageID int64, frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.streamLocked(chatID)
 	if st.syncing {
 		st.dirty = true
-		return
+		return false
 	}
 	if messageID <= st.lastSent {
-		return
+		return false
 	}
 	st.lastSent = messageID
-	c.enqueue(frame)
+	return c.enqueue(frame)
 }
 
 // streamLocked returns a chat's stream state, making it on first use: held
@@ -308,7 +336,17 @@ func (c *Conn) writeQueued() {
 		c.h.frames.Add(int64(len(batch)))
 		c.h.writes.Add(writes)
 		if err != nil {
-			c.drop()
+			// A write that outran WriteTimeout is a client that stopped
+			// reading: a slow client, as much as one whose queue filled.
+			slow := errors.Is(err, os.ErrDeadlineExceeded)
+			why := "write failed"
+			if slow {
+				why = "slow client: a write stalled for the write timeout"
+			}
+			if c.drop(why) && slow {
+				c.h.m.SlowDropped.Inc()
+				c.log.Warn("websocket: slow client: a write stalled for the write timeout; dropping the connection", "write_timeout", c.h.opt.WriteTimeout.String())
+			}
 			return
 		}
 	}
@@ -319,7 +357,7 @@ func (c *Conn) writeQueued() {
 // session has expired, and queues a ping every PingInterval.
 func (c *Conn) checkAlive(now time.Time) {
 	if now.Sub(time.Unix(0, c.lastSeen.Load())) > c.h.opt.PongTimeout {
-		c.drop()
+		c.drop("no frame or pong within the pong timeout")
 		return
 	}
 	if !now.Before(c.id.ExpiresAt) {
@@ -347,6 +385,7 @@ func (c *Conn) readLoop(ctx context.Context) error {
 		// work on it: a flood of malformed or binary frames is held to the
 		// rate like any other.
 		if ok, wait := c.frames.Allow(time.Now()); !ok {
+			c.h.m.FramesLimited.Inc()
 			c.sendError(&chat.Error{Code: chat.ETooMany, Message: "Too many frames on this connection; slow down.", RetryAfter: wait}, clientIDOf(data))
 			continue
 		}
@@ -474,18 +513,22 @@ func (c *Conn) resolve(ctx context.Context, name string) (chat.Chat, error) {
 func (c *Conn) allowMessage(clientID string) bool {
 	ok, wait := c.h.messages.Allow(c.id.UserID, time.Now())
 	if !ok {
+		c.h.m.MessagesLimited.Inc()
 		c.sendError(&chat.Error{Code: chat.ETooMany, Message: "You are sending too fast; wait a moment.", RetryAfter: wait}, clientID)
 	}
 	return ok
 }
 
 func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
+	c.h.m.Received.Inc()
 	ch, err := c.resolve(ctx, in.ChatName)
 	if err != nil {
+		c.h.m.rejected(chat.ErrorCode(err))
 		c.sendError(err, in.ClientID)
 		return
 	}
 	if !c.allowMessage(in.ClientID) {
+		c.h.m.rejected(chat.ETooMany)
 		return
 	}
 	select {
@@ -502,6 +545,7 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 		func(sent delivery.Sent, err error) {
 			<-c.inflight
 			if err != nil {
+				c.h.m.rejected(chat.ErrorCode(err))
 				c.sendError(err, in.ClientID)
 				return
 			}
@@ -511,6 +555,7 @@ func (c *Conn) handleSend(ctx context.Context, in wire.Inbound, kind string) {
 		})
 	if err != nil {
 		<-c.inflight
+		c.h.m.rejected(chat.ErrorCode(err))
 		c.sendError(err, in.ClientID)
 	}
 }

@@ -105,6 +105,8 @@ type Options struct {
 	// so a client that sends and waits for each ack is not slowed.
 	WriteDelay time.Duration
 	BusyWrites int
+	// Metrics count what the hub does; nil fields count nothing.
+	Metrics Metrics
 }
 
 // check reports the first option that would make the hub misbehave: a
@@ -130,6 +132,7 @@ func (o Options) check() error {
 type Hub struct {
 	opt Options
 	log *slog.Logger
+	m   Metrics // Options.Metrics with every field set
 
 	idx index
 	wg  sync.WaitGroup // one per registered connection, until its reader ends
@@ -152,7 +155,7 @@ func New(o Options) *Hub {
 		panic("hub: " + err.Error())
 	}
 	h := &Hub{
-		opt: o, log: o.Log,
+		opt: o, log: o.Log, m: o.Metrics.withDefaults(),
 		idx:      newIndex(),
 		messages: ratelimit.NewKeyed(o.Limits.MessageRate, o.Limits.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
@@ -219,12 +222,21 @@ func (h *Hub) deliver(ev chat.Event) {
 		}
 	}
 	h.idx.mu.RUnlock()
-	for _, c := range targets {
-		if ev.MessageID == 0 {
+	if ev.MessageID == 0 {
+		for _, c := range targets {
 			c.enqueue(ev.Frame)
-		} else {
-			c.deliverMessage(ev.ChatID, ev.MessageID, ev.Frame)
 		}
+		return
+	}
+	delivered := 0
+	for _, c := range targets {
+		if c.deliverMessage(ev.ChatID, ev.MessageID, ev.Frame) {
+			delivered++
+		}
+	}
+	// One add for the whole fan-out, not one per connection.
+	if delivered > 0 {
+		h.m.Delivered.Add(float64(delivered))
 	}
 }
 

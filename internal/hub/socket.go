@@ -3,7 +3,9 @@ package hub
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"sync"
@@ -162,6 +164,7 @@ func appendTextFrame(dst, payload []byte) []byte {
 
 // Socket is an accepted WebSocket whose writes the hub can coalesce.
 type Socket struct {
+	id       string // the connection id in every log line about it
 	ws       *websocket.Conn
 	out      *batchConn
 	lastSeen atomic.Int64 // Unix nanoseconds of the last pong (and, through Conn, frame)
@@ -208,5 +211,17 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts *websocket.Acc
 		return nil, err
 	}
 	sock.ws, sock.out = ws, bw.conn
+	sock.id = newConnID()
 	return sock, nil
+}
+
+// ID is the connection's id: the conn_id of every log line about it.
+func (s *Socket) ID() string { return s.id }
+
+// newConnID returns 64 random bits in hex: unique among the connections of
+// a server's life, and across nodes, for joining log lines.
+func newConnID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -33,6 +33,8 @@ type Options struct {
 	SQLitePath string
 	// MySQL connection.
 	Host, Port, Name, User, Password string
+	// Timing, when set, times every statement (the server's metrics).
+	Timing *Timing
 }
 
 // DB is the store. It implements the Store interface of each service that
@@ -112,6 +114,11 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		if err != nil {
 			return nil, failed("open", err)
 		}
+		if opts.Timing != nil {
+			drv := db.Driver()
+			db.Close() // it has opened no connection yet
+			db = sql.OpenDB(timedConnector{Connector: dsnConnector{dsn: dsn, drv: drv}, t: opts.Timing})
+		}
 		// Eight for requests and the checkpoints, one held by the committer.
 		db.SetMaxOpenConns(9)
 		db.SetMaxIdleConns(9)
@@ -133,6 +140,9 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		connector, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, failed("settings", err)
+		}
+		if opts.Timing != nil {
+			connector = timedConnector{Connector: connector, t: opts.Timing}
 		}
 		db = sql.OpenDB(connector)
 		db.SetMaxOpenConns(32)

@@ -264,7 +264,14 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, _, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			expired, _, err := s.Prune(ctx)
+			if ctx.Err() != nil {
+				continue // stopping: the run was cut short, not failed
+			}
+			s.opt.Metrics.JanitorRuns.Inc()
+			s.opt.Metrics.Expired.Add(float64(expired))
+			if err != nil {
+				s.opt.Metrics.JanitorFails.Inc()
 				s.log.Error("quota janitor", "err", err)
 			}
 			if s.rate != nil {

@@ -125,6 +125,8 @@ type Options struct {
 	// CreateTemp opens the file an upload streams into (default
 	// os.CreateTemp); tests replace it to write to a full disk.
 	CreateTemp func(dir, pattern string) (*os.File, error)
+	// Metrics count uploads and the janitor's runs.
+	Metrics Metrics
 }
 
 // Service stores and serves uploads.
@@ -167,6 +169,7 @@ func New(o Options) (*Service, error) {
 	if o.ThumbWait <= 0 {
 		o.ThumbWait = DefaultThumbWait
 	}
+	o.Metrics = o.Metrics.withDefaults()
 	for _, d := range []string{o.Dir, filepath.Join(o.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("upload folder: %w", err)
@@ -340,7 +343,7 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 			return chat.File{}, s.scanFailed(err)
 		}
 		if verdict.Infected {
-			s.log.Warn("upload refused: malware", "signature", verdict.Signature, "user_id", up.UploaderID, "chat_id", up.Chat.ID)
+			s.log.WarnContext(ctx, "upload refused: malware", "signature", verdict.Signature, "user_id", up.UploaderID, "chat_id", up.Chat.ID)
 			return chat.File{}, chat.Errorf(chat.EInvalid, "The file was refused: the malware scanner found %s in it.", verdict.Signature)
 		}
 	}
@@ -376,7 +379,9 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 		s.removeStored(f)
 		return chat.File{}, err
 	}
-	s.log.Info("file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
+	s.log.InfoContext(ctx, "file stored", "file_id", hex.EncodeToString(f.ID), "chat_id", f.ChatID, "user_id", f.UploaderID, "bytes", f.Size, "mime_type", f.MimeType)
+	s.opt.Metrics.Uploads.Inc()
+	s.opt.Metrics.UploadBytes.Add(float64(f.Size))
 	if f.ThumbPending {
 		s.wakeThumbnails()
 	}
