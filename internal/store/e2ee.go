@@ -293,8 +293,8 @@ func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (c
 		started sql.NullInt64
 		count   sql.NullInt64
 	)
-	// The lock is taken on e2ee_chats alone: MySQL locks every row a
-	// locking read touches, and the epoch row is read apart.
+	// Each table is read apart, so that a locking read locks only the rows
+	// it needs (MySQL locks every row a locking read touches).
 	err := q.QueryRowContext(ctx, `SELECT current_epoch, min_epoch, changed FROM e2ee_chats WHERE chat_id = ?`+lock, chatID).
 		Scan(&st.Current, &st.Min, &st.Changed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -306,7 +306,9 @@ func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (c
 	if st.Current == 0 {
 		return st, nil
 	}
-	err = q.QueryRowContext(ctx, `SELECT started_at, messages FROM e2ee_epochs WHERE chat_id = ? AND epoch = ?`, chatID, st.Current).Scan(&started, &count)
+	// Locked too when the state is: a locking read sees the latest row
+	// even where the transaction's snapshot began earlier (MySQL).
+	err = q.QueryRowContext(ctx, `SELECT started_at, messages FROM e2ee_epochs WHERE chat_id = ? AND epoch = ?`+lock, chatID, st.Current).Scan(&started, &count)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("read current epoch: %w", err)
 	}
