@@ -137,7 +137,7 @@ func TestExportRoundTrip(t *testing.T) {
 				t.Fatalf("paged export: %v\n%s", err, paged)
 			}
 			y.ExportedAt = x.ExportedAt
-			if a, b := mustJSON(t, x), mustJSON(t, y); a != b {
+			if a, b := jsonText(t, x), jsonText(t, y); a != b {
 				t.Fatalf("in pages of two the export differs:\n%s\n%s", a, b)
 			}
 			// By the chat's id too.
@@ -183,7 +183,7 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 }
 
-func mustJSON(t testing.TB, v any) string {
+func jsonText(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

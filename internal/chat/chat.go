@@ -169,6 +169,8 @@ type ChatSummary struct {
 	Unread        int      // messages after LastReadID from others, at most UnreadCap
 	LastMessageID int64    // newest message (not event) id; 0 when empty
 	LastMessageAt time.Time
+	// Epoch is an encrypted chat's epoch state (zero for other chats).
+	Epoch EpochState
 }
 
 // SystemEvent is what a system message records; its JSON is the message's
@@ -255,6 +257,10 @@ type NewMessage struct {
 	ClientID   string
 	CreatedAt  time.Time
 	ReplyTo    int64
+	// Use, for a message of an end-to-end encrypted chat, is the epoch and
+	// device its mse1 text names: the store checks and counts it in the
+	// transaction that stores the message (EStaleEpoch when refused).
+	Use *MessageUse
 }
 
 // Inserted is the store's answer for one NewMessage: the message's id and
