@@ -155,8 +155,9 @@ func TestExportRoundTrip(t *testing.T) {
 				t.Fatalf("export over a file: %v", err)
 			}
 
-			// A group by name, then the same group once end-to-end encrypted.
-			r := srv.call(t, "POST", "/chats/", alice, map[string]any{"kind": "group", "title": "Ops", "members": []string{"bob"}})
+			// A group made without encryption, by name; then the same group marked
+			// end-to-end encrypted in the database.
+			r := srv.call(t, "POST", "/chats/", alice, map[string]any{"e2ee": false, "kind": "group", "title": "Ops", "members": []string{"bob"}})
 			group := r.str("name")
 			if group == "" {
 				t.Fatalf("create group: %d %s", r.Status, r.Raw)
