@@ -128,41 +128,55 @@ func restore(ctx context.Context, api *API, username, keyPath, passphrase string
 		}
 		return nil, fmt.Errorf("e2eeclient: fetch the key backup: %w", err)
 	}
-	key, err := header.KDF.Key(passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("e2eeclient: the key backup: %w", err)
-	}
-	identity, err := e2ee.OpenIdentityBackup(key, username, header.Identity)
-	if errors.Is(err, e2ee.ErrWrongPassphrase) {
-		return nil, fmt.Errorf("e2eeclient: the key backup does not open: %w", ErrWrongPassphrase)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("e2eeclient: the key backup: %w", err)
-	}
-	if !identity.Public().Equal(published) {
-		return nil, errors.New("e2eeclient: the key backup holds another identity key than the server publishes for this account")
-	}
-	device, err := e2ee.NewDeviceKeys(e2ee.AlgX25519, e2ee.AlgEd25519)
-	if err != nil {
-		return nil, err
-	}
-	a := &Account{API: api, Username: username, File: NewKeyFile(keyPath, api.Base, username, header.KDF, key), State: NewState(identity, device)}
 	items, err := api.BackupRoomKeyItems(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("e2eeclient: fetch the backed-up room keys: %w", err)
 	}
-	for _, it := range items {
-		rk, err := e2ee.OpenRoomKeyBackup(key, username, it)
-		if err != nil {
-			a.warn(fmt.Sprintf("a backed-up room key of %s (epoch %d) does not open: %v", it.Chat, it.Epoch, err))
-			continue
-		}
-		a.State.SetRoomKey(it.Chat, it.Epoch, RoomKey{Key: rk, Got: time.Now()})
+	a := &Account{API: api, Username: username}
+	st, key, err := a.openBackup(header, items, passphrase)
+	if err != nil {
+		return nil, err
 	}
+	if !st.Identity.Public().Equal(published) {
+		return nil, errors.New("e2eeclient: the key backup holds another identity key than the server publishes for this account")
+	}
+	a.State, a.File = st, NewKeyFile(keyPath, api.Base, username, header.KDF, key)
 	if err := a.File.Save(a.State); err != nil {
 		return nil, err
 	}
 	return a, a.republish(ctx)
+}
+
+// openBackup opens a backup header and its room-key items with the
+// passphrase: the identity key, a new device of this client, and the room
+// keys. A wrong passphrase is ErrWrongPassphrase; an item that does not
+// open is skipped with a warning.
+func (a *Account) openBackup(header e2ee.BackupHeader, items []e2ee.RoomKeyBackup, passphrase string) (*State, [e2ee.KeySize]byte, error) {
+	key, err := header.KDF.Key(passphrase)
+	if err != nil {
+		return nil, key, fmt.Errorf("e2eeclient: the key backup: %w", err)
+	}
+	identity, err := e2ee.OpenIdentityBackup(key, a.Username, header.Identity)
+	if errors.Is(err, e2ee.ErrWrongPassphrase) {
+		return nil, key, fmt.Errorf("e2eeclient: the key backup does not open: %w", ErrWrongPassphrase)
+	}
+	if err != nil {
+		return nil, key, fmt.Errorf("e2eeclient: the key backup: %w", err)
+	}
+	device, err := e2ee.NewDeviceKeys(e2ee.AlgX25519, e2ee.AlgEd25519)
+	if err != nil {
+		return nil, key, err
+	}
+	st := NewState(identity, device)
+	for _, it := range items {
+		rk, err := e2ee.OpenRoomKeyBackup(key, a.Username, it)
+		if err != nil {
+			a.warn(fmt.Sprintf("a backed-up room key of %s (epoch %d) does not open: %v", it.Chat, it.Epoch, err))
+			continue
+		}
+		st.SetRoomKey(it.Chat, it.Epoch, RoomKey{Key: rk, Got: time.Now()})
+	}
+	return st, key, nil
 }
 
 // republish makes sure the server has this account's identity key and
@@ -202,17 +216,17 @@ func (a *Account) republish(ctx context.Context) error {
 		}
 	}
 	if err := a.API.Do(ctx, http.MethodGet, "/keys/backup", nil, nil); IsStatus(err, http.StatusNotFound) {
-		box, err := e2ee.SealIdentityBackup(a.File.BackupKey(), a.Username, a.State.Identity)
+		header, err := a.backupHeader()
 		if err != nil {
 			return err
 		}
-		if err := a.API.Do(ctx, http.MethodPut, "/keys/backup", e2ee.BackupHeader{KDF: a.File.kdf, Identity: box}, nil); err != nil {
+		if err := a.API.Do(ctx, http.MethodPut, "/keys/backup", header, nil); err != nil {
 			return fmt.Errorf("e2eeclient: store the key backup: %w", err)
 		}
 		var items []e2ee.RoomKeyBackup
 		for chat, epochs := range a.State.RoomKeys {
 			for epoch, k := range epochs {
-				item, err := e2ee.SealRoomKeyBackup(a.File.BackupKey(), a.Username, chat, epoch, k.Key)
+				item, err := a.backupItem(chat, epoch, k.Key)
 				if err != nil {
 					return err
 				}
@@ -226,6 +240,18 @@ func (a *Account) republish(ctx context.Context) error {
 		return fmt.Errorf("e2eeclient: look up the key backup: %w", err)
 	}
 	return nil
+}
+
+// backupHeader is the body of PUT /keys/backup: the key file's key
+// derivation and the identity key sealed under the backup key.
+func (a *Account) backupHeader() (e2ee.BackupHeader, error) {
+	box, err := e2ee.SealIdentityBackup(a.File.BackupKey(), a.Username, a.State.Identity)
+	return e2ee.BackupHeader{KDF: a.File.kdf, Identity: box}, err
+}
+
+// backupItem is the backup item of a room key.
+func (a *Account) backupItem(chat string, epoch uint32, key [e2ee.KeySize]byte) (e2ee.RoomKeyBackup, error) {
+	return e2ee.SealRoomKeyBackup(a.File.BackupKey(), a.Username, chat, epoch, key)
 }
 
 // deviceRevoked reports whether the server lists this device among my
@@ -278,7 +304,7 @@ func (a *Account) Me() (string, e2ee.Device, error) {
 func (a *Account) addRoomKey(ctx context.Context, chat string, epoch uint32, k RoomKey) {
 	a.State.SetRoomKey(chat, epoch, k)
 	a.dirty = true
-	item, err := e2ee.SealRoomKeyBackup(a.File.BackupKey(), a.Username, chat, epoch, k.Key)
+	item, err := a.backupItem(chat, epoch, k.Key)
 	if err == nil {
 		err = a.API.BackupRoomKeys(ctx, []e2ee.RoomKeyBackup{item})
 	}

@@ -302,11 +302,7 @@ func (c *Chat) roomKey(ctx context.Context, epoch uint32) (RoomKey, error) {
 		}
 		return RoomKey{}, missing(err)
 	}
-	sender, err := c.senderDevice(ctx, ans.Sender, ans.SenderDevice)
-	if err != nil {
-		return RoomKey{}, missing(fmt.Errorf("the envelope of epoch %d: %w", epoch, err))
-	}
-	key, err := e2ee.OpenEnvelope(c.acct.State.Device, c.acct.Username, c.Name, epoch, sender, ans.Sender, ans.Envelope)
+	key, err := c.openEnvelope(ctx, epoch, ans)
 	if err != nil {
 		return RoomKey{}, missing(fmt.Errorf("the envelope of epoch %d: %w", epoch, err))
 	}
@@ -316,6 +312,16 @@ func (c *Chat) roomKey(ctx context.Context, epoch uint32) (RoomKey, error) {
 	}
 	c.acct.addRoomKey(ctx, c.Name, epoch, k)
 	return k, nil
+}
+
+// openEnvelope checks that an envelope comes from a trusted device of its
+// sender and opens it with this device's key.
+func (c *Chat) openEnvelope(ctx context.Context, epoch uint32, ans EnvelopeAnswer) ([e2ee.KeySize]byte, error) {
+	sender, err := c.senderDevice(ctx, ans.Sender, ans.SenderDevice)
+	if err != nil {
+		return [e2ee.KeySize]byte{}, err
+	}
+	return e2ee.OpenEnvelope(c.acct.State.Device, c.acct.Username, c.Name, epoch, sender, ans.Sender, ans.Envelope)
 }
 
 // NoteEpoch records an epoch frame: the chat's current epoch moved.
@@ -428,6 +434,11 @@ func (c *Chat) seal(ctx context.Context, clientID string, content Content, force
 	if err != nil {
 		return "", err
 	}
+	return c.sealMessage(epoch, key.Key, clientID, content)
+}
+
+// sealMessage encrypts content as an mse1 message on an epoch's key.
+func (c *Chat) sealMessage(epoch uint32, key [e2ee.KeySize]byte, clientID string, content Content) (string, error) {
 	body := map[string]any{"v": 1, "text": content.Text}
 	if content.Rev > 0 {
 		body["rev"] = content.Rev
@@ -442,7 +453,7 @@ func (c *Chat) seal(ctx context.Context, clientID string, content Content, force
 	if err != nil {
 		return "", err
 	}
-	return e2ee.EncryptMessage(key.Key, c.acct.State.Device, c.Name, epoch, c.acct.Username, clientID, plain)
+	return e2ee.EncryptMessage(key, c.acct.State.Device, c.Name, epoch, c.acct.Username, clientID, plain)
 }
 
 // sendingEpoch returns the epoch to send on and its key.
@@ -505,17 +516,11 @@ func (c *Chat) startEpoch(ctx context.Context, epoch uint32) (uint32, RoomKey, e
 			return 0, RoomKey{}, &HeldError{Users: held}
 		}
 		key := e2ee.NewRoomKey()
-		var envelopes []e2ee.Envelope
-		for _, m := range c.members {
-			for _, d := range m.devices {
-				e, err := e2ee.SealEnvelope(c.acct.State.Device, c.acct.Username, c.Name, epoch, m.username, d, key)
-				if err != nil {
-					return 0, RoomKey{}, fmt.Errorf("e2eeclient: an envelope for %s: %w", m.username, err)
-				}
-				envelopes = append(envelopes, e)
-			}
+		envelopes, err := c.sealEnvelopes(epoch, key)
+		if err != nil {
+			return 0, RoomKey{}, err
 		}
-		err := c.acct.API.StartEpoch(ctx, c.Name, epoch, c.acct.State.Device.ID, envelopes)
+		err = c.acct.API.StartEpoch(ctx, c.Name, epoch, c.acct.State.Device.ID, envelopes)
 		var apiErr *APIError
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && apiErr.Code == "envelopes_mismatch" && attempt == 0 {
 			if _, err := c.Refresh(ctx); err != nil {
@@ -532,4 +537,20 @@ func (c *Chat) startEpoch(ctx context.Context, epoch uint32) (uint32, RoomKey, e
 		delete(c.noEnvelope, epoch)
 		return epoch, k, c.acct.Save()
 	}
+}
+
+// sealEnvelopes makes an envelope of an epoch's room key for every trusted
+// device of every member.
+func (c *Chat) sealEnvelopes(epoch uint32, key [e2ee.KeySize]byte) ([]e2ee.Envelope, error) {
+	var envelopes []e2ee.Envelope
+	for _, m := range c.members {
+		for _, d := range m.devices {
+			e, err := e2ee.SealEnvelope(c.acct.State.Device, c.acct.Username, c.Name, epoch, m.username, d, key)
+			if err != nil {
+				return nil, fmt.Errorf("e2eeclient: an envelope for %s: %w", m.username, err)
+			}
+			envelopes = append(envelopes, e)
+		}
+	}
+	return envelopes, nil
 }
