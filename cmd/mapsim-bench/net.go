@@ -251,7 +251,7 @@ type chatInfo struct {
 
 func (a *api) createGroup(ctx context.Context, token, title string, members []string) (chatInfo, error) {
 	var out chatInfo
-	err := a.do(ctx, http.MethodPost, "/chats/", token, map[string]any{"kind": "group", "title": title, "members": members}, &out)
+	err := a.do(ctx, http.MethodPost, "/chats/", token, map[string]any{"e2ee": false, "kind": "group", "title": title, "members": members}, &out)
 	return out, err
 }
 

@@ -51,15 +51,15 @@ func TestDirectAndGroupChats(t *testing.T) {
 			}
 
 			// A direct chat: one per pair, whoever starts it.
-			r := srv.call(t, "POST", "/chats/", alice, map[string]any{"kind": "direct", "members": []string{"bob"}})
+			r := srv.call(t, "POST", "/chats/", alice, map[string]any{"e2ee": false, "kind": "direct", "members": []string{"bob"}})
 			if r.Status != http.StatusCreated || r.str("kind") != "direct" {
 				t.Fatalf("create direct: %d %s", r.Status, r.Raw)
 			}
 			direct := r.str("name")
-			if r2 := srv.call(t, "POST", "/chats/", alice, url.Values{"kind": {"direct"}, "members": {"BOB"}}); r2.Status != http.StatusOK || r2.str("name") != direct {
+			if r2 := srv.call(t, "POST", "/chats/", alice, url.Values{"kind": {"direct"}, "members": {"BOB"}, "e2ee": {"false"}}); r2.Status != http.StatusOK || r2.str("name") != direct {
 				t.Fatalf("second direct chat with bob: %d %s", r2.Status, r2.Raw)
 			}
-			if r2 := srv.call(t, "POST", "/chats/", bob, map[string]any{"kind": "direct", "members": []string{"alice"}}); r2.Status != http.StatusOK || r2.str("name") != direct {
+			if r2 := srv.call(t, "POST", "/chats/", bob, map[string]any{"e2ee": false, "kind": "direct", "members": []string{"alice"}}); r2.Status != http.StatusOK || r2.str("name") != direct {
 				t.Fatalf("bob's direct chat with alice: %d %s", r2.Status, r2.Raw)
 			}
 			if f := bobWS.nextType("chat_added"); f["chat"].(map[string]any)["name"] != direct {
@@ -73,7 +73,7 @@ func TestDirectAndGroupChats(t *testing.T) {
 				{"kind": "group", "title": "x\u0000y"},
 				{"kind": "group", "title": strings.Repeat("t", 101)},
 				{"kind": "global"},
-				{"kind": "group", "title": "Secret", "e2ee": true},
+				{"kind": "group", "title": "Secret", "e2ee": "maybe"},
 			} {
 				if r := srv.call(t, "POST", "/chats/", alice, bad); r.Status/100 != 4 || r.str("detail") == "" {
 					t.Errorf("create %v: %d %s, want a clear 4xx", bad, r.Status, r.Raw)
@@ -81,7 +81,7 @@ func TestDirectAndGroupChats(t *testing.T) {
 			}
 
 			// A group: the creator owns it; members are told and subscribed.
-			r = srv.call(t, "POST", "/chats/", alice, map[string]any{"kind": "group", "title": "Ops", "members": []string{"bob", "carol"}})
+			r = srv.call(t, "POST", "/chats/", alice, map[string]any{"e2ee": false, "kind": "group", "title": "Ops", "members": []string{"bob", "carol"}})
 			if r.Status != http.StatusCreated || r.str("title") != "Ops" || r.str("role") != "owner" {
 				t.Fatalf("create group: %d %s", r.Status, r.Raw)
 			}
@@ -467,7 +467,7 @@ func TestFiftyInAGroup(t *testing.T) {
 				names[i] = fmt.Sprintf("member%02d", i)
 				toks[i] = srv.MustUser(t, names[i])
 			}
-			r := srv.call(t, "POST", "/chats/", toks[0], map[string]any{"kind": "group", "title": "Fifty", "members": names[1:]})
+			r := srv.call(t, "POST", "/chats/", toks[0], map[string]any{"e2ee": false, "kind": "group", "title": "Fifty", "members": names[1:]})
 			if r.Status != http.StatusCreated || len(r.Body["members"].([]any)) != n {
 				t.Fatalf("create: %d %s", r.Status, r.Raw)
 			}

@@ -104,7 +104,7 @@ func runFaultScenario(t *testing.T, env map[string]string) {
 		receivers = append(receivers, srv.MustUser(t, fmt.Sprintf("receiver%d", i)))
 		names = append(names, fmt.Sprintf("receiver%d", i))
 	}
-	r := srv.call(t, "POST", "/chats/", owner, map[string]any{"kind": "group", "title": "Faults", "members": names})
+	r := srv.call(t, "POST", "/chats/", owner, map[string]any{"e2ee": false, "kind": "group", "title": "Faults", "members": names})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create group: %d %s", r.Status, r.Raw)
 	}

@@ -152,7 +152,7 @@ func TestFileSharing(t *testing.T) {
 			env := baseEnv(t, b.env(t))
 			srv := MustStart(t, env)
 			alice, bob, eve := srv.MustUser(t, "alice"), srv.MustUser(t, "bob"), srv.MustUser(t, "eve")
-			group := srv.call(t, "POST", "/chats/", alice, map[string]any{"kind": "group", "title": "Files", "members": []string{"bob"}}).str("name")
+			group := srv.call(t, "POST", "/chats/", alice, map[string]any{"e2ee": false, "kind": "group", "title": "Files", "members": []string{"bob"}}).str("name")
 			bobWS := srv.MustDial(t, bob, "global")
 			bobWS.nextType("hello")
 

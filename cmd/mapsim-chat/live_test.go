@@ -112,7 +112,7 @@ func TestPresenceLimit(t *testing.T) {
 	t.Parallel()
 	srv := MustStart(t, baseEnv(t, map[string]string{"PRESENCE_LIMIT": "2"}))
 	ann, bea, cid, dot, eve := srv.MustUser(t, "ann"), srv.MustUser(t, "bea"), srv.MustUser(t, "cid"), srv.MustUser(t, "dot"), srv.MustUser(t, "eve")
-	if r := srv.call(t, "POST", "/chats/", ann, map[string]any{"kind": "direct", "members": []string{"bea"}}); r.str("name") == "" {
+	if r := srv.call(t, "POST", "/chats/", ann, map[string]any{"e2ee": false, "kind": "direct", "members": []string{"bea"}}); r.str("name") == "" {
 		t.Fatalf("direct chat: %s", r.Raw)
 	}
 	presenceOf := func(name string, online bool) func(map[string]any) bool {

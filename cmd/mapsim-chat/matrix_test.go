@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mapsim/mapsim-chat/internal/e2ee"
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
@@ -21,9 +22,11 @@ type matrixWorld struct {
 	bobName, carolName     string
 	group                  string // the group's name
 	groupID                string
-	lastID                 int64  // the newest message of the group
-	aliceMsg               int64  // a text message alice sent to the group
-	aliceFile              string // the URL of a file alice uploaded to the group
+	lastID                 int64                // the newest message of the group
+	aliceMsg               int64                // a text message alice sent to the group
+	aliceFile              string               // the URL of a file alice uploaded to the group
+	names                  map[string]string    // usernames by token
+	keys                   map[string]*e2eeUser // published keys by token
 }
 
 // Each route's row. chat rows are run by a member (must succeed) and by a
@@ -35,6 +38,35 @@ type routeRow struct {
 	call func(w *matrixWorld, tok, chat string) apiResponse
 	// member is who succeeds: "alice" (owner) or "bob" (plain member).
 	member string
+	// e2ee rows run on an end-to-end encrypted group.
+	e2ee bool
+}
+
+// e2eeKeys publishes keys for the user behind tok once, and returns them.
+func (w *matrixWorld) e2eeKeys(tok string) *e2eeUser {
+	if u := w.keys[tok]; u != nil {
+		return u
+	}
+	if w.keys == nil {
+		w.keys = map[string]*e2eeUser{}
+	}
+	u := w.srv.MustKeys(w.srv.t(), w.names[tok], tok)
+	w.keys[tok] = u
+	return u
+}
+
+// startEpoch starts the group's next epoch as the user behind tok, with
+// that user's device the only one among the members (the others have no
+// keys); the answer is the server's.
+func (w *matrixWorld) startEpoch(tok, chat string) apiResponse {
+	u := w.e2eeKeys(tok)
+	key := e2ee.NewRoomKey()
+	env, err := e2ee.SealEnvelope(u.device, u.name, w.group, 1, u.name, u.device.Device(), key)
+	if err != nil {
+		w.srv.t().Fatal(err)
+	}
+	return w.srv.call(w.srv.t(), "POST", "/chats/"+url.PathEscape(chat)+"/epochs", tok,
+		map[string]any{"epoch": 1, "sender_device": u.device.Device().ID, "envelopes": []e2ee.Envelope{env}})
 }
 
 var routeRows = map[string]routeRow{
@@ -78,6 +110,27 @@ var routeRows = map[string]routeRow{
 	"POST /upload": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.upload(w.srv.t(), tok, chat, "note.txt", "text/plain", strings.NewReader("a note"))
 	}},
+	"PUT /keys/identity":            {kind: "token"},
+	"POST /keys/devices":            {kind: "token"},
+	"DELETE /keys/devices/{device}": {kind: "token"},
+	"GET /keys/users/{username}":    {kind: "token"},
+	"PUT /keys/backup":              {kind: "token"},
+	"GET /keys/backup":              {kind: "token"},
+	"POST /keys/backup/room-keys":   {kind: "token"},
+	"GET /keys/backup/room-keys":    {kind: "token"},
+	"GET /chats/{chat}/devices": {kind: "chat", member: "bob", e2ee: true, call: func(w *matrixWorld, tok, chat string) apiResponse {
+		return w.srv.call(w.srv.t(), "GET", "/chats/"+url.PathEscape(chat)+"/devices", tok, nil)
+	}},
+	"GET /chats/{chat}/epochs": {kind: "chat", member: "bob", e2ee: true, call: func(w *matrixWorld, tok, chat string) apiResponse {
+		return w.srv.call(w.srv.t(), "GET", "/chats/"+url.PathEscape(chat)+"/epochs", tok, nil)
+	}},
+	"POST /chats/{chat}/epochs": {kind: "chat", member: "bob", e2ee: true, call: func(w *matrixWorld, tok, chat string) apiResponse {
+		return w.startEpoch(tok, chat)
+	}},
+	"GET /chats/{chat}/epochs/{epoch}": {kind: "chat", member: "bob", e2ee: true, call: func(w *matrixWorld, tok, chat string) apiResponse {
+		w.startEpoch(tok, chat) // epoch 1 with an envelope for bob; refused for others
+		return w.srv.call(w.srv.t(), "GET", "/chats/"+url.PathEscape(chat)+"/epochs/1?device="+w.e2eeKeys(tok).device.Device().ID, tok, nil)
+	}},
 	// File rows: chat is replaced by the file's id.
 	"GET /file/{id}": {kind: "file", member: "bob", call: func(w *matrixWorld, tok, file string) apiResponse {
 		return w.srv.call(w.srv.t(), "GET", "/file/"+file, tok, nil)
@@ -91,12 +144,23 @@ var routeRows = map[string]routeRow{
 func (s *testServer) t() testing.TB { return s.tb }
 
 func newMatrixWorld(t *testing.T, srv *testServer, n int) *matrixWorld {
+	return newMatrixWorldE2EE(t, srv, n, false)
+}
+
+// newMatrixWorldE2EE is newMatrixWorld with an end-to-end encrypted group
+// when encrypted is set.
+func newMatrixWorldE2EE(t *testing.T, srv *testServer, n int, encrypted bool) *matrixWorld {
 	t.Helper()
-	w := &matrixWorld{srv: srv}
-	user := func(base string) string { return srv.MustUser(t, fmt.Sprintf("%s%d", base, n)) }
+	w := &matrixWorld{srv: srv, names: map[string]string{}}
+	user := func(base string) string {
+		name := fmt.Sprintf("%s%d", base, n)
+		tok := srv.MustUser(t, name)
+		w.names[tok] = name
+		return tok
+	}
 	w.alice, w.bob, w.eve, w.carol = user("alice"), user("bob"), user("eve"), user("carol")
 	w.bobName, w.carolName = fmt.Sprintf("bob%d", n), fmt.Sprintf("carol%d", n)
-	r := srv.call(t, "POST", "/chats/", w.alice, map[string]any{"kind": "group", "title": "Matrix", "members": []string{fmt.Sprintf("bob%d", n)}})
+	r := srv.call(t, "POST", "/chats/", w.alice, map[string]any{"e2ee": encrypted, "kind": "group", "title": "Matrix", "members": []string{fmt.Sprintf("bob%d", n)}})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create group: %d %s", r.Status, r.Raw)
 	}
@@ -136,7 +200,7 @@ func TestMembershipMatrixRoutes(t *testing.T) {
 						t.Errorf("%s by a member: %d", route, r.Status)
 					}
 				case "chat":
-					w := newMatrixWorld(t, srv, i)
+					w := newMatrixWorldE2EE(t, srv, i, row.e2ee)
 					for _, ref := range []string{w.group, w.groupID} {
 						r := row.call(w, w.eve, ref)
 						missing := row.call(w, w.eve, "group:0000000000000000")

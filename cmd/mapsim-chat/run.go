@@ -22,6 +22,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
+	"github.com/mapsim/mapsim-chat/internal/keys"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
@@ -207,6 +208,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	}
 	b := broker.NewLocal()
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
+	keysSvc := keys.New(keys.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
 	messages := delivery.New(delivery.Options{
 		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
 	})
@@ -229,7 +231,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		return nil, err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
+		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Keys: keysSvc, Ready: st.Ping, Log: log, Web: web.Static(),
 		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,

@@ -163,6 +163,8 @@ type ChatSummary struct {
 	Unread        int      // messages after LastReadID from others, at most UnreadCap
 	LastMessageID int64    // newest message (not event) id; 0 when empty
 	LastMessageAt time.Time
+	// Epoch is an encrypted chat's epoch state (zero for other chats).
+	Epoch EpochState
 }
 
 // SystemEvent is what a system message records; its JSON is the message's

@@ -158,13 +158,16 @@ type CreateRequest struct {
 	Kind    string   // chat.KindDirect or chat.KindGroup
 	Title   string   // groups only
 	Members []string // usernames besides the creator; exactly one for direct
+	// E2EE makes the chat end-to-end encrypted, for good. A direct chat
+	// that exists already stays as it was made.
+	E2EE bool
 }
 
 // Create starts a direct chat (or returns the existing one with created
 // false) or creates a group owned by the asking user. The new members'
 // connections are subscribed and told.
 func (s *Service) Create(ctx context.Context, id chat.Identity, req CreateRequest) (sum chat.ChatSummary, created bool, err error) {
-	c := chat.Chat{Kind: req.Kind, CreatedBy: id.UserID, CreatedAt: s.now().UTC()}
+	c := chat.Chat{Kind: req.Kind, CreatedBy: id.UserID, CreatedAt: s.now().UTC(), E2EE: req.E2EE}
 	switch req.Kind {
 	case chat.KindDirect:
 		if len(req.Members) != 1 {

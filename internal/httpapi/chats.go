@@ -45,7 +45,12 @@ func (s *server) chatFrom(r *http.Request) (chat.Chat, error) {
 }
 
 func (s *server) summaryBody(sum chat.ChatSummary) wire.Chat {
-	return wire.FromChat(sum, s.Hub.IsOnline)
+	out := wire.FromChat(sum, s.Hub.IsOnline)
+	if sum.E2EE {
+		e := s.Keys.EpochWire(sum.Epoch)
+		out.Epoch = &e
+	}
+	return out
 }
 
 func (s *server) handleListChats() http.HandlerFunc {
@@ -70,12 +75,19 @@ func (s *server) handleCreateChat() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		if e := field(f, "e2ee"); e != "" && e != "false" {
-			s.writeError(w, r, chat.Errorf(chat.EInvalid, "End-to-end encrypted chats are not available on this server yet."))
+		// Direct chats and groups are end-to-end encrypted unless the body
+		// says "e2ee": false (scripts and the load tool).
+		encrypted := true
+		switch field(f, "e2ee") {
+		case "", "true", "1":
+		case "false", "0":
+			encrypted = false
+		default:
+			s.writeError(w, r, chat.Errorf(chat.EInvalid, "e2ee must be true or false."))
 			return
 		}
 		sum, created, err := s.Chats.Create(r.Context(), identityFrom(r.Context()), chats.CreateRequest{
-			Kind: strings.TrimSpace(field(f, "kind")), Title: field(f, "title"), Members: members(f),
+			Kind: strings.TrimSpace(field(f, "kind")), Title: field(f, "title"), Members: members(f), E2EE: encrypted,
 		})
 		if err != nil {
 			s.writeError(w, r, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
+	"github.com/mapsim/mapsim-chat/internal/keys"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/testutil/servicetest"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
@@ -77,6 +78,7 @@ func MustAPI(tb testing.TB, trusted ...string) *api {
 	handler := httpapi.NewServer(httpapi.Deps{
 		Auth:     auth.NewService(auth.Options{Store: w.Store, SigningKey: bytes.Repeat([]byte{7}, 32), TokenTTL: time.Hour, Registration: "open"}),
 		Messages: messages, Chats: cs, Hub: h, Uploads: up, Ready: w.Store.Ping, Log: log,
+		Keys:  keys.New(keys.Options{Store: w.Store, Ring: w.Ring, Broker: w.Broker, Log: log, MaxMessageBytes: 1000}),
 		Web:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Mapsim Chat</title>")}},
 		Conns: ratelimit.NewConns[string](10), UserConns: ratelimit.NewConns[int64](5), TrustedProxies: proxies, MaxMessageBytes: 1000,
 	})

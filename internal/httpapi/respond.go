@@ -33,6 +33,12 @@ func statusFor(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case chat.EUnavailable:
 		return http.StatusServiceUnavailable
+	case chat.EBadCertificate, chat.EEnvelopesMismatch, chat.EE2EERequired:
+		return http.StatusBadRequest
+	case chat.EIdentityExists, chat.EEpochConflict, chat.EStaleEpoch:
+		return http.StatusConflict
+	case chat.ENoEnvelope, chat.ENoBackup:
+		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
 }

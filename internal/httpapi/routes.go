@@ -50,6 +50,22 @@ func (s *server) routes() *chi.Mux {
 		r.Post("/chats/{chat}/leave", s.handleLeaveChat())
 		r.Post("/chats/{chat}/read", s.handleMarkRead())
 
+		// End-to-end encryption (E2EE.md "The API"): my own keys and
+		// backup; anyone's public keys; a chat's devices, epochs and my
+		// envelopes, members only.
+		r.Put("/keys/identity", s.handlePutIdentity())
+		r.Post("/keys/devices", s.handlePublishDevice())
+		r.Delete("/keys/devices/{device}", s.handleRevokeDevice())
+		r.Get("/keys/users/{username}", s.handleUserKeys())
+		r.Put("/keys/backup", s.handlePutBackup())
+		r.Get("/keys/backup", s.handleGetBackup())
+		r.Post("/keys/backup/room-keys", s.handlePutBackupItems())
+		r.Get("/keys/backup/room-keys", s.handleBackupItems())
+		r.Get("/chats/{chat}/devices", s.handleChatDevices())
+		r.Get("/chats/{chat}/epochs", s.handleEpochState())
+		r.Post("/chats/{chat}/epochs", s.handleStartEpoch())
+		r.Get("/chats/{chat}/epochs/{epoch}", s.handleEnvelope())
+
 		// Files: members of the file's chat only.
 		r.Post("/upload", s.handleUpload())
 		r.Get("/file/{id}", s.handleFile(false))

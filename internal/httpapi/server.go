@@ -15,6 +15,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/hub"
+	"github.com/mapsim/mapsim-chat/internal/keys"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 )
@@ -26,6 +27,7 @@ type Deps struct {
 	Chats    *chats.Service
 	Hub      *hub.Hub
 	Uploads  *uploads.Service
+	Keys     *keys.Service
 	// Ready reports whether the server can serve: the database answers.
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger

@@ -194,6 +194,11 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 		}
 	}
 
+	if c.E2EE {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO e2ee_chats (chat_id) VALUES (?)`, id); err != nil {
+			return false, chat.ChatChange{}, s.fail("create chat: insert epoch state", err)
+		}
+	}
 	joined := time.UnixMilli(ms(c.CreatedAt)).UTC()
 	change := chat.ChatChange{Added: make([]chat.Member, len(ids))}
 	for i, uid := range ids {
@@ -289,6 +294,9 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 	if len(change.Added) == 0 {
 		return chat.ChatChange{}, nil
 	}
+	if err := markChatChanged(ctx, tx, chatID); err != nil {
+		return chat.ChatChange{}, s.fail("add members", err)
+	}
 	ev := chat.SystemEvent{Event: chat.EventAdded, Actor: names[actorID], Users: added}
 	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
@@ -330,6 +338,9 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID); err != nil {
 		return chat.ChatChange{}, s.fail("remove member: delete membership", err)
+	}
+	if err := markChatChanged(ctx, tx, chatID); err != nil {
+		return chat.ChatChange{}, s.fail("remove member", err)
 	}
 	ev := chat.SystemEvent{Event: chat.EventLeft, Actor: names[userID]}
 	if actorID != userID {
@@ -494,24 +505,29 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 	// the kind condition MAX would read every row of the chat, while the
 	// (chat_id, id) index read backwards stops at the first message.
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.name, c.kind, c.title, c.e2ee, c.created_by, c.created_at,
-			x.role, x.last_read_id, x.last_id, lm.created_at
+			x.role, x.last_read_id, x.last_id, lm.created_at,
+			ec.current_epoch, ec.min_epoch, ec.changed, ee.started_at, ee.messages
 		FROM (SELECT cm.chat_id, cm.role, cm.last_read_id,
 				(SELECT m.id FROM messages m WHERE m.chat_id = cm.chat_id AND `+isMessage+` ORDER BY m.id DESC LIMIT 1) AS last_id
 			FROM chat_members cm WHERE cm.user_id = ?`+only+`) x
 		JOIN chats c ON c.id = x.chat_id
-		LEFT JOIN messages lm ON lm.id = x.last_id`, args...)
+		LEFT JOIN messages lm ON lm.id = x.last_id
+		LEFT JOIN e2ee_chats ec ON ec.chat_id = c.id
+		LEFT JOIN e2ee_epochs ee ON ee.chat_id = ec.chat_id AND ee.epoch = ec.current_epoch`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read chats: %w", err)
 	}
 	var sums []chat.ChatSummary
 	for rows.Next() {
 		var (
-			sum              chat.ChatSummary
-			by, lastID, atMS sql.NullInt64
-			created          int64
+			sum                               chat.ChatSummary
+			by, lastID, atMS                  sql.NullInt64
+			created                           int64
+			epoch, least, started, epochCount sql.NullInt64
+			changed                           sql.NullBool
 		)
 		if err := rows.Scan(&sum.ID, &sum.Name, &sum.Kind, &sum.Title, &sum.E2EE, &by, &created,
-			&sum.Role, &sum.LastReadID, &lastID, &atMS); err != nil {
+			&sum.Role, &sum.LastReadID, &lastID, &atMS, &epoch, &least, &changed, &started, &epochCount); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read chats: %w", err)
 		}
@@ -519,6 +535,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 		sum.CreatedAt = time.UnixMilli(created).UTC()
 		sum.LastMessageID = lastID.Int64
 		sum.LastMessageAt = fromMS(atMS)
+		sum.Epoch = chat.EpochState{Current: epoch.Int64, Min: least.Int64, Changed: changed.Bool, StartedAt: fromMS(started), Messages: epochCount.Int64}
 		sums = append(sums, sum)
 	}
 	rows.Close()

@@ -231,6 +231,13 @@ func (s *DB) ClearData(ctx context.Context) (chat.Cleared, error) {
 	}{
 		{"delete messages", `DELETE FROM messages`, &c.Messages},
 		{"delete files", `DELETE FROM files`, &c.Files},
+		// What end-to-end encryption stored sealed goes with the key
+		// versions it was sealed under; every encrypted chat then needs a
+		// new epoch, as its envelopes are gone.
+		{"delete room-key envelopes", `DELETE FROM e2ee_envelopes`, nil},
+		{"delete key backups", `DELETE FROM e2ee_backups`, nil},
+		{"delete key backup items", `DELETE FROM e2ee_backup_items`, nil},
+		{"mark encrypted chats changed", `UPDATE e2ee_chats SET changed = 1`, nil},
 		{"delete key versions", `DELETE FROM key_versions`, &c.KeyVersions},
 		{"reset read markers", `UPDATE chat_members SET last_read_id = 0`, nil},
 	} {

@@ -218,6 +218,8 @@ type Chat struct {
 	LastMessageID *int64   `json:"last_message_id,omitempty"`
 	LastMessageAt *string  `json:"last_message_at"`
 	CreatedAt     string   `json:"created_at"`
+	// Epoch is an encrypted chat's epoch state, in REST answers.
+	Epoch *Epoch `json:"epoch,omitempty"`
 }
 
 // SharedChat converts a chat to the shape every member may see: without

@@ -87,10 +87,10 @@ test('bidi overrides in messages and sentences stay inside their element', async
     // digits, '_', '.' and '-' only); a title may still start with an
     // invisible mark.
     const token = await apiUser(server, 'mallory');
-    const refused = await api(server, 'POST', '/chats/', token, { kind: 'group', title: `${rlo}gpj.exe`, members: ['alice'] });
+    const refused = await api(server, 'POST', '/chats/', token, { e2ee: false, kind: 'group', title: `${rlo}gpj.exe`, members: ['alice'] });
     assert.equal(refused.status, 400);
     assert.equal(refused.body.code, 'invalid');
-    const group = await api(server, 'POST', '/chats/', token, { kind: 'group', title: '\u200EGroup', members: ['alice'] });
+    const group = await api(server, 'POST', '/chats/', token, { e2ee: false, kind: 'group', title: '\u200EGroup', members: ['alice'] });
     assert.equal(group.status, 201);
     const name = group.body.name;
     await sendFrames(alice, token, [

@@ -319,7 +319,7 @@ test('XSS payloads show as text and run nothing', async () => {
     await register(page, 'victim');
     const token = await apiUser(server, 'mallory');
     // A group whose title is a payload, and a file whose name is one.
-    const group = await api(server, 'POST', '/chats/', token, { kind: 'group', title: payloads[0], members: ['victim'] });
+    const group = await api(server, 'POST', '/chats/', token, { e2ee: false, kind: 'group', title: payloads[0], members: ['victim'] });
     assert.equal(group.status, 201);
     const form = new FormData();
     form.append('chat_id', 'global');
