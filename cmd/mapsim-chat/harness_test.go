@@ -241,6 +241,8 @@ func (s *testServer) callWith(t testing.TB, method, path, token string, header h
 	case nil:
 	case url.Values:
 		rd, ctype = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	case rawBody: // as it is; the caller sets Content-Type
+		rd = strings.NewReader(string(b))
 	default:
 		j, _ := json.Marshal(b)
 		rd, ctype = bytes.NewReader(j), "application/json"

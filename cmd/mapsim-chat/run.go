@@ -210,7 +210,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	keysSvc := keys.New(keys.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
 	messages := delivery.New(delivery.Options{
-		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
+		E2EE: keysSvc, Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
 	})
 	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: cfg.CommitTimeout})
 	au := auth.NewService(auth.Options{

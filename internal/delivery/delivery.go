@@ -52,8 +52,18 @@ type Store interface {
 	ChatByID(ctx context.Context, id int64) (chat.Chat, error)
 }
 
+// E2EE checks the messages of end-to-end encrypted chats (keys.Service).
+type E2EE interface {
+	// CheckMessage checks an mse1 text against the chat's epochs and the
+	// sender's devices, and counts it on its epoch.
+	CheckMessage(ctx context.Context, id chat.Identity, c chat.Chat, text string) error
+}
+
 // Options configure a Service.
 type Options struct {
+	// E2EE checks every message and edit of an end-to-end encrypted chat;
+	// without it, such messages are refused.
+	E2EE      E2EE
 	Store     Store
 	Ring      *keyring.Ring
 	Sequencer *sequencer.Sequencer
@@ -74,6 +84,7 @@ type Options struct {
 // Service sends messages, edits and deletes them, and reads history.
 type Service struct {
 	store    Store
+	e2ee     E2EE
 	ring     *keyring.Ring
 	seq      *sequencer.Sequencer
 	broker   chat.Broker
@@ -94,7 +105,7 @@ func New(o Options) *Service {
 		o.Now = time.Now
 	}
 	s := &Service{
-		store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
+		store: o.Store, e2ee: o.E2EE, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, maxBytes: o.MaxMessageBytes,
 		timeout: o.CommitTimeout,
 	}
 	s.sends = sequencer.NewBatch(o.Sequencer, MaxGroup, s.commitSends)
@@ -148,8 +159,10 @@ func (s *Service) SendAsync(ctx context.Context, id chat.Identity, req SendReque
 
 // prepare checks a message and seals it.
 func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest) (*send, error) {
-	if err := chat.CheckText(req.Text, s.maxBytes); err != nil {
-		return nil, err
+	if !req.Chat.E2EE {
+		if err := chat.CheckText(req.Text, s.maxBytes); err != nil {
+			return nil, err
+		}
 	}
 	if err := chat.CheckClientID(req.ClientID); err != nil {
 		return nil, err
@@ -159,6 +172,33 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 	}
 	if req.Kind == "" {
 		req.Kind = chat.MessageText
+	}
+	if req.Chat.E2EE {
+		// The text is ciphertext: its shape, epoch and device are checked,
+		// never its content; a file travels inside it.
+		if req.Kind != chat.MessageText {
+			return nil, chat.Errorf(chat.EE2EERequired, "This chat is end-to-end encrypted: send the file inside an mse1 message, not as a file frame.")
+		}
+		if req.ReplyTo != 0 {
+			// Only that the answered message exists: its preview travels
+			// inside the encrypted message.
+			if _, err := s.replyTarget(ctx, req.Chat, req.ReplyTo); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.checkEncrypted(ctx, id, req.Chat, req.Text); err != nil {
+			return nil, err
+		}
+		now := s.now()
+		m := &send{
+			msg: chat.NewMessage{
+				ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, ClientID: req.ClientID,
+				CreatedAt: now.UTC(), ReplyTo: req.ReplyTo,
+			},
+			chat: req.Chat, username: id.Username, text: req.Text, deadline: now.Add(s.timeout),
+		}
+		s.ring.SealMessage(&m.msg, []byte(req.Text))
+		return m, nil
 	}
 	var file *chat.File
 	if req.Kind == chat.MessageFile {
@@ -185,6 +225,15 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 	}
 	s.ring.SealMessage(&m.msg, []byte(req.Text))
 	return m, nil
+}
+
+// checkEncrypted checks the text of a message or edit of an end-to-end
+// encrypted chat.
+func (s *Service) checkEncrypted(ctx context.Context, id chat.Identity, c chat.Chat, text string) error {
+	if s.e2ee == nil {
+		return chat.Errorf(chat.EUnavailable, "This server cannot take end-to-end encrypted messages.")
+	}
+	return s.e2ee.CheckMessage(ctx, id, c, text)
 }
 
 // fileIDFromText reads the file id out of a file message's text:
@@ -370,7 +419,7 @@ type Changed struct {
 // Change edits or deletes a message and publishes the change, and returns
 // once it has committed.
 func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeRequest) (Changed, error) {
-	if !req.Delete {
+	if !req.Delete && !req.Chat.E2EE {
 		if err := chat.CheckText(req.Text, s.maxBytes); err != nil {
 			return Changed{}, err
 		}
@@ -401,6 +450,12 @@ func (s *Service) Change(ctx context.Context, id chat.Identity, req ChangeReques
 		return Changed{}, chat.Errorf(chat.EForbidden, "You can edit and delete only your own messages.")
 	case !req.Delete && target.Kind != chat.MessageText:
 		return Changed{}, chat.Errorf(chat.EInvalid, "Only text messages can be edited.")
+	}
+	if !req.Delete && req.Chat.E2EE {
+		// An edit carries new ciphertext, on the current epoch.
+		if err := s.checkEncrypted(ctx, id, req.Chat, req.Text); err != nil {
+			return Changed{}, err
+		}
 	}
 	w := &change{
 		s: s, chat: req.Chat, by: id, reply: sequencer.Reply[Changed](), deadline: s.now().Add(s.timeout),
@@ -522,7 +577,9 @@ func (s *Service) complete(ctx context.Context, c chat.Chat, msgs []chat.Message
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		if m.ReplyTo != 0 {
+		if m.ReplyTo != 0 && !c.E2EE {
+			// In an end-to-end encrypted chat the preview travels inside
+			// the message; the server makes none.
 			if ref := byID[m.ReplyTo]; ref != nil {
 				cp := *ref
 				cp.Reply, cp.Target = nil, nil

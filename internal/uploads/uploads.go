@@ -229,6 +229,13 @@ func storageError(err error) error {
 	return fmt.Errorf("store upload: %w", err)
 }
 
+// The name and type every file of an end-to-end encrypted chat is stored
+// and served under.
+const (
+	OpaqueName = "file.bin"
+	OpaqueType = "application/octet-stream"
+)
+
 // Upload is a file on its way in.
 type Upload struct {
 	Chat         chat.Chat // resolved, membership checked
@@ -254,6 +261,14 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 		Name: files.CleanName(up.Name), KeyVersion: version, StorageName: randomHex(16),
 	}
 	rand.Read(f.ID)
+	// A file of an end-to-end encrypted chat was encrypted in the browser
+	// (E2EE.md "Files"): it is opaque here. Its name and type travel inside
+	// the encrypted message; a scanner or a thumbnail would see only
+	// ciphertext, so neither runs.
+	opaque := up.Chat.E2EE
+	if opaque {
+		f.Name = OpaqueName
+	}
 
 	// The user's quota is checked as the bytes arrive, against what they
 	// stored before this upload began, so that an upload over it stops
@@ -285,7 +300,7 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 	}()
 
 	var scan *files.Scan
-	if s.opt.Scanner != nil {
+	if s.opt.Scanner != nil && !opaque {
 		if scan, err = s.opt.Scanner.Start(ctx); err != nil {
 			return chat.File{}, s.scannerDown(err)
 		}
@@ -298,6 +313,9 @@ func (s *Service) Save(ctx context.Context, up Upload) (chat.File, error) {
 	in := bufio.NewReaderSize(up.Body, 64<<10)
 	head, _ := in.Peek(512)
 	f.MimeType = files.Sniff(head, up.DeclaredType)
+	if opaque {
+		f.MimeType = OpaqueType
+	}
 	hash := sha256.New()
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	sealed := files.NewWriter(bw, aead, f.ID)
