@@ -451,3 +451,67 @@ func TestTerminalE2EEChangedKey(t *testing.T) {
 	alice.quit()
 	bob.quit()
 }
+
+// TestTerminalE2EEStaleEpoch: an epoch that went stale behind the client's
+// back is replaced before the next message. First the server marks the
+// chat changed (the test does, in the database): the client sees the epoch
+// is stale and starts a new one before it sends. Then the server revokes
+// the client's device without a word (in the database): the message is
+// refused with stale_epoch, and the client publishes a new device, starts
+// a new epoch and sends the same message again with the same client id.
+// Each arrives once, and bob reads both.
+func TestTerminalE2EEStaleEpoch(t *testing.T) {
+	env := baseEnv(t, nil)
+	srv := MustStart(t, env)
+	aliceTok := srv.MustUser(t, "alice")
+	srv.MustUser(t, "bob")
+	dir := t.TempDir()
+	alice := openTerm(t, srv, "alice", "@bob", filepath.Join(dir, "alice.json"), passphraseOf("alice"))
+	alice.waitFor("-- connected to direct:")
+	bob := openTerm(t, srv, "bob", "@alice", filepath.Join(dir, "bob.json"), passphraseOf("bob"))
+	bob.waitFor("-- connected to direct:")
+	alice.type_("on the first epoch")
+	bob.waitFor("alice: on the first epoch")
+	chatName := chatNamed(t, srv, aliceTok, "direct")
+	db := rawDB(t, env)
+	ctx := context.Background()
+
+	if _, err := db.ExecContext(ctx, `UPDATE e2ee_chats SET changed = 1 WHERE chat_id = (SELECT id FROM chats WHERE name = ?)`, chatName); err != nil {
+		t.Fatal(err)
+	}
+	alice.type_("on a new epoch")
+	bob.waitFor("alice: on a new epoch")
+	alice.waitFor("alice: on a new epoch")
+
+	if _, err := db.ExecContext(ctx, `UPDATE e2ee_devices SET revoked_at = created_at WHERE user_id = (SELECT id FROM users WHERE username = 'alice')`); err != nil {
+		t.Fatal(err)
+	}
+	alice.type_("sent again from a new device")
+	alice.waitFor("!! this device was revoked on the server; a new device of this client replaces it")
+	bob.waitFor("alice: sent again from a new device")
+	alice.waitFor("alice: sent again from a new device")
+	alice.quit()
+	bob.quit()
+
+	msgs := history(t, srv, aliceTok, chatName)
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3: %v", len(msgs), msgs)
+	}
+	var epochs []uint32
+	devices := map[string]bool{}
+	for _, m := range msgs {
+		sm, err := e2ee.ParseMessage(m["text"].(string), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs, devices[sm.DeviceID] = append(epochs, sm.Epoch), true
+	}
+	if epochs[1] != epochs[0]+1 || epochs[2] != epochs[1]+1 || len(devices) != 2 {
+		t.Fatalf("epochs %v from %d devices; want three epochs in a row from two devices", epochs, len(devices))
+	}
+	for _, out := range []string{alice.out.String(), bob.out.String()} {
+		if strings.Contains(out, "cannot decrypt") || strings.Contains(out, "not sent") || strings.Count(out, "sent again from a new device") != 1 {
+			t.Fatalf("a refusal or a duplicate is shown:\n%s", out)
+		}
+	}
+}

@@ -421,8 +421,20 @@ func (c *Chat) Seal(ctx context.Context, clientID string, content Content) (stri
 }
 
 // Reseal encrypts the message again on a new epoch: the server refused it
-// with stale_epoch. The client id stays the same.
+// with stale_epoch. The client id stays the same. The refusal may also mean
+// that this device was revoked (elsewhere, or by the server): the device is
+// checked first, and a revoked one replaced by a new device.
 func (c *Chat) Reseal(ctx context.Context, clientID string, content Content) (string, error) {
+	before := c.acct.State.Device.ID
+	if err := c.acct.republish(ctx); err != nil {
+		return "", err
+	}
+	if c.acct.State.Device.ID != before {
+		c.acct.warn("this device was revoked on the server; a new device of this client replaces it")
+		if _, err := c.Refresh(ctx); err != nil {
+			return "", err
+		}
+	}
 	return c.seal(ctx, clientID, content, true)
 }
 
