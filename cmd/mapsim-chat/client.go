@@ -109,6 +109,20 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 				}
 				return err
 			}
+			// A new passphrase typed without echo is typed twice: a typo
+			// would lock the user out of their own backup.
+			if need == e2eeclient.NeedNew && isTerminalFile(stdin) {
+				again, err := readSecret(ctx, in, stdin, stderr, "Repeat the new recovery passphrase: ", "recovery passphrase")
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if again != passphrase {
+					return errors.New("chat: the two recovery passphrases differ; no keys were made, run the command again")
+				}
+			}
 		}
 		acct, err := e2eeclient.Unlock(ctx, api, *username, path, passphrase)
 		if err != nil {
@@ -568,15 +582,21 @@ func (s *chatSession) write(ctx context.Context, frame any) error {
 	return nil
 }
 
+// isTerminalFile reports whether r is a terminal.
+func isTerminalFile(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && isTerminal(f.Fd())
+}
+
 // readSecret reads a password or passphrase, the next line of in. When
 // stdin is a terminal it asks for it on stderr and turns echo off while it
 // is typed, so that it is neither on the screen nor in the terminal's
 // scrollback; Ctrl-C (which cancels ctx) gives the terminal back as it was.
 func readSecret(ctx context.Context, in *bufio.Reader, stdin io.Reader, stderr io.Writer, prompt, what string) (string, error) {
-	f, ok := stdin.(*os.File)
-	if !ok || !isTerminal(f.Fd()) {
+	if !isTerminalFile(stdin) {
 		return readLine(in, what)
 	}
+	f := stdin.(*os.File)
 	fmt.Fprint(stderr, prompt)
 	restore, err := echoOff(f.Fd())
 	if err != nil {

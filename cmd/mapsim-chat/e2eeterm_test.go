@@ -36,16 +36,23 @@ type e2eeTerm struct {
 // passphrase, when the chat is encrypted).
 func openTerm(t *testing.T, srv *testServer, name, chatArg, keys string, lines ...string) *e2eeTerm {
 	t.Helper()
+	return openTermEnv(t, srv, name, chatArg, keys, nil, append([]string{testPassword}, lines...)...)
+}
+
+// openTermEnv is openTerm with an environment, and the lines typed given
+// in full (the password too, unless the environment holds it).
+func openTermEnv(t *testing.T, srv *testServer, name, chatArg, keys string, env map[string]string, lines ...string) *e2eeTerm {
+	t.Helper()
 	r, w := io.Pipe()
 	term := &e2eeTerm{t: t, name: name, in: w, out: &syncBuffer{}, done: make(chan error, 1), keys: keys}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); w.Close() })
 	args := []string{"mapsim-chat", "chat", "-url", srv.URL, "-username", name, "-chat", chatArg, "-keys", keys}
 	go func() {
-		term.done <- run(ctx, args, func(string) string { return "" }, r, term.out, io.Discard, nil)
+		term.done <- run(ctx, args, func(k string) string { return env[k] }, r, term.out, io.Discard, nil)
 	}()
 	go func() {
-		for _, l := range append([]string{testPassword}, lines...) {
+		for _, l := range lines {
 			if _, err := io.WriteString(w, l+"\n"); err != nil {
 				return
 			}
@@ -307,7 +314,11 @@ func TestTerminalE2EERestore(t *testing.T) {
 		t.Fatalf("a wrong passphrase wrote a key file: %v", err)
 	}
 
-	restored := openTerm(t, srv, "bob", "@alice", fresh, passphraseOf("bob"))
+	// This time the password and the passphrase come from the environment,
+	// and every line typed is a message.
+	restored := openTermEnv(t, srv, "bob", "@alice", fresh, map[string]string{
+		"MAPSIM_CHAT_PASSWORD": testPassword, "MAPSIM_CHAT_PASSPHRASE": passphraseOf("bob"),
+	})
 	restored.waitFor("-- keys restored from the backup")
 	restored.waitFor("alice: before the new laptop")
 	restored.waitFor("bob: reply before the new laptop")

@@ -21,7 +21,7 @@ var ErrNoBackup = errors.New("this account's keys were made on another device an
 
 // ErrIdentityMismatch means the key file holds another identity key than
 // the server publishes for the account: the keys were replaced elsewhere.
-var ErrIdentityMismatch = errors.New("the server publishes another identity key for this account than the key file holds (were the keys replaced on another device?)")
+var ErrIdentityMismatch = errors.New("the server publishes another identity key for this account than the key file holds (were the keys replaced on another device? then move the key file away, and the next start restores the new keys from their backup)")
 
 // Need says what unlocking the keys will do with the passphrase.
 type Need int
