@@ -170,7 +170,7 @@ func TestTerminalE2EEDirect(t *testing.T) {
 			again := openTerm(t, srv, "alice", "@bob", alice.keys, passphraseOf("alice"))
 			again.waitFor("bob: hi alice, loud and clear")
 			again.waitFor("alice: " + marker)
-			if strings.Contains(again.out.String(), "new keys made") || strings.Contains(again.out.String(), "restored") {
+			if out := again.out.String(); strings.Contains(out, "new keys made") || strings.Contains(out, "restored") || strings.Contains(out, "cannot decrypt") {
 				t.Fatalf("a second start made or restored keys:\n%s", again.out.String())
 			}
 			again.quit()
@@ -524,5 +524,39 @@ func TestTerminalE2EEStaleEpoch(t *testing.T) {
 		if strings.Contains(out, "cannot decrypt") || strings.Contains(out, "not sent") || strings.Count(out, "sent again from a new device") != 1 {
 			t.Fatalf("a refusal or a duplicate is shown:\n%s", out)
 		}
+	}
+}
+
+// TestTerminalE2EEReplacedKeys: when the account's identity key was
+// replaced elsewhere (a lost passphrase: PUT /keys/identity with
+// "replace"), the old key file is refused with a sentence that says what
+// to do, and without a backup of the new keys the client says there is
+// nothing to restore.
+func TestTerminalE2EEReplacedKeys(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, nil))
+	aliceTok := srv.MustUser(t, "alice")
+	srv.MustUser(t, "bob")
+	keys := filepath.Join(t.TempDir(), "alice.json")
+	alice := openTerm(t, srv, "alice", "@bob", keys, passphraseOf("alice"))
+	alice.waitFor("-- connected to direct:")
+	alice.quit()
+
+	other, _ := e2ee.GenerateSigningKey(e2ee.AlgEd25519)
+	body := map[string]any{"alg": other.Alg(), "pub": e2ee.EncodeB64U(other.Public().Pub), "replace": true}
+	if r := srv.call(t, "PUT", "/keys/identity", aliceTok, body); r.Status != http.StatusOK && r.Status != http.StatusCreated {
+		t.Fatalf("replace alice's identity key: %d %s", r.Status, r.Raw)
+	}
+	stale := openTerm(t, srv, "alice", "@bob", keys, passphraseOf("alice"))
+	if err := <-stale.done; err == nil || !strings.Contains(err.Error(), "another identity key for this account than the key file holds") ||
+		!strings.Contains(err.Error(), "move the key file away") {
+		t.Fatalf("an old key file after the keys were replaced: %v", err)
+	}
+	os.Rename(keys, keys+".old")
+	none := openTerm(t, srv, "alice", "@bob", keys, passphraseOf("alice"))
+	if err := <-none.done; err == nil || !strings.Contains(err.Error(), "no key backup to restore them from") {
+		t.Fatalf("no backup to restore from: %v", err)
+	}
+	if _, err := os.Stat(keys); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed restore wrote a key file")
 	}
 }
