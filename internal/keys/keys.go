@@ -455,6 +455,20 @@ const roomKeyCTSize = e2ee.KeySize + e2ee.TagSize
 // maxChatName is the longest chat name (chats.name is 64 characters).
 const maxChatName = 64
 
+// isChatName reports whether s can be a chat's name: 1 to maxChatName
+// printable ASCII characters (direct:3:7, group:…, global).
+func isChatName(s string) bool {
+	if s == "" || len(s) > maxChatName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // PutBackupItems adds room keys to the asking user's backup.
 func (s *Service) PutBackupItems(ctx context.Context, id chat.Identity, items []e2ee.RoomKeyBackup) error {
 	if len(items) == 0 {
@@ -466,7 +480,7 @@ func (s *Service) PutBackupItems(ctx context.Context, id chat.Identity, items []
 	out := make([]chat.BackupItem, len(items))
 	for i, it := range items {
 		switch {
-		case it.Chat == "" || len(it.Chat) > maxChatName || !utf8.ValidString(it.Chat):
+		case !isChatName(it.Chat):
 			return chat.Errorf(chat.EInvalid, "Item %d: chat must be a chat's name.", i)
 		case it.Epoch == 0:
 			return chat.Errorf(chat.EInvalid, "Item %d: epoch must be from 1 to 4294967295.", i)
