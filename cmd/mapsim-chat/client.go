@@ -388,10 +388,22 @@ func opened(c e2eeclient.Content, err error) string {
 	if err != nil {
 		return "[cannot decrypt: " + err.Error() + "]"
 	}
-	if len(c.File) > 0 {
-		return c.Text + " [an encrypted file: the terminal client does not download files]"
+	text := c.Text
+	var reply struct {
+		Username string `json:"username"`
+		Text     string `json:"text"`
 	}
-	return c.Text
+	if len(c.Reply) > 0 && json.Unmarshal(c.Reply, &reply) == nil && reply.Username != "" {
+		text = fmt.Sprintf("(replying to %s: %q) %s", reply.Username, reply.Text, text)
+	}
+	var file struct {
+		Name string `json:"name"`
+		Size int64  `json:"size"`
+	}
+	if len(c.File) > 0 && json.Unmarshal(c.File, &file) == nil {
+		text += fmt.Sprintf(" [encrypted file %q, %d bytes: open it in the web client]", file.Name, file.Size)
+	}
+	return text
 }
 
 // frame handles one frame from the server.
@@ -643,7 +655,22 @@ func (m chatLine) print(w io.Writer) {
 	if t, err := time.Parse(time.RFC3339, m.Timestamp); err == nil {
 		ts = t.Local().Format("15:04")
 	}
-	fmt.Fprintf(w, "[%s] %s: %s\n", ts, m.Username, m.Text)
+	fmt.Fprintf(w, "[%s] %s: %s\n", ts, printable(m.Username), printable(m.Text))
+}
+
+// printable makes text safe to print on a terminal: control characters
+// (escape sequences that could move the cursor, retitle the window or
+// rewrite earlier lines, line breaks that could fake another sender's
+// line) and bidirectional overrides show as visible escapes instead.
+func printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0),
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return '\uFFFD'
+		}
+		return r
+	}, text)
 }
 
 func postJSON(ctx context.Context, u, token string, body, out any) error {
