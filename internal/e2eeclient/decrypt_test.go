@@ -10,7 +10,7 @@ import (
 
 // localChat is a chat whose member devices and room key are already known,
 // so Decrypt needs no server.
-func localChat(t *testing.T) (*Chat, *e2ee.DeviceKeys, [e2ee.KeySize]byte) {
+func localChat(t testing.TB) (*Chat, *e2ee.DeviceKeys, [e2ee.KeySize]byte) {
 	t.Helper()
 	identity, _ := e2ee.GenerateSigningKey(e2ee.AlgEd25519)
 	device, _ := e2ee.NewDeviceKeys(e2ee.AlgX25519, e2ee.AlgEd25519)
