@@ -507,6 +507,8 @@ func (s *chatSession) typed(ctx context.Context, line string) error {
 				}
 			}
 		}
+	case fields[0] == "/verify" || fields[0] == "/accept":
+		fmt.Fprintf(s.out, "!! usage: /verify USER, /verify USER confirm, /accept USER\n")
 	default:
 		fmt.Fprintf(s.out, "!! unknown command %q; /help lists the commands (start a line with // to send it as it is)\n", fields[0])
 	}

@@ -366,6 +366,8 @@ func TestTerminalE2EECommands(t *testing.T) {
 	alice.waitFor("-- safety number of you and bob (verified):")
 	alice.type_("/nonsense")
 	alice.waitFor(`!! unknown command "/nonsense"`)
+	alice.type_("/verify")
+	alice.waitFor("!! usage: /verify USER, /verify USER confirm, /accept USER")
 	alice.type_("//slash first")
 	bob.waitFor("alice: /slash first")
 	alice.type_("/help")
