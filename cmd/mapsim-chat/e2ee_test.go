@@ -702,7 +702,8 @@ func TestE2EEBackup(t *testing.T) {
 }
 
 // TestE2EESealedAtRest: room-key envelopes are sealed at rest; the raw
-// database holds none of their bytes in the clear.
+// database holds none of their bytes in the clear, and one moved to
+// another row does not open.
 func TestE2EESealedAtRest(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -722,6 +723,27 @@ func TestE2EESealedAtRest(t *testing.T) {
 				needles = append(needles, e.CT, e.Sig)
 			}
 			assertBlobsSealed(t, env, needles)
+
+			// A sealed envelope moved to another device's row does not open:
+			// bob is not handed alice's envelope.
+			db := rawDB(t, env)
+			ctx := context.Background()
+			var aliceBody []byte
+			if err := db.QueryRowContext(ctx, `SELECT body FROM e2ee_envelopes WHERE recipient_device = ?`, alice.device.Device().ID).Scan(&aliceBody); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE e2ee_envelopes SET body = ? WHERE recipient_device = ?`, aliceBody, bob.device.Device().ID); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			srv = MustStart(t, env)
+			r := srv.call(t, "GET", "/chats/"+url.PathEscape(group)+"/epochs/1?device="+bob.device.Device().ID, bob.token, nil)
+			if r.Status != http.StatusInternalServerError || strings.Contains(string(r.Raw), "eph_pub") {
+				t.Fatalf("a moved envelope: %d %s", r.Status, r.Raw)
+			}
+			if r := srv.call(t, "GET", "/chats/"+url.PathEscape(group)+"/epochs", bob.token, nil); r.Status != http.StatusOK {
+				t.Fatalf("the chat after the failed envelope: %d %s", r.Status, r.Raw)
+			}
 		})
 	}
 }

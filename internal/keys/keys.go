@@ -87,7 +87,7 @@ const (
 )
 
 func envelopeAAD(chatID, epoch, userID int64, deviceID string) []byte {
-	b := append([]byte(aadEnvelope), make([]byte, 0, 24+len(deviceID))...)
+	b := append(make([]byte, 0, len(aadEnvelope)+24+len(deviceID)), aadEnvelope...)
 	b = binary.BigEndian.AppendUint64(b, uint64(chatID))
 	b = binary.BigEndian.AppendUint64(b, uint64(epoch))
 	b = binary.BigEndian.AppendUint64(b, uint64(userID))
@@ -397,17 +397,29 @@ func (s *Service) Envelope(ctx context.Context, id chat.Identity, c chat.Chat, e
 // MaxMessageTextBytes, on an epoch and a device the chat accepts from the
 // sender (else EStaleEpoch), and counts it on its epoch.
 func (s *Service) CheckMessage(ctx context.Context, id chat.Identity, c chat.Chat, text string) error {
+	use, err := s.MessageUse(id, c, text)
+	if err != nil {
+		return err
+	}
+	return s.store.UseEpoch(ctx, use)
+}
+
+// MessageUse checks the shape of the text of a message of an encrypted
+// chat (an mse1 text, else EE2EERequired, of at most MaxMessageTextBytes)
+// and returns the epoch and device it names, for the store to check and
+// count as it stores the message (chat.NewMessage.Use).
+func (s *Service) MessageUse(id chat.Identity, c chat.Chat, text string) (chat.MessageUse, error) {
 	m, err := e2ee.ParseMessage(text, s.maxBytes)
 	if errors.Is(err, e2ee.ErrTooLarge) {
-		return chat.Errorf(chat.ETooLarge, "The encrypted message is %d bytes; the limit is %d.", len(text), s.maxBytes)
+		return chat.MessageUse{}, chat.Errorf(chat.ETooLarge, "The encrypted message is %d bytes; the limit is %d.", len(text), s.maxBytes)
 	}
 	if err != nil {
 		if !strings.HasPrefix(text, e2ee.MessagePrefix) {
-			return chat.Errorf(chat.EE2EERequired, "This chat is end-to-end encrypted: send an mse1 message, never plaintext.")
+			return chat.MessageUse{}, chat.Errorf(chat.EE2EERequired, "This chat is end-to-end encrypted: send an mse1 message, never plaintext.")
 		}
-		return Invalid(err, chat.EE2EERequired)
+		return chat.MessageUse{}, Invalid(err, chat.EE2EERequired)
 	}
-	return s.store.UseEpoch(ctx, chat.MessageUse{ChatID: c.ID, UserID: id.UserID, DeviceID: m.DeviceID, Epoch: int64(m.Epoch), At: s.now()})
+	return chat.MessageUse{ChatID: c.ID, UserID: id.UserID, DeviceID: m.DeviceID, Epoch: int64(m.Epoch), At: s.now()}, nil
 }
 
 // PutBackup stores the asking user's key backup header, sealed.
