@@ -552,6 +552,23 @@ export async function encrypt(chat, clientId, content) {
   return text;
 }
 
+// remember keeps accepted pairs in the key store, a chat's pairs of one
+// task in one transaction (opening a chat checks 50 at once).
+const unsaved = new Map(); // chat name → pairs
+function remember(chatName, pair) {
+  if (!unsaved.has(chatName)) {
+    unsaved.set(chatName, []);
+    setTimeout(() => {
+      const pairs = unsaved.get(chatName);
+      unsaved.delete(chatName);
+      ks?.rememberSeenMany(chatName, pairs).catch(() => {
+        // The pairs stay remembered in memory, for this page only.
+      });
+    }, 0);
+  }
+  unsaved.get(chatName).push(pair);
+}
+
 function seenFor(chatName) {
   if (!seenMaps.has(chatName)) seenMaps.set(chatName, ks.seen(chatName));
   return seenMaps.get(chatName);
@@ -576,7 +593,7 @@ export async function decrypt(chatName, m, clientId = m.client_id) {
     const seen = await seenFor(chatName);
     const pair = { deviceId: opened.deviceId, clientId, messageId: m.id, rev: opened.content.rev };
     e2ee.checkReplay(seen, pair);
-    ks.rememberSeen(chatName, pair).catch(() => {});
+    remember(chatName, pair);
     countMessage(chatName, parsed.epoch);
     return { content: opened.content, epoch: parsed.epoch };
   } catch (err) {
