@@ -314,6 +314,44 @@ test('safety numbers agree; a swapped identity key is shown loudly and holds sen
   });
 });
 
+test('a message that does not open is shown with the reason, never as a blank', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    const direct = await startDirect(alice, 'bob');
+    await send(alice, 'the original');
+    await bob.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await waitForMessage(bob, 'the original');
+    const history = await api(server, 'GET', `/messages/?chat_id=${encodeURIComponent(direct)}&limit=50`, await token(bob));
+    const original = history.body.messages.find((m) => m.type === 'text');
+    // Forgeries of the message as a server could serve them: its ciphertext
+    // again under another id (a replay), a changed ciphertext, and a device
+    // alice never published.
+    const parts = original.text.split('.');
+    const flip = (b64) => (b64[5] === 'A' ? `${b64.slice(0, 5)}B${b64.slice(6)}` : `${b64.slice(0, 5)}A${b64.slice(6)}`);
+    const forged = [
+      { ...original, id: original.id + 1000, reason: 'replay' },
+      { ...original, id: original.id + 1001, client_id: 'w-forged-1', text: [...parts.slice(0, 4), flip(parts[4]), parts[5]].join('.'), reason: 'bad_signature' },
+      { ...original, id: original.id + 1002, client_id: 'w-forged-2', text: [parts[0], parts[1], 'AAAAAAAAAAAAAAAAAAAAAA', ...parts.slice(3)].join('.'), reason: 'unknown_device' },
+    ];
+    await bob.evaluate(async ({ chat, messages }) => {
+      const controller = await import('/static/controller.js');
+      const store = await import('/static/store.js');
+      store.putMessages(chat, await controller.reveal(chat, messages));
+    }, { chat: direct, messages: forged });
+    for (const f of forged) {
+      const line = bob.locator(`[data-testid=message][data-id="${f.id}"] [data-testid=message-undecryptable][data-reason=${f.reason}]`);
+      await line.waitFor();
+      assert.match(await line.textContent(), /cannot be decrypted: .{10,}/);
+    }
+    assert.match(await bob.locator('[data-testid=message-undecryptable][data-reason=replay]').textContent(), /replay/);
+    await waitForMessage(bob, 'the original');
+    noProblems(alice, bob);
+  });
+});
+
 // swapIdentityKey replaces a user's published identity key in the
 // server's database with another valid key, as a malicious server would.
 async function swapIdentityKey(server, username) {

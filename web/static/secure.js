@@ -34,6 +34,7 @@ const epochs = new Map();
 const roomKeys = new Map(); // `${chat} ${epoch}` → Promise<CryptoKey|null>
 const locks = new Map(); // chat name → the tail of its epoch work
 const seenMaps = new Map(); // chat name → Promise<Map> for checkReplay
+const checked = new Set(); // chats whose members' keys were checked on this page
 
 /** HeldError is a send that waits until the user accepts someone's new identity key. */
 export class HeldError extends Error {
@@ -128,6 +129,7 @@ export function close() {
   roomKeys.clear();
   locks.clear();
   seenMaps.clear();
+  checked.clear();
 }
 
 /** ready says whether this browser has its keys. */
@@ -326,7 +328,9 @@ export async function acceptKey(username) {
 export async function checkMembers(chatName) {
   const answer = await api.get(chatPath(chatName, '/devices'));
   const list = Array.isArray(answer) ? answer : answer.members || [];
-  return Promise.all(list.map(learn));
+  const members = await Promise.all(list.map(learn));
+  checked.add(chatName);
+  return members;
 }
 
 /**
@@ -544,6 +548,9 @@ export function heldFor(members) {
  * while a member's changed identity key waits for acceptance.
  */
 export async function encrypt(chat, clientId, content) {
+  // The first send to a chat on this page looks at its members' keys, so
+  // that a key changed since the last visit holds it.
+  if (!checked.has(chat.name)) await checkMembers(chat.name);
   const held = heldFor(chat.members);
   if (held.length) throw new HeldError(held);
   const { epoch, key } = await sendingEpoch(chat.name);
