@@ -555,144 +555,150 @@ func (u *e2eeUser) sealAt(t testing.TB, chatName string, epoch uint32, clientID 
 // TestE2EEBackup: the backup header and room-key items round trip, are
 // replaced, page, and are checked for shape and size.
 func TestE2EEBackup(t *testing.T) {
-	env := baseEnv(t, nil)
-	srv := MustStart(t, env)
-	alice, bob := srv.MustUser(t, "alice"), srv.MustUser(t, "bob")
-	if r := srv.call(t, "GET", "/keys/backup", alice, nil); r.Status != http.StatusNotFound || r.str("code") != "no_backup" {
-		t.Fatalf("before the first backup: %d %s", r.Status, r.Raw)
-	}
-	identity, _ := e2ee.GenerateSigningKey(e2ee.AlgEd25519)
-	backupKey := e2ee.NewRoomKey() // any 32 bytes: the server never derives it
-	box, err := e2ee.SealIdentityBackup(backupKey, "alice", identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	header := e2ee.BackupHeader{KDF: e2ee.NewBackupKDF(), Identity: box}
-	for i := range 2 {
-		header.KDF.Salt = bytes.Repeat([]byte{byte(i + 1)}, 16)
-		if r := srv.call(t, "PUT", "/keys/backup", alice, header); r.Status != http.StatusOK {
-			t.Fatalf("put backup #%d: %d %s", i, r.Status, r.Raw)
-		}
-		var got e2ee.BackupHeader
-		r := srv.call(t, "GET", "/keys/backup", alice, nil)
-		mustJSON(t, r.Raw, &got)
-		if !bytes.Equal(got.KDF.Salt, header.KDF.Salt) || got.KDF.Iterations != header.KDF.Iterations {
-			t.Fatalf("backup #%d back: %s", i, r.Raw)
-		}
-		if _, err := e2ee.OpenIdentityBackup(backupKey, "alice", got.Identity); err != nil {
-			t.Fatalf("the identity key does not open from the backup: %v", err)
-		}
-	}
-	if r := srv.call(t, "GET", "/keys/backup", bob, nil); r.Status != http.StatusNotFound {
-		t.Fatalf("bob reads a backup: %d %s", r.Status, r.Raw)
-	}
-	weak := header
-	weak.KDF.Iterations = 1000
-	for _, bad := range []struct {
-		name string
-		body any
-	}{
-		{"too few iterations", weak},
-		{"a short salt", map[string]any{"kdf": map[string]any{"alg": "pbkdf2-sha256", "iterations": 600000, "salt": "AAAA"}, "identity": box}},
-		{"another kdf", map[string]any{"kdf": map[string]any{"alg": "md5", "iterations": 600000, "salt": e2ee.EncodeB64U(make([]byte, 16))}, "identity": box}},
-		{"bad base64url", map[string]any{"kdf": header.KDF, "identity": map[string]any{"iv": "!!", "ct": "AAAA"}}},
-	} {
-		if r := srv.call(t, "PUT", "/keys/backup", alice, bad.body); r.Status != http.StatusBadRequest || r.str("detail") == "" {
-			t.Errorf("backup with %s: %d %s", bad.name, r.Status, r.Raw)
-		}
-	}
-
-	// Room keys: 1,200 items in three calls, one replaced, read in pages.
-	item := func(epoch uint32) e2ee.RoomKeyBackup {
-		it, err := e2ee.SealRoomKeyBackup(backupKey, "alice", "group:ab", epoch, e2ee.NewRoomKey())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return it
-	}
-	var all []e2ee.RoomKeyBackup
-	for call := range 3 {
-		var items []e2ee.RoomKeyBackup
-		for i := range 400 {
-			items = append(items, item(uint32(call*400+i+1)))
-		}
-		if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, map[string]any{"items": items}); r.Status != http.StatusOK || num(r.Body, "stored") != 400 {
-			t.Fatalf("items, call %d: %d %s", call, r.Status, r.Raw)
-		}
-		all = append(all, items...)
-	}
-	all[6] = item(7)
-	if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, map[string]any{"items": all[6:7]}); r.Status != http.StatusOK {
-		t.Fatalf("replace an item: %d %s", r.Status, r.Raw)
-	}
-	var (
-		after int64
-		read  []e2ee.RoomKeyBackup
-		pages int
-	)
-	for {
-		r := srv.call(t, "GET", fmt.Sprintf("/keys/backup/room-keys?after=%d", after), alice, nil)
-		var page struct {
-			Items []struct {
-				ID    int64  `json:"id"`
-				Chat  string `json:"chat"`
-				Epoch uint32 `json:"epoch"`
-				CT    string `json:"ct"`
-			} `json:"items"`
-			HasMore bool `json:"has_more"`
-		}
-		mustJSON(t, r.Raw, &page)
-		pages++
-		for _, it := range page.Items {
-			ct, err := e2ee.DecodeB64U(it.CT)
-			if err != nil || it.Chat != "group:ab" {
-				t.Fatalf("item %d: %q %v", it.ID, it.Chat, err)
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			env := baseEnv(t, b.env(t))
+			srv := MustStart(t, env)
+			alice, bob := srv.MustUser(t, "alice"), srv.MustUser(t, "bob")
+			if r := srv.call(t, "GET", "/keys/backup", alice, nil); r.Status != http.StatusNotFound || r.str("code") != "no_backup" {
+				t.Fatalf("before the first backup: %d %s", r.Status, r.Raw)
 			}
-			read = append(read, e2ee.RoomKeyBackup{Chat: it.Chat, Epoch: it.Epoch, CT: ct})
-			after = it.ID
-		}
-		if !page.HasMore {
-			break
-		}
+			identity, _ := e2ee.GenerateSigningKey(e2ee.AlgEd25519)
+			backupKey := e2ee.NewRoomKey() // any 32 bytes: the server never derives it
+			box, err := e2ee.SealIdentityBackup(backupKey, "alice", identity)
+			if err != nil {
+				t.Fatal(err)
+			}
+			header := e2ee.BackupHeader{KDF: e2ee.NewBackupKDF(), Identity: box}
+			for i := range 2 {
+				header.KDF.Salt = bytes.Repeat([]byte{byte(i + 1)}, 16)
+				if r := srv.call(t, "PUT", "/keys/backup", alice, header); r.Status != http.StatusOK {
+					t.Fatalf("put backup #%d: %d %s", i, r.Status, r.Raw)
+				}
+				var got e2ee.BackupHeader
+				r := srv.call(t, "GET", "/keys/backup", alice, nil)
+				mustJSON(t, r.Raw, &got)
+				if !bytes.Equal(got.KDF.Salt, header.KDF.Salt) || got.KDF.Iterations != header.KDF.Iterations {
+					t.Fatalf("backup #%d back: %s", i, r.Raw)
+				}
+				if _, err := e2ee.OpenIdentityBackup(backupKey, "alice", got.Identity); err != nil {
+					t.Fatalf("the identity key does not open from the backup: %v", err)
+				}
+			}
+			if r := srv.call(t, "GET", "/keys/backup", bob, nil); r.Status != http.StatusNotFound {
+				t.Fatalf("bob reads a backup: %d %s", r.Status, r.Raw)
+			}
+			weak := header
+			weak.KDF.Iterations = 1000
+			for _, bad := range []struct {
+				name string
+				body any
+			}{
+				{"too few iterations", weak},
+				{"a short salt", map[string]any{"kdf": map[string]any{"alg": "pbkdf2-sha256", "iterations": 600000, "salt": "AAAA"}, "identity": box}},
+				{"another kdf", map[string]any{"kdf": map[string]any{"alg": "md5", "iterations": 600000, "salt": e2ee.EncodeB64U(make([]byte, 16))}, "identity": box}},
+				{"bad base64url", map[string]any{"kdf": header.KDF, "identity": map[string]any{"iv": "!!", "ct": "AAAA"}}},
+			} {
+				if r := srv.call(t, "PUT", "/keys/backup", alice, bad.body); r.Status != http.StatusBadRequest || r.str("detail") == "" {
+					t.Errorf("backup with %s: %d %s", bad.name, r.Status, r.Raw)
+				}
+			}
+
+			// Room keys: 1,200 items in three calls, one replaced, read in pages.
+			item := func(epoch uint32) e2ee.RoomKeyBackup {
+				it, err := e2ee.SealRoomKeyBackup(backupKey, "alice", "group:ab", epoch, e2ee.NewRoomKey())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return it
+			}
+			var all []e2ee.RoomKeyBackup
+			for call := range 3 {
+				var items []e2ee.RoomKeyBackup
+				for i := range 400 {
+					items = append(items, item(uint32(call*400+i+1)))
+				}
+				if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, map[string]any{"items": items}); r.Status != http.StatusOK || num(r.Body, "stored") != 400 {
+					t.Fatalf("items, call %d: %d %s", call, r.Status, r.Raw)
+				}
+				all = append(all, items...)
+			}
+			all[6] = item(7)
+			if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, map[string]any{"items": all[6:7]}); r.Status != http.StatusOK {
+				t.Fatalf("replace an item: %d %s", r.Status, r.Raw)
+			}
+			var (
+				after int64
+				read  []e2ee.RoomKeyBackup
+				pages int
+			)
+			for {
+				r := srv.call(t, "GET", fmt.Sprintf("/keys/backup/room-keys?after=%d", after), alice, nil)
+				var page struct {
+					Items []struct {
+						ID    int64  `json:"id"`
+						Chat  string `json:"chat"`
+						Epoch uint32 `json:"epoch"`
+						CT    string `json:"ct"`
+					} `json:"items"`
+					HasMore bool `json:"has_more"`
+				}
+				mustJSON(t, r.Raw, &page)
+				pages++
+				for _, it := range page.Items {
+					ct, err := e2ee.DecodeB64U(it.CT)
+					if err != nil || it.Chat != "group:ab" {
+						t.Fatalf("item %d: %q %v", it.ID, it.Chat, err)
+					}
+					read = append(read, e2ee.RoomKeyBackup{Chat: it.Chat, Epoch: it.Epoch, CT: ct})
+					after = it.ID
+				}
+				if !page.HasMore {
+					break
+				}
+			}
+			if pages != 3 || len(read) != len(all) {
+				t.Fatalf("%d items in %d pages, want %d in 3", len(read), pages, len(all))
+			}
+			for i := range all {
+				if read[i].Epoch != all[i].Epoch || !bytes.Equal(read[i].CT, all[i].CT) {
+					t.Fatalf("item %d differs", i)
+				}
+			}
+			if r := srv.call(t, "GET", "/keys/backup/room-keys", bob, nil); !strings.Contains(string(r.Raw), `"items":[]`) {
+				t.Fatalf("bob's items: %s", r.Raw)
+			}
+			good := all[0]
+			short := good
+			short.CT = good.CT[:10]
+			many := make([]e2ee.RoomKeyBackup, 501)
+			for i := range many {
+				many[i] = good
+			}
+			for _, bad := range []struct {
+				name   string
+				body   any
+				status int
+			}{
+				{"501 items", map[string]any{"items": many}, http.StatusBadRequest},
+				{"a short ct", map[string]any{"items": []e2ee.RoomKeyBackup{short}}, http.StatusBadRequest},
+				{"a chat name that is no name", map[string]any{"items": []map[string]any{{"chat": "gruppe:ü", "epoch": 1, "iv": e2ee.EncodeB64U(good.IV), "ct": e2ee.EncodeB64U(good.CT)}}}, http.StatusBadRequest},
+				{"epoch 0", map[string]any{"items": []map[string]any{{"chat": "group:ab", "epoch": 0, "iv": e2ee.EncodeB64U(good.IV), "ct": e2ee.EncodeB64U(good.CT)}}}, http.StatusBadRequest},
+				{"bad base64url", map[string]any{"items": []map[string]any{{"chat": "group:ab", "epoch": 1, "iv": "a=", "ct": "b"}}}, http.StatusBadRequest},
+				{"no items", map[string]any{"items": []e2ee.RoomKeyBackup{}}, http.StatusBadRequest},
+				{"a body over 64 KiB", map[string]any{"items": []map[string]any{{"chat": strings.Repeat("c", 70<<10)}}}, http.StatusRequestEntityTooLarge},
+			} {
+				if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, bad.body); r.Status != bad.status || r.str("detail") == "" {
+					t.Errorf("items with %s: %d %s", bad.name, r.Status, r.Raw)
+				}
+			}
+			if r := srv.call(t, "GET", "/keys/backup/room-keys?limit=501", alice, nil); r.Status != http.StatusBadRequest {
+				t.Fatalf("a page of 501: %d", r.Status)
+			}
+			assertBlobsSealed(t, env, [][]byte{box.CT, all[0].CT})
+		})
 	}
-	if pages != 3 || len(read) != len(all) {
-		t.Fatalf("%d items in %d pages, want %d in 3", len(read), pages, len(all))
-	}
-	for i := range all {
-		if read[i].Epoch != all[i].Epoch || !bytes.Equal(read[i].CT, all[i].CT) {
-			t.Fatalf("item %d differs", i)
-		}
-	}
-	if r := srv.call(t, "GET", "/keys/backup/room-keys", bob, nil); !strings.Contains(string(r.Raw), `"items":[]`) {
-		t.Fatalf("bob's items: %s", r.Raw)
-	}
-	good := all[0]
-	short := good
-	short.CT = good.CT[:10]
-	many := make([]e2ee.RoomKeyBackup, 501)
-	for i := range many {
-		many[i] = good
-	}
-	for _, bad := range []struct {
-		name   string
-		body   any
-		status int
-	}{
-		{"501 items", map[string]any{"items": many}, http.StatusBadRequest},
-		{"a short ct", map[string]any{"items": []e2ee.RoomKeyBackup{short}}, http.StatusBadRequest},
-		{"epoch 0", map[string]any{"items": []map[string]any{{"chat": "group:ab", "epoch": 0, "iv": e2ee.EncodeB64U(good.IV), "ct": e2ee.EncodeB64U(good.CT)}}}, http.StatusBadRequest},
-		{"bad base64url", map[string]any{"items": []map[string]any{{"chat": "group:ab", "epoch": 1, "iv": "a=", "ct": "b"}}}, http.StatusBadRequest},
-		{"no items", map[string]any{"items": []e2ee.RoomKeyBackup{}}, http.StatusBadRequest},
-		{"a body over 64 KiB", map[string]any{"items": []map[string]any{{"chat": strings.Repeat("c", 70<<10)}}}, http.StatusRequestEntityTooLarge},
-	} {
-		if r := srv.call(t, "POST", "/keys/backup/room-keys", alice, bad.body); r.Status != bad.status || r.str("detail") == "" {
-			t.Errorf("items with %s: %d %s", bad.name, r.Status, r.Raw)
-		}
-	}
-	if r := srv.call(t, "GET", "/keys/backup/room-keys?limit=501", alice, nil); r.Status != http.StatusBadRequest {
-		t.Fatalf("a page of 501: %d", r.Status)
-	}
-	assertBlobsSealed(t, env, [][]byte{box.CT, all[0].CT})
 }
 
 // TestE2EESealedAtRest: room-key envelopes are sealed at rest; the raw

@@ -251,6 +251,10 @@ type NewMessage struct {
 	ClientID   string
 	CreatedAt  time.Time
 	ReplyTo    int64
+	// Use, for a message of an end-to-end encrypted chat, is the epoch and
+	// device its mse1 text names: the store checks and counts it in the
+	// transaction that stores the message (EStaleEpoch when refused).
+	Use *MessageUse
 }
 
 // Inserted is the store's answer for one NewMessage: the message's id and

@@ -55,8 +55,12 @@ type Store interface {
 // E2EE checks the messages of end-to-end encrypted chats (keys.Service).
 type E2EE interface {
 	// CheckMessage checks an mse1 text against the chat's epochs and the
-	// sender's devices, and counts it on its epoch.
+	// sender's devices, and counts it on its epoch: for edits.
 	CheckMessage(ctx context.Context, id chat.Identity, c chat.Chat, text string) error
+	// MessageUse checks an mse1 text's shape and returns the epoch and
+	// device it names, which the store checks and counts as it stores the
+	// message.
+	MessageUse(id chat.Identity, c chat.Chat, text string) (chat.MessageUse, error)
 }
 
 // Options configure a Service.
@@ -186,14 +190,18 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 				return nil, err
 			}
 		}
-		if err := s.checkEncrypted(ctx, id, req.Chat, req.Text); err != nil {
+		if s.e2ee == nil {
+			return nil, errNoE2EE
+		}
+		use, err := s.e2ee.MessageUse(id, req.Chat, req.Text)
+		if err != nil {
 			return nil, err
 		}
 		now := s.now()
 		m := &send{
 			msg: chat.NewMessage{
 				ChatID: req.Chat.ID, UserID: id.UserID, Kind: req.Kind, ClientID: req.ClientID,
-				CreatedAt: now.UTC(), ReplyTo: req.ReplyTo,
+				CreatedAt: now.UTC(), ReplyTo: req.ReplyTo, Use: &use,
 			},
 			chat: req.Chat, username: id.Username, text: req.Text, deadline: now.Add(s.timeout),
 		}
@@ -231,10 +239,14 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 // encrypted chat.
 func (s *Service) checkEncrypted(ctx context.Context, id chat.Identity, c chat.Chat, text string) error {
 	if s.e2ee == nil {
-		return chat.Errorf(chat.EUnavailable, "This server cannot take end-to-end encrypted messages.")
+		return errNoE2EE
 	}
 	return s.e2ee.CheckMessage(ctx, id, c, text)
 }
+
+// errNoE2EE answers an encrypted chat's message on a service wired without
+// end-to-end encryption.
+var errNoE2EE = chat.Errorf(chat.EUnavailable, "This server cannot take end-to-end encrypted messages.")
 
 // fileIDFromText reads the file id out of a file message's text:
 // "/file/<32 hex digits>".

@@ -397,17 +397,29 @@ func (s *Service) Envelope(ctx context.Context, id chat.Identity, c chat.Chat, e
 // MaxMessageTextBytes, on an epoch and a device the chat accepts from the
 // sender (else EStaleEpoch), and counts it on its epoch.
 func (s *Service) CheckMessage(ctx context.Context, id chat.Identity, c chat.Chat, text string) error {
+	use, err := s.MessageUse(id, c, text)
+	if err != nil {
+		return err
+	}
+	return s.store.UseEpoch(ctx, use)
+}
+
+// MessageUse checks the shape of the text of a message of an encrypted
+// chat (an mse1 text, else EE2EERequired, of at most MaxMessageTextBytes)
+// and returns the epoch and device it names, for the store to check and
+// count as it stores the message (chat.NewMessage.Use).
+func (s *Service) MessageUse(id chat.Identity, c chat.Chat, text string) (chat.MessageUse, error) {
 	m, err := e2ee.ParseMessage(text, s.maxBytes)
 	if errors.Is(err, e2ee.ErrTooLarge) {
-		return chat.Errorf(chat.ETooLarge, "The encrypted message is %d bytes; the limit is %d.", len(text), s.maxBytes)
+		return chat.MessageUse{}, chat.Errorf(chat.ETooLarge, "The encrypted message is %d bytes; the limit is %d.", len(text), s.maxBytes)
 	}
 	if err != nil {
 		if !strings.HasPrefix(text, e2ee.MessagePrefix) {
-			return chat.Errorf(chat.EE2EERequired, "This chat is end-to-end encrypted: send an mse1 message, never plaintext.")
+			return chat.MessageUse{}, chat.Errorf(chat.EE2EERequired, "This chat is end-to-end encrypted: send an mse1 message, never plaintext.")
 		}
-		return Invalid(err, chat.EE2EERequired)
+		return chat.MessageUse{}, Invalid(err, chat.EE2EERequired)
 	}
-	return s.store.UseEpoch(ctx, chat.MessageUse{ChatID: c.ID, UserID: id.UserID, DeviceID: m.DeviceID, Epoch: int64(m.Epoch), At: s.now()})
+	return chat.MessageUse{ChatID: c.ID, UserID: id.UserID, DeviceID: m.DeviceID, Epoch: int64(m.Epoch), At: s.now()}, nil
 }
 
 // PutBackup stores the asking user's key backup header, sealed.
@@ -455,6 +467,20 @@ const roomKeyCTSize = e2ee.KeySize + e2ee.TagSize
 // maxChatName is the longest chat name (chats.name is 64 characters).
 const maxChatName = 64
 
+// isChatName reports whether s can be a chat's name: 1 to maxChatName
+// printable ASCII characters (direct:3:7, group:…, global).
+func isChatName(s string) bool {
+	if s == "" || len(s) > maxChatName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // PutBackupItems adds room keys to the asking user's backup.
 func (s *Service) PutBackupItems(ctx context.Context, id chat.Identity, items []e2ee.RoomKeyBackup) error {
 	if len(items) == 0 {
@@ -466,7 +492,7 @@ func (s *Service) PutBackupItems(ctx context.Context, id chat.Identity, items []
 	out := make([]chat.BackupItem, len(items))
 	for i, it := range items {
 		switch {
-		case it.Chat == "" || len(it.Chat) > maxChatName || !utf8.ValidString(it.Chat):
+		case !isChatName(it.Chat):
 			return chat.Errorf(chat.EInvalid, "Item %d: chat must be a chat's name.", i)
 		case it.Epoch == 0:
 			return chat.Errorf(chat.EInvalid, "Item %d: epoch must be from 1 to 4294967295.", i)

@@ -293,8 +293,8 @@ func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (c
 		started sql.NullInt64
 		count   sql.NullInt64
 	)
-	// The lock is taken on e2ee_chats alone: MySQL locks every row a
-	// locking read touches, and the epoch row is read apart.
+	// Each table is read apart, so that a locking read locks only the rows
+	// it needs (MySQL locks every row a locking read touches).
 	err := q.QueryRowContext(ctx, `SELECT current_epoch, min_epoch, changed FROM e2ee_chats WHERE chat_id = ?`+lock, chatID).
 		Scan(&st.Current, &st.Min, &st.Changed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -306,7 +306,9 @@ func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (c
 	if st.Current == 0 {
 		return st, nil
 	}
-	err = q.QueryRowContext(ctx, `SELECT started_at, messages FROM e2ee_epochs WHERE chat_id = ? AND epoch = ?`, chatID, st.Current).Scan(&started, &count)
+	// Locked too when the state is: a locking read sees the latest row
+	// even where the transaction's snapshot began earlier (MySQL).
+	err = q.QueryRowContext(ctx, `SELECT started_at, messages FROM e2ee_epochs WHERE chat_id = ? AND epoch = ?`+lock, chatID, st.Current).Scan(&started, &count)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("read current epoch: %w", err)
 	}
@@ -439,32 +441,42 @@ func (s *DB) UseEpoch(ctx context.Context, u chat.MessageUse) error {
 		return s.fail(op+": begin", err)
 	}
 	defer tx.Rollback()
+	if err := s.useEpoch(ctx, tx, u); err != nil {
+		return s.fail(op, err)
+	}
+	return s.fail(op+": commit", tx.Commit())
+}
+
+// useEpoch is UseEpoch inside tx: InsertMessages runs it for each message
+// of an encrypted chat that it stores, so that the check, the count and
+// the message commit together.
+func (s *DB) useEpoch(ctx context.Context, tx *sql.Tx, u chat.MessageUse) error {
 	st, err := epochState(ctx, tx, u.ChatID, s.forUpdate())
 	if err != nil {
-		return s.fail(op, err)
+		return fmt.Errorf("epoch state: %w", err)
 	}
 	var revoked sql.NullInt64
 	err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM e2ee_devices WHERE user_id = ? AND device_id = ?`, u.UserID, u.DeviceID).Scan(&revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.fail(op, chat.Errorf(chat.EStaleEpoch, "The message names a device that is not yours."))
+		return chat.Errorf(chat.EStaleEpoch, "The message names a device that is not yours.")
 	case err != nil:
-		return s.fail(op+": read device", err)
+		return fmt.Errorf("read device: %w", err)
 	case revoked.Valid:
-		return s.fail(op, chat.Errorf(chat.EStaleEpoch, "The message names a device of yours that was revoked."))
+		return chat.Errorf(chat.EStaleEpoch, "The message names a device of yours that was revoked.")
 	}
 	switch {
 	case u.Epoch > st.Current:
-		return s.fail(op, chat.Errorf(chat.EStaleEpoch, "Epoch %d has not started in this chat (the current epoch is %d).", u.Epoch, st.Current))
+		return chat.Errorf(chat.EStaleEpoch, "Epoch %d has not started in this chat (the current epoch is %d).", u.Epoch, st.Current)
 	case u.Epoch < st.Min:
-		return s.fail(op, chat.Errorf(chat.EStaleEpoch, "Epoch %d is no longer accepted in this chat: start a new epoch and send again.", u.Epoch))
+		return chat.Errorf(chat.EStaleEpoch, "Epoch %d is no longer accepted in this chat: start a new epoch and send again.", u.Epoch)
 	case u.Epoch == st.Current && st.Stale(u.At):
-		return s.fail(op, chat.Errorf(chat.EStaleEpoch, "Epoch %d is stale: start a new epoch and send again.", u.Epoch))
+		return chat.Errorf(chat.EStaleEpoch, "Epoch %d is stale: start a new epoch and send again.", u.Epoch)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE e2ee_epochs SET messages = messages + 1 WHERE chat_id = ? AND epoch = ?`, u.ChatID, u.Epoch); err != nil {
-		return s.fail(op+": count", err)
+		return fmt.Errorf("count: %w", err)
 	}
-	return s.fail(op+": commit", tx.Commit())
+	return nil
 }
 
 // PutBackup stores (or replaces) a user's key backup header, sealed.

@@ -304,13 +304,37 @@ func TestE2EEEpochs(t *testing.T) {
 			t.Fatalf("epoch 5: %v", err)
 		}
 
+		// Messages stored with their epoch are checked and counted in the
+		// transaction that stores them: a group with a refused one stores
+		// nothing.
+		msg := func(u chat.Device, epoch int64, clientID string) chat.NewMessage {
+			return chat.NewMessage{ChatID: group.ID, UserID: u.UserID, Kind: chat.MessageText, KeyVersion: kv, Body: []byte("sealed"),
+				ClientID: clientID, CreatedAt: base, Use: &chat.MessageUse{ChatID: group.ID, UserID: u.UserID, DeviceID: u.ID, Epoch: epoch, At: base}}
+		}
+		before := MustEpochState(t, db, group.ID).Messages
+		if _, err := db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "g1"), msg(b, 5, "g2")}); chat.ErrorCode(err) != chat.EStaleEpoch {
+			t.Fatalf("a group with a revoked device's message: %v", err)
+		}
+		if got := MustEpochState(t, db, group.ID).Messages; got != before {
+			t.Fatalf("a refused group counted %d messages", got-before)
+		}
+		if ins, err := db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "g1"), msg(c, 5, "g3")}); err != nil || len(ins) != 2 {
+			t.Fatalf("a group of good messages: %v, %v", ins, err)
+		}
+		if ins, err := db.InsertMessages(ctx, []chat.NewMessage{msg(c, 5, "g4")}); err != nil || len(ins) != 1 {
+			t.Fatalf("one good message: %v, %v", ins, err)
+		}
+		if got := MustEpochState(t, db, group.ID).Messages; got != before+3 {
+			t.Fatalf("%d messages counted, want 3", got-before)
+		}
+
 		// The chat list carries the state.
 		sums, err := db.UserChats(ctx, alice.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range sums {
-			if s.ID == group.ID && (s.Epoch.Current != 5 || s.Epoch.Messages != 1 || !s.E2EE) {
+			if s.ID == group.ID && (s.Epoch.Current != 5 || s.Epoch.Messages != 4 || !s.E2EE) {
 				t.Fatalf("summary epoch: %+v", s.Epoch)
 			}
 		}

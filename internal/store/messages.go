@@ -172,6 +172,15 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 			out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt})
 		}
 	}
+	// Every row is new: the messages of encrypted chats may use their
+	// epochs, and count on them.
+	for _, m := range msgs {
+		if m.Use != nil {
+			if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -332,6 +341,11 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 			id, err := res.LastInsertId()
 			if err != nil {
 				return nil, fmt.Errorf("read inserted id: %w", err)
+			}
+			if m.Use != nil {
+				if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
+					return nil, err
+				}
 			}
 			out[i] = chat.Inserted{ID: id, ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt}
 			continue

@@ -96,6 +96,15 @@ func TestGoldenShapes(t *testing.T) {
 	added.Chat.LastMessageID = &from
 	limits := chat.Limits{MaxMessageBytes: 8192, MessageRate: 10, MessageBurst: 20, FrameRate: 40, FrameBurst: 80, UploadMaxBytes: 100 << 20}
 
+	keys := chat.Keys{
+		Username: "bob", Identity: chat.PublicKey{Alg: "ed25519", Pub: bytes.Repeat([]byte{1}, 32)},
+		Devices: []chat.Device{{
+			ID: "AAAAAAAAAAAAAAAAAAAAAA", Name: "Chromium on Linux", DH: chat.PublicKey{Alg: "x25519", Pub: bytes.Repeat([]byte{2}, 32)},
+			Sig: chat.PublicKey{Alg: "ed25519", Pub: bytes.Repeat([]byte{3}, 32)}, Cert: bytes.Repeat([]byte{4}, 64), CreatedAt: t0,
+		}},
+	}
+	e2eeChat := wire.FromChat(summary, online)
+	e2eeChat.E2EE, e2eeChat.Epoch = true, &wire.Epoch{Current: 3, Min: 2}
 	shapes := []struct {
 		name string
 		v    any
@@ -139,6 +148,16 @@ func TestGoldenShapes(t *testing.T) {
 		{"rest-online", wire.OnlineList{Users: []string{"alice", "bob"}}},
 		{"rest-user-search", wire.UserList{Users: []wire.FoundUser{{Username: "alice", Online: true}, {Username: "alfred"}}}},
 		{"rest-read-marker", wire.ReadMarker{LastReadID: 45}},
+		{"frame-epoch", wire.EpochFrame{Type: wire.TypeEpoch, ChatName: "group:ab12", Epoch: 3}},
+		{"frame-keys", wire.KeysFrame{Type: wire.TypeKeys, Username: "bob"}},
+		{"rest-chat-e2ee", e2eeChat},
+		{"rest-user-keys", wire.FromKeys(keys)},
+		{"rest-chat-devices", wire.ChatDevices{Chat: "group:ab12", Members: []wire.UserKeys{wire.FromKeys(keys), wire.FromKeys(chat.Keys{Username: "carol"})}}},
+		{"rest-epoch", wire.Epoch{Current: 3, Min: 2, Stale: true}},
+		{"rest-epoch-started", wire.EpochStarted{Epoch: 4}},
+		{"rest-epoch-conflict", wire.EpochConflict{Detail: "Epoch 4 was already started by another member; fetch it.", Code: chat.EEpochConflict, Current: 4}},
+		{"rest-backup-items", wire.BackupItems{Items: []wire.BackupItem{{ID: 7, Chat: "group:ab12", Epoch: 3, IV: "AAECAwQFBgcICQoL", CT: "q83v"}}, HasMore: true}},
+		{"rest-stored", wire.Stored{Stored: 2}},
 		{"rest-uploaded", wire.Uploaded{
 			FileID: "abababababababababababababababab", FileURL: "/file/abababababababababababababababab",
 			ThumbnailURL: "/file/abababababababababababababababab/thumbnail", Name: "photo.jpg", Size: 48213,
