@@ -352,6 +352,66 @@ test('a message that does not open is shown with the reason, never as a blank', 
   });
 });
 
+test('a message whose key could not be fetched opens once the connection is back', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    const direct = await startDirect(alice, 'bob');
+    await send(alice, 'needs its key');
+    // bob's network fails for the envelope: the message says so …
+    await bob.route('**/epochs/**', (route) => route.abort());
+    await bob.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await bob.waitForSelector('[data-testid=message-undecryptable][data-reason=network]');
+    // … and opens when the connection comes back.
+    await bob.unroute('**/epochs/**');
+    await server.restart();
+    await waitForMessage(bob, 'needs its key', 30_000);
+    assert.equal(await bob.locator('[data-testid=message-undecryptable]').count(), 0);
+  });
+});
+
+// openWithoutCurve25519 opens the app in a browser context whose WebCrypto
+// refuses Ed25519 and X25519, as older browsers do, so that the client
+// falls back to P-256.
+async function openWithoutCurve25519(server) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() => {
+    const generateKey = crypto.subtle.generateKey.bind(crypto.subtle);
+    crypto.subtle.generateKey = (algorithm, ...rest) => {
+      const name = typeof algorithm === 'string' ? algorithm : algorithm?.name;
+      if (/^(ed25519|x25519)$/i.test(name || '')) return Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError'));
+      return generateKey(algorithm, ...rest);
+    };
+  });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') page.problems.push(`console.error: ${msg.text()}`); });
+  page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
+  await page.goto(server.url + '/');
+  return page;
+}
+
+test('a browser without Ed25519 and X25519 falls back to P-256 and talks with one that has them', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const dave = await openWithoutCurve25519(server);
+    await register(alice, 'alice');
+    await register(dave, 'dave');
+    const keys = await api(server, 'GET', '/keys/users/dave', await token(alice));
+    assert.equal(keys.body.identity.alg, 'p256');
+    assert.deepEqual(keys.body.devices.map((d) => [d.dh.alg, d.sig.alg]), [['p256', 'p256']]);
+    const direct = await startDirect(alice, 'dave');
+    await send(alice, 'to a P-256 device');
+    await dave.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await waitForMessage(dave, 'to a P-256 device');
+    await send(dave, 'from a P-256 device');
+    await waitForMessage(alice, 'from a P-256 device');
+    noProblems(alice, dave);
+  });
+});
+
 // swapIdentityKey replaces a user's published identity key in the
 // server's database with another valid key, as a malicious server would.
 async function swapIdentityKey(server, username) {

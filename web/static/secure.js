@@ -605,7 +605,8 @@ export async function decrypt(chatName, m, clientId = m.client_id) {
     return { content: opened.content, epoch: parsed.epoch };
   } catch (err) {
     if (err instanceof e2ee.E2EEError) return { error: err.reason };
-    if (err?.code === 'network') return { error: 'network' };
+    // The server or the network failed, not the message: worth another try.
+    if (err?.code === 'network' || err?.status >= 500 || err?.status === 429) return { error: 'network' };
     if (err?.status === 404) return { error: e2ee.reasons.unknownDevice };
     return { error: e2ee.reasons.malformed };
   }
