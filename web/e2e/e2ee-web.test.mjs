@@ -314,6 +314,104 @@ test('safety numbers agree; a swapped identity key is shown loudly and holds sen
   });
 });
 
+test('a message that does not open is shown with the reason, never as a blank', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    const direct = await startDirect(alice, 'bob');
+    await send(alice, 'the original');
+    await bob.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await waitForMessage(bob, 'the original');
+    const history = await api(server, 'GET', `/messages/?chat_id=${encodeURIComponent(direct)}&limit=50`, await token(bob));
+    const original = history.body.messages.find((m) => m.type === 'text');
+    // Forgeries of the message as a server could serve them: its ciphertext
+    // again under another id (a replay), a changed ciphertext, and a device
+    // alice never published.
+    const parts = original.text.split('.');
+    const flip = (b64) => (b64[5] === 'A' ? `${b64.slice(0, 5)}B${b64.slice(6)}` : `${b64.slice(0, 5)}A${b64.slice(6)}`);
+    const forged = [
+      { ...original, id: original.id + 1000, reason: 'replay' },
+      { ...original, id: original.id + 1001, client_id: 'w-forged-1', text: [...parts.slice(0, 4), flip(parts[4]), parts[5]].join('.'), reason: 'bad_signature' },
+      { ...original, id: original.id + 1002, client_id: 'w-forged-2', text: [parts[0], parts[1], 'AAAAAAAAAAAAAAAAAAAAAA', ...parts.slice(3)].join('.'), reason: 'unknown_device' },
+    ];
+    await bob.evaluate(async ({ chat, messages }) => {
+      const controller = await import('/static/controller.js');
+      const store = await import('/static/store.js');
+      store.putMessages(chat, await controller.reveal(chat, messages));
+    }, { chat: direct, messages: forged });
+    for (const f of forged) {
+      const line = bob.locator(`[data-testid=message][data-id="${f.id}"] [data-testid=message-undecryptable][data-reason=${f.reason}]`);
+      await line.waitFor();
+      assert.match(await line.textContent(), /cannot be decrypted: .{10,}/);
+    }
+    assert.match(await bob.locator('[data-testid=message-undecryptable][data-reason=replay]').textContent(), /replay/);
+    await waitForMessage(bob, 'the original');
+    noProblems(alice, bob);
+  });
+});
+
+test('a message whose key could not be fetched opens once the connection is back', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    const direct = await startDirect(alice, 'bob');
+    await send(alice, 'needs its key');
+    // bob's network fails for the envelope: the message says so …
+    await bob.route('**/epochs/**', (route) => route.abort());
+    await bob.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await bob.waitForSelector('[data-testid=message-undecryptable][data-reason=network]');
+    // … and opens when the connection comes back.
+    await bob.unroute('**/epochs/**');
+    await server.restart();
+    await waitForMessage(bob, 'needs its key', 30_000);
+    assert.equal(await bob.locator('[data-testid=message-undecryptable]').count(), 0);
+  });
+});
+
+// openWithoutCurve25519 opens the app in a browser context whose WebCrypto
+// refuses Ed25519 and X25519, as older browsers do, so that the client
+// falls back to P-256.
+async function openWithoutCurve25519(server) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() => {
+    const generateKey = crypto.subtle.generateKey.bind(crypto.subtle);
+    crypto.subtle.generateKey = (algorithm, ...rest) => {
+      const name = typeof algorithm === 'string' ? algorithm : algorithm?.name;
+      if (/^(ed25519|x25519)$/i.test(name || '')) return Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError'));
+      return generateKey(algorithm, ...rest);
+    };
+  });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') page.problems.push(`console.error: ${msg.text()}`); });
+  page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
+  await page.goto(server.url + '/');
+  return page;
+}
+
+test('a browser without Ed25519 and X25519 falls back to P-256 and talks with one that has them', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const dave = await openWithoutCurve25519(server);
+    await register(alice, 'alice');
+    await register(dave, 'dave');
+    const keys = await api(server, 'GET', '/keys/users/dave', await token(alice));
+    assert.equal(keys.body.identity.alg, 'p256');
+    assert.deepEqual(keys.body.devices.map((d) => [d.dh.alg, d.sig.alg]), [['p256', 'p256']]);
+    const direct = await startDirect(alice, 'dave');
+    await send(alice, 'to a P-256 device');
+    await dave.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await waitForMessage(dave, 'to a P-256 device');
+    await send(dave, 'from a P-256 device');
+    await waitForMessage(alice, 'from a P-256 device');
+    noProblems(alice, dave);
+  });
+});
+
 // swapIdentityKey replaces a user's published identity key in the
 // server's database with another valid key, as a malicious server would.
 async function swapIdentityKey(server, username) {

@@ -151,6 +151,23 @@ function syncAll() {
   synced = new Set();
   confirmed = new Set();
   for (const name of state.chats.keys()) syncChat(name);
+  retryUndecryptable();
+}
+
+// retryUndecryptable opens again, once the connection is back, the
+// messages whose keys could not be fetched for want of a network.
+function retryUndecryptable() {
+  for (const [name, tl] of state.timelines) {
+    const failed = [...tl.byId.values()].filter((m) => m.undecryptable === 'network' && m.cipher);
+    if (!failed.length) continue;
+    reveal(name, failed.map((m) => {
+      const copy = { ...m, text: m.cipher };
+      delete copy.undecryptable;
+      delete copy.cipher;
+      delete copy._v;
+      return copy;
+    })).then((shown) => { if (state.timelines.get(name) === tl) store.putMessages(name, shown); });
+  }
 }
 
 // syncChat asks for everything after the last id this client holds for a
@@ -556,7 +573,8 @@ export async function reveal(name, messages) {
     if (m.type !== 'text' || m.deleted || !(chat?.e2ee || secure.isEncryptedText(m.text))) return m;
     if (!secure.isEncryptedText(m.text)) return { ...m, text: '', undecryptable: 'malformed' };
     const opened = await secure.decrypt(name, m);
-    if (opened.error) return { ...m, text: '', reply: undefined, undecryptable: opened.error };
+    // The ciphertext stays, so that a failure of the network can be tried again.
+    if (opened.error) return { ...m, text: '', cipher: m.text, reply: undefined, undecryptable: opened.error };
     const c = opened.content;
     const shown = { ...m, text: c.text, rev: c.rev, e2ee: true, reply: undefined };
     if (c.reply) shown.reply = { id: Number(c.reply.id) || m.reply_to || 0, username: c.reply.username, text: c.reply.text };

@@ -34,6 +34,7 @@ const epochs = new Map();
 const roomKeys = new Map(); // `${chat} ${epoch}` → Promise<CryptoKey|null>
 const locks = new Map(); // chat name → the tail of its epoch work
 const seenMaps = new Map(); // chat name → Promise<Map> for checkReplay
+const checked = new Set(); // chats whose members' keys were checked on this page
 
 /** HeldError is a send that waits until the user accepts someone's new identity key. */
 export class HeldError extends Error {
@@ -128,6 +129,7 @@ export function close() {
   roomKeys.clear();
   locks.clear();
   seenMaps.clear();
+  checked.clear();
 }
 
 /** ready says whether this browser has its keys. */
@@ -326,7 +328,9 @@ export async function acceptKey(username) {
 export async function checkMembers(chatName) {
   const answer = await api.get(chatPath(chatName, '/devices'));
   const list = Array.isArray(answer) ? answer : answer.members || [];
-  return Promise.all(list.map(learn));
+  const members = await Promise.all(list.map(learn));
+  checked.add(chatName);
+  return members;
 }
 
 /**
@@ -544,12 +548,32 @@ export function heldFor(members) {
  * while a member's changed identity key waits for acceptance.
  */
 export async function encrypt(chat, clientId, content) {
+  // The first send to a chat on this page looks at its members' keys, so
+  // that a key changed since the last visit holds it.
+  if (!checked.has(chat.name)) await checkMembers(chat.name);
   const held = heldFor(chat.members);
   if (held.length) throw new HeldError(held);
   const { epoch, key } = await sendingEpoch(chat.name);
   const text = await e2ee.encryptMessage({ chat: chat.name, epoch, device, clientId, roomKey: key, content });
   countMessage(chat.name, epoch);
   return text;
+}
+
+// remember keeps accepted pairs in the key store, a chat's pairs of one
+// task in one transaction (opening a chat checks 50 at once).
+const unsaved = new Map(); // chat name → pairs
+function remember(chatName, pair) {
+  if (!unsaved.has(chatName)) {
+    unsaved.set(chatName, []);
+    setTimeout(() => {
+      const pairs = unsaved.get(chatName);
+      unsaved.delete(chatName);
+      ks?.rememberSeenMany(chatName, pairs).catch(() => {
+        // The pairs stay remembered in memory, for this page only.
+      });
+    }, 0);
+  }
+  unsaved.get(chatName).push(pair);
 }
 
 function seenFor(chatName) {
@@ -576,12 +600,13 @@ export async function decrypt(chatName, m, clientId = m.client_id) {
     const seen = await seenFor(chatName);
     const pair = { deviceId: opened.deviceId, clientId, messageId: m.id, rev: opened.content.rev };
     e2ee.checkReplay(seen, pair);
-    ks.rememberSeen(chatName, pair).catch(() => {});
+    remember(chatName, pair);
     countMessage(chatName, parsed.epoch);
     return { content: opened.content, epoch: parsed.epoch };
   } catch (err) {
     if (err instanceof e2ee.E2EEError) return { error: err.reason };
-    if (err?.code === 'network') return { error: 'network' };
+    // The server or the network failed, not the message: worth another try.
+    if (err?.code === 'network' || err?.status >= 500 || err?.status === 429) return { error: 'network' };
     if (err?.status === 404) return { error: e2ee.reasons.unknownDevice };
     return { error: e2ee.reasons.malformed };
   }

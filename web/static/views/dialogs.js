@@ -222,6 +222,14 @@ export function openImage(file) {
   files.fileURL(file).then((url) => { img.src = url; }, (err) => controller.toast(controller.errorText(err)));
 }
 
+// memberSafety is a group member's verified mark and safety-number button.
+function memberSafety(username) {
+  const mark = h('span', { class: 'verified-mark', 'data-testid': 'member-verified', hidden: true }, icon('check', 'note-icon'), h('span', { class: 'sr-only', text: t('e2ee.verified') }));
+  secure.isVerified(username).then((yes) => { mark.hidden = !yes; }, () => {});
+  return h('span', { class: 'member-safety' }, mark,
+    iconButton('lock', t('e2ee.safetyTitle', { name: username }), { 'data-testid': 'member-safety-number', onclick: () => openSafetyNumber(username) }));
+}
+
 /** openGroupInfo shows a group's members; owners rename it and add or remove people. */
 export function openGroupInfo(name) {
   const chat = state.chats.get(name);
@@ -240,6 +248,7 @@ export function openGroupInfo(name) {
       h('span', { class: 'avatar-wrap' }, avatar(m.username, 'sm'), h('span', { class: `presence-dot ${state.online.has(m.username) ? 'on' : ''}`, 'aria-hidden': 'true' })),
       userText('span', m.username, { class: 'ur-name' }),
       h('span', { class: 'member-role', text: m.role === 'owner' ? t('group.owner') : '' }),
+      current.e2ee && m.username !== state.me ? memberSafety(m.username) : null,
       owner && m.username !== state.me
         ? iconButton('close', t('group.remove', { name: m.username }), {
           onclick: async () => {
