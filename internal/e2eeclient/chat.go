@@ -480,10 +480,13 @@ func (c *Chat) sendingEpoch(ctx context.Context, force bool) (uint32, RoomKey, e
 			return st.Current, k, nil
 		}
 	}
-	// Another member may start the same epoch at the same moment: the
-	// loser of the race takes the winner's epoch (409), a few times at
-	// most.
-	next := st.Current + 1
+	return c.startNext(ctx, st.Current+1)
+}
+
+// startNext starts epoch next. Another member may start the same epoch at
+// the same moment: the loser of the race takes the winner's epoch (409),
+// or starts the one after it when that one is no use, a few times at most.
+func (c *Chat) startNext(ctx context.Context, next uint32) (uint32, RoomKey, error) {
 	for range 3 {
 		epoch, k, err := c.startEpoch(ctx, next)
 		var conflict *APIError
