@@ -98,6 +98,20 @@ test('a browser user and a terminal user talk in one encrypted direct chat, both
       bob.type('and back to the browser');
       await waitForMessage(alice, 'and back to the browser');
 
+      // What the browser puts inside a message shows in the terminal: an
+      // edit (a higher rev), a reply's preview, a file's name and size.
+      await alice.hover(`[data-testid=message][data-id]:has-text("${fromBrowser}")`);
+      await alice.click(`[data-testid=message][data-id]:has-text("${fromBrowser}") button[aria-label=Edit]`);
+      await alice.fill('.edit-input', 'edited in the browser');
+      await alice.press('.edit-input', 'Enter');
+      await bob.waitFor('alice: (edited) edited in the browser');
+      await alice.hover('[data-testid=message][data-id]:has-text("and back to the browser")');
+      await alice.click('[data-testid=message][data-id]:has-text("and back to the browser") button[aria-label=Reply]');
+      await send(alice, 'a reply from the browser');
+      await bob.waitFor('alice: (replying to bob: "and back to the browser") a reply from the browser');
+      await alice.setInputFiles('[data-testid=file-input]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('twelve bytes') });
+      await bob.waitFor('[encrypted file "notes.txt", 12 bytes: open it in the web client]');
+
       // The same safety number on both sides.
       bob.type('/verify alice');
       await bob.waitFor('-- safety number of you and alice');
@@ -105,6 +119,8 @@ test('a browser user and a terminal user talk in one encrypted direct chat, both
       await alice.click('[data-testid=safety-number-open]');
       // The dialog lays the twelve groups out in rows; the digits are what
       // the users compare.
+      await alice.waitForFunction(() => (document.querySelector('[data-testid=safety-dialog] [data-testid=safety-number]')
+        ?.textContent ?? '').replace(/\D/g, '').length === 60);
       const browserNumber = await alice.textContent('[data-testid=safety-dialog] [data-testid=safety-number]');
       assert.equal(terminalNumber.length, 71);
       assert.equal(browserNumber.replace(/\D/g, ''), terminalNumber.replace(/\D/g, ''));
