@@ -80,3 +80,23 @@ func mustDevice(b *testing.B) *e2ee.DeviceKeys {
 	}
 	return d
 }
+
+// BenchmarkOpenKeyFile: opening the key file with the passphrase at the
+// start of the client, PBKDF2-SHA-256 with 600,000 iterations included.
+func BenchmarkOpenKeyFile(b *testing.B) {
+	kdf := e2ee.NewBackupKDF()
+	key, err := kdf.Key("a passphrase")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "k.json")
+	if err := NewKeyFile(path, "http://x", "alice", kdf, key).Save(NewState(mustKey(b), mustDevice(b))); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := OpenKeyFile(path, "http://x", "alice", "a passphrase"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
