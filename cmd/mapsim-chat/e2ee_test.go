@@ -453,6 +453,10 @@ func TestE2EEMessages(t *testing.T) {
 					t.Errorf("%s: %v, want %s", tt.name, a, tt.code)
 				}
 			}
+			aliceWS.send(map[string]any{"type": "text", "chat_name": group, "text": alice.seal(t, group, epoch, "zz", "no client id")})
+			if f := aliceWS.nextType("error"); f["code"] != "e2ee_required" {
+				t.Fatalf("an mse1 message without a client_id: %v", f)
+			}
 			if a := wsSend(aliceWS, map[string]any{"type": "edit", "chat_name": group, "message_id": num(ack, "id"), "client_id": "e1",
 				"text": alice.seal(t, group, epoch, "m1", "edited")}); a["type"] != "ack" {
 				t.Fatalf("an encrypted edit: %v", a)
