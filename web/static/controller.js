@@ -683,7 +683,12 @@ function handleFrame(frame) {
       secure.noteEpoch(frame.chat_name, Number(frame.epoch) || 0);
       break;
     case 'keys':
+      // Someone's devices or identity changed: the epochs of the chats
+      // shared with them must not carry new messages.
       secure.forgetUser(frame.username);
+      for (const chat of state.chats.values()) {
+        if (chat.e2ee && (chat.members || []).some((m) => m.username.toLowerCase() === String(frame.username).toLowerCase())) secure.markStale(chat.name);
+      }
       if (state.current && isEncrypted(state.current)) secure.checkMembers(state.current).catch(() => {});
       break;
     case 'ack':
