@@ -266,7 +266,25 @@ test('a new browser restores the keys with the passphrase and reads the history;
     // The revoked browser asks for the passphrase again on its next start.
     await alice.reload();
     await alice.waitForSelector('[data-testid=key-setup][data-mode=restore]');
-    noProblems(bob, fresh);
+
+    // The passphrase offered at setup stays the same through a language switch.
+    const erin = await openUser(browser, server);
+    await erin.fill('[data-testid=auth-form] input[name=username]', 'erin');
+    await erin.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
+    await erin.click('[data-testid=register]');
+    await erin.waitForSelector('[data-testid=key-setup][data-mode=setup]');
+    const offered = await erin.inputValue('[data-testid=recovery-passphrase]');
+    assert.match(offered, /^[a-z]+( [a-z]+){9}$/);
+    await erin.selectOption('[data-testid=lang]', 'fa');
+    await erin.waitForSelector('html[lang=fa] [data-testid=key-setup][data-mode=setup]');
+    assert.equal(await erin.inputValue('[data-testid=recovery-passphrase]'), offered);
+    // Submitting without confirming the passphrase was written down is refused.
+    await erin.click('[data-testid=key-setup-submit]');
+    await erin.waitForSelector('[data-testid=key-error]:not([hidden])');
+    await erin.check('[data-testid=passphrase-saved]');
+    await erin.click('[data-testid=key-setup-submit]');
+    await erin.waitForSelector('[data-testid=app]');
+    noProblems(bob, fresh, erin);
   });
 });
 

@@ -766,7 +766,7 @@ function handleMessage(m) {
         markRead(name);
       } else {
         chat.unread = (chat.unread || 0) + 1;
-        const body = m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+        const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
         notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
       }
     }
