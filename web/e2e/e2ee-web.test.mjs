@@ -266,7 +266,26 @@ test('a new browser restores the keys with the passphrase and reads the history;
     // The revoked browser asks for the passphrase again on its next start.
     await alice.reload();
     await alice.waitForSelector('[data-testid=key-setup][data-mode=restore]');
-    noProblems(bob, fresh);
+
+    // The passphrase offered at setup stays the same through a language switch.
+    const erin = await openUser(browser, server);
+    await erin.fill('[data-testid=auth-form] input[name=username]', 'erin');
+    await erin.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
+    await erin.click('[data-testid=register]');
+    await erin.waitForSelector('[data-testid=key-setup][data-mode=setup]');
+    const offered = await erin.inputValue('[data-testid=recovery-passphrase]');
+    assert.match(offered, /^[a-z]+( [a-z]+){9}$/);
+    await erin.selectOption('[data-testid=lang]', 'fa');
+    await erin.waitForSelector('html[lang=fa] [data-testid=key-setup][data-mode=setup]');
+    assert.equal(await erin.inputValue('[data-testid=recovery-passphrase]'), offered);
+    await screenshot(erin, 'e2ee-key-setup-fa');
+    // Submitting without confirming the passphrase was written down is refused.
+    await erin.click('[data-testid=key-setup-submit]');
+    await erin.waitForSelector('[data-testid=key-error]:not([hidden])');
+    await erin.check('[data-testid=passphrase-saved]');
+    await erin.click('[data-testid=key-setup-submit]');
+    await erin.waitForSelector('[data-testid=app]');
+    noProblems(bob, fresh, erin);
   });
 });
 
@@ -305,6 +324,7 @@ test('safety numbers agree; a swapped identity key is shown loudly and holds sen
     await alice.waitForSelector('[data-testid=verified-mark]', { state: 'hidden' });
     await send(alice, 'held until accepted');
     await alice.waitForSelector('[data-testid=message][data-client-id] [data-testid=message-status][data-status=held]');
+    await screenshot(alice, 'e2ee-key-changed');
     const history = await api(server, 'GET', `/messages/?chat_id=${encodeURIComponent(direct)}&limit=50`, await token(bob));
     assert.equal(history.body.messages.filter((m) => m.type === 'text').length, 1, 'a held message reached the server');
     // Accepting clears the warning.
@@ -348,6 +368,7 @@ test('a message that does not open is shown with the reason, never as a blank', 
     }
     assert.match(await bob.locator('[data-testid=message-undecryptable][data-reason=replay]').textContent(), /replay/);
     await waitForMessage(bob, 'the original');
+    await screenshot(bob, 'e2ee-undecryptable');
     noProblems(alice, bob);
   });
 });

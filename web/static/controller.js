@@ -683,7 +683,12 @@ function handleFrame(frame) {
       secure.noteEpoch(frame.chat_name, Number(frame.epoch) || 0);
       break;
     case 'keys':
+      // Someone's devices or identity changed: the epochs of the chats
+      // shared with them must not carry new messages.
       secure.forgetUser(frame.username);
+      for (const chat of state.chats.values()) {
+        if (chat.e2ee && (chat.members || []).some((m) => m.username.toLowerCase() === String(frame.username).toLowerCase())) secure.markStale(chat.name);
+      }
       if (state.current && isEncrypted(state.current)) secure.checkMembers(state.current).catch(() => {});
       break;
     case 'ack':
@@ -761,7 +766,7 @@ function handleMessage(m) {
         markRead(name);
       } else {
         chat.unread = (chat.unread || 0) + 1;
-        const body = m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+        const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
         notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
       }
     }

@@ -9,6 +9,12 @@ import * as secure from '../secure.js';
 import * as controller from '../controller.js';
 import { languagePicker, uid } from './common.js';
 
+// The passphrase on the setup screen outlives a re-render (a language
+// switch rebuilds the screen), so that the words written down stay the
+// words used.
+let draft = null;
+let draftFor = null;
+
 function setupErrorText(err) {
   const known = ['wrong_passphrase', 'passphrase_short', 'identity_exists', 'no_backup', 'backup_mismatch', 'unsupported_algorithm'];
   if (known.includes(err?.code)) return t(`keys.error.${err.code}`, { min: secure.PASSPHRASE_MIN });
@@ -22,6 +28,10 @@ function setupErrorText(err) {
  * onSignOut() when the user leaves instead.
  */
 export function mountKeys(root, { mode, username, onDone, onSignOut }) {
+  if (draftFor !== username) {
+    draft = null;
+    draftFor = username;
+  }
   let current = mode;
   let replace = false;
   const card = h('div', { class: 'auth-card keys-card' });
@@ -53,12 +63,13 @@ export function mountKeys(root, { mode, username, onDone, onSignOut }) {
     const savedId = uid('saved');
     const input = h('input', {
       id, class: 'input passphrase', 'data-testid': 'recovery-passphrase', autocomplete: 'off', spellcheck: 'false',
-      autocapitalize: 'none', dir: 'ltr', value: secure.suggestPassphrase(), 'aria-describedby': `${id}-hint`,
+      autocapitalize: 'none', dir: 'ltr', value: (draft ??= secure.suggestPassphrase()), 'aria-describedby': `${id}-hint`,
+      oninput: () => { draft = input.value; },
     });
     const saved = h('input', { id: savedId, type: 'checkbox', 'data-testid': 'passphrase-saved' });
     const again = h('button', {
       type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'generate-passphrase', text: t('keys.generate'),
-      onclick: () => { input.value = secure.suggestPassphrase(); saved.checked = false; input.focus(); },
+      onclick: () => { input.value = draft = secure.suggestPassphrase(); saved.checked = false; input.focus(); },
     });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'key-setup-submit', text: t('keys.setupSubmit') });
     const form = h('form', {
@@ -72,6 +83,7 @@ export function mountKeys(root, { mode, username, onDone, onSignOut }) {
         }
         busyWhile(form, [submit, again], async () => {
           await secure.createKeys(input.value.trim(), { replace });
+          draft = null;
           onDone();
         });
       },

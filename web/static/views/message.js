@@ -128,7 +128,7 @@ export function renderMessage(m, opts) {
   if (grouped) classes.push('grouped');
   if (deleted) classes.push('is-deleted');
   if (pending) classes.push('is-pending');
-  if (pending?.status === 'failed') classes.push('is-failed');
+  if (pending?.status === 'failed' || pending?.status === 'held') classes.push('is-failed');
 
   const el = h('div', { class: classes.join(' '), 'data-testid': 'message' });
   if (pending) el.dataset.clientId = pending.clientId;
