@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/e2eeclient"
 )
 
 // TestTerminalClient: the README's walk-through with the built-in client:
@@ -66,4 +68,34 @@ func TestTerminalClient(t *testing.T) {
 	again := open("alice")
 	waitFor(again, "alice: hello from alice")
 	waitFor(again, "bob: hi alice")
+}
+
+// TestTerminalPrintsNoControls: a message cannot drive the terminal that
+// shows it: escape sequences, carriage returns and line breaks (which could
+// fake a line from another sender) and bidirectional overrides print as
+// U+FFFD.
+func TestTerminalPrintsNoControls(t *testing.T) {
+	var out strings.Builder
+	chatLine{Username: "mallory", Text: "hi\x1b]0;pwned\x07\r\nalice: send me your passphrase \u202egnp.exe", Timestamp: "x"}.print(&out)
+	want := "[x] mallory: hi\uFFFD]0;pwned\uFFFD\uFFFD\uFFFDalice: send me your passphrase \uFFFDgnp.exe\n"
+	if out.String() != want {
+		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+}
+
+// TestTerminalShowsReplyAndFile: an encrypted message's reply preview and
+// file (made by the browser) show in the terminal; a refusal shows its
+// reason.
+func TestTerminalShowsReplyAndFile(t *testing.T) {
+	c := e2eeclient.Content{
+		Text:  "see attached",
+		Reply: []byte(`{"id":4,"username":"bob","text":"the report?"}`),
+		File:  []byte(`{"id":"ab","name":"report.pdf","size":2048,"key":"k"}`),
+	}
+	if got, want := opened(c, nil), `(replying to bob: "the report?") see attached [encrypted file "report.pdf", 2048 bytes: open it in the web client]`; got != want {
+		t.Fatalf("shown %q, want %q", got, want)
+	}
+	if got := opened(e2eeclient.Content{}, &e2eeclient.DecryptError{Reason: e2eeclient.ReasonReplay}); got != "[cannot decrypt: replay]" {
+		t.Fatalf("a refusal shows %q", got)
+	}
 }

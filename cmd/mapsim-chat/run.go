@@ -39,10 +39,12 @@ commands:
   serve            run the server (the default)
   migrate          apply database migrations and exit
   admin ...        administration; "mapsim-chat admin help" lists its commands
-  chat -username NAME [-url http://127.0.0.1:8000] [-chat global]
+  chat -username NAME [-url http://127.0.0.1:8000] [-chat global|@USER|GROUP] [-keys FILE]
                    a terminal client: the password (asked for without echo on a
                    terminal, else the first line of standard input, or in
-                   MAPSIM_CHAT_PASSWORD), then one message per line
+                   MAPSIM_CHAT_PASSWORD); in an end-to-end encrypted chat then the
+                   recovery passphrase (or MAPSIM_CHAT_PASSPHRASE); then one
+                   message per line (/help lists /verify and /accept)
   gen-cert [-host NAME-OR-IP ...] [-out tls] [-days 365] [-force]
                    write a self-signed certificate and key for TLS_CERT_FILE and
                    TLS_KEY_FILE (default hosts: localhost, 127.0.0.1, this machine)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,5 +159,87 @@ func TestChatPasswordPromptCancelled(t *testing.T) {
 	}
 	if !echoing(t, tty) {
 		t.Fatal("the terminal was left without echo")
+	}
+}
+
+// TestChatPassphraseWithoutEcho: on a terminal, an encrypted chat with new
+// keys asks for the recovery passphrase twice, without echo; two that
+// differ stop the client before any key is made, and the passphrase is
+// never shown.
+func TestChatPassphraseWithoutEcho(t *testing.T) {
+	srv := MustStart(t, baseEnv(t, nil))
+	srv.MustUser(t, "tess")
+	srv.MustUser(t, "uma")
+	keys := filepath.Join(t.TempDir(), "tess.json")
+	const passphrase = "hidden recovery words 4417"
+	for _, second := range []string{passphrase + "x", passphrase} {
+		master, tty := openPTY(t)
+		shown := &screen{}
+		go func() {
+			b := make([]byte, 4096)
+			for {
+				n, err := master.Read(b)
+				shown.mu.Lock()
+				shown.buf.Write(b[:n])
+				shown.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		out := &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"mapsim-chat", "chat", "-url", srv.URL, "-username", "tess", "-chat", "@uma", "-keys", keys}, func(string) string { return "" }, tty, out, tty, nil)
+		}()
+		waitUntil := func(what string, ok func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for !ok() {
+				select {
+				case err := <-done:
+					done <- err
+					if ok() {
+						return
+					}
+					t.Fatalf("client ended while waiting for %s: %v\nterminal: %q\nstdout: %q", what, err, shown.String(), out.String())
+				case <-time.After(10 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("never saw %s\nterminal: %q\nstdout: %q", what, shown.String(), out.String())
+				}
+			}
+		}
+		waitUntil("the password prompt", func() bool { return strings.Contains(shown.String(), "Password for tess: ") })
+		master.WriteString(testPassword + "\n")
+		waitUntil("the passphrase prompt", func() bool { return strings.Contains(shown.String(), "New recovery passphrase") })
+		if echoing(t, tty) {
+			t.Fatal("the terminal echoes while the passphrase is asked for")
+		}
+		master.WriteString(passphrase + "\n")
+		waitUntil("the second prompt", func() bool { return strings.Contains(shown.String(), "Repeat the new recovery passphrase: ") })
+		master.WriteString(second + "\n")
+		if second != passphrase {
+			if err := <-done; err == nil || !strings.Contains(err.Error(), "the two recovery passphrases differ; no keys were made") {
+				t.Fatalf("two different passphrases: %v", err)
+			}
+			if _, err := os.Stat(keys); !os.IsNotExist(err) {
+				t.Fatalf("a key file was written: %v", err)
+			}
+			cancel()
+			continue
+		}
+		waitUntil("the connection", func() bool { return strings.Contains(out.String(), "-- connected to direct:") })
+		if strings.Contains(shown.String(), passphrase) || strings.Contains(out.String(), passphrase) {
+			t.Fatalf("the passphrase was shown: %q", shown.String())
+		}
+		if !echoing(t, tty) {
+			t.Fatal("echo was not turned back on after the passphrase")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("client: %v", err)
+		}
 	}
 }

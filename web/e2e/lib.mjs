@@ -59,7 +59,7 @@ export async function startServer(extraEnv = {}) {
     LOG_FORMAT: 'text',
     ...extraEnv,
   };
-  const server = { url: `http://127.0.0.1:${port}`, dir, logs: '', proc: null };
+  const server = { url: `http://127.0.0.1:${port}`, dir, logs: '', out: '', proc: null, env };
 
   // admin runs `mapsim-chat admin args…` beside the server, on its data.
   server.admin = (...args) => execFileSync(binary(), ['admin', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,6 +73,7 @@ export async function startServer(extraEnv = {}) {
       let out = '';
       proc.stdout.on('data', (d) => {
         out += d;
+        server.out += d;
         if (out.includes('listening on')) { clearTimeout(timer); resolve(); }
       });
       proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${server.logs}`)); });
@@ -146,13 +147,42 @@ export async function openUser(browser, server, { locale = 'en-US', viewport = {
   return page;
 }
 
-// register signs a new user up through the UI and waits for the app.
+// register signs a new user up through the UI, sets up end-to-end
+// encryption with the generated recovery passphrase, waits for the app
+// and resolves to that passphrase.
 export async function register(page, username, password = 'staple-Horse-battery-42') {
   await page.fill('[data-testid=auth-form] input[name=username]', username);
   await page.fill('[data-testid=auth-form] input[name=password]', password);
   await page.click('[data-testid=register]');
+  const passphrase = await setupKeys(page);
   await page.waitForSelector('[data-testid=app]');
   await page.waitForSelector('[data-testid=connection-banner]', { state: 'hidden' });
+  return passphrase;
+}
+
+// setupKeys waits for the key setup screen, takes the generated recovery
+// passphrase and submits it; it resolves to the passphrase.
+export async function setupKeys(page) {
+  await page.waitForSelector('[data-testid=key-setup][data-mode=setup]', { timeout: 30_000 });
+  const passphrase = await page.inputValue('[data-testid=recovery-passphrase]');
+  await page.check('[data-testid=passphrase-saved]');
+  await page.click('[data-testid=key-setup-submit]');
+  return passphrase;
+}
+
+// login signs in through the UI (without waiting for what comes next:
+// the app, or the key restore screen on a new browser).
+export async function login(page, username, password = 'staple-Horse-battery-42') {
+  await page.fill('[data-testid=auth-form] input[name=username]', username);
+  await page.fill('[data-testid=auth-form] input[name=password]', password);
+  await page.click('[data-testid=login]');
+}
+
+// restoreKeys enters a recovery passphrase on the restore screen.
+export async function restoreKeys(page, passphrase) {
+  await page.waitForSelector('[data-testid=key-setup][data-mode=restore]', { timeout: 30_000 });
+  await page.fill('[data-testid=restore-passphrase]', passphrase);
+  await page.click('[data-testid=restore-submit]');
 }
 
 // openChat opens a chat from the sidebar by its name.

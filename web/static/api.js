@@ -5,12 +5,13 @@ import { currentToken } from './session.js';
 
 /** ApiError is a failed call: the server's detail sentence and machine code. */
 export class ApiError extends Error {
-  constructor(status, detail, code, retryAfter = 0) {
+  constructor(status, detail, code, retryAfter = 0, body = {}) {
     super(detail);
     this.status = status;
     this.detail = detail;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.body = body; // the whole answer, for codes that carry more (epoch_conflict's current)
   }
 }
 
@@ -26,7 +27,7 @@ async function errorFrom(response) {
   try { body = await response.json(); } catch { /* not JSON */ }
   const retryAfter = Number(response.headers.get('Retry-After')) || 0;
   return new ApiError(response.status, body.detail || response.statusText || `HTTP ${response.status}`,
-    body.code || 'http_' + response.status, retryAfter);
+    body.code || 'http_' + response.status, retryAfter, body);
 }
 
 /** request calls the API; body (an object) goes as JSON. It resolves to the answer's JSON. */

@@ -1,30 +1,67 @@
 // Mapsim Chat's browser client: the entry point. It picks the language,
-// restores the session kept in this tab and shows the sign-in or the main screen.
+// restores the session kept in this tab and shows the sign-in screen, the
+// key setup or restore screen (end-to-end encryption), or the main screen.
 
-import { setLanguage, preferredLanguage, onLanguage } from './i18n.js';
-import { loadSession } from './session.js';
+import { setLanguage, preferredLanguage, onLanguage, t } from './i18n.js';
+import { loadSession, clearSession } from './session.js';
+import * as secure from './secure.js';
 import * as controller from './controller.js';
 import { mountAuth } from './views/auth.js';
 import { mountShell } from './views/shell.js';
+import { mountKeys } from './views/keys.js';
 
 const root = document.getElementById('root');
 let screen = null;
 let signedIn = false;
+let keys = null; // {mode, session} while the key screen shows
 
 function showAuth(message) {
   signedIn = false;
+  keys = null;
   screen?.unmount();
-  screen = mountAuth(root, {
-    message,
-    onSignedIn: (session) => {
-      controller.start(session); // sets the user synchronously, then loads
+  screen = mountAuth(root, { message, onSignedIn: enter });
+}
+
+// enter opens this browser's end-to-end encryption keys for a session:
+// straight to the chats when they are here, else the setup or restore
+// screen first.
+async function enter(session) {
+  let mode;
+  try {
+    mode = await secure.prepare(session.username);
+  } catch (err) {
+    secure.close();
+    clearSession();
+    showAuth(err.status === 401 ? t('auth.expired') : t('keys.error.load', { reason: controller.errorText(err) }));
+    return;
+  }
+  if (mode === 'ready') {
+    controller.start(session); // sets the user synchronously, then loads
+    showMain();
+    return;
+  }
+  showKeys(mode, session);
+}
+
+function showKeys(mode, session) {
+  signedIn = false;
+  keys = { mode, session };
+  screen?.unmount();
+  screen = mountKeys(root, {
+    mode,
+    username: session.username,
+    onDone: () => {
+      keys = null;
+      controller.start(session);
       showMain();
     },
+    onSignOut: () => controller.logout(),
   });
 }
 
 function showMain(options) {
   signedIn = true;
+  keys = null;
   screen?.unmount();
   screen = mountShell(root, options);
 }
@@ -35,6 +72,8 @@ function remount() {
   if (signedIn) {
     const showChat = screen?.isChatOpen?.() || false;
     showMain({ showChat });
+  } else if (keys) {
+    showKeys(screen?.mode?.() || keys.mode, keys.session);
   } else {
     showAuth();
   }
@@ -46,8 +85,7 @@ async function boot() {
   onLanguage(remount);
   const session = loadSession();
   if (session) {
-    controller.start(session);
-    showMain();
+    enter(session);
   } else {
     showAuth();
   }

@@ -10,6 +10,7 @@ import { notify, setUnreadTitle } from './notify.js';
 import { t, isolate } from './i18n.js';
 import { plain } from './markdown.js';
 import * as files from './files.js';
+import * as secure from './secure.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -59,6 +60,7 @@ function newClientId() {
 /** signIn logs in and starts the session. */
 export async function signIn(username, password) {
   const answer = await api.post('/login/', { username, password });
+  ending = false;
   session.saveSession({ token: answer.access_token, username: answer.username || username });
   return session.loadSession();
 }
@@ -122,6 +124,7 @@ function end(message) {
   document.removeEventListener('visibilitychange', onVisibility);
   store.reset();
   files.forgetAll();
+  secure.close();
   session.clearSession();
   setUnreadTitle(0);
   signedOut(message);
@@ -131,6 +134,7 @@ function end(message) {
 
 async function loadChats() {
   const answer = await api.get('/chats/');
+  for (const chat of answer.chats || []) secure.noteChat(chat);
   store.replaceChats(answer.chats || []);
   if (state.current && !state.chats.has(state.current)) openChat(state.chats.has('global') ? 'global' : null);
 }
@@ -147,6 +151,23 @@ function syncAll() {
   synced = new Set();
   confirmed = new Set();
   for (const name of state.chats.keys()) syncChat(name);
+  retryUndecryptable();
+}
+
+// retryUndecryptable opens again, once the connection is back, the
+// messages whose keys could not be fetched for want of a network.
+function retryUndecryptable() {
+  for (const [name, tl] of state.timelines) {
+    const failed = [...tl.byId.values()].filter((m) => m.undecryptable === 'network' && m.cipher);
+    if (!failed.length) continue;
+    reveal(name, failed.map((m) => {
+      const copy = { ...m, text: m.cipher };
+      delete copy.undecryptable;
+      delete copy.cipher;
+      delete copy._v;
+      return copy;
+    })).then((shown) => { if (state.timelines.get(name) === tl) store.putMessages(name, shown); });
+  }
 }
 
 // syncChat asks for everything after the last id this client holds for a
@@ -180,9 +201,10 @@ export async function ensureLoaded(name) {
   store.emit('timeline', name);
   try {
     const answer = await api.get('/messages/', { chat_id: name, limit: 50 });
+    const shown = await reveal(name, answer.messages || []);
     tl.loaded = true;
     tl.hasMore = !!answer.has_more;
-    store.putMessages(name, answer.messages || []);
+    store.putMessages(name, shown);
   } catch (err) {
     tl.error = errorText(err);
   } finally {
@@ -199,8 +221,9 @@ export async function loadOlder(name) {
   store.emit('timeline', name);
   try {
     const answer = await api.get('/messages/', { chat_id: name, before: tl.ids[0], limit: 50 });
+    const shown = await reveal(name, answer.messages || []);
     tl.hasMore = !!answer.has_more;
-    store.putMessages(name, answer.messages || []);
+    store.putMessages(name, shown);
     return true;
   } catch (err) {
     toast(errorText(err));
@@ -234,12 +257,11 @@ export function markRead(name) {
   }
 }
 
-/** createChat makes a direct chat or a group and opens it. */
+/** createChat makes a direct chat or a group, end-to-end encrypted, and opens it. */
 export async function createChat(kind, members, title) {
-  // Not end-to-end encrypted until the browser's E2EE lands: the server
-  // makes new chats encrypted unless asked otherwise.
-  const body = kind === 'group' ? { kind, title, members, e2ee: false } : { kind, members, e2ee: false };
+  const body = kind === 'group' ? { kind, title, members } : { kind, members };
   const chat = await api.post('/chats/', body);
+  secure.noteChat(chat);
   store.upsertChat(chat);
   syncChat(chat.name);
   openChat(chat.name);
@@ -347,28 +369,112 @@ export function sendText(text, replyTo = 0) {
     p.reply = replyPreview(name, replyTo);
   }
   store.addPending(p);
-  socket?.enqueue(frameFor(p));
+  dispatch(p);
   stopTyping();
   return true;
 }
 
-/** sendFile posts an uploaded file's message. */
+/** sendFile posts an uploaded file's message (in an encrypted chat, an encrypted message that carries the file's key). */
 export function sendFile(name, uploaded, replyTo = 0) {
-  const p = {
-    clientId: newClientId(), kind: 'file', chatName: name, fileUrl: uploaded.file_url, createdAt: Date.now(), status: 'sending',
-    file: { id: uploaded.file_id, name: uploaded.name, size: uploaded.size, mime_type: uploaded.mime_type, url: uploaded.file_url, thumbnail_url: uploaded.thumbnail_url, width: uploaded.width, height: uploaded.height },
-  };
+  const p = uploaded.e2ee
+    ? { clientId: newClientId(), kind: 'file', chatName: name, createdAt: Date.now(), status: 'sending', e2eeFile: uploaded.file, file: viewFile(uploaded.file) }
+    : {
+      clientId: newClientId(), kind: 'file', chatName: name, fileUrl: uploaded.file_url, createdAt: Date.now(), status: 'sending',
+      file: { id: uploaded.file_id, name: uploaded.name, size: uploaded.size, mime_type: uploaded.mime_type, url: uploaded.file_url, thumbnail_url: uploaded.thumbnail_url, width: uploaded.width, height: uploaded.height },
+    };
   if (replyTo) {
     p.replyTo = replyTo;
     p.reply = replyPreview(name, replyTo);
   }
   store.addPending(p);
-  socket?.enqueue(frameFor(p));
+  dispatch(p);
 }
 
-/** upload sends a file to the open chat's upload route; see api.upload. */
+/**
+ * upload sends a file to a chat's upload route; see api.upload. In an
+ * encrypted chat the file is encrypted here first (and an image gets an
+ * encrypted thumbnail made here); the server receives opaque bytes named
+ * file.bin, and the answer is {e2ee: true, file: descriptor}.
+ */
 export function upload(name, file, onProgress) {
-  return api.upload(name, file, onProgress);
+  if (!isEncrypted(name)) return api.upload(name, file, onProgress);
+  let current = null;
+  let aborted = false;
+  const step = (request) => {
+    if (aborted) throw new api.ApiError(0, '', 'aborted');
+    current = request;
+    return request.promise;
+  };
+  const promise = (async () => {
+    const sealed = await secure.encryptFile(file);
+    const thumb = await makeThumbnail(file);
+    const share = thumb ? 0.9 : 1;
+    const up = await step(api.upload(name, opaque(sealed.ciphertext), (f) => onProgress(f * share)));
+    const descriptor = {
+      id: up.file_id, name: file.name || 'file', mime: file.type || 'application/octet-stream', ...sealed.descriptor,
+    };
+    if (thumb) {
+      descriptor.width = thumb.width;
+      descriptor.height = thumb.height;
+      const sealedThumb = await secure.encryptFile(thumb.bytes);
+      const tu = await step(api.upload(name, opaque(sealedThumb.ciphertext), (f) => onProgress(share + f * (1 - share))));
+      const { key, nonce_prefix: noncePrefix, sha256 } = sealedThumb.descriptor;
+      descriptor.thumb = { id: tu.file_id, mime: 'image/jpeg', key, nonce_prefix: noncePrefix, sha256, width: thumb.thumbWidth, height: thumb.thumbHeight };
+    }
+    return { e2ee: true, file: descriptor };
+  })();
+  return { promise, abort: () => { aborted = true; current?.abort(); } };
+}
+
+function opaque(bytes) {
+  return new File([bytes], 'file.bin', { type: 'application/octet-stream' });
+}
+
+const thumbnailTypes = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/bmp']);
+
+// makeThumbnail draws an image at most 320×320 as a JPEG, here in the
+// browser, since the server cannot see an encrypted image. A file that
+// does not decode as an image has none.
+async function makeThumbnail(file) {
+  if (!thumbnailTypes.has(file.type) || typeof createImageBitmap !== 'function') return null;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return null;
+  }
+  const scale = Math.min(1, 320 / bitmap.width, 320 / bitmap.height);
+  const w = Math.max(1, Math.round(bitmap.width * scale));
+  const h = Math.max(1, Math.round(bitmap.height * scale));
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, w, h);
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.82));
+  const result = { width: bitmap.width, height: bitmap.height, thumbWidth: w, thumbHeight: h };
+  bitmap.close();
+  if (!blob) return null;
+  result.bytes = new Uint8Array(await blob.arrayBuffer());
+  return result;
+}
+
+/** viewFile is an encrypted message's file descriptor in the form the views show (with e2ee: the descriptor). */
+export function viewFile(d) {
+  if (!d || typeof d !== 'object' || typeof d.id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(d.id)) return null;
+  const thumbOk = d.thumb && typeof d.thumb.id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.thumb.id);
+  return {
+    id: d.id, name: typeof d.name === 'string' ? d.name : '', size: Number(d.size) || 0, mime_type: typeof d.mime === 'string' ? d.mime : '',
+    url: `/file/${d.id}`, thumbnail_url: thumbOk ? `/file/${d.thumb.id}` : undefined,
+    width: Number(d.width) || undefined, height: Number(d.height) || undefined, e2ee: d,
+  };
+}
+
+/** isEncrypted says whether a chat is end-to-end encrypted. */
+export function isEncrypted(name) {
+  return Boolean(state.chats.get(name)?.e2ee);
 }
 
 /** editMessage changes one of my messages; the new text shows at once. */
@@ -378,8 +484,16 @@ export function editMessage(name, messageId, text) {
     return false;
   }
   const p = { clientId: newClientId(), kind: 'edit', chatName: name, messageId, text, createdAt: Date.now(), status: 'sending' };
+  if (isEncrypted(name)) {
+    // The edit is encrypted under the message's own client_id, one rev higher.
+    const m = state.timelines.get(name)?.byId.get(messageId);
+    if (!m?.client_id) return false;
+    p.origClientId = m.client_id;
+    p.rev = (m.rev || 0) + 1;
+    if (m.reply) p.reply = { id: m.reply.id, username: m.reply.username, text: m.reply.text };
+  }
   store.addPending(p);
-  socket?.enqueue(frameFor(p));
+  dispatch(p);
   return true;
 }
 
@@ -387,7 +501,90 @@ export function editMessage(name, messageId, text) {
 export function deleteMessage(name, messageId) {
   const p = { clientId: newClientId(), kind: 'delete', chatName: name, messageId, createdAt: Date.now(), status: 'sending' };
   store.addPending(p);
-  socket?.enqueue(frameFor(p));
+  dispatch(p);
+}
+
+// dispatch sends a pending message, edit or delete: as it is in a chat
+// that is not end-to-end encrypted, else encrypted first (which may start
+// an epoch, or wait while a member's changed identity key is not accepted).
+function dispatch(p) {
+  if (!isEncrypted(p.chatName) || p.kind === 'delete') {
+    socket?.enqueue(frameFor(p));
+    return;
+  }
+  encryptedFrame(p).then((frame) => {
+    if (state.pending.get(p.clientId) !== p) return; // discarded meanwhile
+    if (p.status !== 'sending') store.updatePending(p.clientId, { status: 'sending', error: null });
+    socket?.enqueue(frame);
+  }, (err) => {
+    if (state.pending.get(p.clientId) !== p) return;
+    if (err instanceof secure.HeldError) {
+      store.updatePending(p.clientId, { status: 'held', error: t('e2ee.heldFor', { users: err.usernames.join(', ') }) });
+      return;
+    }
+    if (p.kind === 'edit') {
+      store.removePending(p.clientId);
+      toast(e2eeErrorText(err));
+      return;
+    }
+    store.updatePending(p.clientId, { status: 'failed', error: e2eeErrorText(err) });
+  });
+}
+
+/** e2eeErrorText is what to tell the user about a failure to encrypt or send encrypted. */
+export function e2eeErrorText(err) {
+  if (err instanceof secure.HeldError) return t('e2ee.heldFor', { users: err.usernames.join(', ') });
+  if (err?.reason) return t('e2ee.sendFailed', { reason: t(`e2ee.reason.${err.reason}`) });
+  return errorText(err);
+}
+
+async function encryptedFrame(p) {
+  const chat = state.chats.get(p.chatName);
+  if (!chat) throw new api.ApiError(0, t('error.generic'), 'not_found');
+  if (p.kind === 'edit') {
+    const content = { text: p.text, rev: p.rev };
+    if (p.reply) content.reply = p.reply;
+    const text = await secure.encrypt(chat, p.origClientId, content);
+    return { type: 'edit', chat_name: p.chatName, message_id: p.messageId, text, client_id: p.clientId };
+  }
+  const content = { text: p.kind === 'file' ? '' : p.text };
+  if (p.kind === 'file') content.file = p.e2eeFile;
+  if (p.reply && p.replyTo) content.reply = { id: p.replyTo, username: p.reply.username, text: p.reply.text };
+  const frame = { type: 'text', chat_name: p.chatName, text: await secure.encrypt(chat, p.clientId, content), client_id: p.clientId };
+  if (p.replyTo) frame.reply_to = p.replyTo;
+  return frame;
+}
+
+/** acceptKey accepts a member's new identity key; the sends held for it go. */
+export async function acceptKey(username) {
+  await secure.acceptKey(username);
+  for (const p of [...state.pending.values()]) if (p.status === 'held') dispatch(p);
+}
+
+/**
+ * reveal opens the encrypted messages of a chat for display: text, reply
+ * preview and file from inside the message, or the reason it does not
+ * open (m.undecryptable), never a blank.
+ */
+export async function reveal(name, messages) {
+  const chat = state.chats.get(name);
+  return Promise.all(messages.map(async (m) => {
+    if (m.type === 'system' && chat?.e2ee && ['added', 'removed', 'left'].includes(m.system?.event)) secure.markStale(name);
+    if (m.type !== 'text' || m.deleted || !(chat?.e2ee || secure.isEncryptedText(m.text))) return m;
+    if (!secure.isEncryptedText(m.text)) return { ...m, text: '', undecryptable: 'malformed' };
+    const opened = await secure.decrypt(name, m);
+    // The ciphertext stays, so that a failure of the network can be tried again.
+    if (opened.error) return { ...m, text: '', cipher: m.text, reply: undefined, undecryptable: opened.error };
+    const c = opened.content;
+    const shown = { ...m, text: c.text, rev: c.rev, e2ee: true, reply: undefined };
+    if (c.reply) shown.reply = { id: Number(c.reply.id) || m.reply_to || 0, username: c.reply.username, text: c.reply.text };
+    if (c.file) {
+      shown.type = 'file';
+      shown.file = viewFile(c.file);
+      if (!shown.file) return { ...m, text: '', undecryptable: 'malformed' };
+    }
+    return shown;
+  }));
 }
 
 /** retryPending sends a failed message again, with the same client_id. */
@@ -395,7 +592,7 @@ export function retryPending(clientId) {
   const p = state.pending.get(clientId);
   if (!p) return;
   store.updatePending(clientId, { status: 'sending', error: null });
-  socket?.enqueue(frameFor(p));
+  dispatch(p);
 }
 
 /** discardPending drops an unsent message. */
@@ -449,8 +646,9 @@ function restoreOutbox() {
   try { kept = JSON.parse(sessionStorage.getItem(outboxKey) || '[]'); } catch { kept = []; }
   for (const p of kept) {
     if (!p || !p.clientId || !state.chats.has(p.chatName)) continue;
-    store.addPending({ ...p, status: 'sending' });
-    socket.enqueue(frameFor(p));
+    const restored = { ...p, status: 'sending' };
+    store.addPending(restored);
+    dispatch(restored);
   }
 }
 
@@ -470,12 +668,28 @@ function handleFrame(frame) {
     case 'text':
     case 'file':
     case 'system':
-      handleMessage(frame);
+      store.advanceCursor(frame.chat_name, frame.id);
+      reveal(frame.chat_name, [frame]).then(([m]) => handleMessage(m));
       break;
     case 'edit':
+      store.advanceCursor(frame.chat_name, frame.id);
+      revealEdit(frame).then((change) => { if (change) store.applyChange(change); });
+      break;
     case 'delete':
       store.advanceCursor(frame.chat_name, frame.id);
       store.applyChange(frame);
+      break;
+    case 'epoch':
+      secure.noteEpoch(frame.chat_name, Number(frame.epoch) || 0);
+      break;
+    case 'keys':
+      // Someone's devices or identity changed: the epochs of the chats
+      // shared with them must not carry new messages.
+      secure.forgetUser(frame.username);
+      for (const chat of state.chats.values()) {
+        if (chat.e2ee && (chat.members || []).some((m) => m.username.toLowerCase() === String(frame.username).toLowerCase())) secure.markStale(chat.name);
+      }
+      if (state.current && isEncrypted(state.current)) secure.checkMembers(state.current).catch(() => {});
       break;
     case 'ack':
       handleAck(frame);
@@ -490,7 +704,10 @@ function handleFrame(frame) {
       handleChatAdded(frame.chat);
       break;
     case 'chat_updated':
-      if (frame.chat && state.chats.has(frame.chat.name)) store.upsertChat(frame.chat);
+      if (frame.chat && state.chats.has(frame.chat.name)) {
+        secure.noteChat(frame.chat);
+        store.upsertChat(frame.chat);
+      }
       break;
     case 'chat_removed':
       if (state.chats.has(frame.chat_name)) {
@@ -515,9 +732,22 @@ function countsAsUnread(m) {
   return (m.type === 'text' || m.type === 'file') && !m.deleted && m.username !== state.me;
 }
 
+// revealEdit opens an edit frame of an encrypted chat under the message's
+// own client_id; an edit whose rev is not above the one shown is refused.
+async function revealEdit(frame) {
+  if (!isEncrypted(frame.chat_name) && !secure.isEncryptedText(frame.text)) return frame;
+  const target = state.timelines.get(frame.chat_name)?.byId.get(frame.message_id);
+  if (!target) return null; // not loaded: the history brings its latest text
+  const opened = secure.isEncryptedText(frame.text)
+    ? await secure.decrypt(frame.chat_name, { ...frame, id: frame.message_id, client_id: target.client_id })
+    : { error: 'malformed' };
+  if (opened.error) return { ...frame, text: '', undecryptable: opened.error };
+  if (!target.undecryptable && opened.content.rev <= (target.rev || 0)) return null;
+  return { ...frame, text: opened.content.text, rev: opened.content.rev, undecryptable: null };
+}
+
 function handleMessage(m) {
   const name = m.chat_name;
-  store.advanceCursor(name, m.id);
   if (m.client_id && m.username === state.me && state.pending.has(m.client_id)) {
     socket?.discard(m.client_id);
     store.removePending(m.client_id);
@@ -536,7 +766,7 @@ function handleMessage(m) {
         markRead(name);
       } else {
         chat.unread = (chat.unread || 0) + 1;
-        const body = m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+        const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
         notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
       }
     }
@@ -562,7 +792,7 @@ function handleAck(ack) {
     const tl = store.timeline(p.chatName);
     if (!tl.byId.has(ack.id)) {
       store.putMessages(p.chatName, [{
-        _local: true, type: p.kind, id: ack.id, chat_name: p.chatName, username: state.me, text: p.kind === 'file' ? p.fileUrl : p.text,
+        _local: true, type: p.kind, id: ack.id, chat_name: p.chatName, username: state.me, text: p.kind === 'file' ? (p.fileUrl || '') : p.text, rev: 0,
         timestamp: new Date(p.createdAt).toISOString(), client_id: p.clientId, reply_to: p.replyTo, reply: p.reply, file: p.file,
       }]);
     }
@@ -572,7 +802,7 @@ function handleAck(ack) {
       store.emit('chats');
     }
   } else {
-    store.applyChange({ type: p.kind, chat_name: p.chatName, message_id: p.messageId, text: p.text, edited_at: p.kind === 'edit' ? new Date().toISOString() : undefined });
+    store.applyChange({ type: p.kind, chat_name: p.chatName, message_id: p.messageId, text: p.text, rev: p.rev, edited_at: p.kind === 'edit' ? new Date().toISOString() : undefined });
   }
   store.removePending(ack.client_id);
 }
@@ -581,6 +811,14 @@ function handleFailed(clientId, frame, error) {
   const p = state.pending.get(clientId);
   const detail = error.detail || t('error.generic');
   if (!p) return;
+  if (error.code === 'stale_epoch' && (p.staleRetries || 0) < 3) {
+    // The epoch this was encrypted on may carry no more messages: start
+    // the next and send again, with the same client_id.
+    p.staleRetries = (p.staleRetries || 0) + 1;
+    secure.markStale(p.chatName);
+    dispatch(p);
+    return;
+  }
   if (p.kind === 'edit' || p.kind === 'delete') {
     store.removePending(clientId);
     toast(detail);
@@ -627,9 +865,11 @@ function handleRead(frame) {
 
 async function handleChatAdded(chat) {
   if (!chat?.name) return;
+  secure.noteChat(chat);
   if (!state.chats.has(chat.name)) store.upsertChat({ ...chat, unread: 0 });
   try {
     const summary = await api.get(chatPath(chat.name));
+    secure.noteChat(summary);
     if (state.chats.has(chat.name)) store.upsertChat(summary);
   } catch {
     // It may be gone again; the next chat list says.

@@ -186,10 +186,17 @@ export class Keystore {
    * rememberSeen stores a pair checkReplay accepted, and forgets the
    * chat's oldest pairs beyond SEEN_PER_CHAT.
    */
-  async rememberSeen(chat, { deviceId, clientId, messageId, rev = 0 }) {
+  rememberSeen(chat, pair) {
+    return this.rememberSeenMany(chat, [pair]);
+  }
+
+  /** rememberSeenMany is rememberSeen for many pairs of one chat, in one transaction. */
+  async rememberSeenMany(chat, pairs) {
     const tx = this.db.transaction('seen', 'readwrite');
     const store = tx.objectStore('seen');
-    store.put({ chat, key: replayKey(deviceId, clientId), messageId, rev, seq: nextSeq() });
+    for (const { deviceId, clientId, messageId, rev = 0 } of pairs) {
+      store.put({ chat, key: replayKey(deviceId, clientId), messageId, rev, seq: nextSeq() });
+    }
     const range = IDBKeyRange.bound([chat, -Infinity], [chat, Infinity]);
     let excess = (await done(store.index('bySeq').count(range))) - SEEN_PER_CHAT;
     if (excess > 0) {

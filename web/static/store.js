@@ -173,6 +173,12 @@ export function applyChange(frame) {
   if (target) {
     const next = { ...target, text: frame.text ?? '', _v: target._v + 1 };
     if (frame.edited_at) next.edited_at = frame.edited_at;
+    // An encrypted chat's edit carries its rev, and whether it opened.
+    if (frame.rev !== undefined) next.rev = frame.rev;
+    if (frame.undecryptable !== undefined) {
+      if (frame.undecryptable) next.undecryptable = frame.undecryptable;
+      else delete next.undecryptable;
+    }
     if (frame.deleted || frame.type === 'delete') {
       next.deleted = true;
       next.text = '';

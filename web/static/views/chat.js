@@ -13,7 +13,8 @@ import { iconButton } from './common.js';
 import { chatAvatar, directPartner, typingLine, typingNodes } from './sidebar.js';
 import { renderMessage, renderSystem, renderDay } from './message.js';
 import { mountComposer } from './composer.js';
-import { confirmDialog, openGroupInfo } from './dialogs.js';
+import { confirmDialog, openGroupInfo, openSafetyNumber } from './dialogs.js';
+import * as secure from '../secure.js';
 
 const groupWindow = 5 * 60 * 1000;
 const nearBottom = 80;
@@ -31,7 +32,8 @@ export function mountChat({ onBack }) {
   const empty = h('div', { class: 'chat-empty' },
     h('img', { src: '/static/icon.svg', alt: '', width: '72', height: '72' }),
     h('h2', { text: t('chat.pickTitle') }), h('p', { text: t('chat.pickText') }));
-  const body = h('div', { class: 'chat-body' }, h('div', { class: 'messages-wrap' }, messages, jump, dropZone), typingRow, composer.element);
+  const keyBanner = h('div', { class: 'key-changed', 'data-testid': 'key-changed', role: 'alert', hidden: true });
+  const body = h('div', { class: 'chat-body' }, keyBanner, h('div', { class: 'messages-wrap' }, messages, jump, dropZone), typingRow, composer.element);
   const element = h('section', { class: 'chat', 'aria-label': t('chat.label') }, header, body, empty);
 
   let name = null;
@@ -69,14 +71,43 @@ export function mountChat({ onBack }) {
           },
         }, icon('logout', 'flip-rtl'), h('span', { text: t('group.leave') })));
     }
+    const partner = chat.kind === 'direct' ? directPartner(chat) : null;
+    if (chat.e2ee && partner) {
+      const mark = h('span', { class: 'verified-mark', 'data-testid': 'verified-mark', hidden: true }, icon('check', 'note-icon'), h('span', { text: t('e2ee.verified') }));
+      secure.isVerified(partner).then((yes) => { mark.hidden = !yes; }, () => {});
+      actions.prepend(mark, h('button', {
+        type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'safety-number-open', onclick: () => openSafetyNumber(partner),
+      }, icon('lock'), h('span', { text: t('e2ee.verify') })));
+    }
+    const note = chat.e2ee
+      ? h('span', { class: 'e2ee-note is-on', 'data-testid': 'e2ee-state', 'data-e2ee': 'on', title: t('chat.e2eeOnExplain') }, icon('lock', 'note-icon'), h('span', { text: t('chat.e2ee') }))
+      : h('span', { class: 'e2ee-note', 'data-testid': 'e2ee-state', 'data-e2ee': 'off', title: t('chat.e2eeExplain') }, icon('lockOpen', 'note-icon'), h('span', { text: t('chat.notE2ee') }));
     header.replaceChildren(
       iconButton('back', t('chat.back'), { class: 'icon-btn back-btn', onclick: onBack }),
       chatAvatar(chat),
       h('div', { class: 'head-titles' },
         userText('h2', controller.chatLabel(chat), { class: 'head-title' }),
-        h('p', { class: 'head-sub' }, sub, h('span', { class: 'dot-sep', 'aria-hidden': 'true', text: '·' }),
-          h('span', { class: 'e2ee-note', title: t('chat.e2eeExplain') }, icon('lockOpen', 'note-icon'), h('span', { text: t('chat.notE2ee') })))),
+        h('p', { class: 'head-sub' }, sub, h('span', { class: 'dot-sep', 'aria-hidden': 'true', text: '·' }), note)),
       actions);
+    renderKeyBanner();
+  }
+
+  // A member's changed identity key is shown loudly, and what is sent to
+  // the chat waits until the user accepts it.
+  function renderKeyBanner() {
+    const chat = state.chats.get(name);
+    const held = chat?.e2ee ? secure.heldFor(chat.members) : [];
+    keyBanner.hidden = !held.length;
+    if (!held.length) { keyBanner.replaceChildren(); return; }
+    keyBanner.replaceChildren(...held.map((username) => h('div', { class: 'key-changed-row', 'data-username': username },
+      icon('error', 'key-icon'),
+      h('p', {}, h('strong', { text: t('e2ee.keyChangedTitle', { name: username }) }), ' ', h('span', { text: t('e2ee.keyChangedText', { name: username }) })),
+      h('div', { class: 'key-actions' },
+        h('button', { type: 'button', class: 'btn btn-secondary btn-sm', text: t('e2ee.showNumber'), onclick: () => openSafetyNumber(username) }),
+        h('button', {
+          type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'accept-key', text: t('e2ee.acceptKey'),
+          onclick: () => controller.acceptKey(username).catch((err) => controller.toast(controller.errorText(err))),
+        })))));
   }
 
   // ---- history ----
@@ -246,6 +277,8 @@ export function mountChat({ onBack }) {
     element.classList.toggle('is-empty', !name);
     if (changed) {
       editing = null;
+      // A member's identity key may have changed since we last looked.
+      if (name && state.chats.get(name)?.e2ee) secure.checkMembers(name).catch(() => {});
       for (const entry of cache.values()) entry.el.remove();
       cache = new Map();
       forceBottom = true;
@@ -329,6 +362,7 @@ export function mountChat({ onBack }) {
       scheduleHeader();
     }),
     store.on('online', scheduleHeader),
+    store.on('keys', () => { scheduleHeader(); scheduleTimeline(); }),
     store.on('typing', (chatName) => { if (chatName === name) renderTyping(); }),
   ];
   const onResize = () => { if (isNearBottom()) messages.scrollTop = messages.scrollHeight; };

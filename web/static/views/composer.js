@@ -192,7 +192,9 @@ export function mountComposer({ onEditLast, onSent }) {
     try {
       const answer = await job.request.promise;
       show(1);
-      if (local) {
+      if (local && answer.e2ee) {
+        if (answer.file.thumb) files.seed(`e2ee:/file/${answer.file.thumb.id}`, local.url);
+      } else if (local) {
         files.seed(answer.thumbnail_url, local.url);
         answer.width = local.width;
         answer.height = local.height;

@@ -1,5 +1,6 @@
 // Modal dialogs on <dialog>: new direct chat / new group with user search,
-// confirmations, the image viewer and group details. Escape closes each.
+// confirmations, the image viewer, group details, a contact's safety
+// number and my devices. Escape closes each.
 
 import { h, avatar, debounce, userText } from '../dom.js';
 import { icon } from '../icons.js';
@@ -7,6 +8,8 @@ import { t } from '../i18n.js';
 import { state, on } from '../store.js';
 import * as controller from '../controller.js';
 import * as files from '../files.js';
+import * as secure from '../secure.js';
+import { shortWhen } from '../format.js';
 import { iconButton, uid } from './common.js';
 
 function openDialog(dialog, { onClose } = {}) {
@@ -209,14 +212,22 @@ export function openImage(file) {
   const img = h('img', { class: 'lightbox-img', alt: file.name || '' });
   if (file.width && file.height) { img.width = file.width; img.height = file.height; }
   const save = h('button', { type: 'button', class: 'btn btn-secondary' }, icon('download'), h('span', { text: t('message.download') }));
-  save.addEventListener('click', () => files.download(file.url, file.name).catch((err) => controller.toast(controller.errorText(err))));
+  save.addEventListener('click', () => files.download(file).catch((err) => controller.toast(controller.errorText(err))));
   dialog.append(
     h('header', { class: 'dialog-head' },
       userText('h2', file.name || t('message.file'), { id: titleId }),
       h('div', { class: 'dialog-head-actions' }, save, iconButton('close', t('action.close'), { onclick: () => dialog.close() }))),
     h('div', { class: 'lightbox' }, img));
   openDialog(dialog);
-  files.objectURL(file.url).then((url) => { img.src = url; }, (err) => controller.toast(controller.errorText(err)));
+  files.fileURL(file).then((url) => { img.src = url; }, (err) => controller.toast(controller.errorText(err)));
+}
+
+// memberSafety is a group member's verified mark and safety-number button.
+function memberSafety(username) {
+  const mark = h('span', { class: 'verified-mark', 'data-testid': 'member-verified', hidden: true }, icon('check', 'note-icon'), h('span', { class: 'sr-only', text: t('e2ee.verified') }));
+  secure.isVerified(username).then((yes) => { mark.hidden = !yes; }, () => {});
+  return h('span', { class: 'member-safety' }, mark,
+    iconButton('lock', t('e2ee.safetyTitle', { name: username }), { 'data-testid': 'member-safety-number', onclick: () => openSafetyNumber(username) }));
 }
 
 /** openGroupInfo shows a group's members; owners rename it and add or remove people. */
@@ -237,6 +248,7 @@ export function openGroupInfo(name) {
       h('span', { class: 'avatar-wrap' }, avatar(m.username, 'sm'), h('span', { class: `presence-dot ${state.online.has(m.username) ? 'on' : ''}`, 'aria-hidden': 'true' })),
       userText('span', m.username, { class: 'ur-name' }),
       h('span', { class: 'member-role', text: m.role === 'owner' ? t('group.owner') : '' }),
+      current.e2ee && m.username !== state.me ? memberSafety(m.username) : null,
       owner && m.username !== state.me
         ? iconButton('close', t('group.remove', { name: m.username }), {
           onclick: async () => {
@@ -278,4 +290,97 @@ export function openGroupInfo(name) {
   renderMembers();
   const off = on('chats', renderMembers);
   openDialog(dialog, { onClose: off });
+}
+
+/**
+ * openSafetyNumber shows the safety number of my identity key and a
+ * contact's, to compare out of band, and marks the contact verified (or
+ * not) when the user says so.
+ */
+export function openSafetyNumber(username) {
+  const titleId = uid('safety');
+  const dialog = h('dialog', { class: 'dialog dialog-small', 'data-testid': 'safety-dialog', 'aria-labelledby': titleId });
+  const number = h('p', { class: 'safety-number', 'data-testid': 'safety-number', dir: 'ltr', 'aria-busy': 'true' });
+  const state = h('p', { class: 'dialog-text', 'data-testid': 'safety-state' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const actions = h('div', { class: 'dialog-actions' });
+  const render = async () => {
+    let info;
+    try {
+      info = await secure.safety(username);
+    } catch (err) {
+      error.textContent = controller.errorText(err);
+      error.hidden = false;
+      return;
+    }
+    number.removeAttribute('aria-busy');
+    if (!info.number) {
+      number.textContent = '';
+      state.textContent = t('e2ee.noKeys', { name: username });
+      actions.replaceChildren();
+      return;
+    }
+    // Twelve groups of five, three to a line, as people read them aloud.
+    const groups = info.number.split(' ');
+    number.replaceChildren(...[0, 4, 8].map((i) => h('span', { class: 'safety-line', text: groups.slice(i, i + 4).join(' ') })));
+    state.textContent = info.changed ? t('e2ee.keyChangedTitle', { name: username })
+      : info.verified ? t('e2ee.verifiedText', { name: username }) : t('e2ee.compareText', { name: username });
+    const toggle = info.verified
+      ? h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'unmark-verified', text: t('e2ee.unmarkVerified') })
+      : h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'mark-verified', text: t('e2ee.markVerified'), disabled: info.changed });
+    toggle.addEventListener('click', async () => {
+      try {
+        await secure.setVerified(username, !info.verified);
+        render();
+      } catch (err) {
+        error.textContent = controller.errorText(err);
+        error.hidden = false;
+      }
+    });
+    actions.replaceChildren(h('button', { type: 'button', class: 'btn btn-secondary', text: t('action.close'), onclick: () => dialog.close() }), toggle);
+  };
+  dialog.append(dialogHead(titleId, t('e2ee.safetyTitle', { name: username }), dialog),
+    h('p', { class: 'dialog-text', text: t('e2ee.safetyText', { name: username }) }), number, state, error, actions);
+  openDialog(dialog);
+  render();
+}
+
+/** openDevices lists my devices (this browser marked) and revokes one of the others. */
+export function openDevices() {
+  const titleId = uid('devices');
+  const dialog = h('dialog', { class: 'dialog', 'data-testid': 'devices-dialog', 'aria-labelledby': titleId });
+  const list = h('ul', { class: 'device-list', role: 'list', 'aria-busy': 'true' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const fail = (err) => { error.textContent = controller.errorText(err); error.hidden = false; };
+  const render = async () => {
+    let devices;
+    try {
+      devices = await secure.myDevices();
+    } catch (err) { fail(err); return; }
+    list.removeAttribute('aria-busy');
+    list.replaceChildren(...devices.map((d) => h('li', {
+      class: `device${d.revoked_at ? ' is-revoked' : ''}`, 'data-testid': 'device-row', 'data-device-id': d.device_id,
+      'data-revoked': d.revoked_at ? 'true' : 'false',
+    },
+    icon('key', 'device-icon'),
+    h('div', { class: 'device-info' },
+      userText('span', d.name || t('e2ee.unnamedDevice'), { class: 'device-name' }),
+      h('span', { class: 'hint', text: d.current ? t('e2ee.thisDevice')
+        : d.revoked_at ? t('e2ee.revokedAt', { when: shortWhen(d.revoked_at) }) : t('e2ee.addedAt', { when: shortWhen(d.created_at) }) })),
+    d.current || d.revoked_at ? null : h('button', {
+      type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'revoke-device', text: t('e2ee.revoke'),
+      onclick: async () => {
+        const ok = await confirmDialog({ title: t('e2ee.revokeTitle'), message: t('e2ee.revokeText', { name: d.name || '' }), confirm: t('e2ee.revoke'), danger: true });
+        if (!ok) return;
+        try {
+          await secure.revokeDevice(d.device_id);
+          render();
+        } catch (err) { fail(err); }
+      },
+    }))));
+  };
+  dialog.append(dialogHead(titleId, t('e2ee.devicesTitle'), dialog),
+    h('p', { class: 'dialog-text', text: t('e2ee.devicesText') }), list, error);
+  openDialog(dialog);
+  render();
 }

@@ -58,8 +58,8 @@ function fileLink(file) {
   a.addEventListener('click', (event) => {
     event.preventDefault();
     a.classList.add('is-busy');
-    files.download(file.url, file.name)
-      .catch((err) => controller.toast(err.status === 410 ? t('message.fileExpired') : controller.errorText(err)))
+    files.download(file)
+      .catch((err) => controller.toast(err.status === 410 ? t('message.fileExpired') : err.reason ? t('e2ee.fileFailed', { reason: t(`e2ee.reason.${err.reason}`) }) : controller.errorText(err)))
       .finally(() => a.classList.remove('is-busy'));
   });
   return a;
@@ -75,7 +75,7 @@ function renderFile(file) {
   if (file.thumbnail_url) {
     const [w, hgt] = thumbSize(file);
     const img = h('img', { class: 'thumb', 'data-testid': 'file-thumb', alt: file.name || t('message.image'), width: String(w), height: String(hgt), decoding: 'async' });
-    files.thumbnailURL(file.thumbnail_url).then((url) => { img.src = url; }, () => img.classList.add('is-broken'));
+    files.thumbURL(file).then((url) => { img.src = url; }, () => img.classList.add('is-broken'));
     parts.push(h('button', { type: 'button', class: 'thumb-btn', 'aria-label': t('message.openImage', { name: file.name || '' }), onclick: () => openImage(file) }, img));
   }
   parts.push(h('div', { class: 'file-card' }, icon(file.thumbnail_url ? 'download' : 'file', 'file-icon'),
@@ -132,6 +132,7 @@ function editForm(m, opts) {
  */
 export function renderMessage(m, opts) {
   const { own, grouped, change, editing, pending } = opts;
+  const held = pending?.status === 'held';
   const deleted = m.deleted || change?.kind === 'delete';
   const text = change?.kind === 'edit' ? change.text : m.text;
   const classes = ['msg'];
@@ -139,7 +140,7 @@ export function renderMessage(m, opts) {
   if (grouped) classes.push('grouped');
   if (deleted) classes.push('is-deleted');
   if (pending) classes.push('is-pending');
-  if (pending?.status === 'failed') classes.push('is-failed');
+  if (pending?.status === 'failed' || pending?.status === 'held') classes.push('is-failed');
 
   const el = h('div', { class: classes.join(' '), 'data-testid': 'message' });
   if (pending) el.dataset.clientId = pending.clientId;
@@ -151,7 +152,11 @@ export function renderMessage(m, opts) {
   if (m.reply && !deleted) bubble.appendChild(replyQuote(m.reply, opts.onJump));
 
   let body;
-  if (deleted) {
+  if (m.undecryptable && !deleted) {
+    // Never a blank: say that the message did not open, and why.
+    body = h('div', { class: 'msg-text undecryptable', 'data-testid': 'message-undecryptable', 'data-reason': m.undecryptable, role: 'note' },
+      icon('error', 'status-icon'), h('span', { text: t('e2ee.undecryptable', { reason: t(`e2ee.reason.${m.undecryptable}`) }) }));
+  } else if (deleted) {
     body = h('div', { class: 'msg-text is-deleted', 'data-testid': 'message-text', text: t('message.deleted') });
   } else if (editing) {
     body = editForm({ ...m, text }, opts);
@@ -167,15 +172,20 @@ export function renderMessage(m, opts) {
   meta.appendChild(h('time', { datetime: m.timestamp, title: fullDateTime(m.timestamp), text: time(m.timestamp) }));
   if (pending || change) {
     const failed = pending?.status === 'failed';
-    const label = failed ? t('message.failed') : change ? (change.kind === 'delete' ? t('message.deleting') : t('message.saving')) : t('message.sending');
-    meta.appendChild(h('span', { class: `status${failed ? ' is-failed' : ''}`, 'data-testid': 'message-status' },
-      icon(failed ? 'error' : 'clock', 'status-icon'), h('span', { text: label })));
+    const held = pending?.status === 'held';
+    const label = failed ? t('message.failed') : held ? t('e2ee.held') : change ? (change.kind === 'delete' ? t('message.deleting') : t('message.saving')) : t('message.sending');
+    meta.appendChild(h('span', { class: `status${failed || held ? ' is-failed' : ''}`, 'data-testid': 'message-status', 'data-status': pending?.status || 'sending' },
+      icon(failed || held ? 'error' : 'clock', 'status-icon'), h('span', { text: label })));
   } else if (own) {
     meta.appendChild(h('span', { class: 'sent-mark', title: t('message.sent') }, icon('check', 'status-icon'), h('span', { class: 'sr-only', text: t('message.sent') })));
   }
   bubble.appendChild(meta);
 
   const col = h('div', { class: 'msg-col' }, bubble);
+  if (held) {
+    col.appendChild(h('div', { class: 'failed-row' }, h('span', { dir: 'auto', text: pending.error || '' }),
+      h('button', { type: 'button', class: 'link-btn', text: t('message.discard'), onclick: () => opts.onDiscard(pending) })));
+  }
   if (pending?.status === 'failed') {
     col.appendChild(h('div', { class: 'failed-row' },
       pending.error ? h('span', { dir: 'auto', text: pending.error }) : null,
@@ -185,8 +195,8 @@ export function renderMessage(m, opts) {
 
   const actions = h('div', { class: 'msg-actions', role: 'group', 'aria-label': t('message.actions') });
   if (!pending && !deleted && !editing) {
-    actions.appendChild(iconButton('reply', t('message.reply'), { onclick: () => opts.onReply(m) }));
-    if (own && m.type === 'text' && !change) actions.appendChild(iconButton('edit', t('message.edit'), { onclick: () => opts.onEdit(m) }));
+    if (!m.undecryptable) actions.appendChild(iconButton('reply', t('message.reply'), { onclick: () => opts.onReply(m) }));
+    if (own && m.type === 'text' && !change && !m.undecryptable) actions.appendChild(iconButton('edit', t('message.edit'), { onclick: () => opts.onEdit(m) }));
     if (own && !change) actions.appendChild(iconButton('trash', t('message.delete'), { class: 'icon-btn danger', onclick: () => opts.onDelete(m) }));
   }
   el.append(gutter, col, actions);

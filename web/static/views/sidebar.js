@@ -11,7 +11,7 @@ import { shortWhen, fullDateTime } from '../format.js';
 import { plain } from '../markdown.js';
 import { notificationState, askPermission } from '../notify.js';
 import { languagePicker, iconButton, uid } from './common.js';
-import { openChatDialog } from './dialogs.js';
+import { openChatDialog, openDevices } from './dialogs.js';
 import { systemText, systemNodes } from './message.js';
 
 /** directPartner is the other member of a direct chat. */
@@ -52,6 +52,7 @@ function lastOf(name) {
   if (m.type === 'system') return { system: m };
   const who = m.username === state.me ? t('chat.you') : m.username;
   if (m.deleted) return { who, text: t('message.deleted') };
+  if (m.undecryptable) return { who, text: t('e2ee.undecryptablePreview') };
   if (m.type === 'file') return { who, text: `📎 ${m.file?.name || t('message.file')}` };
   return { who, text: plain(m.text) };
 }
@@ -136,7 +137,9 @@ export function mountSidebar({ onOpen }) {
     h('section', { class: 'online', 'aria-labelledby': onlineHeadingId },
       h('h2', { id: onlineHeadingId, class: 'section-title' }, h('span', { text: t('sidebar.online') }), onlineCount),
       onlineList),
-    h('footer', { class: 'side-foot' }, languagePicker(), notifyButton));
+    h('footer', { class: 'side-foot' }, languagePicker(), notifyButton,
+      h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'my-devices', onclick: () => openDevices() },
+        icon('key'), h('span', { text: t('e2ee.myDevices') }))));
 
   function makeItem(name) {
     const parts = {
@@ -146,13 +149,14 @@ export function mountSidebar({ onOpen }) {
       preview: h('span', { class: 'ci-preview' }),
       badge: h('span', { class: 'badge', 'data-testid': 'unread', hidden: true }),
       badgeLabel: h('span', { class: 'sr-only' }),
+      lock: h('span', { class: 'ci-lock', 'data-testid': 'chat-lock', title: t('chat.e2ee'), hidden: true }, icon('lock'), h('span', { class: 'sr-only', text: t('chat.e2ee') })),
     };
     const button = h('button', {
       type: 'button', class: 'chat-item', 'data-testid': 'chat-item', 'data-chat-name': name,
       onclick: () => onOpen(name),
     }, parts.avatar,
     h('span', { class: 'ci-main' },
-      h('span', { class: 'ci-row' }, parts.title, parts.time),
+      h('span', { class: 'ci-row' }, parts.lock, parts.title, parts.time),
       h('span', { class: 'ci-row' }, parts.preview, parts.badge, parts.badgeLabel)));
     const li = h('li', {}, button);
     const item = { li, button, parts, sig: '' };
@@ -166,11 +170,12 @@ export function mountSidebar({ onOpen }) {
     const typing = typingLine(chat.name);
     const preview = typing || previewOf(chat.name) || kindLine(chat);
     const partnerOnline = chat.kind === 'direct' && state.online.has(directPartner(chat));
-    const sig = [title, typing, preview, chat.unread, chat.last_message_at, state.current === chat.name, partnerOnline].join('\u0000');
+    const sig = [title, typing, preview, chat.unread, chat.last_message_at, state.current === chat.name, partnerOnline, !!chat.e2ee].join('\u0000');
     if (sig === item.sig) return;
     item.sig = sig;
     parts.avatar.replaceChildren(chatAvatar(chat));
     parts.title.textContent = title;
+    parts.lock.hidden = !chat.e2ee;
     parts.time.textContent = shortWhen(chat.last_message_at);
     if (chat.last_message_at) {
       parts.time.dateTime = chat.last_message_at;
