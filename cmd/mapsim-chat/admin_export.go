@@ -272,10 +272,10 @@ type textExport struct{ w io.Writer }
 func (x *textExport) begin(head chatExport) error {
 	title := head.Chat.Name
 	if head.Chat.Title != "" && head.Chat.Title != head.Chat.Name {
-		title += " (" + printable(head.Chat.Title) + ")"
+		title += " (" + escapeControls(head.Chat.Title) + ")"
 	}
 	_, err := fmt.Fprintf(x.w, "# Mapsim Chat: chat %s, exported %s\n# members: %s\n",
-		title, head.ExportedAt.Format(time.RFC3339), printable(strings.Join(head.Members, ", ")))
+		title, head.ExportedAt.Format(time.RFC3339), escapeControls(strings.Join(head.Members, ", ")))
 	return err
 }
 
@@ -304,9 +304,9 @@ func (x *textExport) message(m exportMessage) error {
 	}
 	lines := strings.Split(body, "\n")
 	for i := range lines {
-		lines[i] = printable(strings.TrimSuffix(lines[i], "\r"))
+		lines[i] = escapeControls(strings.TrimSuffix(lines[i], "\r"))
 	}
-	_, err := fmt.Fprintf(x.w, "[%s] %s%s%s\n", m.Timestamp.Format("2006-01-02 15:04:05Z"), printable(m.Username), sep, strings.Join(lines, "\n    "))
+	_, err := fmt.Fprintf(x.w, "[%s] %s%s%s\n", m.Timestamp.Format("2006-01-02 15:04:05Z"), escapeControls(m.Username), sep, strings.Join(lines, "\n    "))
 	return err
 }
 
@@ -315,8 +315,8 @@ func (x *textExport) end(count int) error {
 	return err
 }
 
-// printable escapes control characters (except tab) as \u{…}.
-func printable(s string) string {
+// escapeControls escapes control characters (except tab) as \u{…}.
+func escapeControls(s string) string {
 	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
