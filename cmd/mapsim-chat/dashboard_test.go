@@ -3,12 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // dashboardExprs returns every PromQL expression of the Grafana dashboard:
@@ -211,5 +215,155 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s\n%s", err, out, rules.String())
+	}
+}
+
+// readmeYAML returns the ```yaml blocks of README.md between a heading and
+// the next heading of the same level.
+func readmeYAML(t *testing.T, heading string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i := strings.Index(readme, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	rest := readme[i+len(heading)+2:]
+	if j := strings.Index(rest, "\n### "); j >= 0 {
+		rest = rest[:j]
+	}
+	var blocks []string
+	for {
+		open := strings.Index(rest, "\n```yaml\n")
+		if open < 0 {
+			return blocks
+		}
+		rest = rest[open+len("\n```yaml\n"):]
+		end := strings.Index(rest, "\n```\n")
+		if end < 0 {
+			t.Fatalf("a yaml block after %q does not end", heading)
+		}
+		blocks = append(blocks, rest[:end+1])
+		rest = rest[end:]
+	}
+}
+
+// promQuery asks Prometheus's HTTP API for an instant query.
+func promQuery(t *testing.T, base, query string) (status string, result []map[string]any, errText string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return "", nil, err.Error()
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []map[string]any `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", nil, err.Error()
+	}
+	return out.Status, out.Data.Result, out.Error
+}
+
+// TestPrometheusScrapes: a real Prometheus, configured with the README's
+// scrape jobs (their targets pointed at test servers; the second over plain
+// HTTP), scrapes the server from loopback without a token and from another
+// address of this machine with METRICS_TOKEN read from a file; then every
+// query of the Grafana dashboard runs in it without an error, and those
+// that need no second sample return series.
+func TestPrometheusScrapes(t *testing.T) {
+	prom := needCommand(t, "prometheus", "prometheus")
+	blocks := readmeYAML(t, "### Metrics")
+	if len(blocks) != 2 {
+		t.Fatalf("want two scrape examples under ### Metrics, found %d", len(blocks))
+	}
+	local := MustStart(t, baseEnv(t, nil))
+	config := "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n" +
+		strings.Replace(blocks[0], `"127.0.0.1:8000"`, `"`+strings.TrimPrefix(local.URL, "http://")+`"`, 1)
+	wantJobs := []string{"mapsim-chat"}
+	if ip := nonLoopbackAddr(); ip != "" {
+		remote := MustStart(t, baseEnv(t, map[string]string{"LISTEN_ADDR": net.JoinHostPort(ip, "0"), "METRICS_TOKEN": metricsToken}))
+		tokenFile := filepath.Join(t.TempDir(), "mapsim-chat.token")
+		if err := os.WriteFile(tokenFile, []byte(metricsToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		second := strings.TrimPrefix(blocks[1], "scrape_configs:\n")
+		for old, repl := range map[string]string{
+			"job_name: mapsim-chat":             "job_name: mapsim-chat-remote",
+			"scheme: https":                     "scheme: http",
+			"/etc/prometheus/mapsim-chat.token": tokenFile,
+			`"chat.example.com"`:                `"` + strings.TrimPrefix(remote.URL, "http://") + `"`,
+		} {
+			if !strings.Contains(second, old) {
+				t.Fatalf("the README's second scrape example no longer has %q:\n%s", old, blocks[1])
+			}
+			second = strings.Replace(second, old, repl, 1)
+		}
+		config += second
+		wantJobs = append(wantJobs, "mapsim-chat-remote")
+	} else {
+		t.Log("no address but loopback on this machine: the token job is not tried")
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := "127.0.0.1:" + freePort(t)
+	cmd := exec.Command(prom, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+listen, "--log.level=warn")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus config:\n%s\nprometheus logs:\n%s", config, logs.String())
+		}
+	})
+	base := "http://" + listen
+
+	// Every job up, twice sampled (so that rate() has two points).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok := true
+		for _, job := range wantJobs {
+			_, res, _ := promQuery(t, base, fmt.Sprintf(`count_over_time(up{job=%q}[1m]) >= 2 and up{job=%q} == 1`, job, job))
+			ok = ok && len(res) == 1
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, res, _ := promQuery(t, base, "up")
+			t.Fatalf("within 60 s Prometheus did not scrape every job twice: up = %v", res)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	for where, expr := range dashboardExprs(t, filepath.Join(repoRoot(t), "deploy", "grafana-dashboard.json")) {
+		if strings.HasPrefix(where, "variable ") {
+			continue
+		}
+		q := strings.ReplaceAll(expr, "$instance", ".*")
+		status, res, errText := promQuery(t, base, q)
+		if status != "success" {
+			t.Errorf("%s: Prometheus refused %s: %s", where, q, errText)
+			continue
+		}
+		needsTwo := strings.Contains(q, "rate(") || strings.Contains(q, "increase(")
+		if !needsTwo && len(res) == 0 {
+			t.Errorf("%s: %s returned no series", where, q)
+		}
 	}
 }

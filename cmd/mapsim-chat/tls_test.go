@@ -436,8 +436,9 @@ func TestSIGHUPKeepsServerRunning(t *testing.T) {
 }
 
 // TestListeningAnnouncement: at start the server says on stdout where it
-// listens and whether anyone may register, and its log line (JSON here)
-// carries the same facts; plain HTTP beyond loopback is warned about.
+// listens and whether anyone may register (a JSON line in JSON mode), and
+// its log line (JSON here) carries the same facts; plain HTTP beyond
+// loopback is warned about.
 func TestListeningAnnouncement(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -457,8 +458,12 @@ func TestListeningAnnouncement(t *testing.T) {
 			env["LOG_FORMAT"] = "json"
 			s := MustStart(t, env)
 			port := s.URL[strings.LastIndexByte(s.URL, ':')+1:]
-			if want := "Mapsim Chat listening on http://127.0.0.1:" + port + " (" + tt.sentence + ")\n"; !strings.Contains(s.stdout.String(), want) {
-				t.Errorf("stdout %q, want %q", s.stdout.String(), want)
+			// In JSON mode the banner is a JSON line too.
+			var banner map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(s.stdout.String())), &banner); err != nil {
+				t.Errorf("stdout is not one JSON line: %q", s.stdout.String())
+			} else if want := "Mapsim Chat listening on http://127.0.0.1:" + port + " (" + tt.sentence + ")"; banner["msg"] != want || banner["registration"] != tt.registration {
+				t.Errorf("stdout %q, want msg %q and registration %q", s.stdout.String(), want, tt.registration)
 			}
 			var listening, warning map[string]any
 			for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
