@@ -453,6 +453,10 @@ func TestE2EEMessages(t *testing.T) {
 					t.Errorf("%s: %v, want %s", tt.name, a, tt.code)
 				}
 			}
+			aliceWS.send(map[string]any{"type": "text", "chat_name": group, "text": alice.seal(t, group, epoch, "zz", "no client id")})
+			if f := aliceWS.nextType("error"); f["code"] != "e2ee_required" {
+				t.Fatalf("an mse1 message without a client_id: %v", f)
+			}
 			if a := wsSend(aliceWS, map[string]any{"type": "edit", "chat_name": group, "message_id": num(ack, "id"), "client_id": "e1",
 				"text": alice.seal(t, group, epoch, "m1", "edited")}); a["type"] != "ack" {
 				t.Fatalf("an encrypted edit: %v", a)
@@ -702,7 +706,8 @@ func TestE2EEBackup(t *testing.T) {
 }
 
 // TestE2EESealedAtRest: room-key envelopes are sealed at rest; the raw
-// database holds none of their bytes in the clear.
+// database holds none of their bytes in the clear, and one moved to
+// another row does not open.
 func TestE2EESealedAtRest(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -722,6 +727,27 @@ func TestE2EESealedAtRest(t *testing.T) {
 				needles = append(needles, e.CT, e.Sig)
 			}
 			assertBlobsSealed(t, env, needles)
+
+			// A sealed envelope moved to another device's row does not open:
+			// bob is not handed alice's envelope.
+			db := rawDB(t, env)
+			ctx := context.Background()
+			var aliceBody []byte
+			if err := db.QueryRowContext(ctx, `SELECT body FROM e2ee_envelopes WHERE recipient_device = ?`, alice.device.Device().ID).Scan(&aliceBody); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE e2ee_envelopes SET body = ? WHERE recipient_device = ?`, aliceBody, bob.device.Device().ID); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			srv = MustStart(t, env)
+			r := srv.call(t, "GET", "/chats/"+url.PathEscape(group)+"/epochs/1?device="+bob.device.Device().ID, bob.token, nil)
+			if r.Status != http.StatusInternalServerError || strings.Contains(string(r.Raw), "eph_pub") {
+				t.Fatalf("a moved envelope: %d %s", r.Status, r.Raw)
+			}
+			if r := srv.call(t, "GET", "/chats/"+url.PathEscape(group)+"/epochs", bob.token, nil); r.Status != http.StatusOK {
+				t.Fatalf("the chat after the failed envelope: %d %s", r.Status, r.Raw)
+			}
 		})
 	}
 }

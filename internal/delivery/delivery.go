@@ -171,6 +171,9 @@ func (s *Service) prepare(ctx context.Context, id chat.Identity, req SendRequest
 	if err := chat.CheckClientID(req.ClientID); err != nil {
 		return nil, err
 	}
+	if req.ClientID == "" && req.Chat.E2EE {
+		return nil, chat.Errorf(chat.EE2EERequired, "An end-to-end encrypted message needs its client_id: it is bound into the ciphertext.")
+	}
 	if req.ClientID == "" {
 		req.ClientID = chat.NewClientID()
 	}

@@ -87,7 +87,7 @@ const (
 )
 
 func envelopeAAD(chatID, epoch, userID int64, deviceID string) []byte {
-	b := append([]byte(aadEnvelope), make([]byte, 0, 24+len(deviceID))...)
+	b := append(make([]byte, 0, len(aadEnvelope)+24+len(deviceID)), aadEnvelope...)
 	b = binary.BigEndian.AppendUint64(b, uint64(chatID))
 	b = binary.BigEndian.AppendUint64(b, uint64(epoch))
 	b = binary.BigEndian.AppendUint64(b, uint64(userID))

@@ -70,22 +70,16 @@ func (s *DB) PutIdentity(ctx context.Context, userID int64, key chat.PublicKey, 
 		return 0, s.fail(op, chat.Errorf(chat.EIdentityExists,
 			"You already have a different identity key. Restore it from your key backup, or send \"replace\": true to start over (this revokes all your devices and deletes your backup)."))
 	}
-	for _, q := range []string{
-		`UPDATE e2ee_identities SET alg = ?, pub = ?, created_at = ? WHERE user_id = ?`,
-		`UPDATE e2ee_devices SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
-		`DELETE FROM e2ee_backups WHERE user_id = ?`,
-		`DELETE FROM e2ee_backup_items WHERE user_id = ?`,
+	for _, step := range []struct {
+		query string
+		args  []any
+	}{
+		{`UPDATE e2ee_identities SET alg = ?, pub = ?, created_at = ? WHERE user_id = ?`, []any{key.Alg, key.Pub, ms(at), userID}},
+		{`UPDATE e2ee_devices SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, []any{ms(at), userID}},
+		{`DELETE FROM e2ee_backups WHERE user_id = ?`, []any{userID}},
+		{`DELETE FROM e2ee_backup_items WHERE user_id = ?`, []any{userID}},
 	} {
-		var args []any
-		switch {
-		case strings.HasPrefix(q, "UPDATE e2ee_identities"):
-			args = []any{key.Alg, key.Pub, ms(at), userID}
-		case strings.HasPrefix(q, "UPDATE e2ee_devices"):
-			args = []any{ms(at), userID}
-		default:
-			args = []any{userID}
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, step.query, step.args...); err != nil {
 			return 0, s.fail(op+": replace", err)
 		}
 	}
