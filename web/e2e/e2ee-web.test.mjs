@@ -369,6 +369,22 @@ test('a message that does not open is shown with the reason, never as a blank', 
     assert.match(await bob.locator('[data-testid=message-undecryptable][data-reason=replay]').textContent(), /replay/);
     await waitForMessage(bob, 'the original');
     await screenshot(bob, 'e2ee-undecryptable');
+
+    // An edit that comes while its message still waits for its key (a new
+    // epoch's envelope, slow to arrive) is applied, not lost.
+    await bob.route('**/epochs/**', async (route) => {
+      await new Promise((resolve) => { setTimeout(resolve, 1500); });
+      await route.continue();
+    });
+    await alice.evaluate(async (chat) => (await import('/static/secure.js')).markStale(chat), direct);
+    await send(alice, 'quick one');
+    await alice.hover('[data-testid=message][data-id]:has-text("quick one")');
+    await alice.click('[data-testid=message][data-id]:has-text("quick one") button[aria-label=Edit]');
+    await alice.fill('.edit-input', 'quick one, edited');
+    await alice.press('.edit-input', 'Enter');
+    await waitForMessage(bob, 'quick one, edited');
+    assert.equal(await bob.locator('[data-testid=message-text]:text-is("quick one")').count(), 0);
+    await bob.unroute('**/epochs/**');
     noProblems(alice, bob);
   });
 });

@@ -669,15 +669,18 @@ function handleFrame(frame) {
     case 'file':
     case 'system':
       store.advanceCursor(frame.chat_name, frame.id);
-      reveal(frame.chat_name, [frame]).then(([m]) => handleMessage(m));
+      inOrder(frame.chat_name, async () => handleMessage((await reveal(frame.chat_name, [frame]))[0]));
       break;
     case 'edit':
       store.advanceCursor(frame.chat_name, frame.id);
-      revealEdit(frame).then((change) => { if (change) store.applyChange(change); });
+      inOrder(frame.chat_name, async () => {
+        const change = await revealEdit(frame);
+        if (change) store.applyChange(change);
+      });
       break;
     case 'delete':
       store.advanceCursor(frame.chat_name, frame.id);
-      store.applyChange(frame);
+      inOrder(frame.chat_name, () => store.applyChange(frame));
       break;
     case 'epoch':
       secure.noteEpoch(frame.chat_name, Number(frame.epoch) || 0);
@@ -730,6 +733,18 @@ function handleFrame(frame) {
 
 function countsAsUnread(m) {
   return (m.type === 'text' || m.type === 'file') && !m.deleted && m.username !== state.me;
+}
+
+// inOrder runs a chat's message, edit and delete frames one after the
+// other: opening a message may wait for its key, and an edit or delete
+// that overtook it would find nothing to change.
+const frameQueues = new Map(); // chat name → the tail of its queue
+function inOrder(name, fn) {
+  const run = (frameQueues.get(name) || Promise.resolve()).then(fn);
+  const tail = run.catch(() => {}); // a failure is the page's error, and the queue goes on
+  frameQueues.set(name, tail);
+  tail.then(() => { if (frameQueues.get(name) === tail) frameQueues.delete(name); });
+  return run;
 }
 
 // revealEdit opens an edit frame of an encrypted chat under the message's
