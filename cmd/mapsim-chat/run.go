@@ -15,6 +15,7 @@ import (
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
 	"github.com/mapsim/mapsim-chat/internal/broker"
+	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/config"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
@@ -175,6 +176,8 @@ type app struct {
 	hub       *hub.Hub
 	uploads   *uploads.Service
 	handler   http.Handler
+	// redis is the broker among several nodes; nil on a single node.
+	redis *broker.Redis
 }
 
 // revocationPoll is how often the server looks for sessions revoked and
@@ -203,7 +206,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		st.Close()
 		return nil, err
 	}
-	b := broker.NewLocal()
+	var (
+		b     chat.Broker = broker.NewLocal()
+		redis *broker.Redis
+	)
+	if cfg.RedisURL != "" {
+		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		b = redis
+	}
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	messages := delivery.New(delivery.Options{
 		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
@@ -221,20 +234,26 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
 		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
 	})
+	var brokerState func() string
+	if redis != nil {
+		redis.Attach(delivery.NewReplay(messages, st), h)
+		brokerState = func() string { return redis.Stats().State }
+	}
 	up, err := newUploads(cfg, st, ring, log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
+		Broker: brokerState,
+		Auth:   au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Ready: st.Ping, Log: log, Web: web.Static(),
 		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
 		MaxMessageBytes: cfg.MaxMessageBytes, TLS: cfg.TLS(),
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 	})
-	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
@@ -334,6 +353,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	jobs.Go(func() { a.sequencer.Run(commitCtx) })
+	if a.redis != nil {
+		// The broker outlives the sequencer, to publish its last commits.
+		brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+		jobs.Go(func() { a.redis.Run(brokerCtx) })
+		jobs.Go(func() { <-a.sequencer.Stopped(); stopBroker() })
+	}
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })

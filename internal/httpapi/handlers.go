@@ -48,7 +48,11 @@ func (s *server) handleReadyz() http.HandlerFunc {
 			writeJSON(w, http.StatusServiceUnavailable, wire.Status{Status: "unavailable", Detail: "The database does not answer."})
 			return
 		}
-		writeJSON(w, http.StatusOK, wire.Status{Status: "ready"})
+		st := wire.Status{Status: "ready"}
+		if s.Broker != nil {
+			st.Broker = s.Broker()
+		}
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 
