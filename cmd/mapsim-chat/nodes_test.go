@@ -710,3 +710,43 @@ func TestNodesSurviveKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestNodesShareSessions: a WebSocket ticket asked for on one node opens a
+// socket on another, once; a logout on one node closes the session's
+// sockets on the others within about a second.
+func TestNodesShareSessions(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	erin := n0.MustUser(t, "erin")
+	r := n0.call(t, "POST", "/ws-ticket/", erin, nil)
+	if r.Status != http.StatusOK || r.str("ticket") == "" {
+		t.Fatalf("ws-ticket: %d %s", r.Status, r.Raw)
+	}
+	ticket := r.str("ticket")
+	ws, err := n1.dial(t, "ticket="+url.QueryEscape(ticket), nil)
+	if err != nil {
+		t.Fatalf("a ticket from node 0 did not open a socket on node 1: %v", err)
+	}
+	ws.nextType("hello")
+	if _, err := n2.dial(t, "ticket="+url.QueryEscape(ticket), nil); err == nil {
+		t.Fatal("a used ticket opened a second socket on node 2")
+	}
+	other := n2.MustDial(t, erin, "global")
+	other.nextType("hello")
+
+	// Logout on node 0: both sockets, on nodes 1 and 2, close.
+	start := time.Now()
+	if r := n0.call(t, "POST", "/logout/", erin, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", r.Status, r.Raw)
+	}
+	for i, s := range []*wsClient{ws, other} {
+		if code := s.closeStatus(); code != websocket.StatusPolicyViolation {
+			t.Fatalf("socket %d closed with %d, want 1008", i, code)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the sockets closed %v after the logout", d)
+	}
+	t.Logf("both sockets closed %v after the logout on another node", time.Since(start).Round(time.Millisecond))
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/hub"
 	"github.com/mapsim/mapsim-chat/internal/keyring"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
+	"github.com/mapsim/mapsim-chat/internal/redisstate"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
 	"github.com/mapsim/mapsim-chat/internal/tlscert"
@@ -217,6 +218,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		}
 		b = redis
 	}
+	var tickets auth.TicketStore // in this node's memory
+	if redis != nil {
+		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)
+	}
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	messages := delivery.New(delivery.Options{
 		Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes, CommitTimeout: cfg.CommitTimeout,
@@ -225,7 +230,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	au := auth.NewService(auth.Options{
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
-		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
+		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),

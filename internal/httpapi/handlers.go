@@ -115,7 +115,7 @@ func (s *server) handleLogout() http.HandlerFunc {
 
 func (s *server) handleWSTicket() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := s.Auth.IssueTicket(identityFrom(r.Context()))
+		t, err := s.Auth.IssueTicket(r.Context(), identityFrom(r.Context()))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
