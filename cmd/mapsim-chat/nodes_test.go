@@ -42,7 +42,7 @@ type nodeProc struct {
 	dead        atomic.Bool
 }
 
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
 	o := mariadbtest.Options(t)
 	rd := redistest.Start(t)
@@ -50,6 +50,9 @@ func startCluster(t *testing.T, n int) *cluster {
 		"DB_HOST": o.Host, "DB_PORT": o.Port, "DB_NAME": o.Name, "DB_USER": o.User,
 		"REDIS_URL": rd.URL(), "REDIS_PREFIX": "test-" + o.Name + ":",
 	}))
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
 	c := &cluster{t: t, redis: rd, env: env}
 	for range n {
 		c.add()
@@ -180,6 +183,7 @@ type member struct {
 	token string
 	urls  func() []string
 	pref  int
+	dial  *websocket.DialOptions // nil for the defaults
 
 	mu       sync.Mutex
 	last     map[string]int64   // chat name → last id held
@@ -196,8 +200,12 @@ type member struct {
 }
 
 func newMember(t *testing.T, name, token string, urls func() []string, pref int, chats map[string]int64) *member {
+	return newMemberVia(t, name, token, urls, pref, nil, chats)
+}
+
+func newMemberVia(t *testing.T, name, token string, urls func() []string, pref int, dial *websocket.DialOptions, chats map[string]int64) *member {
 	m := &member{
-		t: t, name: name, token: token, urls: urls, pref: pref,
+		t: t, name: name, token: token, urls: urls, pref: pref, dial: dial,
 		last: map[string]int64{}, ids: map[string][]int64{},
 		events: make(chan map[string]any, 100000), synced: make(chan string, 1000), done: make(chan struct{}),
 	}
@@ -222,7 +230,7 @@ func (m *member) run(ctx context.Context) {
 		urls := m.urls()
 		u := urls[(m.pref+attempt)%len(urls)]
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(u, "http")+"/ws?resume=1&token="+url.QueryEscape(m.token), nil)
+		conn, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(u, "http")+"/ws?resume=1&token="+url.QueryEscape(m.token), m.dial)
 		cancel()
 		if err != nil {
 			select {
@@ -392,11 +400,28 @@ func mustGroup(t *testing.T, n *nodeProc, owner, title string, members ...string
 }
 
 // sendAcked sends one text message through a member and returns its id.
+// It sends again, with the same client id, while no ack comes (the frame
+// may have gone down with a node).
 func (m *member) sendAcked(chatName, clientID, text string) int64 {
 	m.t.Helper()
-	m.mustSend(map[string]any{"type": "text", "chat_name": chatName, "client_id": clientID, "text": text})
-	f := m.nextEvent("ack of "+clientID, func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == clientID })
-	return num(f, "id")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		m.mustSend(map[string]any{"type": "text", "chat_name": chatName, "client_id": clientID, "text": text})
+		wait := time.After(3 * time.Second)
+		for {
+			select {
+			case f := <-m.events:
+				if f["type"] == "ack" && f["client_id"] == clientID {
+					return num(f, "id")
+				}
+				continue
+			case <-wait:
+			}
+			break
+		}
+	}
+	m.t.Fatalf("%s: no ack of %s within 30 s", m.name, clientID)
+	return 0
 }
 
 // TestNodesShareChats: three nodes behave as one server. Messages, edits
