@@ -137,7 +137,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 	case "rotate-secret":
 		return rotateSecret(ctx, cfg, st, key, *generate, in, stdout)
 	case "prune-uploads":
-		up, err := newUploads(cfg, st, nil, log)
+		up, err := newUploads(cfg, st, nil, log, nil)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 		if !*yes {
 			return errors.New("clear-data deletes every message, file and key version for good; run it again with --yes to go ahead (stop the server first)")
 		}
-		up, err := newUploads(cfg, st, nil, log)
+		up, err := newUploads(cfg, st, nil, log, nil)
 		if err != nil {
 			return err
 		}

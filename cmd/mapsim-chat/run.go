@@ -244,7 +244,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		redis.Attach(delivery.NewReplay(messages, st), h)
 		brokerState = func() string { return redis.Stats().State }
 	}
-	up, err := newUploads(cfg, st, ring, log)
+	up, err := newUploads(cfg, st, ring, log, redis)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -262,8 +262,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
-// that only expire or remove files.
-func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger) (*uploads.Service, error) {
+// that only expire or remove files; redis is the broker among several
+// nodes, whose folder is shared and whose janitor runs on one at a time
+// (nil on one node).
+func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, redis *broker.Redis) (*uploads.Service, error) {
 	var scanner *files.Scanner
 	if cfg.ClamAVAddr != "" {
 		scanner = &files.Scanner{Addr: cfg.ClamAVAddr, Timeout: 2 * time.Minute}
@@ -272,11 +274,21 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
 		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, UserQuotaBytes: cfg.UploadUserQuotaBytes,
 		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner,
+		Shared: redis != nil, Lock: janitorLock(cfg, redis),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
 	}
 	return up, nil
+}
+
+// janitorLock is the lock that lets one node at a time run the upload
+// janitor; nil on one node.
+func janitorLock(cfg config.Config, redis *broker.Redis) func(context.Context, string, time.Duration) (func(), bool) {
+	if redis == nil {
+		return nil
+	}
+	return redisstate.NewLocks(redis.Client(), cfg.RedisPrefix).TryLock
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, hangup <-chan os.Signal) error {

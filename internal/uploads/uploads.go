@@ -125,6 +125,13 @@ type Options struct {
 	// CreateTemp opens the file an upload streams into (default
 	// os.CreateTemp); tests replace it to write to a full disk.
 	CreateTemp func(dir, pattern string) (*os.File, error)
+	// Shared says several nodes use Dir (a shared volume): at start, a
+	// leftover is removed only once it is older than an hour, as another
+	// node may be writing it now.
+	Shared bool
+	// Lock, when set, lets one node at a time run the quota janitor: it
+	// takes the named lock for at most ttl and reports whether it got it.
+	Lock func(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool)
 }
 
 // Service stores and serves uploads.
