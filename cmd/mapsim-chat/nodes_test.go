@@ -163,6 +163,9 @@ func (c *cluster) waitBroker(state string) {
 	}
 }
 
+// textMark starts every text the tests of several nodes send.
+const textMark = "·"
+
 // isSequenced reports whether a frame type takes an id in a chat's
 // sequence.
 func isSequenced(typ string) bool {
@@ -287,6 +290,10 @@ func (m *member) read(ctx context.Context, conn *websocket.Conn) {
 				m.problems = append(m.problems, fmt.Sprintf("%s frame %d of chat %s, which was never synced", typ, id, name))
 			case id <= last:
 				m.problems = append(m.problems, fmt.Sprintf("chat %s: id %d after %d (duplicate or out of order)", name, id, last))
+			case typ == "text" && !strings.HasPrefix(fmt.Sprint(f["text"]), textMark):
+				// Every test text starts with the mark: a body another
+				// node sealed must open here too.
+				m.problems = append(m.problems, fmt.Sprintf("chat %s: message %d arrived as %q", name, id, f["text"]))
 			default:
 				m.ids[name] = append(m.ids[name], id)
 				m.last[name] = id
@@ -406,7 +413,7 @@ func (m *member) sendAcked(chatName, clientID, text string) int64 {
 	m.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		m.mustSend(map[string]any{"type": "text", "chat_name": chatName, "client_id": clientID, "text": text})
+		m.mustSend(map[string]any{"type": "text", "chat_name": chatName, "client_id": clientID, "text": textMark + text})
 		wait := time.After(3 * time.Second)
 		for {
 			select {
@@ -460,7 +467,7 @@ func TestNodesShareChats(t *testing.T) {
 	}
 
 	// Edit on node 1 and delete on node 2 reach everyone.
-	b.mustSend(map[string]any{"type": "edit", "chat_name": group, "client_id": "b1-edit", "message_id": want[1], "text": "edited on node 1"})
+	b.mustSend(map[string]any{"type": "edit", "chat_name": group, "client_id": "b1-edit", "message_id": want[1], "text": textMark + "edited on node 1"})
 	want = append(want, num(b.nextEvent("edit ack", func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == "b1-edit" }), "id"))
 	cm.mustSend(map[string]any{"type": "delete", "chat_name": group, "client_id": "c1-del", "message_id": want[2]})
 	want = append(want, num(cm.nextEvent("delete ack", func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == "c1-del" }), "id"))
@@ -468,7 +475,7 @@ func TestNodesShareChats(t *testing.T) {
 		m.waitHolds(group, want, 20*time.Second)
 	}
 	edit := a.nextEvent("the edit", func(f map[string]any) bool { return f["type"] == "edit" })
-	if edit["text"] != "edited on node 1" || num(edit, "message_id") != want[1] {
+	if edit["text"] != textMark+"edited on node 1" || num(edit, "message_id") != want[1] {
 		t.Fatalf("node 0 got the edit as %v", edit)
 	}
 
@@ -632,7 +639,7 @@ func (l *nodesLoad) send(ctx context.Context, token string, n, count int) error 
 		for ok {
 			for len(unacked) < window && next < count {
 				id := fmt.Sprintf("s%d-m%d", n, next)
-				frame, _ := json.Marshal(map[string]any{"type": "text", "chat_name": l.group, "client_id": id, "text": id + " " + strings.Repeat("x", 200)})
+				frame, _ := json.Marshal(map[string]any{"type": "text", "chat_name": l.group, "client_id": id, "text": textMark + id + " " + strings.Repeat("x", 200)})
 				unacked[id] = frame
 				next++
 				if ok = write(frame); !ok {

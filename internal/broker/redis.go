@@ -33,6 +33,8 @@ type Source interface {
 type Hub interface {
 	// LiveChats returns the chats with a connection on this node.
 	LiveChats() []int64
+	// Live reports whether a chat has a connection on this node.
+	Live(chatID int64) bool
 	// Floor returns the lowest message id of a chat that every live
 	// connection here has been sent, if any connection knows one.
 	Floor(chatID int64) (int64, bool)
@@ -457,6 +459,12 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 		b.count(func(s *RedisStats) { s.Duplicates++ })
 		return
 	}
+	if ev.Prev > l.last && !b.live(ev.ChatID) {
+		// Nobody here to fill for: a connection that comes now syncs
+		// from the database or starts live from here.
+		l.last = ev.MessageID
+		return
+	}
 	if ev.Prev > l.last {
 		b.count(func(s *RedisStats) { s.GapsFilled++ })
 		if err := b.fill(ctx, l, ev.ChatID, deliver); err != nil {
@@ -483,6 +491,32 @@ func (b *Redis) floor(chatID int64) (int64, bool) {
 		return 0, false
 	}
 	return h.Floor(chatID)
+}
+
+func (b *Redis) live(chatID int64) bool {
+	b.mu.RLock()
+	h := b.hub
+	b.mu.RUnlock()
+	return h == nil || h.Live(chatID)
+}
+
+// forgetIdle drops the lines of chats with no connection here (memory stays
+// in proportion to the chats in use); such a chat starts again from its
+// connections' floor when next needed, as after a resync.
+func (b *Redis) forgetIdle() {
+	b.mu.RLock()
+	h := b.hub
+	b.mu.RUnlock()
+	if h == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.lines {
+		if !h.Live(id) {
+			delete(b.lines, id)
+		}
+	}
 }
 
 // line returns a chat's line, and whether it was just made.
@@ -608,15 +642,19 @@ func (b *Redis) resync(ctx context.Context) {
 	}
 }
 
-// retryLoop fills, each second, the chats whose fill failed.
+// retryLoop fills, each second, the chats whose fill failed, and each
+// minute forgets the lines no connection here needs.
 func (b *Redis) retryLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if n%60 == 0 {
+			b.forgetIdle()
 		}
 		b.mu.RLock()
 		deliver := b.deliver

@@ -15,6 +15,13 @@ func (h *Hub) LiveChats() []int64 {
 	return ids
 }
 
+// Live reports whether a chat has a connection on this node.
+func (h *Hub) Live(chatID int64) bool {
+	h.idx.mu.RLock()
+	defer h.idx.mu.RUnlock()
+	return len(h.idx.byChat[chatID]) > 0
+}
+
 // Floor returns the lowest message id of a chat that every connection
 // subscribed to it here has been sent (live or by sync), and whether any
 // connection knows: one still syncing reads the store itself when it
