@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
+# The databases are fresh each run: tokens of an earlier run are no good.
+rm -f "$OUT"/nodes-tokens-*.json
 T=$(mktemp -d /tmp/mapsim-nodes.XXXXXX)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 PIDS=()

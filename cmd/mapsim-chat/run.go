@@ -354,7 +354,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 
 	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, log)
+		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, a.redis, log)
 		if err != nil {
 			ln.Close()
 			if acmeLn != nil {
