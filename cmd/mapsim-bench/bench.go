@@ -35,6 +35,7 @@ type bench struct {
 
 	users   []*user
 	clients []*client
+	nodes   *nodeStats // with several -url; nil with one
 	rooms   []*room
 	stats   *stats
 	smp     *sampler // the scenario's samples of the server, for the plot

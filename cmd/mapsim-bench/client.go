@@ -24,6 +24,7 @@ type client struct {
 	room    *room // nil when the scenario uses no rooms
 	receive bool  // syncs its room and counts what arrives
 	src     int   // index of its source address
+	node    int   // index of the node (-url) it connects to
 
 	mu         sync.Mutex
 	ws         *websocket.Conn
@@ -96,7 +97,7 @@ func (c *client) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ticket: %w", err)
 	}
-	u := *b.cfg.url
+	u := *b.cfg.nodes[c.node]
 	u.Scheme, u.Path = "ws", "/ws"
 	u.RawQuery = url.Values{"ticket": {t}, "resume": {"1"}}.Encode()
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: b.wsClients[c.src], CompressionMode: websocket.CompressionDisabled})
@@ -331,9 +332,17 @@ func (c *client) handleMessage(f *frame, now time.Time) {
 	lat := (nowNs - sent) / 1000
 	if nowNs >= b.stats.measureFrom.Load() && nowNs < b.stats.measureTo.Load() {
 		b.stats.windowDeliveries.Add(1)
+		if b.nodes != nil {
+			b.nodes.deliveries[c.node].Add(1)
+		}
 	}
 	if sent >= b.stats.measureFrom.Load() {
 		b.stats.latency.recordMicros(lat)
+		if b.nodes != nil {
+			if from, ok := b.nodes.senderOf(roomIdx, seq); ok && from != c.node {
+				b.nodes.cross.recordMicros(lat)
+			}
+		}
 	}
 	b.stats.series.record(nowNs, lat)
 }
@@ -390,6 +399,9 @@ func (c *client) trySend(ctx context.Context, buf []byte) ([]byte, bool) {
 	}
 	c.pending[seq] = bytes.Clone(buf)
 	c.mu.Unlock()
+	if b.nodes != nil {
+		b.nodes.sentFrom(r.idx, seq, c.node)
+	}
 	b.stats.sent.Add(1)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := ws.Write(wctx, websocket.MessageText, buf)

@@ -46,6 +46,8 @@ type result struct {
 	Closes          map[string]int64 `json:"closes,omitempty"`
 	OtherFrames     map[string]int64 `json:"other_frames,omitempty"` // presence, online_users…
 
+	Nodes *nodesResult `json:"nodes,omitempty"` // with several -url
+
 	Server   *serverResult `json:"server,omitempty"`
 	Tool     toolResult    `json:"tool"`
 	Problems []string      `json:"problems,omitempty"`
@@ -212,6 +214,15 @@ func writeTable(w io.Writer, res *result) {
 	if d := res.Deliveries; d != nil && res.Scenario != "history" && res.Scenario != "commits" {
 		row("deliveries/s", "%.0f", res.DeliveriesPerSec)
 		row("delivery latency", "%s", fmtSummary(deref(res.Latency)))
+		if n := res.Nodes; n != nil {
+			for _, node := range n.Nodes {
+				row("  node "+node.URL, "%d clients, %.0f deliveries/s", node.Clients, node.DeliveriesPerSec)
+			}
+			row("cross-node latency", "%s", fmtSummary(deref(n.CrossLatency)))
+			if n.RedisCPUSeconds > 0 {
+				row("redis cpu", "%.2f s over the measured time (%.0f%% of a core)", n.RedisCPUSeconds, n.RedisCPUPercent)
+			}
+		}
 		row("expected / received", "%d / %d unique (%d frames)", d.Expected, d.Unique, d.Received)
 		row("lost / duplicates", "%d lost (%d messages), %d duplicates, %d reordered, %d delivered unacked", d.Lost, d.LostMessages, d.Duplicates, d.Reordered, d.Unexpected)
 	}

@@ -42,7 +42,9 @@ Flags:
 
 // config is a run's settings, checked once.
 type config struct {
-	url                *url.URL
+	url                *url.URL   // the first node: setup and the API
+	nodes              []*url.URL // every -url; clients connect round-robin
+	redisAddr          string
 	scenario           string
 	label              string
 	clients, users     int
@@ -85,6 +87,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runScenario(ctx, cfg, stdout, stderr)
 }
 
+// urlList is a repeatable -url.
+type urlList []string
+
+func (l *urlList) String() string     { return strings.Join(*l, ",") }
+func (l *urlList) Set(v string) error { *l = append(*l, v); return nil }
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("mapsim-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -93,10 +101,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	var (
-		cfg                        config
-		rawURL, roomSize, srcAddrs string
+		cfg                config
+		roomSize, srcAddrs string
 	)
-	fs.StringVar(&rawURL, "url", "http://127.0.0.1:8000", "the server: http://127.x.y.z:PORT only")
+	var rawURLs urlList
+	fs.Var(&rawURLs, "url", "the server: http://127.x.y.z:PORT only (default http://127.0.0.1:8000); repeat it for several nodes of one installation, and the clients are spread over them round-robin")
+	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "with several nodes: their Redis, host:port on loopback, to report its CPU over the measured time (INFO)")
 	fs.StringVar(&cfg.scenario, "scenario", "", strings.Join(scenarios, "|"))
 	fs.StringVar(&cfg.label, "label", "", "a name for this server in the output, such as sqlite or mariadb")
 	fs.IntVar(&cfg.clients, "clients", 100, "WebSocket connections (fanout: the room's size; commits, history: ignored, see -senders)")
@@ -152,8 +162,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	var err error
-	if cfg.url, err = checkURL(rawURL); err != nil {
-		errs = append(errs, err)
+	if len(rawURLs) == 0 {
+		rawURLs = urlList{"http://127.0.0.1:8000"}
+	}
+	for _, raw := range rawURLs {
+		u, err := checkURL(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg.nodes = append(cfg.nodes, u)
+	}
+	if len(cfg.nodes) > 0 {
+		cfg.url = cfg.nodes[0]
 	}
 	if cfg.sources, err = parseSourceAddrs(srcAddrs); err != nil {
 		errs = append(errs, err)
@@ -307,6 +328,7 @@ func runScenario(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 	runID := make([]byte, 4)
 	rand.Read(runID)
 	b := &bench{cfg: cfg, log: stderr, run: "r" + hex.EncodeToString(runID), stats: newStats()}
+	b.startNodes()
 	b.api = &api{base: cfg.url, hc: newHTTPClient(cfg.sources[0], 2*cfg.setupConcurrency+2*cfg.connectConcurrency+16)}
 	for _, src := range cfg.sources {
 		b.wsClients = append(b.wsClients, newHTTPClient(src, 0))

@@ -15,7 +15,7 @@ import (
 func (b *bench) newClients(n int) {
 	b.clients = make([]*client, n)
 	for i := range b.clients {
-		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsClients)}
+		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsClients), node: i % len(b.cfg.nodes)}
 	}
 }
 
@@ -131,6 +131,7 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	b.stats.series = newSeries(start, to.Sub(start)+b.cfg.drain+30*time.Second)
 	b.stats.ackSeries = newSeries(start, to.Sub(start)+b.cfg.drain+30*time.Second)
 	b.stats.measureFrom.Store(from.UnixNano())
+	b.markNodesWindow()
 	b.stats.measureTo.Store(to.UnixNano())
 	fmt.Fprintf(b.log, "sending at %s for %s (+%s warm-up)\n", rateString(b.cfg.rate), b.cfg.duration, b.cfg.warmup)
 	waitProfile := b.profileWindow(ctx, from, to)
@@ -167,6 +168,7 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	res.Deliveries = &d
 	secs := b.cfg.duration.Seconds()
 	res.DeliveriesPerSec = round1(float64(b.stats.windowDeliveries.Load()) / secs)
+	b.fillNodes(res, secs)
 	res.CommitsPerSec = round1(float64(b.stats.windowAcks.Load()) / secs)
 	res.OfferedRate = b.cfg.rate
 	res.SentRate = round1(float64(sentAtEnd) / to.Sub(start).Seconds())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mapsim/mapsim-chat/internal/auth"
 	"github.com/mapsim/mapsim-chat/internal/broker"
+	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/chats"
 	"github.com/mapsim/mapsim-chat/internal/config"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
@@ -26,6 +27,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/keys"
 	"github.com/mapsim/mapsim-chat/internal/metrics"
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
+	"github.com/mapsim/mapsim-chat/internal/redisstate"
 	"github.com/mapsim/mapsim-chat/internal/sequencer"
 	"github.com/mapsim/mapsim-chat/internal/store"
 	"github.com/mapsim/mapsim-chat/internal/tlscert"
@@ -198,6 +200,8 @@ type app struct {
 	hub       *hub.Hub
 	uploads   *uploads.Service
 	handler   http.Handler
+	// redis is the broker among several nodes; nil on a single node.
+	redis *broker.Redis
 }
 
 // revocationPoll is how often the server looks for sessions revoked and
@@ -227,7 +231,21 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		st.Close()
 		return nil, err
 	}
-	b := broker.NewLocal()
+	var (
+		b     chat.Broker = broker.NewLocal()
+		redis *broker.Redis
+	)
+	if cfg.RedisURL != "" {
+		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		b = redis
+	}
+	var tickets auth.TicketStore // in this node's memory
+	if redis != nil {
+		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)
+	}
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	keysSvc := keys.New(keys.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
 	messages := delivery.New(delivery.Options{
@@ -238,7 +256,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	au := auth.NewService(auth.Options{
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
-		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)),
+		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
@@ -249,13 +267,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		Metrics: m.Hub(),
 	})
 	m.WatchHub(h)
-	up, err := newUploads(cfg, st, ring, log, m.Uploads())
+	var brokerState func() string
+	if redis != nil {
+		redis.Attach(delivery.NewReplay(messages, st), h)
+		brokerState = func() string { return redis.Stats().State }
+	}
+	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth: au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Keys: keysSvc, Ready: st.Ping, Log: log, Web: web.Static(),
+		Broker: brokerState,
+		Auth:   au, Messages: messages, Chats: chatsSvc, Hub: h, Uploads: up, Keys: keysSvc, Ready: st.Ping, Log: log, Web: web.Static(),
 		Conns: ratelimit.NewConns[string](cfg.MaxConnsPerIP), UserConns: ratelimit.NewConns[int64](cfg.MaxConnsPerUser),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		PublicURL: cfg.PublicURL, AllowedHosts: cfg.AllowedHosts,
@@ -263,12 +287,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 		MetricsHandler: m.Handler(), MetricsToken: cfg.MetricsToken, Metrics: m.HTTP(),
 	})
-	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
-// that only expire or remove files.
-func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, counts uploads.Metrics) (*uploads.Service, error) {
+// that only expire or remove files; redis is the broker among several
+// nodes, whose folder is shared and whose janitor runs on one at a time
+// (nil on one node).
+func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, counts uploads.Metrics, redis *broker.Redis) (*uploads.Service, error) {
 	var scanner *files.Scanner
 	if cfg.ClamAVAddr != "" {
 		scanner = &files.Scanner{Addr: cfg.ClamAVAddr, Timeout: 2 * time.Minute}
@@ -277,11 +303,21 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
 		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, UserQuotaBytes: cfg.UploadUserQuotaBytes,
 		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner, Metrics: counts,
+		Shared: redis != nil, Lock: janitorLock(cfg, redis),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
 	}
 	return up, nil
+}
+
+// janitorLock is the lock that lets one node at a time run the upload
+// janitor; nil on one node.
+func janitorLock(cfg config.Config, redis *broker.Redis) func(context.Context, string, time.Duration) (func(), bool) {
+	if redis == nil {
+		return nil
+	}
+	return redisstate.NewLocks(redis.Client(), cfg.RedisPrefix).TryLock
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, hangup <-chan os.Signal) error {
@@ -347,7 +383,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 
 	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, log)
+		stopDebug, err := serveDebug(ctx, cfg.DebugAddr, a.hub, a.redis, log)
 		if err != nil {
 			ln.Close()
 			if acmeLn != nil {
@@ -363,6 +399,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	jobs.Go(func() { a.sequencer.Run(commitCtx) })
+	if a.redis != nil {
+		// The broker outlives the sequencer, to publish its last commits.
+		brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+		jobs.Go(func() { a.redis.Run(brokerCtx) })
+		jobs.Go(func() { <-a.sequencer.Stopped(); stopBroker() })
+	}
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })

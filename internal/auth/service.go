@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -67,6 +68,8 @@ type Service struct {
 	// logins cannot exhaust memory.
 	hashing chan struct{}
 	tickets *ticketTable
+	// shared, when set, keeps tickets where every node sees them.
+	shared TicketStore
 
 	// beforeVerify, when set (by tests only), runs just before each
 	// password verification of a login.
@@ -85,6 +88,20 @@ type Options struct {
 	// RegistrationsPerHour is how many accounts one client address may
 	// create an hour by open registration (see Register); 0 for no limit.
 	RegistrationsPerHour int
+
+	// Tickets, when set, keeps WebSocket tickets for every node (several
+	// nodes behind one address); nil keeps them in this node's memory.
+	Tickets TicketStore
+}
+
+// TicketStore keeps WebSocket tickets where every node of an installation
+// sees them.
+type TicketStore interface {
+	// Put stores a ticket of a session for ttl.
+	Put(ctx context.Context, ticket string, userID, sessionID int64, ttl time.Duration) error
+	// Take consumes a ticket and returns its session; ok is false for a
+	// ticket that is unknown, used or expired.
+	Take(ctx context.Context, ticket string) (sessionID int64, ok bool, err error)
 }
 
 // NewService returns a Service. It panics on a signing key shorter than 32
@@ -105,6 +122,7 @@ func NewService(o Options) *Service {
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
 		tickets:  newTicketTable(),
+		shared:   o.Tickets,
 	}
 	if o.RegistrationsPerHour > 0 {
 		s.registrations = newRegistrationLimit(o.RegistrationsPerHour)
@@ -426,16 +444,39 @@ func (s *Service) Logout(ctx context.Context, id chat.Identity) error {
 // IssueTicket returns a single-use ticket, valid for TicketTTL, that opens a
 // WebSocket in the identity's session without putting a token in a URL.
 // A session holds at most 16 pending tickets and a user 64; asking for more
-// evicts the oldest, so no account can crowd anyone else out. Its error is
-// always nil: tickets live in this node's memory.
-func (s *Service) IssueTicket(id chat.Identity) (string, error) {
-	return s.tickets.issue(id, s.now()), nil
+// evicts the oldest, so no account can crowd anyone else out. With a
+// shared store the ticket opens a socket on any node (once); the error is
+// then the store's (unavailable).
+func (s *Service) IssueTicket(ctx context.Context, id chat.Identity) (string, error) {
+	if s.shared == nil {
+		return s.tickets.issue(id, s.now()), nil
+	}
+	t := randomToken(32)
+	if err := s.shared.Put(ctx, t, id.UserID, id.SessionID, TicketTTL); err != nil {
+		return "", fmt.Errorf("%w (%w)", errTicketsAway, err)
+	}
+	return t, nil
 }
+
+// errTicketsAway answers a ticket request while the shared store (Redis)
+// does not answer.
+var errTicketsAway = chat.Errorf(chat.EUnavailable, "WebSocket tickets cannot be handled right now; try again shortly.")
 
 // RedeemTicket consumes a ticket and returns the identity it was issued for,
 // if its session is still live.
 func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, error) {
-	sessionID, ok := s.tickets.redeem(t, s.now())
+	var (
+		sessionID int64
+		ok        bool
+	)
+	if s.shared == nil {
+		sessionID, ok = s.tickets.redeem(t, s.now())
+	} else {
+		var err error
+		if sessionID, ok, err = s.shared.Take(ctx, t); err != nil {
+			return chat.Identity{}, fmt.Errorf("%w (%w)", errTicketsAway, err)
+		}
+	}
 	if !ok {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}

@@ -456,7 +456,7 @@ func TestLogoutRevokes(t *testing.T) {
 	f.MustUser(t, "alice")
 	laptop := f.MustLogin(t, "alice")
 	phone := f.MustLogin(t, "alice")
-	ticket, err := f.svc.IssueTicket(laptop.Identity)
+	ticket, err := f.svc.IssueTicket(context.Background(), laptop.Identity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +501,7 @@ func TestTickets(t *testing.T) {
 	tok := f.MustLogin(t, "alice")
 	issue := func(t *testing.T) string {
 		t.Helper()
-		ticket, err := f.svc.IssueTicket(tok.Identity)
+		ticket, err := f.svc.IssueTicket(context.Background(), tok.Identity)
 		if err != nil {
 			t.Fatal(err)
 		}

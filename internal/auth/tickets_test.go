@@ -12,7 +12,7 @@ import (
 // MustTicket issues a ticket for id.
 func (f *fixture) MustTicket(tb testing.TB, id chat.Identity) string {
 	tb.Helper()
-	t, err := f.svc.IssueTicket(id)
+	t, err := f.svc.IssueTicket(context.Background(), id)
 	if err != nil {
 		tb.Fatalf("a ticket was refused: %v", err)
 	}
@@ -89,7 +89,7 @@ func TestTicketFloodLeavesOthersAlone(t *testing.T) {
 	mallory, bob := f.MustLogin(t, "mallory").Identity, f.MustLogin(t, "bob").Identity
 	var first, last string
 	for i := range 100_000 {
-		ticket, err := f.svc.IssueTicket(mallory)
+		ticket, err := f.svc.IssueTicket(context.Background(), mallory)
 		if err != nil {
 			t.Fatalf("ticket %d: %v", i, err)
 		}

@@ -270,6 +270,11 @@ type Inserted struct {
 	ChatID    int64
 	Created   bool
 	CreatedAt time.Time
+	// Prev is the id of the chat's row just before this one (0 for the
+	// chat's first), as the commit saw it. Rows of one chat commit one
+	// after another, so a node that receives this row knows what it must
+	// have delivered first (see the Redis broker). 0 when not Created.
+	Prev int64
 }
 
 // DirectChatName is the name of the direct chat between two users, the same
@@ -316,6 +321,9 @@ type Access struct {
 type Event struct {
 	ChatID    int64
 	MessageID int64
+	// Prev, for a committed message, is the id of the chat's message just
+	// before it (chat.Inserted.Prev); 0 for the chat's first.
+	Prev int64
 	// SkipUserID, when set, is a user who must not receive the event (a
 	// typing user does not see their own indicator).
 	SkipUserID int64
@@ -326,6 +334,11 @@ type Event struct {
 	// Membership, with UserIDs, changes those connections' subscription to
 	// ChatID before Frame is delivered: MembershipJoin or MembershipLeave.
 	Membership string
+	// Forget says the event follows a change to the chat or its members:
+	// a node that caches chats or users' chat lists forgets ChatID and
+	// UserIDs' lists before delivering it (the node that made the change
+	// has already).
+	Forget bool
 }
 
 // Membership changes carried by an Event.

@@ -175,7 +175,7 @@ func (s *Service) changeEvents(ctx context.Context, c chat.Chat, actor chat.Iden
 	state, _ := json.Marshal(added)
 	var events []chat.Event
 	if len(joined) > 0 {
-		events = append(events, chat.Event{ChatID: c.ID, UserIDs: joined, Membership: chat.MembershipJoin, Frame: state})
+		events = append(events, chat.Event{ChatID: c.ID, UserIDs: joined, Membership: chat.MembershipJoin, Frame: state, Forget: true})
 	}
 	for i, ins := range change.Messages {
 		if !ins.Created {
@@ -187,15 +187,15 @@ func (s *Service) changeEvents(ctx context.Context, c chat.Chat, actor chat.Iden
 			Kind: chat.MessageSystem, Text: ev.Text(), System: &ev, CreatedAt: ins.CreatedAt,
 		}
 		frame, _ := json.Marshal(wire.FromMessage(m))
-		events = append(events, chat.Event{ChatID: c.ID, MessageID: m.ID, Frame: frame})
+		events = append(events, chat.Event{ChatID: c.ID, MessageID: m.ID, Prev: ins.Prev, Frame: frame})
 	}
 	if change.Removed != 0 {
 		gone, _ := json.Marshal(wire.ChatRemoved{Type: wire.TypeChatRemoved, ChatID: c.ID, ChatName: c.Name})
-		events = append(events, chat.Event{ChatID: c.ID, UserIDs: []int64{change.Removed}, Membership: chat.MembershipLeave, Frame: gone})
+		events = append(events, chat.Event{ChatID: c.ID, UserIDs: []int64{change.Removed}, Membership: chat.MembershipLeave, Frame: gone, Forget: true})
 	}
 	if c.Kind == chat.KindGroup {
 		updated, _ := json.Marshal(wire.ChatFrame{Type: wire.TypeChatUpdated, Chat: wire.SharedChat(chat.ChatSummary{Chat: c, Members: members})})
-		events = append(events, chat.Event{ChatID: c.ID, Frame: updated})
+		events = append(events, chat.Event{ChatID: c.ID, Frame: updated, Forget: true})
 	}
 	return events, nil
 }

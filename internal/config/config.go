@@ -37,6 +37,13 @@ type Config struct {
 	DBPass   string
 	DataDir  string // SQLite file and generated secret live here
 
+	// RedisURL turns on the Redis broker for running several nodes (""
+	// for one node): redis:// or rediss://, with user and password.
+	// RedisPrefix starts every key and channel name, so that two
+	// installations can share one Redis.
+	RedisURL    string
+	RedisPrefix string
+
 	// SecretKey is the parsed SECRET_KEY; nil when unset, in which case the
 	// server uses (or creates) DataDir/secret.key.
 	SecretKey []byte
@@ -440,10 +447,46 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SyncPageSize, c.TypingTTL, c.WSBusyWrites = 200, 5*time.Second, 10000
 
 	l.refuseForeign()
-	if v := l.str("REDIS_URL", ""); v != "" {
-		l.fail("REDIS_URL", "the Redis broker for running several nodes is not part of this build yet; unset REDIS_URL to run a single node")
-	}
+	l.redis(&c)
 	return c, errors.Join(l.errs...)
+}
+
+// redis reads REDIS_URL and REDIS_PREFIX. Several nodes share their
+// messages through the database, so SQLite, a file of one node, is refused
+// with Redis.
+func (l *loader) redis(c *Config) {
+	c.RedisPrefix = l.str("REDIS_PREFIX", "mapsim:")
+	if len(c.RedisPrefix) > 64 || strings.ContainsAny(c.RedisPrefix, " *?[]\\\r\n\t") {
+		l.fail("REDIS_PREFIX", "at most 64 characters, without spaces or the pattern characters * ? [ ] \\")
+	}
+	v := l.str("REDIS_URL", "")
+	if v == "" {
+		return
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		// url's error repeats the URL, password and all.
+		l.fail("REDIS_URL", "not a URL; write redis://[user:password@]host:port[/db] or rediss:// for TLS")
+		return
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		l.fail("REDIS_URL", "the scheme must be redis:// or rediss:// (TLS), not %q", chat.Clip(u.Scheme, 20))
+		return
+	case u.Host == "":
+		l.fail("REDIS_URL", "no host; write redis://[user:password@]host:port[/db]")
+		return
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 || n > 15 {
+			l.fail("REDIS_URL", "the path is the database number, 0 to 15, not %q", chat.Clip(db, 20))
+			return
+		}
+	}
+	if c.DBDriver != "mysql" {
+		l.fail("REDIS_URL", "several nodes must share one MariaDB/MySQL database (set DB_HOST, DB_USER, DB_PASS, DB_NAME); SQLite is a file of one node, so it cannot be used with REDIS_URL")
+		return
+	}
+	c.RedisURL = v
 }
 
 // acme reads ACME_DOMAIN, ACME_EMAIL and ACME_HTTP_ADDR.

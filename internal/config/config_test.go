@@ -158,7 +158,11 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"ACME HTTP address bad port", []string{"ACME_DOMAIN=chat.example.com", "ACME_HTTP_ADDR=:70000"}, "ACME_HTTP_ADDR", "port"},
 		{"database host without user", []string{"DB_HOST=db.internal"}, "DB_USER", "required"},
 		{"mysql without user", []string{"DB_DRIVER=mysql"}, "DB_USER", "required"},
-		{"redis", []string{"REDIS_URL=redis://localhost:6379"}, "REDIS_URL", "unset REDIS_URL"},
+		{"redis with SQLite", []string{"REDIS_URL=redis://localhost:6379"}, "REDIS_URL", "SQLite is a file of one node"},
+		{"redis scheme", []string{"DB_HOST=db", "DB_USER=u", "REDIS_URL=http://localhost:6379"}, "REDIS_URL", "redis:// or rediss://"},
+		{"redis without host", []string{"DB_HOST=db", "DB_USER=u", "REDIS_URL=redis://"}, "REDIS_URL", "no host"},
+		{"redis database", []string{"DB_HOST=db", "DB_USER=u", "REDIS_URL=redis://localhost:6379/cache"}, "REDIS_URL", "0 to 15"},
+		{"redis prefix pattern", []string{"REDIS_PREFIX=chat*"}, "REDIS_PREFIX", "pattern characters"},
 		{"driver", []string{"DB_DRIVER=postgres"}, "DB_DRIVER", "sqlite, mysql"},
 		{"log format", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT", "text, json"},
 		{"metrics token too short", []string{"METRICS_TOKEN=secret"}, "METRICS_TOKEN", "openssl rand -hex 32"},
@@ -211,6 +215,26 @@ func TestLoadKeepsSecretsOutOfErrors(t *testing.T) {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("the error shows a secret value: %v", err)
 		}
+	}
+}
+
+func TestLoadRedis(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env("DB_HOST=db", "DB_USER=chat", "REDIS_URL=rediss://chat:s3cret@redis.internal:6380/2", "REDIS_PREFIX=site-a:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != "rediss://chat:s3cret@redis.internal:6380/2" || c.RedisPrefix != "site-a:" {
+		t.Fatalf("REDIS_URL %q, REDIS_PREFIX %q", c.RedisURL, c.RedisPrefix)
+	}
+	c, err = config.Load(env())
+	if err != nil || c.RedisURL != "" || c.RedisPrefix != "mapsim:" {
+		t.Fatalf("defaults: %q %q %v", c.RedisURL, c.RedisPrefix, err)
+	}
+	// A URL that does not parse must not be echoed: it holds a password.
+	_, err = config.Load(env("DB_HOST=db", "DB_USER=chat", "REDIS_URL=redis://chat:pa%zzword@redis:6379"))
+	if err == nil || strings.Contains(err.Error(), "pa%zzword") || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("bad URL: %v", err)
 	}
 }
 

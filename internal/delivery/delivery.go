@@ -388,8 +388,10 @@ func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publ
 	}
 	group = slices.Clone(group) // the sequencer reuses its slice
 	done := make([]Sent, len(group))
+	prev := make([]int64, len(group))
 	for i, m := range group {
 		ins := inserted[i]
+		prev[i] = ins.Prev
 		msg := chat.Message{
 			ID: ins.ID, ChatID: ins.ChatID, ChatName: m.chat.Name, UserID: m.msg.UserID, Username: m.username,
 			Kind: m.msg.Kind, Text: m.text, ClientID: m.msg.ClientID, CreatedAt: ins.CreatedAt,
@@ -407,7 +409,7 @@ func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publ
 	return func(ctx context.Context) {
 		for i, m := range group {
 			if done[i].Created {
-				s.publish(ctx, done[i].Message)
+				s.publish(ctx, done[i].Message, prev[i])
 			}
 			m.then(done[i], nil)
 		}
@@ -417,13 +419,14 @@ func (s *Service) commitSends(ctx context.Context, group []*send) sequencer.Publ
 // publish hands a committed message or change to the broker, encoded once
 // for every member. A committed change that fails to publish is not lost:
 // clients catch up through sync.
-func (s *Service) publish(ctx context.Context, m chat.Message) {
+// prev is the chat's message before it (chat.Inserted.Prev).
+func (s *Service) publish(ctx context.Context, m chat.Message, prev int64) {
 	frame, err := json.Marshal(wire.FromMessage(m))
 	if err != nil {
 		s.log.Error("encode message frame", "message_id", m.ID, "err", err)
 		return
 	}
-	ev := chat.Event{ChatID: m.ChatID, MessageID: m.ID, Frame: frame}
+	ev := chat.Event{ChatID: m.ChatID, MessageID: m.ID, Prev: prev, Frame: frame}
 	if err := s.broker.Publish(ctx, ev); err != nil {
 		s.log.Warn("publish message", "chat_id", ev.ChatID, "message_id", ev.MessageID, "err", err)
 	}
@@ -560,7 +563,7 @@ func (w *change) Commit(ctx context.Context) sequencer.Publication {
 	}
 	return func(ctx context.Context) {
 		if out.Event.Created {
-			w.s.publish(ctx, ev)
+			w.s.publish(ctx, ev, out.Event.Prev)
 		}
 		w.reply <- sequencer.Result[Changed]{Value: Changed{Event: ev, Created: out.Event.Created}}
 	}

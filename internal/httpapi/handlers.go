@@ -48,7 +48,11 @@ func (s *server) handleReadyz() http.HandlerFunc {
 			writeJSON(w, http.StatusServiceUnavailable, wire.Status{Status: "unavailable", Detail: "The database does not answer."})
 			return
 		}
-		writeJSON(w, http.StatusOK, wire.Status{Status: "ready"})
+		st := wire.Status{Status: "ready"}
+		if s.Broker != nil {
+			st.Broker = s.Broker()
+		}
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 
@@ -118,7 +122,7 @@ func (s *server) handleLogout() http.HandlerFunc {
 
 func (s *server) handleWSTicket() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := s.Auth.IssueTicket(identityFrom(r.Context()))
+		t, err := s.Auth.IssueTicket(r.Context(), identityFrom(r.Context()))
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -30,8 +30,13 @@ type Deps struct {
 	Keys     *keys.Service
 	// Ready reports whether the server can serve: the database answers.
 	Ready func(ctx context.Context) error
-	Log   *slog.Logger
-	Web   fs.FS // the web client's files, index.html at the root
+	// Broker, when set, names the state of the broker among several
+	// nodes ("up" or "down"), which /readyz reports. A node whose Redis is
+	// down still serves: its messages commit and reach its own
+	// connections, and the other nodes catch up when Redis is back.
+	Broker func() string
+	Log    *slog.Logger
+	Web    fs.FS // the web client's files, index.html at the root
 	// Conns caps concurrent WebSocket connections per client address, and
 	// UserConns per user.
 	Conns     *ratelimit.Conns[string]

@@ -191,10 +191,18 @@ func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 }
 
 // Ring holds every key version in memory and seals with the current one.
+// Other nodes on the same database add versions of their own as they
+// start: a version newer than any the ring holds is read from the store
+// when first needed.
 type Ring struct {
 	mu      sync.RWMutex
 	current int64
 	keys    map[int64]cipher.AEAD
+	newest  int64 // the highest version held
+
+	st     Store
+	wrap   cipher.AEAD
+	loadMu sync.Mutex // one reload at a time
 }
 
 // Open unwraps every stored key version with secret, then makes, wraps and
@@ -206,17 +214,9 @@ func Open(ctx context.Context, st Store, secret []byte, now time.Time) (*Ring, e
 	if err != nil {
 		return nil, fmt.Errorf("read key versions: %w", err)
 	}
-	r := &Ring{keys: make(map[int64]cipher.AEAD, len(versions)+1)}
-	for _, kv := range versions {
-		key, err := open(wrap, kv.WrappedKey, []byte(wrapAAD))
-		if err != nil {
-			return nil, fmt.Errorf("%w (key version %d)", ErrSecretMismatch, kv.ID)
-		}
-		aead, err := chacha20poly1305.NewX(key)
-		if err != nil {
-			return nil, fmt.Errorf("key version %d: %w", kv.ID, err)
-		}
-		r.keys[kv.ID] = aead
+	r := &Ring{keys: make(map[int64]cipher.AEAD, len(versions)+1), st: st, wrap: wrap}
+	if err := r.add(versions); err != nil {
+		return nil, err
 	}
 	key := make([]byte, chacha20poly1305.KeySize)
 	rand.Read(key)
@@ -227,6 +227,7 @@ func Open(ctx context.Context, st Store, secret []byte, now time.Time) (*Ring, e
 	aead, _ := chacha20poly1305.NewX(key)
 	r.keys[id] = aead
 	r.current = id
+	r.newest = max(r.newest, id)
 	return r, nil
 }
 
@@ -251,8 +252,63 @@ func Load(ctx context.Context, st Store, secret []byte) (*Ring, error) {
 			return nil, fmt.Errorf("key version %d: %w", kv.ID, err)
 		}
 		r.keys[kv.ID] = aead
+		r.newest = max(r.newest, kv.ID)
 	}
 	return r, nil
+}
+
+// add unwraps the versions the ring does not hold yet.
+func (r *Ring) add(versions []chat.KeyVersion) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, kv := range versions {
+		if _, ok := r.keys[kv.ID]; ok {
+			continue
+		}
+		key, err := open(r.wrap, kv.WrappedKey, []byte(wrapAAD))
+		if err != nil {
+			return fmt.Errorf("%w (key version %d)", ErrSecretMismatch, kv.ID)
+		}
+		aead, err := chacha20poly1305.NewX(key)
+		if err != nil {
+			return fmt.Errorf("key version %d: %w", kv.ID, err)
+		}
+		r.keys[kv.ID] = aead
+		r.newest = max(r.newest, kv.ID)
+	}
+	return nil
+}
+
+// aead returns a version's cipher, reading the store once for a version
+// newer than any held (another node's, made after this one started). An
+// older unknown version is not looked for: versions are never removed.
+func (r *Ring) aead(version int64) (cipher.AEAD, bool) {
+	r.mu.RLock()
+	aead, ok := r.keys[version]
+	newer := version > r.newest
+	r.mu.RUnlock()
+	if ok || !newer || r.st == nil {
+		return aead, ok
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	r.mu.RLock()
+	aead, ok = r.keys[version]
+	newer = version > r.newest
+	r.mu.RUnlock()
+	if ok || !newer {
+		return aead, ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	versions, err := r.st.KeyVersions(ctx)
+	if err != nil || r.add(versions) != nil {
+		return nil, false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	aead, ok = r.keys[version]
+	return aead, ok
 }
 
 // Current returns the version new data is sealed with.
@@ -284,9 +340,7 @@ func (r *Ring) Seal(plaintext, aad []byte) (int64, []byte) {
 // Open decrypts what Seal returned. It fails when the version is unknown,
 // the ciphertext was changed, or aad differs from the one it was sealed with.
 func (r *Ring) Open(version int64, sealed, aad []byte) ([]byte, error) {
-	r.mu.RLock()
-	aead, ok := r.keys[version]
-	r.mu.RUnlock()
+	aead, ok := r.aead(version)
 	if !ok {
 		return nil, fmt.Errorf("unknown key version %d", version)
 	}
@@ -296,10 +350,7 @@ func (r *Ring) Open(version int64, sealed, aad []byte) ([]byte, error) {
 // AEAD returns the cipher of a key version, for streaming encryption that
 // seals many chunks under one version.
 func (r *Ring) AEAD(version int64) (cipher.AEAD, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	aead, ok := r.keys[version]
-	return aead, ok
+	return r.aead(version)
 }
 
 // Rewrap rewraps every stored key version from oldSecret to newSecret in one

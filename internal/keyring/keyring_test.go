@@ -172,8 +172,10 @@ func TestReopenKeepsHistoryReadable(t *testing.T) {
 	if v2 != second.Current() || v2 == v1 {
 		t.Fatalf("sealed with version %d, want the new current %d", v2, second.Current())
 	}
-	if _, err := first.Open(v2, sealed, nil); err == nil {
-		t.Fatal("the first ring opened a version it never loaded")
+	// A ring still running (another node) reads the newer version from
+	// the store (TestRingOpensAnotherNodesVersion).
+	if got, err := first.Open(v2, sealed, nil); err != nil || string(got) != "new" {
+		t.Fatalf("the first ring opened the second's version as %q, %v", got, err)
 	}
 	if aead, ok := second.AEAD(v1); !ok || aead == nil {
 		t.Fatalf("AEAD(%d) = %v, %v", v1, aead, ok)
@@ -434,4 +436,37 @@ func TestLoadOnlyReads(t *testing.T) {
 		}
 	}()
 	ring.Seal([]byte("x"), nil)
+}
+
+// TestRingOpensAnotherNodesVersion: several nodes share one database, and
+// each makes its own key version when it starts. A node opens what a node
+// started after it sealed (a message it fills or syncs, a file), by reading
+// the newer version from the store when first asked for it.
+func TestRingOpensAnotherNodesVersion(t *testing.T) {
+	st, secret := MustStore(t), MustSecret(t)
+	first, err := keyring.Open(context.Background(), st, secret, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := keyring.Open(context.Background(), st, secret, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, sealed := second.Seal([]byte("from the second node"), []byte("aad"))
+	if version == first.Current() {
+		t.Fatal("the second node made no version of its own")
+	}
+	got, err := first.Open(version, sealed, []byte("aad"))
+	if err != nil || string(got) != "from the second node" {
+		t.Fatalf("the first node opened %q, %v", got, err)
+	}
+	if _, ok := first.AEAD(version); !ok {
+		t.Fatal("the first node has no cipher for the second's version")
+	}
+	if _, err := first.Open(version+100, sealed, []byte("aad")); err == nil {
+		t.Fatal("a version no node made opened")
+	}
+	if _, err := first.Open(version, sealed, []byte("other aad")); err == nil {
+		t.Fatal("a body opened with another row's additional data")
+	}
 }

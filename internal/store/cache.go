@@ -26,8 +26,8 @@ import (
 // nothing was forgotten meanwhile (gen), so a query that raced a change
 // cannot put the old answer back after the change forgot it.
 //
-// Several server processes on one database would each need to hear the
-// others' changes; this server runs as one (REDIS_URL is refused).
+// Several nodes on one database each hear the others' changes through the
+// Redis broker, which calls Forget before it delivers a change's events.
 type chatCache struct {
 	mu      sync.Mutex
 	gen     uint64
@@ -124,6 +124,10 @@ func (c *chatCache) forget(userIDs []int64, chatIDs ...int64) {
 		}
 	}
 }
+
+// Forget drops what another node's change touched: the chat lists of
+// users and the chats themselves.
+func (s *DB) Forget(userIDs []int64, chatIDs ...int64) { s.cache.forget(userIDs, chatIDs...) }
 
 // close empties the cache and keeps it empty.
 func (c *chatCache) close() {

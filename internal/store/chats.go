@@ -77,13 +77,18 @@ func randomGroupName() string {
 }
 
 // insertSystem seals and inserts one system message recording ev.
-func insertSystem(ctx context.Context, tx *sql.Tx, chatID, userID int64, clientID string, at time.Time, ev chat.SystemEvent, seal chat.Sealer) (chat.Inserted, error) {
+func (s *DB) insertSystem(ctx context.Context, tx *sql.Tx, chatID, userID int64, clientID string, at time.Time, ev chat.SystemEvent, seal chat.Sealer) (chat.Inserted, error) {
 	plaintext, err := json.Marshal(ev)
 	if err != nil {
 		return chat.Inserted{}, fmt.Errorf("encode system event: %w", err)
 	}
 	m := chat.NewMessage{ChatID: chatID, UserID: userID, Kind: chat.MessageSystem, ClientID: clientID, CreatedAt: at}
 	seal(&m, plaintext)
+	// The caller holds the chat's lock (lockGroup, or the chat is new).
+	last, err := s.lockChats(ctx, tx, []int64{chatID})
+	if err != nil {
+		return chat.Inserted{}, err
+	}
 	res, err := tx.ExecContext(ctx, messageInsert, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nil, nil)
 	if isUnique(err) {
 		return chat.Inserted{}, errClientIDUsed
@@ -95,7 +100,7 @@ func insertSystem(ctx context.Context, tx *sql.Tx, chatID, userID int64, clientI
 	if err != nil {
 		return chat.Inserted{}, fmt.Errorf("read system message id: %w", err)
 	}
-	return chat.Inserted{ID: id, ChatID: chatID, Created: true, CreatedAt: at}, nil
+	return chat.Inserted{ID: id, ChatID: chatID, Created: true, CreatedAt: at, Prev: last[chatID]}, nil
 }
 
 // record appends one written system message to a change.
@@ -218,7 +223,7 @@ func (s *DB) CreateChat(ctx context.Context, c *chat.Chat, memberIDs []int64, se
 			others = append(others, names[uid])
 		}
 		ev := chat.SystemEvent{Event: chat.EventCreated, Actor: names[creator], Users: others, Title: c.Title}
-		ins, err := insertSystem(ctx, tx, id, creator, clientID, c.CreatedAt, ev, seal)
+		ins, err := s.insertSystem(ctx, tx, id, creator, clientID, c.CreatedAt, ev, seal)
 		if err != nil {
 			return false, chat.ChatChange{}, s.fail("create chat", err)
 		}
@@ -298,7 +303,7 @@ func (s *DB) AddMembers(ctx context.Context, chatID, actorID int64, userIDs []in
 		return chat.ChatChange{}, s.fail("add members", err)
 	}
 	ev := chat.SystemEvent{Event: chat.EventAdded, Actor: names[actorID], Users: added}
-	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
+	ins, err := s.insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
 		return chat.ChatChange{}, s.fail("add members", err)
 	}
@@ -347,7 +352,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 		ev = chat.SystemEvent{Event: chat.EventRemoved, Actor: names[actorID], Users: []string{names[userID]}}
 	}
 	change := chat.ChatChange{Removed: userID}
-	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
+	ins, err := s.insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
 		return chat.ChatChange{}, s.fail("remove member", err)
 	}
@@ -376,7 +381,7 @@ func (s *DB) RemoveMember(ctx context.Context, chatID, actorID, userID int64, at
 				return chat.ChatChange{}, s.fail("remove member: hand over ownership", err)
 			}
 			ev := chat.SystemEvent{Event: chat.EventOwner, Actor: names[userID], Users: []string{nextName}}
-			ins, err := insertSystem(ctx, tx, chatID, actorID, clientID+":owner", at, ev, seal)
+			ins, err := s.insertSystem(ctx, tx, chatID, actorID, clientID+":owner", at, ev, seal)
 			if err != nil {
 				return chat.ChatChange{}, s.fail("remove member: hand over ownership", err)
 			}
@@ -413,7 +418,7 @@ func (s *DB) RenameChat(ctx context.Context, chatID, actorID int64, title string
 		return chat.ChatChange{}, s.fail("rename chat: update title", err)
 	}
 	ev := chat.SystemEvent{Event: chat.EventRenamed, Actor: names[actorID], Title: title}
-	ins, err := insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
+	ins, err := s.insertSystem(ctx, tx, chatID, actorID, clientID, at, ev, seal)
 	if err != nil {
 		return chat.ChatChange{}, s.fail("rename chat", err)
 	}

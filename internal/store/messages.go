@@ -148,6 +148,43 @@ func (s *DB) InsertMessages(ctx context.Context, msgs []chat.NewMessage) ([]chat
 	return out, s.fail("insert messages", err)
 }
 
+// lockChats locks the rows of the chats a transaction is about to add
+// messages to, in id order, until it ends, and returns the id of each
+// chat's last message. On MySQL several nodes commit at once; the lock
+// makes each chat's rows commit one transaction after another, so that a
+// row of a chat is visible only once every earlier row of that chat is: a
+// sync never skips a row that commits later with a smaller id, and each
+// row's Prev is the row before it. It must come before any plain read in
+// the transaction: InnoDB takes a transaction's snapshot at its first plain
+// read, and the snapshot must include the commits the lock waited for.
+// SQLite commits one transaction at a time and needs no lock.
+func (s *DB) lockChats(ctx context.Context, tx *sql.Tx, chatIDs []int64) (map[int64]int64, error) {
+	ids := distinct(chatIDs)
+	if len(ids) == 0 {
+		return map[int64]int64{}, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	if s.dialect == MySQL {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM chats WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR UPDATE`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("lock chats: %w", err)
+		}
+		rows.Close()
+	}
+	last := make(map[int64]int64, len(ids))
+	for _, id := range ids {
+		var prev sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM messages WHERE chat_id = ?`, id).Scan(&prev); err != nil {
+			return nil, fmt.Errorf("read last message: %w", err)
+		}
+		last[id] = prev.Int64
+	}
+	return last, nil
+}
+
 // maxInsertRows is the most rows one INSERT statement carries: 9 bind
 // variables a row stays well inside both databases' limits.
 const maxInsertRows = 256
@@ -162,6 +199,10 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	}
 	defer done()
 	defer tx.Rollback()
+	last, err := s.lockChats(ctx, tx, chatIDsOf(msgs))
+	if err != nil {
+		return nil, err
+	}
 	out := make([]chat.Inserted, 0, len(msgs))
 	for chunk := range slices.Chunk(msgs, maxInsertRows) {
 		ids, err := s.insertChunk(ctx, tx, chunk)
@@ -169,7 +210,8 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 			return nil, err
 		}
 		for i, m := range chunk {
-			out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt})
+			out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]})
+			last[m.ChatID] = ids[i]
 		}
 	}
 	// Every row is new: the messages of encrypted chats may use their
@@ -186,6 +228,14 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	}
 	s.restartLog(ctx)
 	return out, nil
+}
+
+func chatIDsOf(msgs []chat.NewMessage) []int64 {
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ChatID
+	}
+	return ids
 }
 
 // insertChunk runs one multi-row INSERT and returns the new ids in row
@@ -321,6 +371,10 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 	}
 	defer done()
 	defer tx.Rollback()
+	last, err := s.lockChats(ctx, tx, chatIDsOf(msgs))
+	if err != nil {
+		return nil, err
+	}
 	stmt, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert: %w", err)
@@ -347,7 +401,8 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 					return nil, err
 				}
 			}
-			out[i] = chat.Inserted{ID: id, ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt}
+			out[i] = chat.Inserted{ID: id, ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]}
+			last[m.ChatID] = id
 			continue
 		}
 		var created int64
@@ -548,6 +603,11 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 		return chat.EditResult{}, s.fail(op+": begin", err)
 	}
 	defer tx.Rollback()
+	// The chat first, as every writer of a chat's rows does (lockChats).
+	last, err := s.lockChats(ctx, tx, []int64{e.ChatID})
+	if err != nil {
+		return chat.EditResult{}, s.fail(op, err)
+	}
 
 	// Lock the target before looking for the event: a retry racing the
 	// first attempt then waits for it to commit and finds its event,
@@ -634,7 +694,7 @@ func (s *DB) EditMessage(ctx context.Context, e chat.Edit) (chat.EditResult, err
 	if err := tx.Commit(); err != nil {
 		return chat.EditResult{}, s.fail(op+": commit", err)
 	}
-	return chat.EditResult{Event: chat.Inserted{ID: id, ChatID: e.ChatID, Created: true, CreatedAt: e.At}, Target: current}, nil
+	return chat.EditResult{Event: chat.Inserted{ID: id, ChatID: e.ChatID, Created: true, CreatedAt: e.At, Prev: last[e.ChatID]}, Target: current}, nil
 }
 
 // errClientIDUsed answers a client id that already names a different row.

@@ -166,6 +166,9 @@ func (s *Service) RemoveLeftovers(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, e := range entries {
+		if s.inUseElsewhere(e) {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
 			return removed, err
 		}
@@ -201,7 +204,7 @@ func (s *Service) removeOrphansIn(ctx context.Context, sub string) (int, error) 
 	storage := map[string]bool{} // the storage names they belong to
 	for _, e := range entries {
 		base, _ := strings.CutSuffix(e.Name(), thumbSuffix)
-		if !e.Type().IsRegular() || len(base) != 32 || !isLowerHex(base) || base[:2] != sub {
+		if !e.Type().IsRegular() || len(base) != 32 || !isLowerHex(base) || base[:2] != sub || s.inUseElsewhere(e) {
 			continue
 		}
 		ours = append(ours, e.Name())
@@ -241,6 +244,16 @@ func (s *Service) removeOrphansIn(ctx context.Context, sub string) (int, error) 
 	return removed, nil
 }
 
+// inUseElsewhere reports whether, on a folder shared by several nodes, an
+// entry is recent enough that another node may be writing or recording it.
+func (s *Service) inUseElsewhere(e os.DirEntry) bool {
+	if !s.opt.Shared {
+		return false
+	}
+	info, err := e.Info()
+	return err != nil || !info.ModTime().Before(s.opt.Now().Add(-staleTemp))
+}
+
 func isLowerHex(s string) bool {
 	for _, c := range s {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
@@ -248,6 +261,28 @@ func isLowerHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// pruneOnce runs the quota janitor, on one node at a time when several
+// share the folder (Options.Lock).
+func (s *Service) pruneOnce(ctx context.Context, interval time.Duration) {
+	if s.opt.Lock != nil {
+		release, ok := s.opt.Lock(ctx, "janitor", interval)
+		if !ok {
+			return // another node is at it
+		}
+		defer release()
+	}
+	expired, _, err := s.Prune(ctx)
+	if ctx.Err() != nil {
+		return // stopping: the run was cut short, not failed
+	}
+	s.opt.Metrics.JanitorRuns.Inc()
+	s.opt.Metrics.Expired.Add(float64(expired))
+	if err != nil {
+		s.opt.Metrics.JanitorFails.Inc()
+		s.log.Error("quota janitor", "err", err)
+	}
 }
 
 // Run makes thumbnails in the background and prunes every interval, until
@@ -264,16 +299,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			expired, _, err := s.Prune(ctx)
-			if ctx.Err() != nil {
-				continue // stopping: the run was cut short, not failed
-			}
-			s.opt.Metrics.JanitorRuns.Inc()
-			s.opt.Metrics.Expired.Add(float64(expired))
-			if err != nil {
-				s.opt.Metrics.JanitorFails.Inc()
-				s.log.Error("quota janitor", "err", err)
-			}
+			s.pruneOnce(ctx, interval)
 			if s.rate != nil {
 				s.rate.Sweep(s.opt.Now())
 			}

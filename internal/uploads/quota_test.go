@@ -265,3 +265,43 @@ func TestRemoveLeftovers(t *testing.T) {
 		t.Fatalf("the temporary folder itself went: %v", err)
 	}
 }
+
+// TestRemoveLeftoversOnASharedFolder: with several nodes on one folder, a
+// node starting up leaves alone what another node may be writing now (an
+// upload in progress, a file not yet recorded) and removes only what is
+// older than an hour.
+func TestRemoveLeftoversOnASharedFolder(t *testing.T) {
+	w := newWorld(t)
+	up := w.newUp(uploads.Options{Shared: true})
+	put := func(rel string, age time.Duration) string {
+		p := filepath.Join(w.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("left over"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	orphan := "ab" + strings.Repeat("1", 30)
+	busy := []string{put("tmp/upload-1.part", time.Minute), put("ab/"+orphan, time.Minute)}
+	stale := []string{put("tmp/upload-2.part", 2*time.Hour), put("ab/"+orphan+"-t", 2*time.Hour)}
+	n, err := up.RemoveLeftovers(w.ctx)
+	if err != nil || n != len(stale) {
+		t.Fatalf("RemoveLeftovers = %d, %v; want %d", n, err, len(stale))
+	}
+	for _, p := range busy {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, which another node may be writing, was removed", p)
+		}
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s, an hour old, was kept", p)
+		}
+	}
+}

@@ -127,6 +127,13 @@ type Options struct {
 	CreateTemp func(dir, pattern string) (*os.File, error)
 	// Metrics count uploads and the janitor's runs.
 	Metrics Metrics
+	// Shared says several nodes use Dir (a shared volume): at start, a
+	// leftover is removed only once it is older than an hour, as another
+	// node may be writing it now.
+	Shared bool
+	// Lock, when set, lets one node at a time run the quota janitor: it
+	// takes the named lock for at most ttl and reports whether it got it.
+	Lock func(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool)
 }
 
 // Service stores and serves uploads.

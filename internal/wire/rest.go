@@ -19,6 +19,9 @@ type Detail struct {
 type Status struct {
 	Status string `json:"status"` // ok, ready or unavailable
 	Detail string `json:"detail,omitempty"`
+	// Broker is the state of the broker among several nodes, "up" or
+	// "down" (Redis unreachable); absent on a single node.
+	Broker string `json:"broker,omitempty"`
 }
 
 // Registered answers a registration.

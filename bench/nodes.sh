@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/nodes.sh: one room of CLIENTS members on one node, then spread over
+# NODES nodes that share a throwaway MariaDB and redis-server; for each, the
+# fanout scenario at each rate of RATES (messages/s into the room). Prints
+# the tables; the highest rate whose p99 stays within 200 ms with no loss is
+# the sustained one.
+#
+#   bench/nodes.sh                       CLIENTS=1000 NODES=3 RATES="10 20 40"
+#   CLIENTS=1000 RATES="30 60" bench/nodes.sh
+#
+# Everything it starts is stopped by pid on exit; all traffic is on 127.0.0.x.
+set -euo pipefail
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+cd "$(dirname "$0")/.."
+CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
+OUT=$PWD/bench/out
+mkdir -p "$OUT"
+# The databases are fresh each run: tokens of an earlier run are no good.
+rm -f "$OUT"/nodes-tokens-*.json
+T=$(mktemp -d /tmp/mapsim-nodes.XXXXXX)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+PIDS=()
+stop_pid() {
+  kill -0 "$1" 2>/dev/null || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+cleanup() { local p; for p in "${PIDS[@]}"; do stop_pid "$p"; done; wait 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((15000 + RANDOM % 17000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+sbin() { command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"; }
+
+CGO_ENABLED=0 go build -o "$OUT/mapsim-chat" ./cmd/mapsim-chat
+CGO_ENABLED=0 go build -o "$OUT/mapsim-bench" ./cmd/mapsim-bench
+
+# MariaDB and Redis, as plain processes.
+asuser=(); [ "$(id -u)" = 0 ] && asuser=(--user=root)
+mkdir -p "$T/mdb/tmp"
+"$(sbin mariadb-install-db)" --no-defaults --datadir="$T/mdb/db" --auth-root-authentication-method=normal --skip-test-db "${asuser[@]}" >"$T/install.log" 2>&1
+MDB_PORT=$(free_port)
+"$(sbin mariadbd)" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" --bind-address=127.0.0.1 \
+  --pid-file="$T/mdb/pid" --skip-name-resolve --tmpdir="$T/mdb/tmp" --innodb-buffer-pool-size=512M --max-connections=1000 \
+  "${asuser[@]}" >"$OUT/nodes-mariadbd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 600); do "$(sbin mariadb-admin)" --socket="$T/mdb/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/nodes-redis.log" 2>&1 &
+PIDS+=($!)
+
+ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE_LIMIT_FRAMES_PER_SECOND=100000
+  RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTIONS_PER_USER=0 REGISTRATION_PER_HOUR=0
+  LOG_FORMAT=text SECRET_KEY=TWFwc2ltQ2hhdFRlc3RTZWNyZXRLZXkwMTIzNDU2Nzg5
+  DB_HOST=127.0.0.1 DB_PORT="$MDB_PORT" DB_USER=root UPLOAD_DIR="$T/uploads" DATA_DIR="$T/data")
+
+# start_nodes N DBNAME [REDIS]: N server processes; sets URLS.
+URLS=() NODE_PIDS=()
+start_nodes() {
+  local n=$1 db=$2 redis=${3:-} i logf url
+  "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -e "CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  URLS=() NODE_PIDS=()
+  for i in $(seq "$n"); do
+    logf="$OUT/nodes-$db-$i.log"
+    local env=("${ENV[@]}" DB_NAME="$db" LISTEN_ADDR=127.0.0.1:0)
+    [ -n "$redis" ] && env+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PREFIX="$db:")
+    env "${env[@]}" "$OUT/mapsim-chat" serve >"$logf" 2>&1 &
+    PIDS+=($!) NODE_PIDS+=($!)
+    for _ in $(seq 600); do
+      url=$(sed -n 's/^Mapsim Chat listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$logf" | head -1)
+      [ -n "$url" ] && break
+      sleep 0.1
+    done
+    URLS+=("$url")
+  done
+}
+stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
+
+run() {
+  local label=$1 rate=$2; shift 2
+  echo "### $label, $CLIENTS members, $rate msgs/s" >&2
+  "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -rate "$rate" -warmup 3s -duration "$DURATION" \
+    -label "$label" -token-file "$OUT/nodes-tokens-$label.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
+    || tail -5 "$OUT/nodes-$label-$rate.log" >&2
+}
+
+start_nodes 1 one_node
+for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
+stop_nodes
+
+start_nodes "$NODES" nodes redis
+args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
+for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
+stop_nodes

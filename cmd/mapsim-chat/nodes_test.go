@@ -1,0 +1,784 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
+	"github.com/mapsim/mapsim-chat/internal/testutil/redistest"
+)
+
+// The tests of several nodes: server processes (the test binary running
+// main) sharing one MariaDB database and one redis-server, all on loopback.
+
+// cluster is the nodes, their Redis and their shared settings.
+type cluster struct {
+	t     *testing.T
+	redis *redistest.Server
+	env   map[string]string
+	mu    sync.Mutex
+	nodes []*nodeProc
+}
+
+// nodeProc is one server process.
+type nodeProc struct {
+	*testServer // the API helpers, against this node
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	logs        *syncBuffer
+	dead        atomic.Bool
+}
+
+func startCluster(t *testing.T, n int, extra ...string) *cluster {
+	t.Helper()
+	o := mariadbtest.Options(t)
+	rd := redistest.Start(t)
+	env := withoutRateLimits(baseEnv(t, map[string]string{
+		"DB_HOST": o.Host, "DB_PORT": o.Port, "DB_NAME": o.Name, "DB_USER": o.User,
+		"REDIS_URL": rd.URL(), "REDIS_PREFIX": "test-" + o.Name + ":",
+	}))
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	c := &cluster{t: t, redis: rd, env: env}
+	for range n {
+		c.add()
+	}
+	return c
+}
+
+// add starts one more node and waits until it listens.
+func (c *cluster) add() *nodeProc {
+	c.t.Helper()
+	t := c.t
+	cmd := exec.Command(os.Args[0], "serve")
+	cmd.Env = []string{"MAPSIM_CHAT_AS_MAIN=1", "PATH=" + os.Getenv("PATH")}
+	for k, v := range c.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Dir = t.TempDir() // no .env there
+	stdout, logs := &syncBuffer{listening: make(chan string, 1)}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &nodeProc{cmd: cmd, exited: make(chan struct{}), logs: logs}
+	go func() { cmd.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-n.exited
+		if t.Failed() {
+			t.Logf("node %s logs (tail):\n%s", n.URL, tailString(logs.String(), 4000))
+		}
+	})
+	select {
+	case u := <-stdout.listening:
+		n.testServer = &testServer{tb: t, URL: u, env: c.env, client: http.DefaultClient}
+	case <-n.exited:
+		t.Fatalf("a node exited at start:\n%s", logs.String())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("a node did not listen within 90 s:\n%s", logs.String())
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return n
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// node returns the i-th node started.
+func (c *cluster) node(i int) *nodeProc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// urls returns the URLs of the nodes, the killed ones included (a client
+// finds out by failing to connect, as it would behind a balancer).
+func (c *cluster) urls() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.URL
+	}
+	return out
+}
+
+// kill9 ends a node with SIGKILL.
+func (n *nodeProc) kill9() {
+	n.dead.Store(true)
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// brokerState reads /readyz's broker field.
+func (n *nodeProc) brokerState(t *testing.T) string {
+	r := n.call(t, "GET", "/readyz", "", nil)
+	return r.str("broker")
+}
+
+// waitBroker waits until every live node's /readyz says the broker is in
+// state.
+func (c *cluster) waitBroker(state string) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, u := range c.urls() {
+		c.mu.Lock()
+		var n *nodeProc
+		for _, x := range c.nodes {
+			if x.URL == u {
+				n = x
+			}
+		}
+		c.mu.Unlock()
+		if n.dead.Load() {
+			continue
+		}
+		for n.brokerState(c.t) != state {
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %s: broker %q, want %q within 30 s", u, n.brokerState(c.t), state)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// textMark starts every text the tests of several nodes send.
+const textMark = "·"
+
+// isSequenced reports whether a frame type takes an id in a chat's
+// sequence.
+func isSequenced(typ string) bool {
+	switch typ {
+	case "text", "file", "system", "edit", "delete":
+		return true
+	}
+	return false
+}
+
+// member is a resuming client, like the web client: it connects to its
+// preferred node or, failing that, the next one, syncs each of its chats
+// from the last id it holds, and records every sequenced frame. It
+// reconnects whenever the connection ends, until stopped.
+type member struct {
+	t     *testing.T
+	name  string
+	token string
+	urls  func() []string
+	pref  int
+	dial  *websocket.DialOptions // nil for the defaults
+
+	mu       sync.Mutex
+	last     map[string]int64   // chat name → last id held
+	ids      map[string][]int64 // chat name → ids in the order received
+	problems []string
+	conn     *websocket.Conn
+	connects int
+	node     string // URL of the current connection
+	// other frames (acks, typing, chat_added…), for tests that wait on them
+	events chan map[string]any
+	synced chan string // chat names as their sync completes
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func newMember(t *testing.T, name, token string, urls func() []string, pref int, chats map[string]int64) *member {
+	return newMemberVia(t, name, token, urls, pref, nil, chats)
+}
+
+func newMemberVia(t *testing.T, name, token string, urls func() []string, pref int, dial *websocket.DialOptions, chats map[string]int64) *member {
+	m := &member{
+		t: t, name: name, token: token, urls: urls, pref: pref, dial: dial,
+		last: map[string]int64{}, ids: map[string][]int64{},
+		events: make(chan map[string]any, 100000), synced: make(chan string, 1000), done: make(chan struct{}),
+	}
+	for k, v := range chats {
+		m.last[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go m.run(ctx)
+	t.Cleanup(m.close)
+	return m
+}
+
+func (m *member) close() {
+	m.stop()
+	<-m.done
+}
+
+func (m *member) run(ctx context.Context) {
+	defer close(m.done)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		urls := m.urls()
+		u := urls[(m.pref+attempt)%len(urls)]
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(u, "http")+"/ws?resume=1&token="+url.QueryEscape(m.token), m.dial)
+		cancel()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		attempt = -1 // back to the preferred node next time
+		conn.SetReadLimit(1 << 20)
+		m.mu.Lock()
+		m.conn, m.node = conn, u
+		m.connects++
+		chats := make(map[string]int64, len(m.last))
+		for k, v := range m.last {
+			chats[k] = v
+		}
+		m.mu.Unlock()
+		for name, after := range chats {
+			m.write(conn, map[string]any{"type": "sync", "chat_name": name, "after_id": after})
+		}
+		m.read(ctx, conn)
+		conn.CloseNow()
+		m.mu.Lock()
+		m.conn = nil
+		m.mu.Unlock()
+	}
+}
+
+func (m *member) write(conn *websocket.Conn, v any) error {
+	data, _ := json.Marshal(v)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return conn.Write(ctx, websocket.MessageText, data)
+}
+
+func (m *member) read(ctx context.Context, conn *websocket.Conn) {
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		var f map[string]any
+		json.Unmarshal(data, &f)
+		typ, _ := f["type"].(string)
+		name, _ := f["chat_name"].(string)
+		switch {
+		case isSequenced(typ):
+			id := num(f, "id")
+			m.mu.Lock()
+			last, known := m.last[name]
+			switch {
+			case !known:
+				m.problems = append(m.problems, fmt.Sprintf("%s frame %d of chat %s, which was never synced", typ, id, name))
+			case id <= last:
+				m.problems = append(m.problems, fmt.Sprintf("chat %s: id %d after %d (duplicate or out of order)", name, id, last))
+			case typ == "text" && !strings.HasPrefix(fmt.Sprint(f["text"]), textMark):
+				// Every test text starts with the mark: a body another
+				// node sealed must open here too.
+				m.problems = append(m.problems, fmt.Sprintf("chat %s: message %d arrived as %q", name, id, f["text"]))
+			default:
+				m.ids[name] = append(m.ids[name], id)
+				m.last[name] = id
+			}
+			m.mu.Unlock()
+		case typ == "chat_added":
+			c, _ := f["chat"].(map[string]any)
+			cname, _ := c["name"].(string)
+			from := num(c, "last_message_id")
+			m.mu.Lock()
+			if _, known := m.last[cname]; !known {
+				m.last[cname] = from
+			}
+			after := m.last[cname]
+			m.mu.Unlock()
+			m.write(conn, map[string]any{"type": "sync", "chat_name": cname, "after_id": after})
+		case typ == "synced":
+			select {
+			case m.synced <- name:
+			default:
+			}
+		}
+		select {
+		case m.events <- f:
+		default:
+		}
+	}
+}
+
+// send writes a frame on the current connection; false when there is none.
+func (m *member) send(v any) bool {
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	return conn != nil && m.write(conn, v) == nil
+}
+
+// mustSend sends, waiting up to 15 s for a connection.
+func (m *member) mustSend(v any) {
+	m.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !m.send(v) {
+		if time.Now().After(deadline) {
+			m.t.Fatalf("%s: no connection to send on", m.name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// nextEvent waits for a frame that matches.
+func (m *member) nextEvent(what string, match func(map[string]any) bool) map[string]any {
+	m.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case f := <-m.events:
+			if match(f) {
+				return f
+			}
+		case <-deadline:
+			m.t.Fatalf("%s: no %s within 20 s", m.name, what)
+			return nil
+		}
+	}
+}
+
+// held returns the ids the member holds of a chat.
+func (m *member) held(chatName string) []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.ids[chatName])
+}
+
+// waitHolds waits until the member holds every id of want (and fails on
+// anything else or any problem): exactly once, in id order.
+func (m *member) waitHolds(chatName string, want []int64, within time.Duration) {
+	m.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := m.held(chatName)
+		m.mu.Lock()
+		problems := slices.Clone(m.problems)
+		m.mu.Unlock()
+		if len(problems) > 0 {
+			m.t.Fatalf("%s: %d problems, first: %s", m.name, len(problems), problems[0])
+		}
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			missing, extra := diffIDs(want, got)
+			m.t.Fatalf("%s holds %d ids of %s, want %d; missing %v, unexpected %v", m.name, len(got), chatName, len(want), head(missing), head(extra))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mustGroup creates a group through a node and returns its name and the
+// id to sync it from.
+func mustGroup(t *testing.T, n *nodeProc, owner, title string, members ...string) (string, int64) {
+	t.Helper()
+	r := n.call(t, "POST", "/chats/", owner, map[string]any{"kind": "group", "title": title, "members": members})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create group: %d %s", r.Status, r.Raw)
+	}
+	start := int64(0)
+	if v, ok := r.Body["last_message_id"].(float64); ok {
+		start = int64(v)
+	}
+	return r.str("name"), start
+}
+
+// sendAcked sends one text message through a member and returns its id.
+// It sends again, with the same client id, while no ack comes (the frame
+// may have gone down with a node).
+func (m *member) sendAcked(chatName, clientID, text string) int64 {
+	m.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		m.mustSend(map[string]any{"type": "text", "chat_name": chatName, "client_id": clientID, "text": textMark + text})
+		wait := time.After(3 * time.Second)
+		for {
+			select {
+			case f := <-m.events:
+				if f["type"] == "ack" && f["client_id"] == clientID {
+					return num(f, "id")
+				}
+				continue
+			case <-wait:
+			}
+			break
+		}
+	}
+	m.t.Fatalf("%s: no ack of %s within 30 s", m.name, clientID)
+	return 0
+}
+
+// TestNodesShareChats: three nodes behave as one server. Messages, edits
+// and deletes sent on any node reach the members on every node, in id
+// order, once; typing crosses nodes; a member added on one node while
+// connected to another gets the chat and its messages, and one removed
+// stops getting them; /readyz reports the broker.
+func TestNodesShareChats(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol, dave := n0.MustUser(t, "alice"), n1.MustUser(t, "bob"), n2.MustUser(t, "carol"), n2.MustUser(t, "dave")
+	group, start := mustGroup(t, n0, alice, "Across", "bob", "carol")
+	chats := map[string]int64{group: start}
+	a := newMember(t, "alice", alice, c.urls, 0, chats)
+	b := newMember(t, "bob", bob, c.urls, 1, chats)
+	cm := newMember(t, "carol", carol, c.urls, 2, chats)
+	d := newMember(t, "dave", dave, c.urls, 2, nil)
+	for _, m := range []*member{a, b, cm} {
+		m.nextEvent("synced", func(f map[string]any) bool { return f["type"] == "synced" })
+	}
+	d.nextEvent("hello", func(f map[string]any) bool { return f["type"] == "hello" })
+	for i, n := range []*nodeProc{n0, n1, n2} {
+		if got := n.brokerState(t); got != "up" {
+			t.Fatalf("node %d: /readyz broker %q, want up", i, got)
+		}
+	}
+
+	var want []int64
+	want = append(want, a.sendAcked(group, "a1", "from node 0"))
+	want = append(want, b.sendAcked(group, "b1", "from node 1"))
+	want = append(want, cm.sendAcked(group, "c1", "from node 2"))
+	slices.Sort(want)
+	for _, m := range []*member{a, b, cm} {
+		m.waitHolds(group, want, 20*time.Second)
+	}
+
+	// Edit on node 1 and delete on node 2 reach everyone.
+	b.mustSend(map[string]any{"type": "edit", "chat_name": group, "client_id": "b1-edit", "message_id": want[1], "text": textMark + "edited on node 1"})
+	want = append(want, num(b.nextEvent("edit ack", func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == "b1-edit" }), "id"))
+	cm.mustSend(map[string]any{"type": "delete", "chat_name": group, "client_id": "c1-del", "message_id": want[2]})
+	want = append(want, num(cm.nextEvent("delete ack", func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == "c1-del" }), "id"))
+	for _, m := range []*member{a, b, cm} {
+		m.waitHolds(group, want, 20*time.Second)
+	}
+	edit := a.nextEvent("the edit", func(f map[string]any) bool { return f["type"] == "edit" })
+	if edit["text"] != textMark+"edited on node 1" || num(edit, "message_id") != want[1] {
+		t.Fatalf("node 0 got the edit as %v", edit)
+	}
+
+	// Typing on node 0 shows on nodes 1 and 2.
+	a.mustSend(map[string]any{"type": "typing", "chat_name": group})
+	for _, m := range []*member{b, cm} {
+		m.nextEvent("typing", func(f map[string]any) bool { return f["type"] == "typing" && f["username"] == "alice" })
+	}
+
+	// Dave, on node 2, is added on node 0: he gets the chat and syncs it,
+	// then live messages.
+	if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"dave"}}); r.Status != http.StatusOK {
+		t.Fatalf("add dave: %d %s", r.Status, r.Raw)
+	}
+	d.nextEvent("chat_added", func(f map[string]any) bool { return f["type"] == "chat_added" })
+	added := b.nextEvent("the system message", func(f map[string]any) bool { return f["type"] == "system" })
+	want = append(want, num(added, "id"))
+	want = append(want, a.sendAcked(group, "a2", "welcome dave"))
+	for _, m := range []*member{a, b, cm} {
+		m.waitHolds(group, want, 20*time.Second)
+	}
+	d.waitHolds(group, want[len(want)-2:], 20*time.Second)
+
+	// Carol, on node 2, is removed on node 0: she hears of it and gets
+	// nothing after.
+	if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("remove carol: %d %s", r.Status, r.Raw)
+	}
+	cm.nextEvent("chat_removed", func(f map[string]any) bool { return f["type"] == "chat_removed" })
+	removed := b.nextEvent("the system message", func(f map[string]any) bool { return f["type"] == "system" })
+	want = append(want, num(removed, "id"))
+	carolHas := append(slices.Clone(want), 0)[:len(want)]
+	want = append(want, b.sendAcked(group, "b2", "after carol"))
+	for _, m := range []*member{a, b} {
+		m.waitHolds(group, want, 20*time.Second)
+	}
+	d.waitHolds(group, want[len(want)-4:], 20*time.Second)
+	if got := cm.held(group); !slices.Equal(got, carolHas) {
+		t.Fatalf("carol holds %v, want %v (nothing after her removal)", got, carolHas)
+	}
+}
+
+// nodesLoad is a group under load across the nodes: a sender per node
+// (each keeping a window of unacknowledged messages, resending them with
+// the same client ids after any reconnect, to the next node if its own is
+// gone) and receivers spread over the nodes.
+type nodesLoad struct {
+	c         *cluster
+	group     string
+	start     int64
+	lateToken string
+	receivers []*member
+	ackMu     sync.Mutex
+	acked     []int64
+	total     atomic.Int64
+	errs      chan error
+	wg        sync.WaitGroup
+}
+
+func startNodesLoad(t *testing.T, c *cluster, receiversPerNode, perSender int) *nodesLoad {
+	t.Helper()
+	n0 := c.node(0)
+	nodes := len(c.urls())
+	owner := n0.MustUser(t, "owner")
+	var names, senders []string
+	for i := range nodes {
+		senders = append(senders, c.node(i).MustUser(t, fmt.Sprintf("sender%d", i)))
+		names = append(names, fmt.Sprintf("sender%d", i))
+	}
+	var receiverTokens []string
+	for i := range receiversPerNode * nodes {
+		receiverTokens = append(receiverTokens, c.node(i%nodes).MustUser(t, fmt.Sprintf("receiver%d", i)))
+		names = append(names, fmt.Sprintf("receiver%d", i))
+	}
+	// late joins the group now, and connects in a test that starts a node
+	// later.
+	lateToken := n0.MustUser(t, "late")
+	names = append(names, "late")
+	group, start := mustGroup(t, n0, owner, "Load", names...)
+	l := &nodesLoad{c: c, group: group, start: start, lateToken: lateToken, errs: make(chan error, nodes)}
+	for i, tok := range receiverTokens {
+		l.receivers = append(l.receivers, newMember(t, fmt.Sprintf("receiver%d", i), tok, c.urls, i%nodes, map[string]int64{group: start}))
+	}
+	for _, r := range l.receivers {
+		r.nextEvent("synced", func(f map[string]any) bool { return f["type"] == "synced" })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	for i, tok := range senders {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := l.send(ctx, tok, i, perSender); err != nil {
+				l.errs <- fmt.Errorf("sender %d: %w", i, err)
+			}
+		}()
+	}
+	return l
+}
+
+// waitAcked waits until n messages are acknowledged in all.
+func (l *nodesLoad) waitAcked(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for l.total.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages acknowledged within 2 min, want %d", l.total.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// finish waits for the senders and then for every receiver to hold every
+// acknowledged message, once, in order.
+func (l *nodesLoad) finish(t *testing.T, extra ...*member) []int64 {
+	t.Helper()
+	l.wg.Wait()
+	close(l.errs)
+	for err := range l.errs {
+		t.Fatal(err)
+	}
+	l.ackMu.Lock()
+	want := slices.Clone(l.acked)
+	l.ackMu.Unlock()
+	slices.Sort(want)
+	if len(slices.Compact(slices.Clone(want))) != len(want) {
+		t.Fatal("two acks carried the same id")
+	}
+	for _, r := range append(slices.Clone(l.receivers), extra...) {
+		r.waitHolds(l.group, want, time.Minute)
+	}
+	return want
+}
+
+func (l *nodesLoad) send(ctx context.Context, token string, n, count int) error {
+	const window = 32
+	unacked := map[string][]byte{}
+	next := 0
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if next == count && len(unacked) == 0 {
+			return nil
+		}
+		urls := l.c.urls()
+		u := urls[(n+attempt)%len(urls)]
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(u, "http")+"/ws?token="+url.QueryEscape(token), nil)
+		cancel()
+		if err != nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		attempt = -1
+		conn.SetReadLimit(1 << 20)
+		ok := true
+		write := func(frame []byte) bool { return conn.Write(ctx, websocket.MessageText, frame) == nil }
+		for _, frame := range unacked {
+			if ok = write(frame); !ok {
+				break
+			}
+		}
+		for ok {
+			for len(unacked) < window && next < count {
+				id := fmt.Sprintf("s%d-m%d", n, next)
+				frame, _ := json.Marshal(map[string]any{"type": "text", "chat_name": l.group, "client_id": id, "text": textMark + id + " " + strings.Repeat("x", 200)})
+				unacked[id] = frame
+				next++
+				if ok = write(frame); !ok {
+					break
+				}
+			}
+			if !ok {
+				break
+			}
+			if next == count && len(unacked) == 0 {
+				conn.Close(websocket.StatusNormalClosure, "")
+				return nil
+			}
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, data, err := conn.Read(rctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			var f struct {
+				Type     string `json:"type"`
+				ID       int64  `json:"id"`
+				ClientID string `json:"client_id"`
+				Code     string `json:"code"`
+				Detail   string `json:"detail"`
+			}
+			json.Unmarshal(data, &f)
+			switch f.Type {
+			case "ack":
+				if _, mine := unacked[f.ClientID]; !mine {
+					continue
+				}
+				delete(unacked, f.ClientID)
+				l.ackMu.Lock()
+				l.acked = append(l.acked, f.ID)
+				l.ackMu.Unlock()
+				l.total.Add(1)
+			case "error":
+				if f.Code != "unavailable" {
+					return fmt.Errorf("error frame for %s: %s %s", f.ClientID, f.Code, f.Detail)
+				}
+				if frame, pending := unacked[f.ClientID]; pending {
+					ok = write(frame)
+				}
+			}
+		}
+		conn.CloseNow()
+	}
+	return ctx.Err()
+}
+
+// TestNodesSurviveRedisRestart: redis-server is killed under load and
+// started again. Meanwhile sends still commit and the nodes say so on
+// /readyz; when it is back each node resubscribes and fills from the
+// database, and every receiver, on every node, ends up with every
+// acknowledged message exactly once, in id order.
+func TestNodesSurviveRedisRestart(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const perSender = 400
+	l := startNodesLoad(t, c, 2, perSender)
+	l.waitAcked(t, perSender*3/4)
+	c.redis.Kill()
+	c.waitBroker("down")
+	before := l.total.Load()
+	l.waitAcked(t, before+perSender) // sends commit while Redis is away
+	c.redis.Restart()
+	c.waitBroker("up")
+	want := l.finish(t)
+	reconnects := 0
+	for _, r := range l.receivers {
+		r.mu.Lock()
+		reconnects += r.connects - 1
+		r.mu.Unlock()
+	}
+	t.Logf("%d messages; the receivers reconnected %d times in all", len(want), reconnects)
+}
+
+// TestNodesSurviveKill9: one of three nodes is killed with SIGKILL under
+// load. Its clients reconnect to the others and catch up; a node started
+// afterwards serves a client that catches up from the start; every
+// receiver holds every acknowledged message exactly once, in id order.
+func TestNodesSurviveKill9(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	const perSender = 400
+	l := startNodesLoad(t, c, 2, perSender)
+	l.waitAcked(t, perSender)
+	c.node(2).kill9()
+	l.waitAcked(t, perSender*2)
+	late := c.add()
+	lm := newMember(t, "late", l.lateToken, func() []string { return []string{late.URL} }, 0, map[string]int64{l.group: l.start})
+	l.finish(t, lm)
+	for _, r := range l.receivers[2:] {
+		r.mu.Lock()
+		node := r.node
+		r.mu.Unlock()
+		if node == c.node(2).URL {
+			t.Fatalf("%s is still on the killed node", r.name)
+		}
+	}
+}
+
+// TestNodesShareSessions: a WebSocket ticket asked for on one node opens a
+// socket on another, once; a logout on one node closes the session's
+// sockets on the others within about a second.
+func TestNodesShareSessions(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	erin := n0.MustUser(t, "erin")
+	r := n0.call(t, "POST", "/ws-ticket/", erin, nil)
+	if r.Status != http.StatusOK || r.str("ticket") == "" {
+		t.Fatalf("ws-ticket: %d %s", r.Status, r.Raw)
+	}
+	ticket := r.str("ticket")
+	ws, err := n1.dial(t, "ticket="+url.QueryEscape(ticket), nil)
+	if err != nil {
+		t.Fatalf("a ticket from node 0 did not open a socket on node 1: %v", err)
+	}
+	ws.nextType("hello")
+	if _, err := n2.dial(t, "ticket="+url.QueryEscape(ticket), nil); err == nil {
+		t.Fatal("a used ticket opened a second socket on node 2")
+	}
+	other := n2.MustDial(t, erin, "global")
+	other.nextType("hello")
+
+	// Logout on node 0: both sockets, on nodes 1 and 2, close.
+	start := time.Now()
+	if r := n0.call(t, "POST", "/logout/", erin, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", r.Status, r.Raw)
+	}
+	for i, s := range []*wsClient{ws, other} {
+		if code := s.closeStatus(); code != websocket.StatusPolicyViolation {
+			t.Fatalf("socket %d closed with %d, want 1008", i, code)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the sockets closed %v after the logout", d)
+	}
+	t.Logf("both sockets closed %v after the logout on another node", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,686 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/redis/go-redis/v9"
+)
+
+// Source is where the Redis broker reads back what pub/sub lost: the
+// database every node commits to.
+type Source interface {
+	// After returns up to limit committed events of a chat after an id,
+	// oldest first, encoded as they were published.
+	After(ctx context.Context, chatID, after int64, limit int) ([]chat.Event, error)
+	// NewestByChat returns the newest message id of every chat with a
+	// message after an id.
+	NewestByChat(ctx context.Context, after int64) (map[int64]int64, error)
+}
+
+// Hub is what the Redis broker asks of the local hub.
+type Hub interface {
+	// LiveChats returns the chats with a connection on this node.
+	LiveChats() []int64
+	// Live reports whether a chat has a connection on this node.
+	Live(chatID int64) bool
+	// Floor returns the lowest message id of a chat that every live
+	// connection here has been sent, if any connection knows one.
+	Floor(chatID int64) (int64, bool)
+}
+
+// RedisOptions configure a Redis broker.
+type RedisOptions struct {
+	URL    string // redis:// or rediss://, as config checked it
+	Prefix string // of the channel's name
+	Log    *slog.Logger
+	// Forget, if set, drops what this node caches of chats and of users'
+	// chat lists, for events that follow another node's change
+	// (chat.Event.Forget).
+	Forget func(userIDs []int64, chatIDs ...int64)
+	// OutQueue is how many events may wait to be published to Redis;
+	// beyond it they are dropped, and the other nodes told to fill from
+	// the database (0: 65536).
+	OutQueue int
+}
+
+// Redis is the broker of a node among several: it delivers each event to
+// this node's hub at once and publishes it to Redis, from where every
+// other node delivers it to its own. Redis pub/sub is at-most-once and
+// nodes commit concurrently, so the committed messages of each chat pass
+// a per-chat line that delivers them in id order, fills from the Source
+// what did not arrive, and drops what was already delivered. See
+// ARCHITECTURE.md, "Several nodes".
+type Redis struct {
+	opt     RedisOptions
+	log     *slog.Logger
+	rdb     *redis.Client
+	channel string
+	node    string // this process, so it skips its own events coming back
+
+	mu      sync.RWMutex
+	deliver func(chat.Event)
+	hub     Hub
+	source  Source
+	lines   map[int64]*line
+
+	out      chan []byte
+	lostOut  atomic.Bool // an event was not published: tell the others to fill
+	up       atomic.Bool // subscribed, and the last publish went through
+	since    atomic.Int64
+	stuck    sync.Map // chat id → struct{}: a fill failed, retry
+	stats    RedisStats
+	statsMu  sync.Mutex
+	pageSize int
+}
+
+// line is one chat's delivery on this node: the highest message id
+// delivered (or known to be delivered by the connections' own sync).
+type line struct {
+	mu   sync.Mutex
+	last int64
+}
+
+// RedisStats are the Redis broker's counters since the start.
+type RedisStats struct {
+	State        string `json:"state"` // "up" or "down"
+	Reconnects   int64  `json:"reconnects"`
+	GapsFilled   int64  `json:"gaps_filled"`
+	Replayed     int64  `json:"events_replayed"` // events read back from the database
+	Duplicates   int64  `json:"duplicates_dropped"`
+	Published    int64  `json:"published"`
+	PublishLost  int64  `json:"publish_lost"` // not published; the other nodes filled instead
+	Received     int64  `json:"received"`
+	Resyncs      int64  `json:"resyncs"`
+	DownSince    string `json:"down_since,omitempty"`
+	ResyncFailed int64  `json:"resync_failed"`
+}
+
+var _ chat.Broker = (*Redis)(nil)
+
+// clientLog routes the Redis client's own log lines (reconnect attempts) to
+// slog at debug level: the broker logs each change of state itself, once.
+type clientLog struct{ log *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+// NewRedis returns a Redis broker; Run connects it.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	redis.SetLogger(clientLog{o.Log})
+	ropt, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// ParseURL's errors may quote the URL, password and all.
+		return nil, errors.New("broker: REDIS_URL does not parse as a Redis URL")
+	}
+	ropt.ClientName = "mapsim-chat"
+	ropt.DialTimeout = 2 * time.Second
+	ropt.ReadTimeout = 3 * time.Second
+	ropt.WriteTimeout = 3 * time.Second
+	ropt.MaxRetries = 0 // a failed publish is told to the others as a fill, not retried out of order
+	if o.OutQueue <= 0 {
+		o.OutQueue = 65536
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	b := &Redis{
+		opt: o, log: o.Log, rdb: redis.NewClient(ropt),
+		channel:  o.Prefix + "events",
+		node:     hex.EncodeToString(id),
+		lines:    make(map[int64]*line),
+		out:      make(chan []byte, o.OutQueue),
+		pageSize: 256,
+	}
+	b.since.Store(time.Now().UnixNano())
+	return b, nil
+}
+
+// Client is the Redis client, for the other state the nodes share.
+func (b *Redis) Client() *redis.Client { return b.rdb }
+
+// Subscribe sets the receiver of events (the hub's).
+func (b *Redis) Subscribe(deliver func(chat.Event)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deliver = deliver
+}
+
+// Attach gives the broker where to read what it must fill and the hub it
+// fills for; call it before Run (they are made after the broker, as they
+// publish through it).
+func (b *Redis) Attach(src Source, h Hub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.source, b.hub = src, h
+}
+
+// Up reports whether the broker is subscribed and publishing.
+func (b *Redis) Up() bool { return b.up.Load() }
+
+// Stats returns the broker's counters.
+func (b *Redis) Stats() RedisStats {
+	b.statsMu.Lock()
+	s := b.stats
+	b.statsMu.Unlock()
+	s.State = "down"
+	if b.up.Load() {
+		s.State = "up"
+	} else {
+		s.DownSince = time.Unix(0, b.since.Load()).UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func (b *Redis) count(f func(*RedisStats)) {
+	b.statsMu.Lock()
+	f(&b.stats)
+	b.statsMu.Unlock()
+}
+
+// Run subscribes and publishes until ctx ends. Redis being away is no
+// error: the node goes on alone, and fills from the database when Redis is
+// back.
+func (b *Redis) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); b.publishLoop(ctx) }()
+	go func() { defer wg.Done(); b.receiveLoop(ctx) }()
+	go func() { defer wg.Done(); b.retryLoop(ctx) }()
+	wg.Wait()
+	b.rdb.Close()
+}
+
+// Publish delivers the event on this node at once and queues it for the
+// others. It never waits for Redis.
+func (b *Redis) Publish(_ context.Context, ev chat.Event) error {
+	b.handle(context.Background(), ev)
+	select {
+	case b.out <- encode(b.node, ev):
+	default:
+		b.lostOut.Store(true)
+		b.count(func(s *RedisStats) { s.PublishLost++ })
+	}
+	return nil
+}
+
+// envelope is the header of an event on the channel; the frame follows it
+// after a newline, as it was encoded (once) for the clients.
+type envelope struct {
+	Node       string  `json:"n"`
+	ChatID     int64   `json:"c,omitempty"`
+	MessageID  int64   `json:"m,omitempty"`
+	Prev       int64   `json:"p,omitempty"`
+	SkipUserID int64   `json:"s,omitempty"`
+	UserIDs    []int64 `json:"u,omitempty"`
+	Membership string  `json:"k,omitempty"`
+	Forget     bool    `json:"f,omitempty"`
+	// Resync asks every node to fill its chats from the database: the
+	// sender lost events it could not publish.
+	Resync bool `json:"r,omitempty"`
+}
+
+func encode(node string, ev chat.Event) []byte {
+	h, _ := json.Marshal(envelope{Node: node, ChatID: ev.ChatID, MessageID: ev.MessageID, Prev: ev.Prev,
+		SkipUserID: ev.SkipUserID, UserIDs: ev.UserIDs, Membership: ev.Membership, Forget: ev.Forget})
+	buf := make([]byte, 0, len(h)+1+len(ev.Frame))
+	buf = append(buf, h...)
+	buf = append(buf, '\n')
+	return append(buf, ev.Frame...)
+}
+
+func decode(payload string) (envelope, []byte, error) {
+	head, frame, ok := strings.Cut(payload, "\n")
+	var env envelope
+	if !ok {
+		return env, nil, errors.New("no header")
+	}
+	if err := json.Unmarshal([]byte(head), &env); err != nil {
+		return env, nil, err
+	}
+	return env, []byte(frame), nil
+}
+
+// publishLoop sends queued events to Redis in pipelines, in queue order:
+// a pipeline's replies have all come back before the next is sent, so
+// Redis sees them in order. When events were lost (a full queue, Redis
+// away), the next pipeline starts with a resync notice.
+func (b *Redis) publishLoop(ctx context.Context) {
+	const maxBatch = 512
+	batch := make([][]byte, 0, maxBatch)
+	backoff := 50 * time.Millisecond
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			b.drain()
+			return
+		case p := <-b.out:
+			batch = append(batch, p)
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-b.out:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		lost := b.lostOut.Swap(false)
+		pipe := b.rdb.Pipeline()
+		if lost {
+			notice, _ := json.Marshal(envelope{Node: b.node, Resync: true})
+			pipe.Publish(ctx, b.channel, append(notice, '\n'))
+		}
+		for _, p := range batch {
+			pipe.Publish(ctx, b.channel, p)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.lostOut.Store(true)
+			b.count(func(s *RedisStats) { s.PublishLost += int64(len(batch)) })
+			b.setDown(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		b.count(func(s *RedisStats) { s.Published += int64(len(batch)) })
+	}
+}
+
+// drain publishes what is still queued at shutdown (the sequencer has
+// published its last commits by then), within a short time.
+func (b *Redis) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	pipe := b.rdb.Pipeline()
+	for {
+		select {
+		case p := <-b.out:
+			pipe.Publish(ctx, b.channel, p)
+			continue
+		default:
+		}
+		break
+	}
+	if pipe.Len() > 0 {
+		pipe.Exec(ctx)
+	}
+}
+
+// setDown records that Redis is away, logging the change once.
+func (b *Redis) setDown(err error) {
+	if b.up.Swap(false) {
+		b.since.Store(time.Now().UnixNano())
+		b.log.Warn("broker: Redis unreachable; messages commit and reach this node's connections, the other nodes catch up when it is back",
+			"err", redactErr(err))
+	}
+}
+
+// redactErr keeps a Redis error's kind but not its text when the text may
+// carry the URL (and its password).
+func redactErr(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return err.Error()
+	}
+	s := err.Error()
+	if strings.Contains(s, "@") {
+		return "redis error (details withheld: they may hold the password)"
+	}
+	return s
+}
+
+// receiveLoop reads the channel. Every subscription confirmation — the
+// first, and each after a reconnect — starts with a fill of this node's
+// chats from the database, as events may have been lost meanwhile.
+func (b *Redis) receiveLoop(ctx context.Context) {
+	// quiet is how long the subscription may stay silent before a ping;
+	// a connection that has answered nothing, not even a ping, for
+	// deadAfter is given up and made again (a partition that leaves the
+	// socket open).
+	const quiet, deadAfter = 2 * time.Second, 7 * time.Second
+	ps := b.rdb.Subscribe(ctx, b.channel)
+	defer func() { ps.Close() }()
+	backoff := 50 * time.Millisecond
+	subscribed := false
+	heard := time.Now()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, quiet)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && time.Since(heard) < deadAfter {
+				// A failed ping shows up as the next Receive's error.
+				ps.Ping(ctx)
+				continue
+			}
+			b.setDown(err)
+			if time.Since(heard) >= deadAfter {
+				ps.Close()
+				ps = b.rdb.Subscribe(ctx, b.channel)
+				heard = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		heard = time.Now()
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			if subscribed {
+				b.count(func(s *RedisStats) { s.Reconnects++ })
+			}
+			b.up.Store(true)
+			b.log.Info("broker: subscribed to Redis", "channel", b.channel, "reconnect", subscribed)
+			subscribed = true
+			b.resync(ctx)
+		case *redis.Message:
+			b.count(func(s *RedisStats) { s.Received++ })
+			b.received(ctx, m.Payload)
+		}
+	}
+}
+
+// received handles one payload from the channel.
+func (b *Redis) received(ctx context.Context, payload string) {
+	env, frame, err := decode(payload)
+	if err != nil {
+		b.log.Error("broker: undecodable event on the channel", "channel", b.channel, "err", err)
+		return
+	}
+	if env.Node == b.node {
+		return // delivered here when it was published
+	}
+	if env.Resync {
+		b.resync(ctx)
+		return
+	}
+	if env.Forget && b.opt.Forget != nil {
+		b.opt.Forget(env.UserIDs, env.ChatID)
+	}
+	b.handle(ctx, chat.Event{ChatID: env.ChatID, MessageID: env.MessageID, Prev: env.Prev, SkipUserID: env.SkipUserID,
+		UserIDs: env.UserIDs, Membership: env.Membership, Forget: env.Forget, Frame: frame})
+}
+
+// handle delivers one event to the local hub. A committed message goes
+// through its chat's line: delivered if it follows what was delivered,
+// after a fill from the database if something is missing before it, and
+// dropped if it was delivered already.
+func (b *Redis) handle(ctx context.Context, ev chat.Event) {
+	b.mu.RLock()
+	deliver := b.deliver
+	b.mu.RUnlock()
+	if deliver == nil {
+		return
+	}
+	if ev.MessageID == 0 || len(ev.UserIDs) > 0 {
+		deliver(ev)
+		return
+	}
+	l, fresh := b.line(ev.ChatID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if fresh {
+		// Start from what the connections here have been sent; with none
+		// knowing, nobody here can miss anything before this event.
+		l.last = ev.Prev
+		if f, ok := b.floor(ev.ChatID); ok && f < ev.Prev {
+			l.last = f
+		}
+	}
+	if ev.MessageID <= l.last {
+		b.count(func(s *RedisStats) { s.Duplicates++ })
+		return
+	}
+	if ev.Prev > l.last && !b.live(ev.ChatID) {
+		// Nobody here to fill for: a connection that comes now syncs
+		// from the database or starts live from here.
+		l.last = ev.MessageID
+		return
+	}
+	if ev.Prev > l.last {
+		b.count(func(s *RedisStats) { s.GapsFilled++ })
+		if err := b.fill(ctx, l, ev.ChatID, deliver); err != nil {
+			// Not delivered: a connection sent this would never get the
+			// gap before it. The retry loop fills the chat, this event
+			// included, once the database answers.
+			b.stuck.Store(ev.ChatID, struct{}{})
+			b.log.Warn("broker: fill from the database failed; retrying", "chat_id", ev.ChatID, "err", err)
+			return
+		}
+		if ev.MessageID <= l.last {
+			return
+		}
+	}
+	deliver(ev)
+	l.last = ev.MessageID
+}
+
+func (b *Redis) floor(chatID int64) (int64, bool) {
+	b.mu.RLock()
+	h := b.hub
+	b.mu.RUnlock()
+	if h == nil {
+		return 0, false
+	}
+	return h.Floor(chatID)
+}
+
+func (b *Redis) live(chatID int64) bool {
+	b.mu.RLock()
+	h := b.hub
+	b.mu.RUnlock()
+	return h == nil || h.Live(chatID)
+}
+
+// forgetIdle drops the lines of chats with no connection here (memory stays
+// in proportion to the chats in use); such a chat starts again from its
+// connections' floor when next needed, as after a resync.
+func (b *Redis) forgetIdle() {
+	b.mu.RLock()
+	h := b.hub
+	b.mu.RUnlock()
+	if h == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.lines {
+		if !h.Live(id) {
+			delete(b.lines, id)
+		}
+	}
+}
+
+// line returns a chat's line, and whether it was just made.
+func (b *Redis) line(chatID int64) (*line, bool) {
+	b.mu.RLock()
+	l := b.lines[chatID]
+	b.mu.RUnlock()
+	if l != nil {
+		return l, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l = b.lines[chatID]; l != nil {
+		return l, false
+	}
+	l = &line{}
+	b.lines[chatID] = l
+	return l, true
+}
+
+// fill delivers every committed event of the chat after l.last, in order,
+// in pages. l.mu is held.
+func (b *Redis) fill(ctx context.Context, l *line, chatID int64, deliver func(chat.Event)) error {
+	b.mu.RLock()
+	src := b.source
+	b.mu.RUnlock()
+	if src == nil {
+		return errors.New("broker: not attached")
+	}
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		evs, err := src.After(fctx, chatID, l.last, b.pageSize)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			deliver(ev)
+			l.last = ev.MessageID
+		}
+		b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
+		if len(evs) < b.pageSize {
+			return nil
+		}
+	}
+}
+
+// resync fills every chat with a connection here from the database: run
+// when the subscription is (re)established and when another node says it
+// lost events. Lines of chats without connections here are forgotten;
+// they start again from the connections' floor when next needed.
+func (b *Redis) resync(ctx context.Context) {
+	b.count(func(s *RedisStats) { s.Resyncs++ })
+	b.mu.RLock()
+	h, deliver, src := b.hub, b.deliver, b.source
+	b.mu.RUnlock()
+	if h == nil || deliver == nil || src == nil {
+		return
+	}
+	live := h.LiveChats()
+	liveSet := make(map[int64]struct{}, len(live))
+	from := int64(-1)
+	type start struct {
+		l    *line
+		last int64
+	}
+	starts := make(map[int64]start, len(live))
+	for _, id := range live {
+		liveSet[id] = struct{}{}
+		l, fresh := b.line(id)
+		l.mu.Lock()
+		if fresh {
+			f, ok := h.Floor(id)
+			if !ok {
+				// Nobody here knows where they are: each is syncing or
+				// has been sent nothing of it. Forget the line again.
+				l.mu.Unlock()
+				b.mu.Lock()
+				delete(b.lines, id)
+				b.mu.Unlock()
+				continue
+			}
+			l.last = f
+		}
+		starts[id] = start{l, l.last}
+		if from < 0 || l.last < from {
+			from = l.last
+		}
+		l.mu.Unlock()
+	}
+	b.mu.Lock()
+	for id := range b.lines {
+		if _, ok := liveSet[id]; !ok {
+			delete(b.lines, id)
+		}
+	}
+	b.mu.Unlock()
+	if from < 0 {
+		return
+	}
+	nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	newest, err := src.NewestByChat(nctx, from)
+	cancel()
+	if err != nil {
+		b.count(func(s *RedisStats) { s.ResyncFailed++ })
+		b.log.Warn("broker: reading what changed while Redis was away failed; retrying", "err", err)
+		for id := range starts {
+			b.stuck.Store(id, struct{}{})
+		}
+		return
+	}
+	for id, st := range starts {
+		if newest[id] <= st.last {
+			continue
+		}
+		st.l.mu.Lock()
+		if newest[id] > st.l.last {
+			if err := b.fill(ctx, st.l, id, deliver); err != nil {
+				b.stuck.Store(id, struct{}{})
+			}
+		}
+		st.l.mu.Unlock()
+	}
+}
+
+// retryLoop fills, each second, the chats whose fill failed, and each
+// minute forgets the lines no connection here needs.
+func (b *Redis) retryLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n%60 == 0 {
+			b.forgetIdle()
+		}
+		b.mu.RLock()
+		deliver := b.deliver
+		b.mu.RUnlock()
+		b.stuck.Range(func(k, _ any) bool {
+			id := k.(int64)
+			l, fresh := b.line(id)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if fresh {
+				f, ok := b.floor(id)
+				if !ok {
+					b.stuck.Delete(id)
+					return true
+				}
+				l.last = f
+			}
+			if err := b.fill(ctx, l, id, deliver); err == nil {
+				b.stuck.Delete(id)
+			}
+			return true
+		})
+	}
+}
+
+// String describes the broker for logs, without the URL's password.
+func (b *Redis) String() string {
+	return fmt.Sprintf("redis broker (channel %s, node %s)", b.channel, b.node)
+}
