@@ -395,7 +395,7 @@ func (m *member) waitHolds(chatName string, want []int64, within time.Duration) 
 // id to sync it from.
 func mustGroup(t *testing.T, n *nodeProc, owner, title string, members ...string) (string, int64) {
 	t.Helper()
-	r := n.call(t, "POST", "/chats/", owner, map[string]any{"kind": "group", "title": title, "members": members})
+	r := n.call(t, "POST", "/chats/", owner, map[string]any{"e2ee": false, "kind": "group", "title": title, "members": members})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create group: %d %s", r.Status, r.Raw)
 	}
