@@ -15,6 +15,7 @@ export default {
   'error.generic': 'Something went wrong. Please try again.',
   'error.network': 'The server cannot be reached. Check your connection and try again.',
 
+  'settings.title': 'Settings',
   'settings.language': 'Language',
   'settings.notifications': 'Enable notifications',
 

@@ -19,6 +19,7 @@ export default {
   'error.generic': 'مشکلی پیش آمد. لطفاً دوباره امتحان کنید.',
   'error.network': 'سرور در دسترس نیست. اتصال خود را بررسی کنید و دوباره امتحان کنید.',
 
+  'settings.title': 'تنظیمات',
   'settings.language': 'زبان',
   'settings.notifications': 'فعال‌کردن اعلان‌ها',
 

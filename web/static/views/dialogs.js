@@ -12,7 +12,7 @@ import * as secure from '../secure.js';
 import { shortWhen } from '../format.js';
 import { iconButton, uid } from './common.js';
 
-function openDialog(dialog, { onClose } = {}) {
+export function openDialog(dialog, { onClose } = {}) {
   const opener = document.activeElement;
   document.body.appendChild(dialog);
   dialog.addEventListener('close', () => {
@@ -39,7 +39,7 @@ function openDialog(dialog, { onClose } = {}) {
   return dialog;
 }
 
-function dialogHead(titleId, title, dialog) {
+export function dialogHead(titleId, title, dialog) {
   return h('header', { class: 'dialog-head' },
     h('h2', { id: titleId, text: title }),
     iconButton('close', t('action.close'), { onclick: () => dialog.close() }));
@@ -345,10 +345,8 @@ export function openSafetyNumber(username) {
   render();
 }
 
-/** openDevices lists my devices (this browser marked) and revokes one of the others. */
-export function openDevices() {
-  const titleId = uid('devices');
-  const dialog = h('dialog', { class: 'dialog', 'data-testid': 'devices-dialog', 'aria-labelledby': titleId });
+/** devicesPanel lists my devices (this browser marked) and revokes one of the others. */
+export function devicesPanel() {
   const list = h('ul', { class: 'device-list', role: 'list', 'aria-busy': 'true' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const fail = (err) => { error.textContent = controller.errorText(err); error.hidden = false; };
@@ -379,8 +377,15 @@ export function openDevices() {
       },
     }))));
   };
-  dialog.append(dialogHead(titleId, t('e2ee.devicesTitle'), dialog),
-    h('p', { class: 'dialog-text', text: t('e2ee.devicesText') }), list, error);
-  openDialog(dialog);
   render();
+  return h('div', { class: 'devices-panel', 'data-testid': 'devices-panel' },
+    h('p', { class: 'dialog-text', text: t('e2ee.devicesText') }), list, error);
+}
+
+/** openDevices opens my devices in a dialog of their own. */
+export function openDevices() {
+  const titleId = uid('devices');
+  const dialog = h('dialog', { class: 'dialog', 'data-testid': 'devices-dialog', 'aria-labelledby': titleId });
+  dialog.append(dialogHead(titleId, t('e2ee.devicesTitle'), dialog), devicesPanel());
+  openDialog(dialog);
 }

@@ -12,6 +12,7 @@ import { plain } from '../markdown.js';
 import { notificationState, askPermission } from '../notify.js';
 import { languagePicker, iconButton, uid } from './common.js';
 import { openChatDialog, openDevices } from './dialogs.js';
+import { openSettings } from './settings.js';
 import { systemText, systemNodes } from './message.js';
 
 /** directPartner is the other member of a direct chat. */
@@ -126,7 +127,9 @@ export function mountSidebar({ onOpen }) {
         h('div', { class: 'me-text' },
           userText('span', state.me || '', { class: 'me-name', 'data-testid': 'me' }),
           h('span', { class: 'me-brand', text: 'Mapsim Chat' }))),
-      iconButton('logout', t('auth.logout'), { 'data-testid': 'logout', onclick: () => controller.logout() })),
+      h('div', { class: 'side-head-actions' },
+        iconButton('settings', t('settings.title'), { 'data-testid': 'open-settings', onclick: () => openSettings() }),
+        iconButton('logout', t('auth.logout'), { 'data-testid': 'logout', onclick: () => controller.logout() }))),
     h('div', { class: 'side-actions' },
       h('button', { type: 'button', class: 'btn btn-soft', 'data-testid': 'new-direct', onclick: () => openChatDialog('direct') },
         icon('chat'), h('span', { text: t('sidebar.newDirect') })),
