@@ -184,6 +184,19 @@ test('formatting: shortcuts and the toolbar write Markdown; messages render it; 
     const quote = await alice.textContent('.reply-bar .rb-text');
     assert.ok(quote.startsWith('Plan bold') && quote.includes('under gone code H2O x2 red orange green blue purple gray yellow'), quote);
     assert.ok(!/[{}^~#+]/.test(quote.split('bad')[0]), quote);
+    await alice.keyboard.press('Escape');
+
+    // The shortcuts work in an edit too.
+    await send(alice, 'fix this word');
+    const mine = alice.locator('[data-testid=message][data-id]', { hasText: 'fix this word' });
+    await mine.hover();
+    await mine.locator('[aria-label=Edit]').click();
+    await alice.waitForSelector('.edit-input');
+    await alice.$eval('.edit-input', (el) => { el.focus(); el.setSelectionRange(4, 8); });
+    await alice.keyboard.press('Control+u');
+    assert.equal(await alice.inputValue('.edit-input'), 'fix ++this++ word');
+    await alice.keyboard.press('Enter');
+    await bob.waitForSelector('[data-testid=message-text] u:text-is("this")');
     noProblems(alice, bob);
   });
 });

@@ -90,6 +90,20 @@ export function applyEdit(textarea, out) {
   textarea.setSelectionRange(out.start, out.end);
 }
 
+/** addShortcuts makes the formatting shortcuts work in textarea (the composer, an edit). */
+export function addShortcuts(textarea) {
+  textarea.addEventListener('keydown', (event) => {
+    if (event.isComposing) return;
+    for (const action of [...actions, ...extraKeys]) {
+      if (action.keys && action.run && matches(action.keys, event)) {
+        event.preventDefault();
+        applyEdit(textarea, action.run(textarea.value, textarea.selectionStart, textarea.selectionEnd));
+        return;
+      }
+    }
+  });
+}
+
 /**
  * mountFormatBar builds the toolbar for textarea and its show/hide toggle,
  * and handles the shortcuts on textarea. It returns { toolbar, toggle }.
@@ -195,17 +209,7 @@ export function mountFormatBar(textarea) {
     if (refocus) opener.focus();
   }
 
-  // ---- shortcuts ----
-  textarea.addEventListener('keydown', (event) => {
-    if (event.isComposing) return;
-    for (const action of [...actions, ...extraKeys]) {
-      if (action.keys && action.run && matches(action.keys, event)) {
-        event.preventDefault();
-        run(action.run);
-        return;
-      }
-    }
-  });
+  addShortcuts(textarea);
 
   // ---- show and hide ----
   // Shown by default where there is room; a phone shows it on demand. The

@@ -10,6 +10,7 @@ import * as files from '../files.js';
 import * as controller from '../controller.js';
 import { iconButton } from './common.js';
 import { openImage } from './dialogs.js';
+import { addShortcuts } from './format-bar.js';
 
 const systemKeys = { added: 'system.added', removed: 'system.removed', left: 'system.left', renamed: 'system.renamed', owner: 'system.owner' };
 
@@ -154,6 +155,7 @@ function editForm(m, opts) {
     if (!text.trim() || text === m.text) { opts.onCancelEdit(); return; }
     opts.onSaveEdit(m, text);
   };
+  addShortcuts(area);
   area.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); save(); }
     if (event.key === 'Escape') { event.preventDefault(); event.stopPropagation(); opts.onCancelEdit(); }
