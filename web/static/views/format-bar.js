@@ -187,15 +187,17 @@ export function mountFormatBar(textarea) {
         entries[event.key === 'Home' ? 0 : entries.length - 1].focus();
       }
     });
-    const outside = (event) => { if (!menu.contains(event.target) && event.target !== opener) closePalette(false); };
+    const outside = (event) => { if (!menu.contains(event.target) && !opener.contains(event.target)) closePalette(false); };
     document.addEventListener('mousedown', outside, true);
     palette = { kind, menu, opener, outside };
     opener.setAttribute('aria-expanded', 'true');
-    toolbar.parentNode.appendChild(menu);
-    menu.style.insetInlineStart = `${opener.offsetLeft}px`;
-    if (getComputedStyle(toolbar).direction === 'rtl') {
-      menu.style.insetInlineStart = `${Math.max(0, toolbar.offsetWidth - opener.offsetLeft - opener.offsetWidth)}px`;
-    }
+    const form = toolbar.parentNode;
+    form.appendChild(menu);
+    // Above its button (which may have scrolled with the toolbar), inside the composer.
+    const box = form.getBoundingClientRect();
+    const at = opener.getBoundingClientRect();
+    const start = getComputedStyle(form).direction === 'rtl' ? box.right - at.right : at.left - box.left;
+    menu.style.insetInlineStart = `${Math.max(0, Math.min(start, box.width - menu.offsetWidth))}px`;
     entries[0].focus();
   }
 
