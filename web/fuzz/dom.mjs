@@ -7,10 +7,13 @@
 // reflected lists the properties an element reflects to attributes, by tag
 // ('*' for every element), as the HTML standard defines them.
 const reflected = {
-  '*': ['dir'],
+  '*': ['dir', 'className'],
   a: ['href', 'target', 'rel'],
   ol: ['start'],
 };
+
+// attributeNames maps a property to its attribute where the names differ.
+const attributeNames = { className: 'class' };
 
 class Node {
   constructor() {
@@ -81,9 +84,10 @@ export class Element extends Node {
     this.localName = String(tag).toLowerCase();
     this.attributes = new Map();
     for (const name of [...reflected['*'], ...(reflected[this.localName] || [])]) {
+      const attr = attributeNames[name] || name;
       Object.defineProperty(this, name, {
-        get: () => this.attributes.get(name) ?? '',
-        set: (value) => this.attributes.set(name, String(value)),
+        get: () => this.attributes.get(attr) ?? '',
+        set: (value) => this.attributes.set(attr, String(value)),
       });
     }
     Object.seal(this);

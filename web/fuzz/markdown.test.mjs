@@ -46,7 +46,7 @@ async function loadMarkdown() {
 // Where each element may appear: the children a parent may have. '#text'
 // is a text node; the fragment is render's result.
 const block = ['p', 'pre', 'blockquote', 'ul', 'ol'];
-const inline = ['#text', 'strong', 'em', 'del', 'code', 'a'];
+const inline = ['#text', 'strong', 'em', 'del', 'u', 'sup', 'sub', 'span', 'code', 'a'];
 const contentModel = {
   '#fragment': block,
   blockquote: block,
@@ -55,6 +55,10 @@ const contentModel = {
   strong: inline,
   em: inline,
   del: inline,
+  u: inline,
+  sup: inline,
+  sub: inline,
+  span: inline,
   a: ['#text'],
   code: ['#text'],
   pre: ['code'],
@@ -65,8 +69,10 @@ const contentModel = {
 
 // The attributes each element may carry, with a test of the value.
 const isAuto = (v) => v === 'auto';
+// A span's class names a colour of the palette, nothing else.
+const paletteClass = (v) => /^md-color-(red|orange|green|blue|purple|gray)$|^md-highlight-(yellow|green|blue|pink)$/.test(v);
 const attributes = {
-  p: { dir: isAuto },
+  p: { dir: isAuto, class: (v) => /^md-heading md-h[123]$/.test(v) },
   blockquote: { dir: isAuto },
   ul: { dir: isAuto },
   ol: { dir: isAuto, start: (v) => /^\d{1,9}$/.test(v) },
@@ -77,6 +83,10 @@ const attributes = {
   strong: { dir: isAuto },
   em: { dir: isAuto },
   del: { dir: isAuto },
+  u: { dir: isAuto },
+  sup: { dir: isAuto },
+  sub: { dir: isAuto },
+  span: { dir: isAuto, class: paletteClass },
   code: { dir: isAuto },
   a: {
     dir: isAuto,
@@ -93,9 +103,11 @@ const attributes = {
 };
 
 // markupChars are the characters markdown.js may consume as markup:
-// emphasis, code and link markers, quote and list markers (with the
-// numbers of ordered lists, which become start), and whitespace.
-const markupChars = /[\s*_~`[\]()>\-+.)0-9]/;
+// emphasis, underline, superscript, subscript, code and link markers,
+// quote, heading and list markers (with the numbers of ordered lists,
+// which become start), and whitespace. The letters of a colour tag are
+// exempt (see exempt).
+const markupChars = /[\s*_~`^#[\]()>\-+.)0-9]/;
 
 // nodeName names a node the way contentModel does.
 function nodeName(node) {
@@ -122,6 +134,7 @@ function checkTree(node, texts) {
       if (!allowed[attr](value)) return `<${name} ${attr}=${JSON.stringify(value)}> is not an allowed value`;
     }
     if (name === 'a' && !node.attributes.has('href')) return '<a> without href';
+    if (name === 'span' && !node.attributes.has('class')) return '<span> without a palette class';
     if (name === 'pre' && node.childNodes.length !== 1) return `<pre> with ${node.childNodes.length} children`;
   }
   for (const child of node.childNodes) {
@@ -135,10 +148,13 @@ function checkTree(node, texts) {
 
 // exempt marks the input's characters whose leaving the text is allowed:
 // every possible link destination (what follows "](" up to ")", as
-// markdown.js's link pattern reads it) and every fence line, also inside
-// quotes.
+// markdown.js's link pattern reads it), every fence line, also inside
+// quotes, and every colour tag ({color:red}, {/highlight}).
 function exempt(input) {
   const marks = new Uint8Array(input.length);
+  for (const m of input.matchAll(/\{(color|highlight):[a-z]{1,20}\}|\{\/(color|highlight)\}/g)) {
+    marks.fill(1, m.index, m.index + m[0].length);
+  }
   for (let i = input.indexOf(']('); i >= 0; i = input.indexOf('](', i + 1)) {
     const m = /^[^()\s]{1,2000}\)/.exec(input.slice(i + 2, i + 2 + 2001));
     if (m) marks.fill(1, i + 2, i + 2 + m[0].length);
@@ -221,7 +237,8 @@ function mulberry32(seed) {
 // schemes good and bad, line and block starts, and characters that have
 // tripped up text handling elsewhere.
 const tokens = [
-  '*', '**', '***', '_', '__', '~~', '`', '``', '```', '[', ']', '(', ')', '](', '[x](', '\\',
+  '*', '**', '***', '_', '__', '~~', '~', '++', '^', '# ', '### ', '#### ', '{color:red}', '{/color}', '{highlight:yellow}',
+  '{/highlight}', '{color:javascript}', '{color:red', '{/', '`', '``', '```', '[', ']', '(', ')', '](', '[x](', '\\',
   'http://', 'https://', 'mailto:', 'javascript:', 'JAVASCRIPT:', 'data:', 'https://a.b/', ' ', '.', ',', '!', '?',
   '\n', '\r\n', '\r', '\n\n', '> ', '>', '- ', '* ', '+ ', '1. ', '2) ', '999999999. ', '   ', '\t',
   '<script>', '<b>', '"', "'", '&amp;', '\u0000', '\u202e', '\u2066', '\u200b', '\ufeff', '\u00a0', '\u2028', '\u2029',

@@ -1,7 +1,11 @@
 // Protected files: fetched with the token and shown through blob: URLs,
-// which the page's CSP allows for images. Each URL is fetched once. A file
-// of an end-to-end encrypted chat is decrypted here, after its SHA-256 is
-// checked, with the key its message carries.
+// which the page's CSP allows for images and media (img-src and media-src
+// blob:). Each URL is fetched once. A file of an end-to-end encrypted chat
+// is decrypted here, after its SHA-256 is checked, with the key its message
+// carries. Audio and video play from such a URL (a media element cannot
+// send the bearer token, so the whole file is fetched when the user asks
+// to play it); a PDF opens from one in a new tab, never from the server,
+// which sends every non-image file as an attachment under a sandbox CSP.
 
 import { fetchBlob } from './api.js';
 import { decryptFile } from './secure.js';
@@ -9,6 +13,40 @@ import { decryptFile } from './secure.js';
 // Types a decrypted file keeps for display; anything else (HTML, SVG, …)
 // becomes an opaque download, so that a sender cannot run a page in ours.
 const safeImages = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/bmp']);
+// Media and PDF types are shown too: a media element or the PDF viewer
+// reads them, and neither runs a page's script in our origin.
+const audioTypes = new Set(['audio/mpeg', 'audio/mp4', 'audio/aac', 'audio/ogg', 'audio/opus', 'audio/wav', 'audio/webm', 'audio/flac']);
+const videoTypes = new Set(['video/mp4', 'video/webm', 'video/ogg']);
+const pdfType = 'application/pdf';
+
+// baseType is a MIME type without parameters, under one name: Ogg, which
+// the server's sniffer names application/ogg, is taken as audio (voice
+// notes), and WAV's several names are one.
+const aliases = { 'application/ogg': 'audio/ogg', 'audio/wave': 'audio/wav', 'audio/vnd.wave': 'audio/wav', 'audio/x-wav': 'audio/wav', 'audio/x-flac': 'audio/flac' };
+
+function baseType(mime) {
+  const base = String(mime || '').split(';')[0].trim().toLowerCase();
+  return aliases[base] || base;
+}
+
+function displayType(mime) {
+  const base = baseType(mime);
+  return safeImages.has(base) || audioTypes.has(base) || videoTypes.has(base) || base === pdfType ? base : 'application/octet-stream';
+}
+
+/**
+ * mediaKind says how a message's file is shown: 'audio' or 'video' (played
+ * inline, when this browser can play its type), 'pdf' (opened in a tab),
+ * or '' (a download).
+ */
+export function mediaKind(file) {
+  const base = baseType(file?.mime_type);
+  if (audioTypes.has(base) || videoTypes.has(base)) {
+    const kind = base.startsWith('audio/') ? 'audio' : 'video';
+    return document.createElement(kind).canPlayType(base) ? kind : '';
+  }
+  return base === pdfType ? 'pdf' : '';
+}
 
 const cache = new Map(); // path → Promise<object URL>
 
@@ -49,7 +87,7 @@ export function decryptedURL(path, descriptor) {
   if (!cache.has(id)) {
     const p = fetchBlob(path)
       .then(async (blob) => decryptFile(new Uint8Array(await blob.arrayBuffer()), descriptor))
-      .then((plain) => URL.createObjectURL(new Blob([plain], { type: safeImages.has(descriptor.mime) ? descriptor.mime : 'application/octet-stream' })));
+      .then((plain) => URL.createObjectURL(new Blob([plain], { type: displayType(descriptor.mime) })));
     p.catch(() => cache.delete(id));
     cache.set(id, p);
   }
@@ -82,6 +120,33 @@ export async function download(file) {
   document.body.appendChild(a);
   a.click();
   a.remove();
+}
+
+/**
+ * openInTab shows a PDF in a new tab from a blob: URL of its bytes
+ * (decrypted in an encrypted chat). The tab is opened at once, while the
+ * click still counts as the user's, and pointed at the file when it has
+ * arrived; a browser that blocks the tab gets the file as a download, and
+ * the answer says so ('downloaded'), else 'opened'.
+ */
+export async function openInTab(file) {
+  const tab = window.open('', '_blank');
+  if (tab) {
+    tab.opener = null;
+    tab.document.title = file.name || 'PDF';
+  }
+  try {
+    const url = await fileURL(file);
+    if (!tab) {
+      await download(file);
+      return 'downloaded';
+    }
+    tab.location.href = url;
+    return 'opened';
+  } catch (err) {
+    tab?.close();
+    throw err;
+  }
 }
 
 /** forgetAll revokes every blob URL (on logout). */

@@ -1,7 +1,11 @@
-// A safe Markdown subset, rendered by building DOM nodes: **bold**, *italic*
-// and _italic_, ~~strikethrough~~, `code`, fenced code blocks, [links](url)
-// and bare URLs (http, https and mailto only), lists and > quotes. Text is
-// only ever placed with text nodes; nothing is parsed as HTML.
+// A safe Markdown subset, rendered by building DOM nodes: **bold** (and
+// __bold__), *italic* and _italic_, ++underline++, ~~strikethrough~~,
+// `code`, ^superscript^ and ~subscript~, {color:red}coloured{/color} and
+// {highlight:yellow}highlighted{/highlight} text from a fixed palette, fenced
+// code blocks, [links](url) and bare URLs (http, https and mailto only),
+// # headings (one to three #), lists and > quotes. Text is only ever placed
+// with text nodes; nothing is parsed as HTML, and a colour becomes a class
+// name from the palette, never a style from the message.
 
 const allowedSchemes = new Set(['http:', 'https:', 'mailto:']);
 const maxDepth = 4;
@@ -28,6 +32,16 @@ function isolated(tag) {
   return el;
 }
 
+/**
+ * textColors and highlightColors are the palette's names, in the order the
+ * toolbar offers them. Each maps to a class (md-color-NAME,
+ * md-highlight-NAME) whose colours app.css sets per theme.
+ */
+export const textColors = ['red', 'orange', 'green', 'blue', 'purple', 'gray'];
+export const highlightColors = ['yellow', 'green', 'blue', 'pink'];
+
+const palette = { color: new Set(textColors), highlight: new Set(highlightColors) };
+
 function link(href, label) {
   const a = isolated('a');
   a.href = href;
@@ -37,17 +51,22 @@ function link(href, label) {
   return a;
 }
 
-// Inline tokens, earliest match wins. Groups: 1-2 code, 3 bold, 4 bold_,
-// 5 strike, 6 italic*, 7 italic_, 8-9 link, 10 bare URL.
+// Inline tokens, earliest match wins; at the same place, the first
+// alternative. Superscript and subscript start with a letter or digit, so
+// that ^_^ and ~5 stay text.
 const inlinePattern = new RegExp([
-  '(`+)([^`]|[^`][\\s\\S]*?[^`])\\1(?!`)',
-  '\\*\\*(?=\\S)([\\s\\S]*?\\S)\\*\\*',
-  '(?<![\\p{L}\\p{N}_])__(?=\\S)([\\s\\S]*?\\S)__(?![\\p{L}\\p{N}_])',
-  '~~(?=\\S)([\\s\\S]*?\\S)~~',
-  '\\*(?=[^\\s*])([\\s\\S]*?[^\\s*])\\*(?!\\*)',
-  '(?<![\\p{L}\\p{N}_])_(?=[^\\s_])([\\s\\S]*?[^\\s_])_(?![\\p{L}\\p{N}_])',
-  '\\[([^\\]\\n]{1,500})\\]\\(([^()\\s]{1,2000})\\)',
-  '((?:https?:\\/\\/|mailto:)[^\\s<>]*[^\\s<>.,:;"\'!?)\\]}])',
+  '(?<ticks>`+)(?<code>[^`]|[^`][\\s\\S]*?[^`])\\k<ticks>(?!`)',
+  '\\*\\*(?=\\S)(?<bold>[\\s\\S]*?\\S)\\*\\*',
+  '(?<![\\p{L}\\p{N}_])__(?=\\S)(?<bold2>[\\s\\S]*?\\S)__(?![\\p{L}\\p{N}_])',
+  '~~(?=\\S)(?<strike>[\\s\\S]*?\\S)~~',
+  '\\+\\+(?=[^\\s+])(?<under>[\\s\\S]*?[^\\s+])\\+\\+',
+  '\\*(?=[^\\s*])(?<em>[\\s\\S]*?[^\\s*])\\*(?!\\*)',
+  '(?<![\\p{L}\\p{N}_])_(?=[^\\s_])(?<em2>[\\s\\S]*?[^\\s_])_(?![\\p{L}\\p{N}_])',
+  '\\^(?=[\\p{L}\\p{N}])(?<sup>[^\\^\\n]{0,199}?[^\\s\\^])\\^',
+  '(?<!~)~(?=[\\p{L}\\p{N}])(?<sub>[^~\\n]{0,199}?[^\\s~])~(?!~)',
+  '\\{(?<tag>color|highlight):(?<tagName>[a-z]{1,20})\\}(?<tagBody>[\\s\\S]*?)\\{\\/\\k<tag>\\}',
+  '\\[(?<label>[^\\]\\n]{1,500})\\]\\((?<href>[^()\\s]{1,2000})\\)',
+  '(?<url>(?:https?:\\/\\/|mailto:)[^\\s<>]*[^\\s<>.,:;"\'!?)\\]}])',
 ].join('|'), 'u');
 
 /** renderInline appends inline Markdown of text to parent. */
@@ -60,36 +79,48 @@ export function renderInline(text, parent, depth = 0) {
       return parent;
     }
     if (m.index > 0) parent.appendChild(document.createTextNode(rest.slice(0, m.index)));
-    parent.appendChild(inlineNode(m, depth));
+    parent.appendChild(inlineNode(m.groups, m[0], depth));
     rest = rest.slice(m.index + m[0].length);
   }
   return parent;
 }
 
-function inlineNode(m, depth) {
+const simple = [['bold', 'strong'], ['bold2', 'strong'], ['strike', 'del'], ['under', 'u'], ['em', 'em'], ['em2', 'em'], ['sup', 'sup'], ['sub', 'sub']];
+
+function inlineNode(g, whole, depth) {
   const wrap = (tag, inner) => renderInline(inner, isolated(tag), depth + 1);
-  if (m[2] !== undefined) {
+  if (g.code !== undefined) {
     const code = isolated('code');
-    code.textContent = m[2].length > 2 && m[2].startsWith(' ') && m[2].endsWith(' ') ? m[2].slice(1, -1) : m[2];
+    code.textContent = g.code.length > 2 && g.code.startsWith(' ') && g.code.endsWith(' ') ? g.code.slice(1, -1) : g.code;
     return code;
   }
-  if (m[3] !== undefined) return wrap('strong', m[3]);
-  if (m[4] !== undefined) return wrap('strong', m[4]);
-  if (m[5] !== undefined) return wrap('del', m[5]);
-  if (m[6] !== undefined) return wrap('em', m[6]);
-  if (m[7] !== undefined) return wrap('em', m[7]);
-  if (m[8] !== undefined) {
-    const href = safeURL(m[9]);
-    return href ? link(href, m[8]) : document.createTextNode(m[0]);
+  for (const [group, tag] of simple) if (g[group] !== undefined) return wrap(tag, g[group]);
+  if (g.tag !== undefined) {
+    if (palette[g.tag].has(g.tagName)) {
+      const span = wrap('span', g.tagBody);
+      span.className = `md-${g.tag}-${g.tagName}`;
+      return span;
+    }
+    // A name outside the palette: its markers stay as they were written.
+    const out = document.createDocumentFragment();
+    out.appendChild(document.createTextNode(`{${g.tag}:${g.tagName}}`));
+    renderInline(g.tagBody, out, depth + 1);
+    out.appendChild(document.createTextNode(`{/${g.tag}}`));
+    return out;
   }
-  const href = safeURL(m[10]);
-  return href ? link(href, m[10]) : document.createTextNode(m[10]);
+  if (g.label !== undefined) {
+    const href = safeURL(g.href);
+    return href ? link(href, g.label) : document.createTextNode(whole);
+  }
+  const href = safeURL(g.url);
+  return href ? link(href, g.url) : document.createTextNode(g.url);
 }
 
 const fence = /^\s{0,3}```/;
 const quote = /^\s{0,3}> ?(.*)$/;
 const bullet = /^\s{0,3}[-*+]\s+(.*)$/;
 const ordered = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/;
+const heading = /^\s{0,3}(#{1,3})[ \t]+(.*\S.*)$/;
 
 /** render turns message text into a DocumentFragment of safe Markdown. */
 export function render(text, depth = 0) {
@@ -134,6 +165,19 @@ export function render(text, depth = 0) {
       out.appendChild(bq);
       continue;
     }
+    if (heading.test(line)) {
+      // A heading is a large, bold line of the message; it stays out of
+      // the page's outline, which belongs to the app.
+      flush();
+      const m = heading.exec(line);
+      const p = document.createElement('p');
+      p.dir = 'auto';
+      p.className = `md-heading md-h${m[1].length}`;
+      renderInline(m[2], p, depth);
+      out.appendChild(p);
+      i++;
+      continue;
+    }
     if (bullet.test(line) || ordered.test(line)) {
       flush();
       const isOrdered = ordered.test(line);
@@ -166,13 +210,18 @@ export function render(text, depth = 0) {
   return out;
 }
 
+const paletteTags = /\{(color|highlight):([a-z]{1,20})\}([\s\S]*?)\{\/\1\}/g;
+
 /** plain strips Markdown markers for previews and notifications. */
 export function plain(text) {
   return String(text)
     .replace(/```[\s\S]*?(```|$)/g, ' ')
     .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
-    .replace(/(\*\*|__|~~|`)/g, '')
-    .replace(/^\s*(>|[-*+]|\d+[.)])\s+/gm, '')
+    .replace(paletteTags, (whole, kind, name, body) => (palette[kind].has(name) ? body : whole))
+    .replace(/(\*\*|__|~~|\+\+|`)/g, '')
+    .replace(/\^(?=[\p{L}\p{N}])([^^\n]{0,199}?[^\s^])\^/gu, '$1')
+    .replace(/(?<!~)~(?=[\p{L}\p{N}])([^~\n]{0,199}?[^\s~])~(?!~)/gu, '$1')
+    .replace(/^\s*(>|[-*+]|\d+[.)]|#{1,3})\s+/gm, '')
     .replace(/\s+/g, ' ')
     .trim();
 }

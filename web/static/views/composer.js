@@ -1,5 +1,6 @@
-// The composer: Enter sends, Shift+Enter makes a new line; emoji picker;
-// files by button, drag-and-drop and paste, with upload progress; replies.
+// The composer: Enter sends, Shift+Enter makes a new line; a formatting
+// toolbar and shortcuts (format-bar.js); emoji picker; files by button,
+// drag-and-drop and paste, with upload progress; replies.
 
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
@@ -11,6 +12,7 @@ import { plain } from '../markdown.js';
 import { fileSize } from '../format.js';
 import { emojiGroups } from '../emoji.js';
 import { iconButton, uid } from './common.js';
+import { mountFormatBar } from './format-bar.js';
 
 // Drafts and replies outlive a re-render (a language switch) and follow the chat.
 const drafts = new Map();
@@ -55,8 +57,9 @@ export function mountComposer({ onEditLast, onSent }) {
     iconButton('close', t('composer.cancelUpload'), { onclick: () => cancelUploads() }));
 
   const picker = buildEmojiPicker((emoji) => insert(emoji));
+  const formatting = mountFormatBar(textarea);
   const form = h('form', { class: 'composer', onsubmit: (event) => { event.preventDefault(); submit(); } },
-    attach, fileInput, textarea, emojiButton, send, picker.element);
+    formatting.toolbar, attach, fileInput, textarea, formatting.toggle, emojiButton, send, picker.element);
   const element = h('div', { class: 'composer-wrap' }, replyBar, uploadBar, form);
 
   function chatName() {
@@ -243,6 +246,7 @@ export function mountComposer({ onEditLast, onSent }) {
       renderReply();
       grow();
       closePicker(false);
+      formatting.close();
     },
   };
 }

@@ -4,7 +4,7 @@
 
 import { h, avatar, debounce, userText } from '../dom.js';
 import { icon } from '../icons.js';
-import { t } from '../i18n.js';
+import { t, formatNumber } from '../i18n.js';
 import { state, on } from '../store.js';
 import * as controller from '../controller.js';
 import * as files from '../files.js';
@@ -205,21 +205,70 @@ export function openChatDialog(kind) {
   (titleInput || picker.input).focus();
 }
 
-/** openImage shows a picture full size with a download link. */
+// chatImages lists the images of the open chat, oldest first: the files
+// with a thumbnail that the message list shows as pictures.
+function chatImages() {
+  const tl = state.timelines.get(state.current);
+  if (!tl) return [];
+  return tl.ids.map((id) => tl.byId.get(id))
+    .filter((m) => m && !m.deleted && m.type === 'file' && m.file?.thumbnail_url && !m.file.expired)
+    .map((m) => m.file);
+}
+
+/**
+ * openImage shows a picture full size with a download link. Left and
+ * Right (mirrored right to left) and the arrow buttons go through the
+ * chat's other images; Escape closes and the focus goes back.
+ */
 export function openImage(file) {
   const titleId = uid('image');
-  const dialog = h('dialog', { class: 'dialog dialog-image', 'aria-labelledby': titleId });
-  const img = h('img', { class: 'lightbox-img', alt: file.name || '' });
-  if (file.width && file.height) { img.width = file.width; img.height = file.height; }
+  const images = chatImages();
+  let at = images.findIndex((f) => f.url === file.url);
+  if (at < 0) { images.splice(0, images.length, file); at = 0; }
+  const dialog = h('dialog', { class: 'dialog dialog-image', 'data-testid': 'lightbox', 'aria-labelledby': titleId });
+  const img = h('img', { class: 'lightbox-img', 'data-testid': 'lightbox-img' });
+  const title = userText('h2', '', { id: titleId });
+  const count = h('span', { class: 'lightbox-count', 'data-testid': 'lightbox-count', 'aria-live': 'polite' });
   const save = h('button', { type: 'button', class: 'btn btn-secondary' }, icon('download'), h('span', { text: t('message.download') }));
-  save.addEventListener('click', () => files.download(file).catch((err) => controller.toast(controller.errorText(err))));
+  save.addEventListener('click', () => files.download(images[at]).catch((err) => controller.toast(controller.errorText(err))));
+  const prev = iconButton('chevronStart', t('lightbox.previous'), { class: 'icon-btn lightbox-nav lightbox-prev', 'data-testid': 'lightbox-prev', onclick: () => go(-1) });
+  const next = iconButton('chevronEnd', t('lightbox.next'), { class: 'icon-btn lightbox-nav lightbox-next', 'data-testid': 'lightbox-next', onclick: () => go(1) });
+  prev.firstChild.classList.add('flip-rtl');
+  next.firstChild.classList.add('flip-rtl');
   dialog.append(
-    h('header', { class: 'dialog-head' },
-      userText('h2', file.name || t('message.file'), { id: titleId }),
-      h('div', { class: 'dialog-head-actions' }, save, iconButton('close', t('action.close'), { onclick: () => dialog.close() }))),
-    h('div', { class: 'lightbox' }, img));
+    h('header', { class: 'dialog-head' }, title,
+      h('div', { class: 'dialog-head-actions' }, count, save, iconButton('close', t('action.close'), { onclick: () => dialog.close() }))),
+    h('div', { class: 'lightbox' }, img, images.length > 1 ? [prev, next] : null));
+
+  function show() {
+    const f = images[at];
+    title.textContent = f.name || t('message.file');
+    img.alt = f.name || '';
+    img.removeAttribute('src');
+    if (f.width && f.height) { img.width = f.width; img.height = f.height; } else { img.removeAttribute('width'); img.removeAttribute('height'); }
+    count.textContent = images.length > 1 ? t('lightbox.position', { n: formatNumber(at + 1), total: formatNumber(images.length) }) : '';
+    prev.disabled = at === 0;
+    next.disabled = at === images.length - 1;
+    dialog.dataset.index = String(at);
+    files.fileURL(f).then((url) => { if (images[at] === f) img.src = url; }, (err) => controller.toast(controller.errorText(err)));
+  }
+  function go(step) {
+    const to = at + step;
+    if (to < 0 || to >= images.length) return;
+    // A disabled button loses the focus; keep it in the dialog.
+    at = to;
+    show();
+    if (document.activeElement?.disabled || !dialog.contains(document.activeElement)) (step < 0 ? next : prev).focus();
+  }
+  dialog.addEventListener('keydown', (event) => {
+    if (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight') return;
+    if (event.target.closest?.('input, textarea, select')) return;
+    event.preventDefault();
+    const rtl = getComputedStyle(dialog).direction === 'rtl';
+    go((event.key === 'ArrowRight') !== rtl ? 1 : -1);
+  });
   openDialog(dialog);
-  files.fileURL(file).then((url) => { img.src = url; }, (err) => controller.toast(controller.errorText(err)));
+  show();
 }
 
 // memberSafety is a group member's verified mark and safety-number button.

@@ -10,6 +10,7 @@ import * as files from '../files.js';
 import * as controller from '../controller.js';
 import { iconButton } from './common.js';
 import { openImage } from './dialogs.js';
+import { addShortcuts } from './format-bar.js';
 
 const systemKeys = { added: 'system.added', removed: 'system.removed', left: 'system.left', renamed: 'system.renamed', owner: 'system.owner' };
 
@@ -78,9 +79,53 @@ function renderFile(file) {
     files.thumbURL(file).then((url) => { img.src = url; }, () => img.classList.add('is-broken'));
     parts.push(h('button', { type: 'button', class: 'thumb-btn', 'aria-label': t('message.openImage', { name: file.name || '' }), onclick: () => openImage(file) }, img));
   }
-  parts.push(h('div', { class: 'file-card' }, icon(file.thumbnail_url ? 'download' : 'file', 'file-icon'),
-    h('div', { class: 'file-info' }, fileLink(file), h('span', { class: 'file-size', text: file.size ? fileSize(file.size) : '' }))));
-  return h('div', { class: 'file' }, parts);
+  const kind = file.thumbnail_url ? '' : files.mediaKind(file);
+  const card = h('div', { class: 'file-card' }, icon(file.thumbnail_url ? 'download' : 'file', 'file-icon'),
+    h('div', { class: 'file-info' }, fileLink(file), h('span', { class: 'file-size', text: file.size ? fileSize(file.size) : '' })));
+  if (kind === 'audio' || kind === 'video') card.appendChild(playButton(file, kind, card));
+  if (kind === 'pdf') card.appendChild(pdfButton(file));
+  parts.push(card);
+  return h('div', { class: `file${kind ? ` is-${kind}` : ''}` }, parts);
+}
+
+// failText says why a file did not open.
+function failText(err) {
+  return err.status === 410 ? t('message.fileExpired') : err.reason ? t('e2ee.fileFailed', { reason: t(`e2ee.reason.${err.reason}`) }) : controller.errorText(err);
+}
+
+// playButton fetches (and decrypts) an audio or video file when asked and
+// puts a player with the browser's controls in place of the button.
+function playButton(file, kind, card) {
+  const b = iconButton('play', t('message.play', { name: file.name || '' }), { class: 'icon-btn play-btn', 'data-testid': 'media-play' });
+  b.addEventListener('click', () => {
+    b.disabled = true;
+    b.classList.add('is-busy');
+    files.fileURL(file).then((url) => {
+      const player = h(kind, { class: `media-${kind}`, 'data-testid': `media-${kind}`, controls: '', preload: 'metadata', 'aria-label': file.name || t('message.file') });
+      if (kind === 'video') player.setAttribute('playsinline', '');
+      player.src = url;
+      card.after(player);
+      b.remove();
+      player.focus();
+      player.play().catch(() => { /* the browser wants another gesture: the controls are there */ });
+    }, (err) => {
+      b.disabled = false;
+      b.classList.remove('is-busy');
+      controller.toast(failText(err));
+    });
+  });
+  return b;
+}
+
+// pdfButton opens a PDF in a new tab from a blob of its bytes.
+function pdfButton(file) {
+  const b = iconButton('pdf', t('message.openPdf', { name: file.name || '' }), { class: 'icon-btn', 'data-testid': 'file-open-pdf' });
+  b.addEventListener('click', () => {
+    files.openInTab(file).then((how) => {
+      if (how === 'downloaded') controller.toast(t('message.popupBlocked', { name: file.name || '' }), 'info');
+    }, (err) => controller.toast(failText(err)));
+  });
+  return b;
 }
 
 // deletedUser is the name the server gives a deleted account's messages
@@ -110,6 +155,7 @@ function editForm(m, opts) {
     if (!text.trim() || text === m.text) { opts.onCancelEdit(); return; }
     opts.onSaveEdit(m, text);
   };
+  addShortcuts(area);
   area.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); save(); }
     if (event.key === 'Escape') { event.preventDefault(); event.stopPropagation(); opts.onCancelEdit(); }

@@ -1,0 +1,283 @@
+// Browser tests of media in messages: audio and video play inline from a
+// blob: URL (decrypted in the browser in an end-to-end encrypted chat),
+// images open in a lightbox that Left and Right (mirrored right to left)
+// step through and Escape closes with the focus given back, and a PDF
+// opens in a new tab from a blob of its bytes, never inline from the
+// server. In English on a desktop and in Persian on a phone. Run with
+// `make test-web`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { deflateSync } from 'node:zlib';
+import { randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  launchBrowser, openUser, register, openChat, withServer, noProblems, screenshot, apiUser,
+} from './lib.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+// png makes a noisy RGB PNG of w×h pixels.
+function png(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 2;
+  const raw = randomFillSync(Buffer.alloc((w * 3 + 1) * h));
+  for (let row = 0; row < h; row++) raw[row * (w * 3 + 1)] = 0;
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+// wav makes `seconds` of a 440 Hz tone as 8 kHz 16-bit mono PCM.
+function wav(seconds) {
+  const rate = 8000;
+  const samples = Math.round(rate * seconds);
+  const b = Buffer.alloc(44 + samples * 2);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + samples * 2, 4); b.write('WAVE', 8);
+  b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('data', 36); b.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) b.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * 440 * i / rate)), 44 + i * 2);
+  return b;
+}
+
+// pdf is a one-page PDF.
+const pdf = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n'
+  + '3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n');
+
+// webm records a short WebM video of a canvas in page (MediaRecorder).
+async function webm(page) {
+  const base64 = await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 64; canvas.height = 48;
+    const ctx = canvas.getContext('2d');
+    const rec = new MediaRecorder(canvas.captureStream(15), { mimeType: 'video/webm' });
+    const parts = [];
+    rec.ondataavailable = (e) => parts.push(e.data);
+    const stopped = new Promise((resolve) => { rec.onstop = resolve; });
+    rec.start();
+    for (let i = 0; i < 10; i++) {
+      ctx.fillStyle = `hsl(${i * 36} 80% 50%)`;
+      ctx.fillRect(0, 0, 64, 48);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    rec.stop();
+    await stopped;
+    const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+    let s = '';
+    for (const x of bytes) s += String.fromCharCode(x);
+    return btoa(s);
+  });
+  return Buffer.from(base64, 'base64');
+}
+
+// sendFiles attaches files in the open chat and waits for each to be sent.
+async function sendFiles(page, list) {
+  await page.setInputFiles('[data-testid=file-input]', list);
+  for (const f of list) {
+    await page.waitForSelector(`[data-testid=message][data-id] [data-testid=file-link]:text-is("${f.name}")`, { timeout: 30_000 });
+  }
+}
+
+// message is the selector of the message that carries the file called name.
+const message = (name) => `[data-testid=message][data-id]:has([data-testid=file-link]:text-is("${name}"))`;
+
+// playsInline presses a file's play button and waits for its player to
+// have loaded the media from a blob: URL; it returns what the player says.
+async function playsInline(page, name, kind) {
+  await page.click(`${message(name)} [data-testid=media-play]`);
+  const sel = `${message(name)} [data-testid=media-${kind}]`;
+  await page.waitForSelector(sel);
+  await page.waitForFunction((el) => el.readyState >= 1, await page.$(sel), { timeout: 20_000 });
+  return page.$eval(sel, (el) => ({
+    src: el.src.slice(0, 5), duration: el.duration, width: el.videoWidth ?? 0, controls: el.controls, focused: document.activeElement === el,
+  }));
+}
+
+// opensPdf presses a PDF's open button and returns what the new tab
+// shows: its URL, its document's type, whether it has an opener, and the
+// console errors it logged (a CSP that blocked the viewer would be one).
+async function opensPdf(page, name) {
+  const problems = [];
+  const [tab] = await Promise.all([
+    page.context().waitForEvent('page'),
+    page.click(`${message(name)} [data-testid=file-open-pdf]`),
+  ]);
+  tab.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+  await tab.waitForURL(/^blob:/, { timeout: 20_000 });
+  await tab.waitForLoadState();
+  const shown = await tab.evaluate(() => ({ type: document.contentType, opener: window.opener === null }));
+  return { url: tab.url(), tab, problems, ...shown };
+}
+
+// downloaded clicks a file's link and resolves to the bytes saved.
+async function downloaded(page, name) {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click(`${message(name)} [data-testid=file-link]`),
+  ]);
+  return readFileSync(await download.path());
+}
+
+// lightbox reads the open lightbox: its position and title.
+function lightbox(page) {
+  return page.evaluate(() => {
+    const d = document.querySelector('[data-testid=lightbox]');
+    if (!d) return null;
+    return { index: Number(d.dataset.index), count: d.querySelector('[data-testid=lightbox-count]').textContent.replace(/[\u2066-\u2069]/g, ''), title: d.querySelector('h2').textContent };
+  });
+}
+
+async function lightboxWalk(page, { rtl }) {
+  const forward = rtl ? 'ArrowLeft' : 'ArrowRight';
+  const back = rtl ? 'ArrowRight' : 'ArrowLeft';
+  const opener = `${message('b.png')} .thumb-btn`;
+  await page.click(opener);
+  await page.waitForSelector('[data-testid=lightbox] [data-testid=lightbox-img][src^="blob:"]');
+  let box = await lightbox(page);
+  assert.equal(box.index, 1);
+  assert.equal(box.title, 'b.png');
+  assert.equal(box.count, rtl ? '۲ از ۳' : '2 of 3');
+  await page.keyboard.press(forward);
+  box = await lightbox(page);
+  assert.equal(box.title, 'c.png');
+  await page.waitForSelector('[data-testid=lightbox] [data-testid=lightbox-img][src^="blob:"]');
+  // At the last image, forward stays.
+  await page.keyboard.press(forward);
+  assert.equal((await lightbox(page)).index, 2);
+  await page.keyboard.press(back);
+  await page.keyboard.press(back);
+  box = await lightbox(page);
+  assert.equal(box.title, 'a.png');
+  assert.equal(await page.isDisabled('[data-testid=lightbox-prev]'), true);
+  // The on-screen buttons step too.
+  await page.click('[data-testid=lightbox-next]');
+  assert.equal((await lightbox(page)).title, 'b.png');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=lightbox]', { state: 'detached' });
+  assert.equal(await page.$eval(opener, (el) => el === document.activeElement), true, 'focus back on the thumbnail');
+}
+
+async function sendAll(page) {
+  const video = await webm(page);
+  await sendFiles(page, [
+    { name: 'a.png', mimeType: 'image/png', buffer: png(40, 30) },
+    { name: 'b.png', mimeType: 'image/png', buffer: png(30, 40) },
+    { name: 'c.png', mimeType: 'image/png', buffer: png(50, 50) },
+    { name: 'tone.wav', mimeType: 'audio/wav', buffer: wav(1) },
+    { name: 'clip.webm', mimeType: 'video/webm', buffer: video },
+    { name: 'report.pdf', mimeType: 'application/pdf', buffer: pdf },
+  ]);
+}
+
+test('media in a plain chat: audio and video inline, the lightbox by keyboard, a PDF in a new tab (English, desktop; Persian, phone)', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await openChat(alice, 'global');
+    await sendAll(alice);
+
+    const audio = await playsInline(alice, 'tone.wav', 'audio');
+    assert.deepEqual({ ...audio, duration: Math.round(audio.duration) }, { src: 'blob:', duration: 1, width: 0, controls: true, focused: true });
+    const video = await playsInline(alice, 'clip.webm', 'video');
+    assert.equal(video.src, 'blob:');
+    assert.equal(video.width, 64);
+    await lightboxWalk(alice, { rtl: false });
+    const opened = await opensPdf(alice, 'report.pdf');
+    assert.ok(opened.url.startsWith(`blob:${server.url}/`), opened.url);
+    assert.deepEqual([opened.type, opened.opener, opened.problems], ['application/pdf', true, []]);
+    await screenshot(opened.tab, 'media-pdf-tab');
+    await opened.tab.close();
+    // The tab's blob is the one a download saves: the PDF's bytes.
+    assert.deepEqual(await downloaded(alice, 'report.pdf'), pdf);
+    await screenshot(alice, 'media-en');
+
+    // The server itself never shows the PDF: an attachment, in a sandbox.
+    const token = await alice.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const url = await alice.evaluate(() => {
+      const tl = [...document.querySelectorAll('[data-testid=file-link]')].find((a) => a.textContent === 'report.pdf');
+      return tl.getAttribute('href');
+    });
+    const served = await fetch(server.url + url, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(served.headers.get('content-type'), 'application/pdf');
+    assert.match(served.headers.get('content-disposition'), /^attachment/);
+    assert.match(served.headers.get('content-security-policy'), /sandbox/);
+
+    // Persian on a phone: the same, with the arrows mirrored.
+    const dara = await openUser(browser, server, { locale: 'fa-IR', viewport: { width: 390, height: 844 } });
+    await register(dara, 'dara');
+    await dara.click('[data-testid=chat-item][data-chat-name="global"]');
+    await dara.waitForSelector(`${message('report.pdf')}`);
+    const heard = await playsInline(dara, 'tone.wav', 'audio');
+    assert.equal(heard.src, 'blob:');
+    const seen = await playsInline(dara, 'clip.webm', 'video');
+    assert.equal(seen.width, 64);
+    const box = await dara.$eval(`${message('clip.webm')} [data-testid=media-video]`, (el) => el.getBoundingClientRect().right);
+    assert.ok(box <= 390, `the video fits the phone: ${box}`);
+    await lightboxWalk(dara, { rtl: true });
+    const fromPhone = await opensPdf(dara, 'report.pdf');
+    assert.equal(fromPhone.type, 'application/pdf');
+    await fromPhone.tab.close();
+    await screenshot(dara, 'media-fa-phone');
+    noProblems(alice, dara);
+  });
+});
+
+test('media in an end-to-end encrypted chat: decrypted in the browser into blob: URLs', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server, { locale: 'fa-IR', viewport: { width: 390, height: 844 } });
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    await alice.click('[data-testid=new-direct]');
+    await alice.fill('[data-testid=user-search]', 'bob');
+    await alice.click('[data-testid=user-result][data-username=bob]');
+    await alice.waitForSelector('[data-testid=chat-header] [data-testid=e2ee-state][data-e2ee=on]');
+    const direct = await alice.evaluate(() => sessionStorage.getItem('mapsim.chat'));
+    await sendAll(alice);
+
+    await bob.click(`[data-testid=chat-item][data-chat-name="${direct}"]`);
+    await bob.waitForSelector(`${message('report.pdf')}`, { timeout: 30_000 });
+    const heard = await playsInline(bob, 'tone.wav', 'audio');
+    assert.deepEqual([heard.src, Math.round(heard.duration)], ['blob:', 1]);
+    const seen = await playsInline(bob, 'clip.webm', 'video');
+    assert.equal(seen.width, 64);
+    await lightboxWalk(bob, { rtl: true });
+    const opened = await opensPdf(bob, 'report.pdf');
+    assert.ok(opened.url.startsWith(`blob:${server.url}/`), opened.url);
+    assert.deepEqual([opened.type, opened.opener, opened.problems], ['application/pdf', true, []]);
+    await opened.tab.close();
+    assert.deepEqual(await downloaded(bob, 'report.pdf'), pdf);
+    // What the server holds for the PDF is ciphertext, an attachment.
+    const token = await apiUser(server, 'eve');
+    const url = await bob.$eval(`${message('report.pdf')} [data-testid=file-link]`, (a) => a.getAttribute('href'));
+    const denied = await fetch(server.url + url, { headers: { Authorization: `Bearer ${token}` } });
+    assert.notEqual(denied.status, 200, 'a stranger cannot fetch the file');
+    const bobToken = await bob.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const served = await fetch(server.url + url, { headers: { Authorization: `Bearer ${bobToken}` } });
+    const bytes = Buffer.from(await served.arrayBuffer());
+    assert.ok(!bytes.subarray(0, 5).equals(Buffer.from('%PDF-')), 'the server keeps no plaintext PDF');
+    assert.match(served.headers.get('content-disposition'), /^attachment/);
+    await screenshot(bob, 'media-e2ee-fa-phone');
+    noProblems(alice, bob);
+  });
+});
