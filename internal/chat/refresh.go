@@ -11,12 +11,12 @@ const (
 	RefreshEnded RefreshOutcome = iota
 	// RefreshRotated: the token is spent and its successor stored.
 	RefreshRotated
-	// RefreshGrace: the token was spent moments ago, within the grace (by
-	// another tab of the same browser, whose answer set the successor);
-	// no successor is stored.
+	// RefreshGrace: the token was spent moments ago, within the grace,
+	// and its successor is not spent yet (another tab of the same browser,
+	// whose answer set the successor); no successor is stored.
 	RefreshGrace
-	// RefreshReplayed: the token was spent before the grace; its whole
-	// family (the session) is revoked.
+	// RefreshReplayed: the token was spent before the grace, or its
+	// successor was spent too; its whole family (the session) is revoked.
 	RefreshReplayed
 )
 
@@ -27,7 +27,8 @@ type Refresh struct {
 	NextHash  []byte
 	At        time.Time
 	// Grace is how long after its first trade a token still succeeds
-	// (without a successor) rather than counting as a replay.
+	// (without a successor, and only while that successor is unspent)
+	// rather than counting as a replay.
 	Grace time.Duration
 	// ExpiresAt is the session's new expiry after a rotation.
 	ExpiresAt time.Time

@@ -35,8 +35,9 @@ func (s *DB) CreateRefreshSession(ctx context.Context, sess *chat.Session, refre
 
 // RefreshSession trades a refresh token, in one transaction: a token not
 // yet spent is spent, its successor stored and the session's expiry moved
-// to r.ExpiresAt; a token spent within r.Grace succeeds without a
-// successor; a token spent before that revokes its session (the family).
+// to r.ExpiresAt; a token spent within r.Grace whose successor is still
+// unspent succeeds without a successor; any other spent token revokes its
+// session (the family).
 // A session that is revoked or expired, or whose user is disabled, changes
 // nothing (RefreshEnded). ENotFound for a token that was never issued (or
 // whose session is gone).
@@ -49,8 +50,9 @@ func (s *DB) RefreshSession(ctx context.Context, r chat.Refresh) (chat.Access, c
 	var (
 		sessionID int64
 		used      sql.NullInt64
+		successor []byte
 	)
-	err = tx.QueryRowContext(ctx, `SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate(), r.TokenHash).Scan(&sessionID, &used)
+	err = tx.QueryRowContext(ctx, `SELECT session_id, used_at, successor FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate(), r.TokenHash).Scan(&sessionID, &used, &successor)
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Access{}, chat.RefreshEnded, s.fail("refresh session", chat.Errorf(chat.ENotFound, "No such refresh token."))
 	}
@@ -67,7 +69,7 @@ func (s *DB) RefreshSession(ctx context.Context, r chat.Refresh) (chat.Access, c
 	at := ms(r.At)
 	switch {
 	case !used.Valid:
-		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?`, at, r.TokenHash); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?, successor = ? WHERE token_hash = ?`, at, r.NextHash, r.TokenHash); err != nil {
 			return chat.Access{}, chat.RefreshEnded, s.fail("refresh session: spend token", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)`, r.NextHash, sessionID, at); err != nil {
@@ -79,7 +81,15 @@ func (s *DB) RefreshSession(ctx context.Context, r chat.Refresh) (chat.Access, c
 		a.ExpiresAt, a.LastUsedAt = r.ExpiresAt.UTC(), r.At.UTC()
 		return a, chat.RefreshRotated, s.fail("refresh session: commit", tx.Commit())
 	case at-used.Int64 <= r.Grace.Milliseconds():
-		return a, chat.RefreshGrace, nil
+		var next sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT used_at FROM refresh_tokens WHERE token_hash = ?`, successor).Scan(&next)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return chat.Access{}, chat.RefreshEnded, s.fail("refresh session: read successor", err)
+		}
+		if err == nil && !next.Valid {
+			return a, chat.RefreshGrace, nil
+		}
+		fallthrough // the family has moved on since: a replay
 	default:
 		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, sessionID); err != nil {
 			return chat.Access{}, chat.RefreshEnded, s.fail("refresh session: revoke family", err)

@@ -53,6 +53,24 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 		if _, _, err := trade("r2b", "x", at.Add(grace)); chat.ErrorCode(err) != chat.ENotFound {
 			t.Fatalf("the grace stored a successor: %v", err)
 		}
+		// Once the successor is spent too, the family has moved on: the
+		// first token is a replay even within the grace.
+		{
+			other := MustRefreshSession(t, db, alice, "o1")
+			if _, out, err := trade("o1", "o2", at); err != nil || out != chat.RefreshRotated {
+				t.Fatalf("o1: %v, %v", out, err)
+			}
+			if _, out, err := trade("o2", "o3", at); err != nil || out != chat.RefreshRotated {
+				t.Fatalf("o2: %v, %v", out, err)
+			}
+			a, out, err := trade("o1", "o4", at)
+			if err != nil || out != chat.RefreshReplayed || a.SessionID != other.ID {
+				t.Fatalf("o1 after o2 was spent = %v, %v; want a replay", out, err)
+			}
+			if _, out, _ := trade("o3", "o5", at); out != chat.RefreshEnded {
+				t.Fatalf("the newest token of the replayed family: %v", out)
+			}
+		}
 		at = at.Add(time.Hour)
 		if _, out, err := trade("r2", "r3", at); err != nil || out != chat.RefreshRotated {
 			t.Fatalf("second trade = %v, %v", out, err)

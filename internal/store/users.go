@@ -272,8 +272,8 @@ func scanAccess(row rowScanner) (chat.Access, error) {
 
 func scanSession(row rowScanner) (chat.Session, error) {
 	var (
-		sess             chat.Session
-		created, expires int64
+		sess              chat.Session
+		created, expires  int64
 		revoked, lastUsed sql.NullInt64
 	)
 	err := row.Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &created, &expires, &revoked, &sess.UserAgent, &sess.IP, &lastUsed)
