@@ -77,18 +77,23 @@ func (s *server) handleBrowserLogin(w http.ResponseWriter, r *http.Request, f ma
 }
 
 // handleRefresh trades the refresh cookie for a new access token and the
-// cookie's successor. Any refusal but an outage clears the cookie.
+// cookie's successor; without a cookie it answers 204 (nobody signed in).
+// Any refusal but an outage clears the cookie.
 func (s *server) handleRefresh() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.sameOrigin(r) {
 			s.writeError(w, r, errCrossOrigin)
 			return
 		}
-		var token string
-		if c, err := r.Cookie(refreshCookie); err == nil {
-			token = c.Value
+		c, err := r.Cookie(refreshCookie)
+		if err != nil || c.Value == "" {
+			// No browser sign-in here: every page load asks, and the
+			// answer is no error (a 401 would be one in every console).
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
-		login, err := s.Auth.Refresh(r.Context(), token)
+		login, err := s.Auth.Refresh(r.Context(), c.Value)
 		if err != nil {
 			if errors.Is(err, auth.ErrRefreshReplayed) {
 				// Two parties held one family: whoever comes second
