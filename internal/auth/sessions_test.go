@@ -206,4 +206,19 @@ func TestSessionsList(t *testing.T) {
 	}
 	f.MustAuthenticate(t, a2.AccessToken)
 	f.MustAuthenticate(t, b1.AccessToken)
+
+	// Using a session records it, every few minutes rather than on every
+	// request.
+	f.clock.Advance(6 * time.Minute)
+	f.MustAuthenticate(t, a2.AccessToken)
+	list, err = f.svc.Sessions(ctx, alice)
+	if err != nil || len(list) != 1 || !list[0].LastUsedAt.Equal(f.clock.Now()) {
+		t.Fatalf("after a use: %+v, %v; want last used %v", list, err, f.clock.Now())
+	}
+	used := f.clock.Now()
+	f.clock.Advance(time.Minute)
+	f.MustAuthenticate(t, a2.AccessToken)
+	if list, _ := f.svc.Sessions(ctx, alice); !list[0].LastUsedAt.Equal(used) {
+		t.Fatalf("a use a minute later was recorded: %v", list[0].LastUsedAt)
+	}
 }
