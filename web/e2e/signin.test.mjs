@@ -139,6 +139,12 @@ test('signin: a replayed refresh cookie ends the sign-in; tabs refreshing at onc
     }
     await Promise.all(tabs.map((tab, i) => (i === 0 ? tab.reload() : tab.goto(server.url + '/'))));
     await Promise.all(tabs.map((tab) => signedIn(tab)));
+    // And all of them renew their tokens at the same moment, three times
+    // over (as their timers or a wake from sleep would have them do).
+    for (let round = 0; round < 3; round++) {
+      const renewed = await Promise.all(tabs.map((tab) => tab.evaluate(async () => (await import('/static/session.js')).refreshSession())));
+      assert.deepEqual(renewed, [true, true, true, true], `round ${round}`);
+    }
     assert.ok(!server.logs.includes('refresh token replayed'), 'tabs refreshing together tripped the replay detection');
     assert.notEqual((await refreshCookie(context)).value, first);
     await send(tabs[3], 'from the fourth tab');
