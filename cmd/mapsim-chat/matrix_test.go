@@ -79,16 +79,24 @@ var routeRows = map[string]routeRow{
 	"HEAD /readyz":           {kind: "public"},
 	// Not about chats: loopback clients or the METRICS_TOKEN bearer only,
 	// which TestMetricsAccess attacks.
-	"GET /metrics":      {kind: "public"},
-	"POST /register":    {kind: "public"},
-	"POST /login":       {kind: "public"},
-	"GET /ws":           {kind: "ws"}, // TestMembershipMatrixFrames
-	"POST /logout":      {kind: "token"},
-	"POST /ws-ticket":   {kind: "token"},
-	"GET /users/online": {kind: "token"},
-	"GET /users/search": {kind: "token"},
-	"GET /chats":        {kind: "token"},
-	"POST /chats":       {kind: "token"},
+	"GET /metrics":   {kind: "public"},
+	"POST /register": {kind: "public"},
+	"POST /login":    {kind: "public"},
+	// The refresh cookie is its credential: TestBrowserSignIn attacks it.
+	"POST /session/refresh": {kind: "public"},
+	"GET /ws":               {kind: "ws"}, // TestMembershipMatrixFrames
+	"POST /logout":          {kind: "token"},
+	// My own sessions and password: TestMySessions and
+	// TestChangePasswordAPI try another user's.
+	"POST /password":            {kind: "token"},
+	"GET /sessions":             {kind: "token"},
+	"DELETE /sessions/{id}":     {kind: "token"},
+	"POST /sessions/end-others": {kind: "token"},
+	"POST /ws-ticket":           {kind: "token"},
+	"GET /users/online":         {kind: "token"},
+	"GET /users/search":         {kind: "token"},
+	"GET /chats":                {kind: "token"},
+	"POST /chats":               {kind: "token"},
 	"GET /messages": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.call(w.srv.t(), "GET", "/messages/?chat_id="+url.QueryEscape(chat), tok, nil)
 	}},

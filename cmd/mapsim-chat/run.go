@@ -254,7 +254,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	})
 	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: cfg.CommitTimeout})
 	au := auth.NewService(auth.Options{
-		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL,
+		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL,
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})

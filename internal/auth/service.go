@@ -50,14 +50,20 @@ type Store interface {
 	DeleteExpiredSessions(ctx context.Context, before time.Time) (int64, error)
 	// CreateInvite stores a new invite.
 	CreateInvite(ctx context.Context, inv chat.Invite) error
+
+	SessionStore
 }
 
 // Service registers users, logs them in and out, and verifies tokens and
 // tickets.
 type Service struct {
-	store        Store
-	signingKey   []byte
-	tokenTTL     time.Duration
+	store      Store
+	signingKey []byte
+	tokenTTL   time.Duration
+	// refreshKey keys the hashes of refresh tokens; it is derived from
+	// signingKey, so rotating SECRET_KEY ends every browser's session.
+	refreshKey   []byte
+	refreshTTL   time.Duration
 	registration string
 	now          func() time.Time
 	throttle     *Throttle
@@ -92,6 +98,11 @@ type Options struct {
 	// Tickets, when set, keeps WebSocket tickets for every node (several
 	// nodes behind one address); nil keeps them in this node's memory.
 	Tickets TicketStore
+
+	// RefreshTTL is how long a browser stays signed in without being
+	// used: each refresh moves its session's expiry this far ahead
+	// (DefaultRefreshTTL when 0).
+	RefreshTTL time.Duration
 }
 
 // TicketStore keeps WebSocket tickets where every node of an installation
@@ -117,8 +128,12 @@ func NewService(o Options) *Service {
 	if o.ConcurrentHash <= 0 {
 		o.ConcurrentHash = 4
 	}
+	if o.RefreshTTL <= 0 {
+		o.RefreshTTL = DefaultRefreshTTL
+	}
 	s := &Service{
 		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
+		refreshKey: deriveRefreshKey(o.SigningKey), refreshTTL: o.RefreshTTL,
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
 		tickets:  newTicketTable(),
@@ -146,6 +161,9 @@ func (s *Service) Run(ctx context.Context) {
 				s.registrations.sweep(s.now())
 			}
 			s.store.DeleteExpiredSessions(ctx, s.now().Add(-24*time.Hour))
+			// A spent token older than a cookie lives can no longer be
+			// presented by a browser: nothing to recognise a replay of.
+			s.store.DeleteSpentRefreshTokens(ctx, s.now().Add(-s.refreshTTL))
 		}
 	}
 }
@@ -278,6 +296,10 @@ type Token struct {
 
 type claims struct {
 	Username string `json:"username"`
+	// SessionID is set in the access tokens of a browser's session, which
+	// has many at once (one per tab and refresh): they are checked by the
+	// session's id, not by their own jti as a bearer session's one token is.
+	SessionID int64 `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -293,17 +315,26 @@ const maxLoginName = 64
 // The throttle (see Throttle) reserves the check before the password is
 // hashed, so parallel guesses get no more checks than sequential ones.
 func (s *Service) Login(ctx context.Context, username, password, addr, userAgent string) (Token, error) {
+	u, err := s.checkLogin(ctx, username, password, addr)
+	if err != nil {
+		return Token{}, err
+	}
+	return s.issue(ctx, u, addr, userAgent)
+}
+
+// checkLogin is Login's check of a username and password, throttled.
+func (s *Service) checkLogin(ctx context.Context, username, password, addr string) (chat.User, error) {
 	key := throttleKey(username)
 	attempt, wait := s.throttle.Begin(key, addr)
 	if wait > 0 {
-		return Token{}, tooMany("Too many failed logins; try again in ", wait)
+		return chat.User{}, tooMany("Too many failed logins; try again in ", wait)
 	}
 	// A check that never happens (the server is busy, the store fails)
 	// gives its reservation back; after Fail or Succeed this does nothing.
 	defer attempt.Cancel()
 	if len(username) > maxLoginName || len(password) > 4*MaxPasswordLen {
 		attempt.Fail()
-		return Token{}, errBadLogin
+		return chat.User{}, errBadLogin
 	}
 	u, err := s.store.UserByUsername(ctx, username)
 	if err == nil && !u.DeletedAt.IsZero() {
@@ -316,25 +347,25 @@ func (s *Service) Login(ctx context.Context, username, password, addr, userAgent
 	case err == nil:
 		s.verifying()
 		if herr := s.hash(ctx, func() { ok, err = VerifyPassword(u.PasswordHash, password) }); herr != nil {
-			return Token{}, herr
+			return chat.User{}, herr
 		}
 		if err != nil {
-			return Token{}, err
+			return chat.User{}, err
 		}
 	case chat.ErrorCode(err) == chat.ENotFound:
 		s.verifying()
 		if herr := s.hash(ctx, func() { VerifyPassword(dummyHash, password) }); herr != nil {
-			return Token{}, herr
+			return chat.User{}, herr
 		}
 	default:
-		return Token{}, err
+		return chat.User{}, err
 	}
 	if !ok || !u.DisabledAt.IsZero() {
 		attempt.Fail()
-		return Token{}, errBadLogin
+		return chat.User{}, errBadLogin
 	}
 	attempt.Succeed()
-	return s.issue(ctx, u, addr, userAgent)
+	return u, nil
 }
 
 // throttleKey is the throttle's key for a username.
@@ -413,12 +444,21 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chat.Identity
 	if err != nil || c.ID == "" {
 		return chat.Identity{}, errBadToken
 	}
-	h := sha256.Sum256([]byte(c.ID))
-	a, err := s.store.AccessByTokenHash(ctx, h[:])
+	var a chat.Access
+	if c.SessionID != 0 {
+		a, err = s.store.AccessBySessionID(ctx, c.SessionID)
+	} else {
+		h := sha256.Sum256([]byte(c.ID))
+		a, err = s.store.AccessByTokenHash(ctx, h[:])
+	}
 	if err == nil && c.Subject != strconv.FormatInt(a.UserID, 10) {
 		return chat.Identity{}, errBadToken
 	}
-	return s.identity(a, err)
+	id, err := s.identity(a, err)
+	if err == nil {
+		s.touch(ctx, a)
+	}
+	return id, err
 }
 
 // identity turns a looked-up session and its user into an identity,
@@ -480,7 +520,12 @@ func (s *Service) RedeemTicket(ctx context.Context, t string) (chat.Identity, er
 	if !ok {
 		return chat.Identity{}, chat.Errorf(chat.EUnauthorized, "Invalid, used or expired ticket; ask for a new one.")
 	}
-	return s.identity(s.store.AccessBySessionID(ctx, sessionID))
+	a, err := s.store.AccessBySessionID(ctx, sessionID)
+	id, err := s.identity(a, err)
+	if err == nil {
+		s.touch(ctx, a)
+	}
+	return id, err
 }
 
 func randomToken(n int) string {

@@ -71,6 +71,9 @@ type Session struct {
 	RevokedAt time.Time // zero while the session is live
 	UserAgent string
 	IP        string
+	// LastUsedAt is when the session was last refreshed or checked (to the
+	// minutes, see auth); its creation until then.
+	LastUsedAt time.Time
 }
 
 // Chat is a conversation: the global chat, a direct chat or a group.
@@ -313,6 +316,7 @@ type Access struct {
 	ExpiresAt  time.Time
 	RevokedAt  time.Time // zero while live
 	DisabledAt time.Time // zero while the account is enabled
+	LastUsedAt time.Time // the session's creation until first used
 }
 
 // Event is something to deliver to the connections subscribed to a chat: a

@@ -93,6 +93,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 
 	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is how long a browser stays signed in without being
+	// used (its refresh cookie and session), see auth.LoginBrowser.
+	RefreshTokenTTL time.Duration
 	Registration   string
 	AllowedOrigins []string // normalised "scheme://host[:port]"
 	// PublicURL is the origin users reach the server at ("" when unset):
@@ -390,6 +393,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		c.AccessTokenTTL = l.duration("ACCESS_TOKEN_TTL", time.Second, 24*time.Hour, time.Minute, 90*24*time.Hour)
 	}
+	c.RefreshTokenTTL = l.duration("REFRESH_TOKEN_TTL", time.Second, 30*24*time.Hour, time.Hour, 400*24*time.Hour)
 	c.Registration = l.oneOf("REGISTRATION", RegistrationOpen, RegistrationOpen, RegistrationInvite, RegistrationClosed)
 	c.RegistrationsPerHour = int(l.integer("REGISTRATION_PER_HOUR", 5, 0, 1e6))
 

@@ -171,6 +171,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"token ttl not a duration", []string{"ACCESS_TOKEN_TTL=forever"}, "ACCESS_TOKEN_TTL", "24h"},
 		{"token ttl too short", []string{"ACCESS_TOKEN_TTL=10s"}, "ACCESS_TOKEN_TTL", "1m0s"},
 		{"token ttl too long", []string{"ACCESS_TOKEN_TTL=9000h"}, "ACCESS_TOKEN_TTL", "2160h"},
+		{"refresh ttl too short", []string{"REFRESH_TOKEN_TTL=10m"}, "REFRESH_TOKEN_TTL", "1h0m0s"},
+		{"refresh ttl not a duration", []string{"REFRESH_TOKEN_TTL=always"}, "REFRESH_TOKEN_TTL", "not a duration"},
 		{"token minutes not a number", []string{"ACCESS_TOKEN_EXPIRE_MINUTES=lots"}, "ACCESS_TOKEN_EXPIRE_MINUTES", "minutes"},
 		// 9007199254741052 minutes overflows to exactly one hour when
 		// multiplied out; it must be refused, not taken as 1h.

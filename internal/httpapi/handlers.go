@@ -89,22 +89,31 @@ func (s *server) handleLogin() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		if f["cookie"] == "true" {
+			s.handleBrowserLogin(w, r, f)
+			return
+		}
 		ip := clientIPFrom(r.Context())
 		tok, err := s.Auth.Login(r.Context(), f["username"], f["password"], ip, r.UserAgent())
 		if err != nil {
-			switch code := chat.ErrorCode(err); code {
-			case chat.EUnauthorized:
-				s.metrics.LoginFailed.Inc()
-				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
-			case chat.ETooMany:
-				s.metrics.LoginThrottled.Inc()
-				s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
-			}
+			s.loginRefused(r, ip, err)
 			s.writeError(w, r, err)
 			return
 		}
 		s.metrics.LoginOK.Inc()
 		writeJSON(w, http.StatusOK, wire.Token{AccessToken: tok.AccessToken, TokenType: "bearer", ExpiresIn: tok.ExpiresIn, Username: tok.Identity.Username})
+	}
+}
+
+// loginRefused counts and logs a refused login.
+func (s *server) loginRefused(r *http.Request, ip string, err error) {
+	switch code := chat.ErrorCode(err); code {
+	case chat.EUnauthorized:
+		s.metrics.LoginFailed.Inc()
+		s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
+	case chat.ETooMany:
+		s.metrics.LoginThrottled.Inc()
+		s.Log.InfoContext(r.Context(), "login refused", "code", code, "client_ip", ip)
 	}
 }
 
@@ -116,6 +125,7 @@ func (s *server) handleLogout() http.HandlerFunc {
 			return
 		}
 		s.Hub.CloseSession(id.SessionID)
+		clearRefreshCookie(w)
 		writeJSON(w, http.StatusOK, wire.Detail{Detail: "Logged out."})
 	}
 }

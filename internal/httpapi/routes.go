@@ -33,11 +33,19 @@ func (s *server) routes() *chi.Mux {
 	// Accounts.
 	r.Post("/register", s.handleRegister())
 	r.Post("/login", s.handleLogin())
+	// A browser's refresh cookie, traded for an access token; it is the
+	// request's only credential, so only our own pages may send it.
+	r.Post(refreshPath, s.handleRefresh())
 
 	// Everything below needs a bearer token.
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Post("/logout", s.handleLogout())
+		r.Post("/password", s.handleChangePassword())
+		// My sessions (owner only: another user's session is not found).
+		r.Get("/sessions", s.handleSessions())
+		r.Delete("/sessions/{id}", s.handleEndSession())
+		r.Post("/sessions/end-others", s.handleEndOtherSessions())
 		r.Post("/ws-ticket", s.handleWSTicket())
 		r.Get("/messages", s.handleMessages())
 		r.Get("/users/online", s.handleOnline())

@@ -142,28 +142,8 @@ func (s *DB) UserByID(ctx context.Context, id int64) (chat.User, error) {
 
 // SetPassword replaces the hash and revokes every live session of the user.
 func (s *DB) SetPassword(ctx context.Context, userID int64, hash string, at time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return s.fail("set password: begin", err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
-	if err != nil {
-		return s.fail("set password: update user", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		ok, err := exists(ctx, tx, "users", userID)
-		if err != nil {
-			return s.fail("set password: find user", err)
-		}
-		if !ok {
-			return s.fail("set password", chat.Errorf(chat.ENotFound, "No such user."))
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, ms(at), userID); err != nil {
-		return s.fail("set password: revoke sessions", err)
-	}
-	return s.fail("set password: commit", tx.Commit())
+	_, err := s.ChangePassword(ctx, userID, hash, 0, at)
+	return err
 }
 
 // SetDisabled disables a user at the given time, revoking every session of
@@ -212,16 +192,8 @@ func (s *DB) SetRole(ctx context.Context, userID int64, role string) error {
 
 // CreateSession inserts a session.
 func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
-	// MySQL refuses invalid UTF-8, and a cut at 255 bytes can split a character.
-	ua := strings.ToValidUTF8(sess.UserAgent, "\uFFFD")
-	if len(ua) > 255 {
-		ua = ua[:255]
-		for !utf8.ValidString(ua) {
-			ua = ua[:len(ua)-1]
-		}
-	}
 	res, err := s.exec(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)`,
-		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), ua, sess.IP)
+		sess.UserID, sess.TokenHash, ms(sess.CreatedAt), ms(sess.ExpiresAt), clipUserAgent(sess.UserAgent), sess.IP)
 	if err != nil {
 		return s.fail("create session", err)
 	}
@@ -229,7 +201,20 @@ func (s *DB) CreateSession(ctx context.Context, sess *chat.Session) error {
 	return s.fail("create session: read its id", err)
 }
 
-const sessionSelect = `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at, user_agent, ip FROM sessions `
+// clipUserAgent makes a User-Agent fit its column: MySQL refuses invalid
+// UTF-8, and a cut at 255 bytes can split a character.
+func clipUserAgent(ua string) string {
+	ua = strings.ToValidUTF8(ua, "\uFFFD")
+	if len(ua) > 255 {
+		ua = ua[:255]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
+	}
+	return ua
+}
+
+const sessionSelect = `SELECT id, user_id, token_hash, created_at, expires_at, revoked_at, user_agent, ip, last_used_at FROM sessions `
 
 // SessionByTokenHash finds a session by the hash of its token's jti.
 func (s *DB) SessionByTokenHash(ctx context.Context, tokenHash []byte) (chat.Session, error) {
@@ -247,8 +232,8 @@ func (s *DB) SessionByID(ctx context.Context, id int64) (chat.Session, error) {
 // in one query: checking a token or a WebSocket ticket needs both, and a
 // reconnect storm makes that check thousands of times a second. (Not the
 // password hash: it has no business in every request.)
-const accessSelect = `SELECT s.id, s.user_id, u.username, u.role, s.expires_at, s.revoked_at, u.disabled_at
-	FROM sessions s JOIN users u ON u.id = s.user_id `
+const accessSelect = `SELECT s.id, s.user_id, u.username, u.role, s.expires_at, s.revoked_at, u.disabled_at,
+	COALESCE(s.last_used_at, s.created_at) FROM sessions s JOIN users u ON u.id = s.user_id `
 
 // AccessByTokenHash reads the session whose token's jti hashes to
 // tokenHash, with its user; ENotFound when either is missing.
@@ -269,8 +254,9 @@ func scanAccess(row rowScanner) (chat.Access, error) {
 		a                 chat.Access
 		expires           int64
 		revoked, disabled sql.NullInt64
+		lastUsed          int64
 	)
-	err := row.Scan(&a.SessionID, &a.UserID, &a.Username, &a.Role, &expires, &revoked, &disabled)
+	err := row.Scan(&a.SessionID, &a.UserID, &a.Username, &a.Role, &expires, &revoked, &disabled, &lastUsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Access{}, chat.Errorf(chat.ENotFound, "No such session.")
 	}
@@ -280,16 +266,17 @@ func scanAccess(row rowScanner) (chat.Access, error) {
 	a.ExpiresAt = time.UnixMilli(expires).UTC()
 	a.RevokedAt = fromMS(revoked)
 	a.DisabledAt = fromMS(disabled)
+	a.LastUsedAt = time.UnixMilli(lastUsed).UTC()
 	return a, nil
 }
 
 func scanSession(row rowScanner) (chat.Session, error) {
 	var (
-		sess             chat.Session
-		created, expires int64
-		revoked          sql.NullInt64
+		sess              chat.Session
+		created, expires  int64
+		revoked, lastUsed sql.NullInt64
 	)
-	err := row.Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &created, &expires, &revoked, &sess.UserAgent, &sess.IP)
+	err := row.Scan(&sess.ID, &sess.UserID, &sess.TokenHash, &created, &expires, &revoked, &sess.UserAgent, &sess.IP, &lastUsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Session{}, chat.Errorf(chat.ENotFound, "No such session.")
 	}
@@ -299,6 +286,10 @@ func scanSession(row rowScanner) (chat.Session, error) {
 	sess.CreatedAt = time.UnixMilli(created).UTC()
 	sess.ExpiresAt = time.UnixMilli(expires).UTC()
 	sess.RevokedAt = fromMS(revoked)
+	sess.LastUsedAt = fromMS(lastUsed)
+	if sess.LastUsedAt.IsZero() {
+		sess.LastUsedAt = sess.CreatedAt
+	}
 	return sess, nil
 }
 

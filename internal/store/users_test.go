@@ -225,7 +225,7 @@ func TestSessions(t *testing.T) {
 			same(t, got)
 		})
 		t.Run("access: session with its user, by hash and by id", func(t *testing.T) {
-			want := chat.Access{SessionID: sess.ID, UserID: alice.ID, Username: "alice", Role: alice.Role, ExpiresAt: sess.ExpiresAt}
+			want := chat.Access{SessionID: sess.ID, UserID: alice.ID, Username: "alice", Role: alice.Role, ExpiresAt: sess.ExpiresAt, LastUsedAt: sess.CreatedAt}
 			for _, lookup := range []func() (chat.Access, error){
 				func() (chat.Access, error) { return db.AccessByTokenHash(ctx, hash[:]) },
 				func() (chat.Access, error) { return db.AccessBySessionID(ctx, sess.ID) },

@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // The REST API's answers, besides the message and chat shapes above. Field
 // names follow DESIGN.md so that existing scripts keep working; the golden
 // files in testdata/ show each shape, so a change is a visible diff.
@@ -90,4 +92,31 @@ type Uploaded struct {
 	ChatName     string `json:"chat_name"`
 	Width        int    `json:"width,omitempty"`
 	Height       int    `json:"height,omitempty"`
+}
+
+// Session is one of my sessions, for the list in Settings: a browser
+// signed in, or a token a script or terminal logged in for.
+type Session struct {
+	ID int64 `json:"id"`
+	// Browser and OS are read from the User-Agent the session logged in
+	// with ("" when it names neither); UserAgent is that header, clipped.
+	Browser    string    `json:"browser"`
+	OS         string    `json:"os"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	// Current marks the session the request was made in.
+	Current bool `json:"current"`
+}
+
+// SessionList answers GET /sessions/.
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// Ended answers a request that ended sessions: how many.
+type Ended struct {
+	Detail string `json:"detail"`
+	Ended  int    `json:"ended"`
 }

@@ -148,6 +148,11 @@ func TestGoldenShapes(t *testing.T) {
 		{"rest-online", wire.OnlineList{Users: []string{"alice", "bob"}}},
 		{"rest-user-search", wire.UserList{Users: []wire.FoundUser{{Username: "alice", Online: true}, {Username: "alfred"}}}},
 		{"rest-read-marker", wire.ReadMarker{LastReadID: 45}},
+		{"rest-sessions", wire.SessionList{Sessions: []wire.Session{
+			{ID: 7, Browser: "Firefox", OS: "Linux", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", IP: "192.0.2.1", CreatedAt: t0, LastUsedAt: t1, Current: true},
+			{ID: 4, UserAgent: "Go-http-client/1.1", IP: "192.0.2.9", CreatedAt: t0, LastUsedAt: t0},
+		}}},
+		{"rest-ended", wire.Ended{Detail: "Ended 2 other sessions.", Ended: 2}},
 		{"frame-epoch", wire.EpochFrame{Type: wire.TypeEpoch, ChatName: "group:ab12", Epoch: 3}},
 		{"frame-keys", wire.KeysFrame{Type: wire.TypeKeys, Username: "bob"}},
 		{"rest-chat-e2ee", e2eeChat},

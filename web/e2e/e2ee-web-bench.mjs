@@ -86,7 +86,8 @@ try {
   // 2. A new epoch of a 50-member group, wrapped and uploaded.
   const names = Array.from({ length: 49 }, (_, i) => `member${String(i).padStart(2, '0')}`);
   for (let i = 0; i < names.length; i += 8) await Promise.all(names.slice(i, i + 8).map((n) => member(server, n)));
-  const aliceToken = await alice.evaluate(() => sessionStorage.getItem('mapsim.token'));
+  // The page keeps its access token in memory only (session.js).
+  const aliceToken = await alice.evaluate(async () => (await import('/static/session.js')).currentToken());
   const group = await api(server, 'POST', '/chats/', aliceToken, { kind: 'group', title: 'Fifty', members: names });
   if (group.status !== 201) throw new Error(`group: ${group.status} ${JSON.stringify(group.body)}`);
   const epochTimes = await alice.evaluate(async (name) => {
@@ -152,7 +153,7 @@ try {
   rows.push([`… all 500 decrypted and shown (${opened.count} shown, ${opened.broken} undecryptable)`, ms(opened.all)]);
   const revealed = await bob.evaluate(async (name) => {
     const controller = await import('/static/controller.js');
-    const token = sessionStorage.getItem('mapsim.token');
+    const token = (await import('/static/session.js')).currentToken();
     let messages = [];
     let before = '';
     for (;;) {

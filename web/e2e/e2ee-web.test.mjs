@@ -17,9 +17,12 @@ let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
-// token is the access token a signed-in page holds.
+// token is an access token of a signed-in page's session: the page keeps
+// its own in memory only, so the test trades the page's refresh cookie for
+// another, as a new tab would (under the tabs' refresh lock).
 function token(page) {
-  return page.evaluate(() => sessionStorage.getItem('mapsim.token'));
+  return page.evaluate(() => navigator.locks.request('mapsim.refresh', () => fetch('/session/refresh', { method: 'POST' })
+    .then((r) => r.json()).then((b) => b.access_token)));
 }
 
 // startDirect opens a direct chat with other from the dialog and resolves to its name.

@@ -1,7 +1,9 @@
 // REST calls: JSON in and out, the bearer token from the session, errors
-// as ApiError {status, detail, code, retryAfter}.
+// as ApiError {status, detail, code, retryAfter}. A call refused for an
+// expired access token renews it from the refresh cookie and goes again,
+// once.
 
-import { currentToken } from './session.js';
+import { currentToken, refreshSession, expiresSoon } from './session.js';
 
 /** ApiError is a failed call: the server's detail sentence and machine code. */
 export class ApiError extends Error {
@@ -30,23 +32,38 @@ async function errorFrom(response) {
     body.code || 'http_' + response.status, retryAfter, body);
 }
 
+// send makes one authorised fetch; a 401 for the token it sent renews the
+// token (once) and sends again. A 401 after that ends the session here.
+async function send(path, init) {
+  for (let attempt = 0; ; attempt++) {
+    const token = currentToken();
+    const headers = { ...init.headers };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(path, { ...init, headers });
+    } catch {
+      throw new ApiError(0, '', 'network');
+    }
+    if (response.status !== 401 || !token) return response;
+    if (attempt === 0) {
+      if (currentToken() !== token) continue; // renewed meanwhile
+      const renewed = await refreshSession();
+      if (renewed) continue;
+      if (renewed === null) throw new ApiError(0, '', 'network');
+    }
+    const err = await errorFrom(response);
+    unauthorized(err);
+    throw err;
+  }
+}
+
 /** request calls the API; body (an object) goes as JSON. It resolves to the answer's JSON. */
 export async function request(method, path, body) {
   const headers = { Accept: 'application/json' };
-  const token = currentToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
-  } catch {
-    throw new ApiError(0, '', 'network');
-  }
-  if (!response.ok) {
-    const err = await errorFrom(response);
-    if (response.status === 401 && token) unauthorized(err);
-    throw err;
-  }
+  const response = await send(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  if (!response.ok) throw await errorFrom(response);
   if (response.status === 204) return {};
   try {
     return await response.json();
@@ -70,12 +87,7 @@ export function post(path, body = {}) {
 
 /** fetchBlob downloads a protected file with the token and returns it as a Blob. */
 export async function fetchBlob(path) {
-  let response;
-  try {
-    response = await fetch(path, { headers: { Authorization: `Bearer ${currentToken()}` } });
-  } catch {
-    throw new ApiError(0, '', 'network');
-  }
+  const response = await send(path, {});
   if (!response.ok) throw await errorFrom(response);
   return response.blob();
 }
@@ -87,7 +99,16 @@ export async function fetchBlob(path) {
  */
 export function upload(chatName, file, onProgress) {
   const xhr = new XMLHttpRequest();
+  let aborted = false;
   const promise = new Promise((resolve, reject) => {
+    // A file is not sent twice for a token that expired on the way: the
+    // token is renewed first when it has less than a minute left.
+    (expiresSoon(60_000) ? refreshSession() : Promise.resolve(true)).then(() => {
+      if (aborted) reject(new ApiError(0, '', 'aborted'));
+      else start(resolve, reject);
+    });
+  });
+  function start(resolve, reject) {
     xhr.open('POST', '/upload/');
     xhr.setRequestHeader('Authorization', `Bearer ${currentToken()}`);
     xhr.setRequestHeader('Accept', 'application/json');
@@ -109,6 +130,6 @@ export function upload(chatName, file, onProgress) {
     form.append('chat_id', chatName);
     form.append('file', file, file.name || 'file');
     xhr.send(form);
-  });
-  return { promise, abort: () => xhr.abort() };
+  }
+  return { promise, abort: () => { aborted = true; xhr.abort(); } };
 }

@@ -1,9 +1,9 @@
 // Mapsim Chat's browser client: the entry point. It picks the language,
-// restores the session kept in this tab and shows the sign-in screen, the
+// restores the sign-in from the refresh cookie and shows the sign-in screen, the
 // key setup or restore screen (end-to-end encryption), or the main screen.
 
 import { setLanguage, preferredLanguage, onLanguage, t } from './i18n.js';
-import { loadSession, clearSession } from './session.js';
+import { restoreSession, clearSession } from './session.js';
 import * as secure from './secure.js';
 import * as controller from './controller.js';
 import { mountAuth } from './views/auth.js';
@@ -83,11 +83,17 @@ async function boot() {
   await setLanguage(preferredLanguage());
   controller.onSignedOut((message) => showAuth(message));
   onLanguage(remount);
-  const session = loadSession();
+  let session = null;
+  let message;
+  try {
+    session = await restoreSession();
+  } catch {
+    message = t('error.network');
+  }
   if (session) {
     enter(session);
   } else {
-    showAuth();
+    showAuth(message);
   }
 }
 

@@ -59,9 +59,12 @@ function newClientId() {
 
 /** signIn logs in and starts the session. */
 export async function signIn(username, password) {
-  const answer = await api.post('/login/', { username, password });
+  // "cookie": a short-lived token for this page, and the refresh cookie
+  // that keeps this browser signed in (see session.js).
+  const answer = await api.post('/login/', { username, password, cookie: true });
   ending = false;
-  session.saveSession({ token: answer.access_token, username: answer.username || username });
+  session.clearSession();
+  session.saveSession({ ...answer, username: answer.username || username });
   return session.loadSession();
 }
 
@@ -76,6 +79,7 @@ export async function start(current) {
   ending = false;
   state.me = current.username;
   api.onUnauthorized(() => end(t('auth.expired')));
+  session.onExpired(() => end(t('auth.expired')));
   socket = new Socket({
     ticket: connectTicket,
     onOpen: syncAll,
