@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import {
-  launchBrowser, openUser, register, login, restoreKeys, openChat, send, waitForMessage,
+  launchBrowser, pageToken, openUser, register, login, restoreKeys, openChat, send, waitForMessage,
   api, withServer, noProblems, screenshot,
 } from './lib.mjs';
 
@@ -17,13 +17,7 @@ let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
-// token is an access token of a signed-in page's session: the page keeps
-// its own in memory only, so the test trades the page's refresh cookie for
-// another, as a new tab would (under the tabs' refresh lock).
-function token(page) {
-  return page.evaluate(() => navigator.locks.request('mapsim.refresh', () => fetch('/session/refresh', { method: 'POST' })
-    .then((r) => r.json()).then((b) => b.access_token)));
-}
+const token = pageToken;
 
 // startDirect opens a direct chat with other from the dialog and resolves to its name.
 async function startDirect(page, other) {

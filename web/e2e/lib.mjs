@@ -252,3 +252,11 @@ export async function sendFrames(page, token, frames) {
     ws.close();
   }, { tok: token, list: frames });
 }
+
+// pageToken resolves to an access token of a signed-in page's session. The
+// page keeps its own in memory only, so this trades the page's refresh
+// cookie for another, as a new tab would (under the tabs' refresh lock).
+export function pageToken(page) {
+  return page.evaluate(() => navigator.locks.request('mapsim.refresh', () => fetch('/session/refresh', { method: 'POST' })
+    .then((r) => r.json()).then((b) => b.access_token)));
+}

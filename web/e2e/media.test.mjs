@@ -11,7 +11,7 @@ import { deflateSync } from 'node:zlib';
 import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  launchBrowser, openUser, register, openChat, withServer, noProblems, screenshot, apiUser,
+  launchBrowser, pageToken, openUser, register, openChat, withServer, noProblems, screenshot, apiUser,
 } from './lib.mjs';
 
 let browser;
@@ -212,7 +212,7 @@ test('media in a plain chat: audio and video inline, the lightbox by keyboard, a
     await screenshot(alice, 'media-en');
 
     // The server itself never shows the PDF: an attachment, in a sandbox.
-    const token = await alice.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const token = await pageToken(alice);
     const url = await alice.evaluate(() => {
       const tl = [...document.querySelectorAll('[data-testid=file-link]')].find((a) => a.textContent === 'report.pdf');
       return tl.getAttribute('href');
@@ -272,7 +272,7 @@ test('media in an end-to-end encrypted chat: decrypted in the browser into blob:
     const url = await bob.$eval(`${message('report.pdf')} [data-testid=file-link]`, (a) => a.getAttribute('href'));
     const denied = await fetch(server.url + url, { headers: { Authorization: `Bearer ${token}` } });
     assert.notEqual(denied.status, 200, 'a stranger cannot fetch the file');
-    const bobToken = await bob.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const bobToken = await pageToken(bob);
     const served = await fetch(server.url + url, { headers: { Authorization: `Bearer ${bobToken}` } });
     const bytes = Buffer.from(await served.arrayBuffer());
     assert.ok(!bytes.subarray(0, 5).equals(Buffer.from('%PDF-')), 'the server keeps no plaintext PDF');
