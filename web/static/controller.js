@@ -773,20 +773,24 @@ function handleMessage(m) {
     loadChats().catch(() => {});
     return;
   }
-  if (m.id > (chat.last_message_id || 0)) {
+  // A chat list fetched on a reconnect may already count a message the
+  // sync delivers after it: it is not new then, but an open chat still
+  // has to be marked read.
+  const isNew = m.id > (chat.last_message_id || 0);
+  if (isNew) {
     chat.last_message_id = m.id;
     chat.last_message_at = m.timestamp;
-    if (countsAsUnread(m) && m.id > (chat.last_read_id || 0)) {
-      if (isReading(name)) {
-        markRead(name);
-      } else {
-        chat.unread = (chat.unread || 0) + 1;
-        const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
-        notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
-      }
-    }
-    store.emit('chats');
   }
+  if (countsAsUnread(m) && m.id > (chat.last_read_id || 0)) {
+    if (isReading(name)) {
+      markRead(name);
+    } else if (isNew) {
+      chat.unread = (chat.unread || 0) + 1;
+      const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+      notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
+    }
+  }
+  if (isNew) store.emit('chats');
 }
 
 /** chatLabel is a chat's title as the list shows it. */
