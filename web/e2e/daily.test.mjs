@@ -67,3 +67,204 @@ test('an open chat is read after a reconnect: no badge, no (1) in the title', as
     noProblems(alice, bob);
   });
 });
+
+// messageWith is the message whose text is exactly text.
+function messageWith(page, text) {
+  const exact = new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+  return page.locator('[data-testid=message]', { has: page.locator('[data-testid=message-text]', { hasText: exact }) });
+}
+
+// replyTo clicks the reply action of the message whose text is text.
+async function replyTo(page, text) {
+  const msg = messageWith(page, text);
+  await msg.hover();
+  await msg.locator('.msg-actions button').first().click();
+}
+
+test('reply quotes, the reply bar and list previews show text without Markdown markers (English and Persian)', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server, { locale: 'fa-IR' });
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    await openChat(alice, 'global');
+    await openChat(bob, 'global');
+    const marked = '**bold** *italic* _under_ ~~gone~~ `code` [a link](https://example.com/x)';
+    const shown = 'bold italic under gone code a link';
+    await send(alice, marked);
+    await bob.waitForSelector('[data-testid=message-text] em:text-is("italic")');
+    await replyTo(bob, shown);
+    assert.equal((await bob.textContent('.reply-bar .rb-text')).trim(), shown);
+    await send(bob, '*sure*, **شروع** کنیم');
+    await alice.waitForSelector('[data-testid=message-reply]');
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('[data-testid=message-reply] .rq-text');
+      assert.equal((await page.textContent('[data-testid=message-reply] .rq-text')).trim(), shown);
+    }
+    // The chat list previews the last message as plain text too.
+    await alice.waitForFunction(() => document.querySelector('[data-chat-name=global] .ci-preview')?.textContent.includes('sure, شروع کنیم'));
+    assert.doesNotMatch(await alice.textContent('[data-chat-name=global] .ci-preview'), /\*/);
+    noProblems(alice, bob);
+  });
+});
+
+// luminance and contrast follow WCAG 2.x.
+function luminance([r, g, b]) {
+  const c = (v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b);
+}
+function contrast(a, b) {
+  const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
+  return (x + 0.05) / (y + 0.05);
+}
+
+// codeColours reads, for every code element in the open chat's messages,
+// its text colour and the colour behind it (its and its ancestors'
+// backgrounds composited), and whether it is in one of my bubbles.
+function codeColours(page) {
+  return page.evaluate(() => {
+    const parse = (s) => {
+      const m = s.match(/rgba?\(([^)]+)\)/);
+      if (!m) return [0, 0, 0, 0];
+      const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    };
+    const behind = (el) => {
+      const layers = [];
+      for (let n = el; n; n = n.parentElement) {
+        const c = parse(getComputedStyle(n).backgroundColor);
+        if (c[3] > 0) layers.push(c);
+        if (c[3] >= 1) break;
+      }
+      let rgb = [255, 255, 255];
+      for (const [r, g, b, a] of layers.reverse()) rgb = [r * a + rgb[0] * (1 - a), g * a + rgb[1] * (1 - a), b * a + rgb[2] * (1 - a)];
+      return rgb;
+    };
+    return [...document.querySelectorAll('[data-testid=message] .msg-text code')].map((el) => ({
+      own: !!el.closest('.msg.own'),
+      block: !!el.closest('pre'),
+      text: parse(getComputedStyle(el).color).slice(0, 3),
+      bg: behind(el),
+      bubble: behind(el.closest('.bubble')),
+    }));
+  });
+}
+
+test('code in message bubbles keeps WCAG AA contrast in both themes and does not look selected', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await openChat(alice, 'global');
+    const token = await apiUser(server, 'bob');
+    const code = 'run `make test` then\n```\ngo vet ./...\n```';
+    await send(alice, code);
+    await sendFrames(alice, token, [{ type: 'text', chat_name: 'global', text: code, client_id: 'code-1' }]);
+    await alice.waitForFunction(() => document.querySelectorAll('[data-testid=message] pre code').length === 2);
+    await alice.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+    for (const colorScheme of ['light', 'dark']) {
+      await alice.emulateMedia({ colorScheme });
+      const all = await codeColours(alice);
+      assert.equal(all.length, 4);
+      assert.deepEqual(all.map((c) => c.own).sort(), [false, false, true, true]);
+      for (const c of all) {
+        const ratio = contrast(c.text, c.bg);
+        assert.ok(ratio >= 4.5, `${colorScheme}: ${c.own ? 'own' : 'other'} ${c.block ? 'code block' : 'inline code'} contrast ${ratio.toFixed(2)} < 4.5`);
+        // In my bubbles code sits on a darker inset, not a light wash that
+        // reads as selected text.
+        if (c.own) assert.ok(luminance(c.bg) < luminance(c.bubble), `${colorScheme}: own code is lighter than its bubble`);
+      }
+    }
+    noProblems(alice);
+  });
+});
+
+test('group details stay current after removing a member; leaving asks first, says so once, with its own icon (Persian)', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const bob = await openUser(browser, server, { locale: 'fa-IR' });
+    const carol = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(bob, 'bob');
+    await register(carol, 'carol');
+    await alice.click('[data-testid=new-group]');
+    await alice.fill('[data-testid=group-title]', 'Ops team');
+    for (const name of ['bob', 'carol']) {
+      await alice.fill('[data-testid=user-search]', name);
+      await alice.click(`[data-testid=user-result][data-username=${name}]`);
+    }
+    await alice.click('[data-testid=create-chat]');
+    await alice.waitForSelector('[data-testid=chat-header]:has-text("Ops team")');
+
+    // Remove carol: the dialog counts two, and finds her to add back.
+    await alice.click('[data-testid=chat-header] .head-actions .icon-btn');
+    await alice.waitForSelector('dialog[open] h3.section-title:text-is("3 members")');
+    await alice.click('dialog[open] .member-list li:has-text("carol") button[aria-label*="Remove"]');
+    await alice.waitForSelector('dialog[open] .member-list li:has-text("carol")', { state: 'detached' });
+    await alice.waitForSelector('dialog[open] h3.section-title:text-is("2 members")');
+    await alice.fill('dialog[open] [data-testid=user-search]', 'car');
+    await alice.click('dialog[open] [data-testid=user-result][data-username=carol]');
+    await alice.click('dialog[open] .dialog-actions .btn-primary');
+    await alice.waitForSelector('dialog[open]', { state: 'detached' });
+    await alice.click('[data-testid=chat-header] .head-actions .icon-btn');
+    await alice.waitForSelector('dialog[open] .member-list li:has-text("carol")');
+    await alice.waitForSelector('dialog[open] h3.section-title:text-is("3 members")');
+    await alice.keyboard.press('Escape');
+
+    // bob leaves, in Persian: a confirmation first (Cancel keeps him in),
+    // then one toast; the button's icon is not log out's.
+    const group = bob.locator('[data-testid=chat-item]', { hasText: 'Ops team' });
+    await group.click();
+    await bob.waitForSelector('[data-testid=leave-chat]');
+    const icons = await bob.evaluate(() => [
+      document.querySelector('[data-testid=leave-chat] svg path').getAttribute('d'),
+      document.querySelector('[data-testid=logout] svg path').getAttribute('d'),
+    ]);
+    assert.notEqual(icons[0], icons[1], 'Leave has the log out icon');
+    await bob.click('[data-testid=leave-chat]');
+    await bob.waitForSelector('dialog[open] .btn-danger:text-is("ترک گروه")');
+    await bob.click('dialog[open] .btn-secondary');
+    await bob.waitForSelector('dialog[open]', { state: 'detached' });
+    assert.equal(await group.count(), 1);
+    await bob.click('[data-testid=leave-chat]');
+    await bob.click('dialog[open] .btn-danger');
+    await group.waitFor({ state: 'detached' });
+    // A message sent and acknowledged afterwards comes over the same
+    // socket as the chat_removed frame: by then every toast has shown.
+    await openChat(bob, 'global');
+    await send(bob, 'still here');
+    await waitForMessage(bob, 'still here');
+    await bob.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+    const toasts = await bob.$$eval('[data-testid=toast]', (els) => els.map((el) => el.textContent));
+    assert.equal(toasts.length, 1, `toasts: ${JSON.stringify(toasts)}`);
+    assert.match(toasts[0], /Ops team/);
+    noProblems(alice, bob, carol);
+  });
+});
+
+test('on a phone, a tapped message puts its actions away when something else is sent', async () => {
+  await withServer({}, async (server) => {
+    const context = await browser.newContext({ viewport: phone, isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    page.problems = [];
+    page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
+    await page.goto(server.url + '/');
+    await register(page, 'alice');
+    await page.click('[data-testid=chat-item][data-chat-name=global]');
+    await send(page, 'first message');
+    await waitForMessage(page, 'first message');
+    const first = messageWith(page, 'first message');
+    await first.locator('[data-testid=message-text]').tap();
+    const actionsShown = () => first.evaluate((el) => {
+      const a = el.querySelector('.msg-actions');
+      const s = getComputedStyle(a);
+      return s.display !== 'none' && s.opacity !== '0';
+    });
+    assert.equal(await actionsShown(), true, 'a tap does not show the actions');
+    await send(page, 'second message');
+    await waitForMessage(page, 'second message');
+    await page.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+    assert.equal(await actionsShown(), false, 'the tapped message still shows its actions');
+    noProblems(page);
+    await context.close();
+  });
+});

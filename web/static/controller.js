@@ -268,10 +268,19 @@ export async function createChat(kind, members, title) {
   return chat;
 }
 
+// leaving holds the groups I am leaving: the chat_removed frame that
+// the leave causes says nothing (the leaver is told once, by the view).
+const leaving = new Set();
+
 /** leaveChat leaves a group. */
 export async function leaveChat(name) {
-  await api.post(chatPath(name, '/leave'));
-  dropChat(name);
+  leaving.add(name);
+  try {
+    await api.post(chatPath(name, '/leave'));
+    dropChat(name);
+  } finally {
+    leaving.delete(name);
+  }
 }
 
 /** renameChat renames a group (owners only). */
@@ -289,6 +298,9 @@ export async function addMembers(name, members) {
 /** removeMember removes someone from a group (owners only). */
 export async function removeMember(name, username) {
   await api.request('DELETE', chatPath(name, `/members/${encodeURIComponent(username)}`));
+  // Shown at once; the chat_updated frame that follows agrees.
+  const chat = state.chats.get(name);
+  if (chat) store.upsertChat({ ...chat, members: (chat.members || []).filter((m) => m.username.toLowerCase() !== username.toLowerCase()) });
 }
 
 function dropChat(name) {
@@ -715,7 +727,7 @@ function handleFrame(frame) {
     case 'chat_removed':
       if (state.chats.has(frame.chat_name)) {
         const chat = state.chats.get(frame.chat_name);
-        if (chat.kind === 'group' && state.current === frame.chat_name) toast(t('chat.removedFrom', { title: chat.title || chat.name }), 'info');
+        if (chat.kind === 'group' && state.current === frame.chat_name && !leaving.has(frame.chat_name)) toast(t('chat.removedFrom', { title: chat.title || chat.name }), 'info');
         dropChat(frame.chat_name);
       }
       break;

@@ -118,6 +118,8 @@ export default {
   'group.info': 'Group details',
   'group.leave': 'Leave',
   'group.left': 'You left “{title}”.',
+  'group.leaveTitle': 'Leave “{title}”?',
+  'group.leaveText': 'Its messages will no longer reach you here. A member can add you back later.',
   'group.owner': 'owner',
   'group.remove': 'Remove {name} from the group',
   'group.add': 'Add people',

@@ -122,6 +122,8 @@ export default {
   'group.info': 'جزئیات گروه',
   'group.leave': 'ترک گروه',
   'group.left': 'گروه «{title}» را ترک کردید.',
+  'group.leaveTitle': 'گروه «{title}» را ترک می‌کنید؟',
+  'group.leaveText': 'دیگر پیام‌های این گروه به شما نمی‌رسد. یکی از اعضا می‌تواند بعداً دوباره شما را اضافه کند.',
   'group.owner': 'مالک',
   'group.remove': 'برداشتن {name} از گروه',
   'group.add': 'افزودن افراد',

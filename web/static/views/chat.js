@@ -28,7 +28,7 @@ export function mountChat({ onBack }) {
   const dropZone = h('div', { class: 'drop-zone', hidden: true }, icon('attach'), h('span', { text: t('composer.drop') }));
   const typing = h('div', { class: 'typing', 'data-testid': 'typing', hidden: true, 'aria-live': 'polite' });
   const typingRow = h('div', { class: 'typing-row' }, typing);
-  const composer = mountComposer({ onEditLast: editLast, onSent: () => scrollToBottom(false) });
+  const composer = mountComposer({ onEditLast: editLast, onSent: () => { hideActions(); scrollToBottom(false); } });
   const empty = h('div', { class: 'chat-empty' },
     h('img', { src: '/static/icon.svg', alt: '', width: '72', height: '72' }),
     h('h2', { text: t('chat.pickTitle') }), h('p', { text: t('chat.pickText') }));
@@ -63,13 +63,18 @@ export function mountChat({ onBack }) {
         h('button', {
           type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'leave-chat',
           onclick: async () => {
+            const chatName = name;
             const title = chat.title || chat.name;
+            const ok = await confirmDialog({
+              title: t('group.leaveTitle', { title }), message: t('group.leaveText'), confirm: t('group.leave'), danger: true,
+            });
+            if (!ok) return;
             try {
-              await controller.leaveChat(name);
+              await controller.leaveChat(chatName);
               controller.toast(t('group.left', { title }), 'info');
             } catch (err) { controller.toast(controller.errorText(err)); }
           },
-        }, icon('logout', 'flip-rtl'), h('span', { text: t('group.leave') })));
+        }, icon('leave', 'flip-rtl'), h('span', { text: t('group.leave') })));
     }
     const partner = chat.kind === 'direct' ? directPartner(chat) : null;
     if (chat.e2ee && partner) {
@@ -279,6 +284,7 @@ export function mountChat({ onBack }) {
       editing = null;
       // A member's identity key may have changed since we last looked.
       if (name && state.chats.get(name)?.e2ee) secure.checkMembers(name).catch(() => {});
+      hideActions();
       for (const entry of cache.values()) entry.el.remove();
       cache = new Map();
       forceBottom = true;
@@ -312,13 +318,18 @@ export function mountChat({ onBack }) {
     if (tl?.loaded && tl.hasMore && !tl.loadingOlder && messages.scrollTop < 300) controller.loadOlder(name);
   }, { passive: true });
 
-  // Touch screens have no hover: a tap on a message shows its actions.
+  // Touch screens have no hover: a tap on a message shows its actions,
+  // until a tap elsewhere, the composer or a send puts them away.
+  function hideActions(except = null) {
+    for (const other of messages.querySelectorAll('.msg.show-actions')) if (other !== except) other.classList.remove('show-actions');
+  }
   messages.addEventListener('click', (event) => {
     const msg = event.target.closest('.msg');
-    if (!msg || event.target.closest('button, a, textarea')) return;
-    for (const other of messages.querySelectorAll('.msg.show-actions')) if (other !== msg) other.classList.remove('show-actions');
-    msg.classList.toggle('show-actions');
+    if (event.target.closest('button, a, textarea')) return;
+    hideActions(msg);
+    msg?.classList.toggle('show-actions');
   });
+  composer.element.addEventListener('focusin', () => hideActions());
 
   // Files dropped anywhere on the chat are sent to it.
   let dragDepth = 0;
