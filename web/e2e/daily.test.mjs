@@ -268,3 +268,52 @@ test('on a phone, a tapped message puts its actions away when something else is 
     await context.close();
   });
 });
+
+test('the sign-in form does what its chosen tab says, Enter included; the composer has the focus after signing in', async () => {
+  await withServer({}, async (server) => {
+    // Persian, on a phone: a new user presses Enter on the default tab.
+    const dara = await openUser(browser, server, { locale: 'fa-IR', viewport: phone });
+    await dara.waitForSelector('[data-testid=mode-login][aria-selected=true]:text-is("ورود")');
+    await dara.fill('[data-testid=auth-form] input[name=username]', 'dara');
+    await dara.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
+    await dara.press('[data-testid=auth-form] input[name=password]', 'Enter');
+    await dara.waitForSelector('[data-testid=auth-error]:not([hidden])');
+    // The failure offers the other tab; on it, Enter creates the account.
+    await dara.click('[data-testid=offer-register]');
+    await dara.waitForSelector('[data-testid=mode-register][aria-selected=true]');
+    assert.equal(await dara.getAttribute('[data-testid=auth-form] input[name=password]', 'autocomplete'), 'new-password');
+    await dara.press('[data-testid=auth-form] input[name=password]', 'Enter');
+    await dara.waitForSelector('[data-testid=key-setup][data-mode=setup]');
+    await dara.check('[data-testid=passphrase-saved]');
+    await dara.click('[data-testid=key-setup-submit]');
+    await dara.waitForSelector('[data-testid=chat-item][aria-current=true]');
+    // A phone shows the chat list first: the open chat's entry has the focus.
+    await dara.waitForFunction(() => document.activeElement?.dataset.testid === 'chat-item');
+
+    // English, on a desktop: the tabs switch with the keyboard too.
+    const erin = await openUser(browser, server);
+    await erin.focus('[data-testid=mode-login]');
+    await erin.keyboard.press('ArrowRight');
+    await erin.waitForSelector('[data-testid=mode-register][aria-selected=true]');
+    assert.equal(await erin.textContent('[data-testid=register]'), 'Create account');
+    await erin.fill('[data-testid=auth-form] input[name=username]', 'erin');
+    await erin.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
+    await erin.press('[data-testid=auth-form] input[name=username]', 'Enter');
+    await erin.waitForSelector('[data-testid=key-setup][data-mode=setup]');
+    await erin.check('[data-testid=passphrase-saved]');
+    await erin.click('[data-testid=key-setup-submit]');
+    await erin.waitForSelector('[data-testid=chat-item][aria-current=true]');
+    await erin.waitForFunction(() => document.activeElement?.dataset.testid === 'composer');
+    // Logged out and in again with Enter on the login tab: the same.
+    await erin.click('[data-testid=logout]');
+    await erin.waitForSelector('[data-testid=mode-login][aria-selected=true]');
+    await erin.fill('[data-testid=auth-form] input[name=username]', 'erin');
+    await erin.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
+    await erin.press('[data-testid=auth-form] input[name=password]', 'Enter');
+    await erin.waitForSelector('[data-testid=chat-item][aria-current=true]');
+    await erin.waitForFunction(() => document.activeElement?.dataset.testid === 'composer');
+    // The wrong-tab login's 401 is the one expected console error.
+    dara.problems = dara.problems.filter((m) => !/401 \(Unauthorized\)/.test(m));
+    noProblems(dara, erin);
+  });
+});

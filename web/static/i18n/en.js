@@ -7,6 +7,8 @@ export default {
   'auth.passwordHint': 'At least 8 characters. A few words make a good one.',
   'auth.login': 'Log in',
   'auth.register': 'Create account',
+  'auth.mode': 'Log in or create an account',
+  'auth.offerRegister': 'New here? Create an account with this name instead.',
   'auth.logout': 'Log out',
   'auth.missing': 'Enter a username and a password.',
   'auth.expired': 'Your session has ended. Please log in again.',
