@@ -586,8 +586,9 @@ func (s *Service) History(ctx context.Context, c chat.Chat, before int64, limit 
 // LastMessages returns the newest message of each of the given chats (as
 // the chat list of their member shows them) by chat id, opened, with its
 // file: what the list previews. An end-to-end encrypted chat's message is
-// given without its text, which the server cannot read; a chat with no
-// message has none.
+// given without its text, which the server cannot read (its system
+// messages, which the server writes, are opened); a chat with no message
+// has none.
 func (s *Service) LastMessages(ctx context.Context, sums []chat.ChatSummary) (map[int64]chat.Message, error) {
 	ids := make([]int64, 0, len(sums))
 	encrypted := make(map[int64]bool)
@@ -607,7 +608,7 @@ func (s *Service) LastMessages(ctx context.Context, sums []chat.ChatSummary) (ma
 	var readable []chat.Message
 	out := make(map[int64]chat.Message, len(msgs))
 	for _, m := range msgs {
-		if encrypted[m.ChatID] {
+		if encrypted[m.ChatID] && m.Kind != chat.MessageSystem {
 			m.Body, m.Text = nil, ""
 			out[m.ChatID] = m
 			continue

@@ -317,3 +317,143 @@ test('the sign-in form does what its chosen tab says, Enter included; the compos
     noProblems(dara, erin);
   });
 });
+
+// inView says whether the message with this text is inside the history's view.
+function inView(page, text) {
+  return page.evaluate((t) => {
+    const list = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+    const el = [...document.querySelectorAll('[data-testid=message]')].find((m) => m.querySelector('[data-testid=message-text]')?.textContent.trim() === t);
+    if (!el) return false;
+    const r = el.getBoundingClientRect();
+    return r.bottom > list.top && r.top < list.bottom;
+  }, text);
+}
+
+test('a chat with hundreds unread opens at a "new messages" divider, with a button back to it', async () => {
+  await withServer(noLimits, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await openChat(alice, 'global');
+    await send(alice, 'read up to here');
+    await alice.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+    await alice.goto('about:blank');
+
+    const token = await apiUser(server, 'bob');
+    const seeder = await openUser(browser, server);
+    await sendFrames(seeder, token, Array.from({ length: 300 }, (_, i) => ({ type: 'text', chat_name: 'global', text: `unread ${i}`, client_id: `u-${i}` })));
+    await seeder.context().close();
+
+    await alice.goto(server.url + '/');
+    await alice.waitForSelector('[data-testid=unread-divider]');
+    await waitForMessage(alice, 'unread 0');
+    const next = await alice.evaluate(() => {
+      let el = document.querySelector('[data-testid=unread-divider]').nextElementSibling;
+      while (el && el.dataset.testid !== 'message') el = el.nextElementSibling;
+      return el?.querySelector('[data-testid=message-text]').textContent.trim();
+    });
+    assert.equal(next, 'unread 0', 'the divider is not before the first unread message');
+    await alice.waitForFunction(() => {
+      const list = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+      const r = document.querySelector('[data-testid=unread-divider]').getBoundingClientRect();
+      return r.top >= list.top && r.bottom < list.top + list.height / 2;
+    });
+    assert.equal(await inView(alice, 'unread 0'), true, 'the first unread message is not in view');
+    assert.equal(await inView(alice, 'unread 299'), false, 'the chat opened at the bottom');
+    assert.equal(await alice.textContent('[data-testid=unread-divider]'), 'New messages');
+    await alice.waitForFunction(() => document.title === 'Mapsim Chat');
+
+    // At the bottom, a button leads back to the divider.
+    await alice.$eval('[data-testid=messages]', (el) => { el.scrollTop = el.scrollHeight; });
+    await alice.waitForSelector('[data-testid=to-unread]', { state: 'visible' });
+    await alice.click('[data-testid=to-unread]');
+    await alice.waitForFunction(() => {
+      const list = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+      const r = document.querySelector('[data-testid=unread-divider]').getBoundingClientRect();
+      return r.top >= list.top && r.bottom <= list.bottom;
+    });
+    await alice.waitForSelector('[data-testid=to-unread]', { state: 'hidden' });
+    noProblems(alice);
+  });
+});
+
+test('each chat keeps its draft across reloads, marked in the chat list (Persian)', async () => {
+  await withServer({}, async (server) => {
+    await apiUser(server, 'bob');
+    const dara = await openUser(browser, server, { locale: 'fa-IR' });
+    await register(dara, 'dara');
+    const direct = await startDirect(dara, 'bob');
+    await dara.fill('[data-testid=composer]', 'پیش‌نویس **مهم**');
+    await openChat(dara, 'global');
+    assert.equal(await dara.inputValue('[data-testid=composer]'), '');
+    await dara.fill('[data-testid=composer]', 'hello draft');
+    const marker = dara.locator(`[data-testid=chat-item][data-chat-name="${direct}"] .ci-preview`);
+    await marker.locator('[data-testid=chat-draft]:text-is("پیش‌نویس:")').waitFor();
+    assert.equal((await marker.textContent()).trim(), 'پیش‌نویس: پیش‌نویس مهم');
+
+    await dara.reload();
+    await dara.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    await dara.waitForFunction(() => document.querySelector('[data-testid=composer]').value === 'hello draft');
+    await marker.locator('[data-testid=chat-draft]').waitFor();
+    await openChat(dara, direct);
+    assert.equal(await dara.inputValue('[data-testid=composer]'), 'پیش‌نویس **مهم**');
+    // The open chat's entry does not repeat its draft; global's now shows one.
+    await dara.locator('[data-testid=chat-item][data-chat-name=global] [data-testid=chat-draft]').waitFor();
+    assert.equal(await marker.locator('[data-testid=chat-draft]').count(), 0);
+    // Sent, the draft is gone.
+    await dara.press('[data-testid=composer]', 'Enter');
+    await waitForMessage(dara, 'پیش‌نویس مهم');
+    await openChat(dara, 'global');
+    await marker.locator(':text("پیش‌نویس مهم")').waitFor();
+    assert.equal(await marker.locator('[data-testid=chat-draft]').count(), 0);
+    await dara.reload();
+    await dara.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    assert.equal(await dara.locator(`[data-testid=chat-item][data-chat-name="${direct}"] [data-testid=chat-draft]`).count(), 0);
+    // Logging out forgets the drafts kept in this browser.
+    await dara.click('[data-testid=logout]');
+    await dara.waitForSelector('[data-testid=auth-form]');
+    assert.equal(await dara.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('mapsim.local.')).length), 0);
+    noProblems(dara);
+  });
+});
+
+test('chats not opened yet preview their last message: the server\'s text, or what this browser decrypted', async () => {
+  await withServer({}, async (server) => {
+    const alice = await openUser(browser, server);
+    const carol = await openUser(browser, server);
+    await register(alice, 'alice');
+    await register(carol, 'carol');
+    const token = await apiUser(server, 'bob');
+    const group = await api(server, 'POST', '/chats/', token, { e2ee: false, kind: 'group', title: 'Plain group', members: ['alice', 'carol'] });
+    assert.equal(group.status, 201);
+    await sendFrames(carol, token, [{ type: 'text', chat_name: group.body.name, text: '**hello** team', client_id: 'p-1' }]);
+    // alice is away while carol writes to her: her browser has decrypted nothing.
+    await alice.goto('about:blank');
+    const direct = await startDirect(carol, 'alice');
+    await send(carol, 'secret *plan*');
+    await carol.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+
+    await alice.goto(server.url + '/');
+    await alice.waitForSelector('[data-testid=app]');
+    // What GET /chats/ says.
+    const aliceToken = await alice.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const list = await api(server, 'GET', '/chats/', aliceToken);
+    const byName = Object.fromEntries(list.body.chats.map((c) => [c.name, c]));
+    assert.equal(byName[group.body.name].last_message.text, '**hello** team');
+    assert.equal(byName[group.body.name].last_message.username, 'bob');
+    assert.equal(byName[direct].last_message.username, 'carol');
+    assert.equal(byName[direct].last_message.text, '');
+
+    await alice.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    const preview = (name) => alice.textContent(`[data-testid=chat-item][data-chat-name="${name}"] .ci-preview`);
+    await alice.waitForFunction((n) => document.querySelector(`[data-testid=chat-item][data-chat-name="${n}"] .ci-preview`)?.textContent === 'bob: hello team', group.body.name);
+    assert.equal(await preview(direct), 'carol: Encrypted message');
+    // Once read here, the encrypted chat's preview is kept in this browser.
+    await openChat(alice, direct);
+    await waitForMessage(alice, 'secret plan');
+    await openChat(alice, 'global');
+    await alice.reload();
+    await alice.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    await alice.waitForFunction((n) => document.querySelector(`[data-testid=chat-item][data-chat-name="${n}"] .ci-preview`)?.textContent === 'carol: secret plan', direct);
+    noProblems(alice, carol);
+  });
+});

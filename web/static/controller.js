@@ -11,6 +11,7 @@ import { t, isolate } from './i18n.js';
 import { plain } from './markdown.js';
 import * as files from './files.js';
 import * as secure from './secure.js';
+import * as local from './local.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -75,6 +76,7 @@ export async function register(username, password) {
 export async function start(current) {
   ending = false;
   state.me = current.username;
+  local.use(current.username);
   api.onUnauthorized(() => end(t('auth.expired')));
   socket = new Socket({
     ticket: connectTicket,
@@ -86,6 +88,7 @@ export async function start(current) {
   unsubscribers = [
     store.on('chats', () => setUnreadTitle(store.totalUnread())),
     store.on('pending', persistOutbox),
+    store.on('timeline', rememberPreview),
   ];
   document.addEventListener('visibilitychange', onVisibility);
   try {
@@ -111,6 +114,7 @@ export async function logout() {
   try {
     await api.post('/logout/');
   } catch { /* signed out here regardless */ }
+  local.forget();
   end();
 }
 
@@ -200,8 +204,17 @@ export async function ensureLoaded(name) {
   tl.error = null;
   store.emit('timeline', name);
   try {
-    const answer = await api.get('/messages/', { chat_id: name, limit: 50 });
-    const shown = await reveal(name, answer.messages || []);
+    let answer = await api.get('/messages/', { chat_id: name, limit: 50 });
+    let page = answer.messages || [];
+    // A chat with more unread than a page opens at its first unread
+    // message: fetch back to it (a few large pages at most).
+    const chat = state.chats.get(name);
+    const readTo = chat?.unread ? (chat.last_read_id || 0) : null;
+    for (let more = 0; readTo !== null && more < 5 && answer.has_more && page.length && page[0].id > readTo; more++) {
+      answer = await api.get('/messages/', { chat_id: name, before: page[0].id, limit: 200 });
+      page = [...(answer.messages || []), ...page];
+    }
+    const shown = await reveal(name, page);
     tl.loaded = true;
     tl.hasMore = !!answer.has_more;
     store.putMessages(name, shown);
@@ -305,6 +318,7 @@ export async function removeMember(name, username) {
 
 function dropChat(name) {
   const wasOpen = state.current === name;
+  local.drop(name);
   store.removeChat(name);
   if (wasOpen) openChat(state.chats.has('global') ? 'global' : store.sortedChats()[0]?.name || null);
 }
@@ -803,6 +817,19 @@ function handleMessage(m) {
     }
   }
   if (isNew) store.emit('chats');
+}
+
+// rememberPreview keeps, for the list after a reload, the newest message
+// of an encrypted chat as this browser decrypted it: the server's preview
+// of such a chat has no text.
+function rememberPreview(name) {
+  const chat = state.chats.get(name);
+  const tl = state.timelines.get(name);
+  if (!chat?.e2ee || !tl?.ids.length) return;
+  const m = tl.byId.get(tl.ids[tl.ids.length - 1]);
+  if (m.type === 'system' || m.deleted || m.undecryptable) return;
+  const text = m.type === 'file' ? `📎 ${m.file?.name || t('message.file')}` : plain(m.text || '').slice(0, 200);
+  local.setPreview(name, { id: m.id, username: m.username, text });
 }
 
 /** chatLabel is a chat's title as the list shows it. */
