@@ -409,6 +409,19 @@ test('each chat keeps its draft across reloads, marked in the chat list (Persian
     await dara.reload();
     await dara.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
     assert.equal(await dara.locator(`[data-testid=chat-item][data-chat-name="${direct}"] [data-testid=chat-draft]`).count(), 0);
+    // On a phone the list and the chat take turns: back in the list, the
+    // chat just left shows its draft.
+    await dara.setViewportSize(phone);
+    await dara.click('[data-testid=chat-item][data-chat-name=global]');
+    await dara.fill('[data-testid=composer]', 'on the phone');
+    await dara.click('[data-testid=chat-header] .back-btn');
+    await dara.locator('[data-testid=chat-item][data-chat-name=global] [data-testid=chat-draft]').waitFor();
+    assert.equal((await dara.textContent('[data-testid=chat-item][data-chat-name=global] .ci-preview')).trim(), 'پیش‌نویس: on the phone');
+    await dara.click('[data-testid=chat-item][data-chat-name=global]');
+    await dara.locator('[data-testid=chat-item][data-chat-name=global] [data-testid=chat-draft]').waitFor({ state: 'detached' });
+    assert.equal(await dara.inputValue('[data-testid=composer]'), 'on the phone');
+    await dara.fill('[data-testid=composer]', '');
+    await dara.setViewportSize({ width: 1280, height: 800 });
     // Logging out forgets the drafts kept in this browser.
     await dara.click('[data-testid=logout]');
     await dara.waitForSelector('[data-testid=auth-form]');

@@ -937,6 +937,9 @@ async function handleChatAdded(chat) {
 
 /** setChatVisible records whether the chat pane is on screen (narrow layouts show one pane). */
 export function setChatVisible(visible) {
+  const changed = state.chatVisible !== visible;
   state.chatVisible = visible;
   if (visible && state.current) markRead(state.current);
+  // The list marks the open chat's draft while its composer is off screen.
+  if (changed) store.emit('drafts', state.current);
 }

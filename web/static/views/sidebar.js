@@ -69,9 +69,9 @@ function lastOf(name) {
 }
 
 // draftOf is a chat's unsent draft as the list marks it, except for the
-// chat open now (its composer shows it).
+// chat whose composer is on screen (it shows the draft).
 function draftOf(name) {
-  return state.current === name ? '' : plain(local.draft(name));
+  return state.current === name && state.chatVisible !== false ? '' : plain(local.draft(name));
 }
 
 /** previewOf is the last known message of a chat as one line of text ('' when unknown). */
