@@ -345,7 +345,8 @@ test('a chat with hundreds unread opens at a "new messages" divider, with a butt
     await seeder.context().close();
 
     await alice.goto(server.url + '/');
-    await alice.waitForSelector('[data-testid=unread-divider]');
+    // Three pages of history to fetch and draw: give a busy machine time.
+    await alice.waitForSelector('[data-testid=unread-divider]', { timeout: 60_000 });
     await waitForMessage(alice, 'unread 0');
     const next = await alice.evaluate(() => {
       let el = document.querySelector('[data-testid=unread-divider]').nextElementSibling;
