@@ -43,6 +43,9 @@ type Store interface {
 	// MessagesByIDs returns the messages of a chat with the given ids, in
 	// id order; ids of other chats or missing rows are left out.
 	MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]chat.Message, error)
+	// MessagesWithIDs returns the messages with the given ids, whatever
+	// their chats, in id order; missing rows are left out.
+	MessagesWithIDs(ctx context.Context, ids []int64) ([]chat.Message, error)
 	// FileByID finds a file; ENotFound when there is none.
 	FileByID(ctx context.Context, id []byte) (chat.File, error)
 	// FilesByIDs returns the files with the given ids; missing ones are
@@ -578,6 +581,52 @@ func (s *Service) History(ctx context.Context, c chat.Chat, before int64, limit 
 		return nil, false, err
 	}
 	return msgs, more, s.complete(ctx, c, msgs)
+}
+
+// LastMessages returns the newest message of each of the given chats (as
+// the chat list of their member shows them) by chat id, opened, with its
+// file: what the list previews. An end-to-end encrypted chat's message is
+// given without its text, which the server cannot read (its system
+// messages, which the server writes, are opened); a chat with no message
+// has none.
+func (s *Service) LastMessages(ctx context.Context, sums []chat.ChatSummary) (map[int64]chat.Message, error) {
+	ids := make([]int64, 0, len(sums))
+	encrypted := make(map[int64]bool)
+	for _, sum := range sums {
+		if sum.LastMessageID != 0 {
+			ids = append(ids, sum.LastMessageID)
+			encrypted[sum.ID] = sum.E2EE
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	msgs, err := s.store.MessagesWithIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var readable []chat.Message
+	out := make(map[int64]chat.Message, len(msgs))
+	for _, m := range msgs {
+		if encrypted[m.ChatID] && m.Kind != chat.MessageSystem {
+			m.Body, m.Text = nil, ""
+			out[m.ChatID] = m
+			continue
+		}
+		readable = append(readable, m)
+	}
+	s.openAll(readable)
+	byID := make(map[int64]*chat.Message, len(readable))
+	for i := range readable {
+		byID[readable[i].ID] = &readable[i]
+	}
+	if err := s.attachFiles(ctx, byID); err != nil {
+		return nil, err
+	}
+	for _, m := range readable {
+		out[m.ChatID] = m
+	}
+	return out, nil
 }
 
 // After returns up to limit messages and change events after an id, oldest

@@ -298,3 +298,47 @@ func TestLateMessagesAreNotStored(t *testing.T) {
 		t.Fatalf("resend %+v", m)
 	}
 }
+
+// TestLastMessagesPreviewEachChat: the chat list's previews are each
+// chat's newest message, opened, with its current text after an edit; an
+// end-to-end encrypted chat's comes without text, and an empty chat has
+// none.
+func TestLastMessagesPreviewEachChat(t *testing.T) {
+	s, w := MustService(t)
+	ctx := context.Background()
+	alice := w.MustUser(t, "alice")
+	MustSend(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "first"})
+	last := MustSend(t, s, alice, delivery.SendRequest{Chat: w.Global, Text: "second", ClientID: "c-2"})
+	if _, err := s.Change(ctx, alice, delivery.ChangeRequest{Chat: w.Global, MessageID: last.ID, Text: "**second**, edited", ClientID: "c-3"}); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := w.Store.UserChats(ctx, alice.UserID)
+	if err != nil || len(sums) != 1 {
+		t.Fatalf("UserChats = %+v, %v", sums, err)
+	}
+	encrypted := sums[0]
+	encrypted.E2EE = true
+	empty := chat.ChatSummary{Chat: chat.Chat{ID: sums[0].ID + 100}}
+	tests := []struct {
+		name string
+		sum  chat.ChatSummary
+		want string
+		ok   bool
+	}{
+		{"readable", sums[0], "**second**, edited", true},
+		{"end-to-end encrypted", encrypted, "", true},
+		{"empty", empty, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.LastMessages(ctx, []chat.ChatSummary{tt.sum})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, ok := got[tt.sum.ID]
+			if ok != tt.ok || m.Text != tt.want || (ok && (m.ID != last.ID || m.Username != "alice")) {
+				t.Fatalf("LastMessages = %+v (found %v); want text %q (found %v) of message %d", m, ok, tt.want, tt.ok, last.ID)
+			}
+		})
+	}
+}

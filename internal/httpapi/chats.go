@@ -60,9 +60,17 @@ func (s *server) handleListChats() http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		last, err := s.Messages.LastMessages(r.Context(), sums)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		out := make([]wire.Chat, len(sums))
 		for i, sum := range sums {
 			out[i] = s.summaryBody(sum)
+			if m, ok := last[sum.ID]; ok {
+				out[i].LastMessage = wire.Preview(m)
+			}
 		}
 		writeJSON(w, http.StatusOK, wire.ChatList{Chats: out})
 	}
@@ -136,7 +144,15 @@ func field(f map[string][]string, name string) string {
 func (s *server) handleGetChat() http.HandlerFunc {
 	return s.chatHandler(func(r *http.Request, id chat.Identity, c chat.Chat, _ map[string][]string) (any, error) {
 		sum, err := s.Chats.Summary(r.Context(), id, c)
-		return s.summaryBody(sum), err
+		if err != nil {
+			return nil, err
+		}
+		out := s.summaryBody(sum)
+		last, err := s.Messages.LastMessages(r.Context(), []chat.ChatSummary{sum})
+		if m, ok := last[sum.ID]; ok {
+			out.LastMessage = wire.Preview(m)
+		}
+		return out, err
 	})
 }
 

@@ -556,6 +556,34 @@ func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]ch
 	return out, nil
 }
 
+// MessagesWithIDs returns the rows with the given ids whatever their chats,
+// in id order; missing ids are left out. The chat list reads each chat's
+// newest message with it, many chats in one query; the caller has checked
+// that each id is the newest of a chat the asker is in.
+func (s *DB) MessagesWithIDs(ctx context.Context, ids []int64) ([]chat.Message, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var out []chat.Message
+	for start := 0; start < len(ids); start += idBatch {
+		batch := ids[start:min(start+idBatch, len(ids))]
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			args[i] = id
+		}
+		rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
+		if err != nil {
+			return nil, s.fail("messages with ids", err)
+		}
+		msgs, err := scanMessages(rows, len(batch))
+		if err != nil {
+			return nil, s.fail("messages with ids: read messages", err)
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
 // querier is what *sql.DB and *sql.Tx share for reads.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

@@ -332,6 +332,49 @@ func TestMessagePages(t *testing.T) {
 	})
 }
 
+// TestMessagesWithIDs reads rows of several chats in one call, in id
+// order, leaving out ids that do not exist and reading repeats once.
+func TestMessagesWithIDs(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		global := MustGlobal(t, db)
+		kv := MustKeyVersion(t, db)
+		alice := MustCreateUser(t, db, "alice")
+		other := MustGroupChat(t, opts, "ops", alice.ID)
+		ins := MustInsert(t, db,
+			text(global.ID, alice.ID, kv, "w1", "global one", base),
+			text(other, alice.ID, kv, "w2", "ops one", base),
+			text(global.ID, alice.ID, kv, "w3", "global two", base),
+		)
+		tests := []struct {
+			name string
+			ask  []int64
+			want []int64
+		}{
+			{"none", nil, nil},
+			{"two chats", []int64{ins[2].ID, ins[1].ID}, []int64{ins[1].ID, ins[2].ID}},
+			{"repeats and a missing id", []int64{ins[0].ID, ins[0].ID, ins[2].ID + 100}, []int64{ins[0].ID}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				msgs, err := db.MessagesWithIDs(ctx, tt.ask)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(msgs); !slices.Equal(got, tt.want) {
+					t.Fatalf("MessagesWithIDs(%v) = %v; want %v", tt.ask, got, tt.want)
+				}
+			})
+		}
+		msgs, err := db.MessagesWithIDs(ctx, []int64{ins[1].ID})
+		if err != nil || len(msgs) != 1 || msgs[0].ChatID != other || msgs[0].Username != "alice" || string(msgs[0].Body) != "ops one" {
+			t.Fatalf("MessagesWithIDs(ops one) = %+v, %v", msgs, err)
+		}
+	})
+}
+
 func TestMembership(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, opts store.Options) {

@@ -218,6 +218,9 @@ type Chat struct {
 	LastMessageID *int64   `json:"last_message_id,omitempty"`
 	LastMessageAt *string  `json:"last_message_at"`
 	CreatedAt     string   `json:"created_at"`
+	// LastMessage previews the chat's newest message in REST answers
+	// (see Preview); absent when the chat has none.
+	LastMessage *Message `json:"last_message,omitempty"`
 	// Epoch is an encrypted chat's epoch state, in REST answers.
 	Epoch *Epoch `json:"epoch,omitempty"`
 }
@@ -258,6 +261,20 @@ func FromChat(s chat.ChatSummary, online func(userID int64) bool) Chat {
 		}
 	}
 	return out
+}
+
+// PreviewBytes is the longest text of a chat list's last-message preview.
+const PreviewBytes = 300
+
+// Preview is a chat's newest message as its list shows it: the message
+// with its text clipped to PreviewBytes and without its reply. An end-to-end
+// encrypted chat's preview has no text: the client shows what it has
+// decrypted, or says the message is encrypted.
+func Preview(m chat.Message) *Message {
+	out := FromMessage(m)
+	out.Text = chat.Clip(out.Text, PreviewBytes)
+	out.Reply, out.ReplyTo = nil, 0
+	return &out
 }
 
 // ChatFrame announces a chat that was added for the receiver, or changed.

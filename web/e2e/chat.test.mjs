@@ -97,7 +97,9 @@ test('sign-in errors are shown clearly', async () => {
     await page.click('[data-testid=login]');
     await page.waitForFunction(() => /\d+ seconds/.test(document.querySelector('[data-testid=auth-error]')?.textContent || ''));
     // A name the server refuses is explained, not swallowed.
+    await page.click('[data-testid=mode-register]');
     await page.fill('[data-testid=auth-form] input[name=username]', '<b>x</b>');
+    await page.fill('[data-testid=auth-form] input[name=password]', 'wrong password here');
     await page.click('[data-testid=register]');
     await page.waitForFunction(() => /username|name/i.test(document.querySelector('[data-testid=auth-error]')?.textContent || ''));
   });

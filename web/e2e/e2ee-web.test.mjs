@@ -266,6 +266,7 @@ test('a new browser restores the keys with the passphrase and reads the history;
 
     // The passphrase offered at setup stays the same through a language switch.
     const erin = await openUser(browser, server);
+    await erin.click('[data-testid=mode-register]');
     await erin.fill('[data-testid=auth-form] input[name=username]', 'erin');
     await erin.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
     await erin.click('[data-testid=register]');

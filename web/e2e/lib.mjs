@@ -147,10 +147,11 @@ export async function openUser(browser, server, { locale = 'en-US', viewport = {
   return page;
 }
 
-// register signs a new user up through the UI, sets up end-to-end
-// encryption with the generated recovery passphrase, waits for the app
-// and resolves to that passphrase.
+// register signs a new user up through the UI (on the "Create account"
+// tab), sets up end-to-end encryption with the generated recovery
+// passphrase, waits for the app and resolves to that passphrase.
 export async function register(page, username, password = 'staple-Horse-battery-42') {
+  await page.click('[data-testid=mode-register]');
   await page.fill('[data-testid=auth-form] input[name=username]', username);
   await page.fill('[data-testid=auth-form] input[name=password]', password);
   await page.click('[data-testid=register]');
@@ -173,6 +174,7 @@ export async function setupKeys(page) {
 // login signs in through the UI (without waiting for what comes next:
 // the app, or the key restore screen on a new browser).
 export async function login(page, username, password = 'staple-Horse-battery-42') {
+  await page.click('[data-testid=mode-login]');
   await page.fill('[data-testid=auth-form] input[name=username]', username);
   await page.fill('[data-testid=auth-form] input[name=password]', password);
   await page.click('[data-testid=login]');

@@ -58,6 +58,12 @@ export class Text extends Node {
     Object.seal(this);
   }
 
+  get nodeType() { return 3; }
+
+  get nodeName() { return '#text'; }
+
+  get nodeValue() { return this.data; }
+
   get textContent() {
     return this.data;
   }
@@ -76,6 +82,10 @@ export class Fragment extends Node {
     super();
     Object.seal(this);
   }
+
+  get nodeType() { return 11; }
+
+  get nodeName() { return '#document-fragment'; }
 }
 
 export class Element extends Node {
@@ -92,6 +102,10 @@ export class Element extends Node {
     }
     Object.seal(this);
   }
+
+  get nodeType() { return 1; }
+
+  get nodeName() { return this.localName.toUpperCase(); }
 }
 
 /** fakeDocument is the subset of document that markdown.js calls. */

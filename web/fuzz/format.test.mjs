@@ -123,7 +123,7 @@ test('plain strips the new markers for previews', () => {
     ['{color:red}red{/color} {highlight:yellow}marked{/highlight}', 'red marked'],
     ['# Title\n## Sub', 'Title Sub'],
     ['{color:teal}odd{/color}', '{color:teal}odd{/color}'],
-    ['C++ ^_^ ~5', 'C ^_^ ~5'],
+    ['C++ ^_^ ~5', 'C++ ^_^ ~5'],
     ['# عنوان {color:red}قرمز{/color}', 'عنوان قرمز'],
   ];
   for (const [input, want] of cases) assert.equal(plain(input), want, input);

@@ -37,7 +37,7 @@ async function enter(session) {
   }
   if (mode === 'ready') {
     controller.start(session); // sets the user synchronously, then loads
-    showMain();
+    showMain({ focus: true });
     return;
   }
   showKeys(mode, session);
@@ -53,7 +53,7 @@ function showKeys(mode, session) {
     onDone: () => {
       keys = null;
       controller.start(session);
-      showMain();
+      showMain({ focus: true });
     },
     onSignOut: () => controller.logout(),
   });

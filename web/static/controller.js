@@ -11,6 +11,7 @@ import { t, isolate } from './i18n.js';
 import { plain } from './markdown.js';
 import * as files from './files.js';
 import * as secure from './secure.js';
+import * as local from './local.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -78,6 +79,7 @@ export async function register(username, password) {
 export async function start(current) {
   ending = false;
   state.me = current.username;
+  local.use(current.username);
   api.onUnauthorized(() => end(t('auth.expired')));
   session.onExpired(() => end(t('auth.expired')));
   socket = new Socket({
@@ -90,6 +92,7 @@ export async function start(current) {
   unsubscribers = [
     store.on('chats', () => setUnreadTitle(store.totalUnread())),
     store.on('pending', persistOutbox),
+    store.on('timeline', rememberPreview),
   ];
   document.addEventListener('visibilitychange', onVisibility);
   try {
@@ -115,6 +118,7 @@ export async function logout() {
   try {
     await api.post('/logout/');
   } catch { /* signed out here regardless */ }
+  local.forget();
   end();
 }
 
@@ -204,8 +208,17 @@ export async function ensureLoaded(name) {
   tl.error = null;
   store.emit('timeline', name);
   try {
-    const answer = await api.get('/messages/', { chat_id: name, limit: 50 });
-    const shown = await reveal(name, answer.messages || []);
+    let answer = await api.get('/messages/', { chat_id: name, limit: 50 });
+    let page = answer.messages || [];
+    // A chat with more unread than a page opens at its first unread
+    // message: fetch back to it (a few large pages at most).
+    const chat = state.chats.get(name);
+    const readTo = chat?.unread ? (chat.last_read_id || 0) : null;
+    for (let more = 0; readTo !== null && more < 5 && answer.has_more && page.length && page[0].id > readTo; more++) {
+      answer = await api.get('/messages/', { chat_id: name, before: page[0].id, limit: 200 });
+      page = [...(answer.messages || []), ...page];
+    }
+    const shown = await reveal(name, page);
     tl.loaded = true;
     tl.hasMore = !!answer.has_more;
     store.putMessages(name, shown);
@@ -272,10 +285,19 @@ export async function createChat(kind, members, title) {
   return chat;
 }
 
+// leaving holds the groups I am leaving: the chat_removed frame that
+// the leave causes says nothing (the leaver is told once, by the view).
+const leaving = new Set();
+
 /** leaveChat leaves a group. */
 export async function leaveChat(name) {
-  await api.post(chatPath(name, '/leave'));
-  dropChat(name);
+  leaving.add(name);
+  try {
+    await api.post(chatPath(name, '/leave'));
+    dropChat(name);
+  } finally {
+    leaving.delete(name);
+  }
 }
 
 /** renameChat renames a group (owners only). */
@@ -293,10 +315,14 @@ export async function addMembers(name, members) {
 /** removeMember removes someone from a group (owners only). */
 export async function removeMember(name, username) {
   await api.request('DELETE', chatPath(name, `/members/${encodeURIComponent(username)}`));
+  // Shown at once; the chat_updated frame that follows agrees.
+  const chat = state.chats.get(name);
+  if (chat) store.upsertChat({ ...chat, members: (chat.members || []).filter((m) => m.username.toLowerCase() !== username.toLowerCase()) });
 }
 
 function dropChat(name) {
   const wasOpen = state.current === name;
+  local.drop(name);
   store.removeChat(name);
   if (wasOpen) openChat(state.chats.has('global') ? 'global' : store.sortedChats()[0]?.name || null);
 }
@@ -719,7 +745,7 @@ function handleFrame(frame) {
     case 'chat_removed':
       if (state.chats.has(frame.chat_name)) {
         const chat = state.chats.get(frame.chat_name);
-        if (chat.kind === 'group' && state.current === frame.chat_name) toast(t('chat.removedFrom', { title: chat.title || chat.name }), 'info');
+        if (chat.kind === 'group' && state.current === frame.chat_name && !leaving.has(frame.chat_name)) toast(t('chat.removedFrom', { title: chat.title || chat.name }), 'info');
         dropChat(frame.chat_name);
       }
       break;
@@ -777,20 +803,37 @@ function handleMessage(m) {
     loadChats().catch(() => {});
     return;
   }
-  if (m.id > (chat.last_message_id || 0)) {
+  // A chat list fetched on a reconnect may already count a message the
+  // sync delivers after it: it is not new then, but an open chat still
+  // has to be marked read.
+  const isNew = m.id > (chat.last_message_id || 0);
+  if (isNew) {
     chat.last_message_id = m.id;
     chat.last_message_at = m.timestamp;
-    if (countsAsUnread(m) && m.id > (chat.last_read_id || 0)) {
-      if (isReading(name)) {
-        markRead(name);
-      } else {
-        chat.unread = (chat.unread || 0) + 1;
-        const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
-        notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
-      }
-    }
-    store.emit('chats');
   }
+  if (countsAsUnread(m) && m.id > (chat.last_read_id || 0)) {
+    if (isReading(name)) {
+      markRead(name);
+    } else if (isNew) {
+      chat.unread = (chat.unread || 0) + 1;
+      const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
+      notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
+    }
+  }
+  if (isNew) store.emit('chats');
+}
+
+// rememberPreview keeps, for the list after a reload, the newest message
+// of an encrypted chat as this browser decrypted it: the server's preview
+// of such a chat has no text.
+function rememberPreview(name) {
+  const chat = state.chats.get(name);
+  const tl = state.timelines.get(name);
+  if (!chat?.e2ee || !tl?.ids.length) return;
+  const m = tl.byId.get(tl.ids[tl.ids.length - 1]);
+  if (m.type === 'system' || m.deleted || m.undecryptable) return;
+  const text = m.type === 'file' ? `📎 ${m.file?.name || t('message.file')}` : plain(m.text || '').slice(0, 200);
+  local.setPreview(name, { id: m.id, username: m.username, text });
 }
 
 /** chatLabel is a chat's title as the list shows it. */
@@ -898,6 +941,9 @@ async function handleChatAdded(chat) {
 
 /** setChatVisible records whether the chat pane is on screen (narrow layouts show one pane). */
 export function setChatVisible(visible) {
+  const changed = state.chatVisible !== visible;
   state.chatVisible = visible;
   if (visible && state.current) markRead(state.current);
+  // The list marks the open chat's draft while its composer is off screen.
+  if (changed) store.emit('drafts', state.current);
 }

@@ -210,20 +210,37 @@ export function render(text, depth = 0) {
   return out;
 }
 
-const paletteTags = /\{(color|highlight):([a-z]{1,20})\}([\s\S]*?)\{\/\1\}/g;
+// Blocks whose text a preview keeps apart with a space.
+const blockTags = new Set(['P', 'PRE', 'BLOCKQUOTE', 'UL', 'OL', 'LI']);
+const plainCache = new Map(); // text → plain text, the most recent few hundred
 
-/** plain strips Markdown markers for previews and notifications. */
+/**
+ * plain is a message's text without its Markdown, on one line, for
+ * previews, reply quotes and notifications. It reads what render draws, so
+ * a preview strips exactly the markers a bubble shows as formatting.
+ */
 export function plain(text) {
-  return String(text)
-    .replace(/```[\s\S]*?(```|$)/g, ' ')
-    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
-    .replace(paletteTags, (whole, kind, name, body) => (palette[kind].has(name) ? body : whole))
-    .replace(/(\*\*|__|~~|\+\+|`)/g, '')
-    .replace(/\^(?=[\p{L}\p{N}])([^^\n]{0,199}?[^\s^])\^/gu, '$1')
-    .replace(/(?<!~)~(?=[\p{L}\p{N}])([^~\n]{0,199}?[^\s~])~(?!~)/gu, '$1')
-    .replace(/^\s*(>|[-*+]|\d+[.)]|#{1,3})\s+/gm, '')
-    .replace(/\s+/g, ' ')
-    .trim();
+  const source = String(text);
+  const known = plainCache.get(source);
+  if (known !== undefined) return known;
+  const parts = [];
+  const walk = (node) => {
+    for (const child of node.childNodes) {
+      if (child.nodeType === 3) {
+        parts.push(child.nodeValue);
+      } else if (child.nodeName === 'BR') {
+        parts.push(' ');
+      } else {
+        walk(child);
+        if (blockTags.has(child.nodeName)) parts.push(' ');
+      }
+    }
+  };
+  walk(render(source));
+  const out = parts.join('').replace(/\s+/g, ' ').trim();
+  if (plainCache.size >= 500) plainCache.delete(plainCache.keys().next().value);
+  plainCache.set(source, out);
+  return out;
 }
 
 const emojiOnly = /^(?:\p{Extended_Pictographic}(?:\uFE0F|\u200D|\p{Emoji_Modifier}|\p{Extended_Pictographic})*\s*){1,3}$/u;

@@ -168,8 +168,7 @@ export function putMessages(name, messages) {
 /** applyChange applies an edit or delete frame to the message it names. */
 export function applyChange(frame) {
   const tl = state.timelines.get(frame.chat_name);
-  if (!tl) return;
-  const target = tl.byId.get(frame.message_id);
+  const target = tl?.byId.get(frame.message_id);
   if (target) {
     const next = { ...target, text: frame.text ?? '', _v: target._v + 1 };
     if (frame.edited_at) next.edited_at = frame.edited_at;
@@ -187,6 +186,14 @@ export function applyChange(frame) {
     }
     tl.byId.set(target.id, next);
   }
+  // The chat list's preview of a chat not loaded follows the change too.
+  const chat = state.chats.get(frame.chat_name);
+  if (chat?.last_message?.id === frame.message_id) {
+    const deleted = frame.deleted || frame.type === 'delete';
+    chat.last_message = { ...chat.last_message, text: deleted ? '' : (frame.text ?? ''), deleted };
+    emit('chats');
+  }
+  if (!tl) return;
   // Replies quote the changed message: refresh their previews.
   for (const [id, m] of tl.byId) {
     if (m.reply && m.reply.id === frame.message_id) {

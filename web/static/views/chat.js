@@ -25,15 +25,19 @@ export function mountChat({ onBack }) {
   const top = h('div', { class: 'history-top' });
   const messages = h('div', { class: 'messages', 'data-testid': 'messages', role: 'log', tabindex: '0', 'aria-label': t('chat.history') }, top);
   const jump = h('button', { type: 'button', class: 'jump', hidden: true, 'aria-label': t('chat.jump'), title: t('chat.jump'), onclick: () => scrollToBottom(true) }, icon('down'));
+  const toUnread = h('button', {
+    type: 'button', class: 'to-unread', 'data-testid': 'to-unread', hidden: true, title: t('chat.toFirstUnread'),
+    onclick: () => scrollToDivider(true),
+  }, icon('down'), h('span', { text: t('chat.newMessages') }));
   const dropZone = h('div', { class: 'drop-zone', hidden: true }, icon('attach'), h('span', { text: t('composer.drop') }));
   const typing = h('div', { class: 'typing', 'data-testid': 'typing', hidden: true, 'aria-live': 'polite' });
   const typingRow = h('div', { class: 'typing-row' }, typing);
-  const composer = mountComposer({ onEditLast: editLast, onSent: () => scrollToBottom(false) });
+  const composer = mountComposer({ onEditLast: editLast, onSent: () => { hideActions(); scrollToBottom(false); } });
   const empty = h('div', { class: 'chat-empty' },
     h('img', { src: '/static/icon.svg', alt: '', width: '72', height: '72' }),
     h('h2', { text: t('chat.pickTitle') }), h('p', { text: t('chat.pickText') }));
   const keyBanner = h('div', { class: 'key-changed', 'data-testid': 'key-changed', role: 'alert', hidden: true });
-  const body = h('div', { class: 'chat-body' }, keyBanner, h('div', { class: 'messages-wrap' }, messages, jump, dropZone), typingRow, composer.element);
+  const body = h('div', { class: 'chat-body' }, keyBanner, h('div', { class: 'messages-wrap' }, messages, toUnread, jump, dropZone), typingRow, composer.element);
   const element = h('section', { class: 'chat', 'aria-label': t('chat.label') }, header, body, empty);
 
   let name = null;
@@ -42,6 +46,10 @@ export function mountChat({ onBack }) {
   const keys = new WeakMap(); // element → key
   let forceBottom = true;
   let wasLoaded = false;
+  // unreadAfter is the read marker when the chat was opened with unread
+  // messages (else null): the "new messages" divider goes before the
+  // first message from others after it, and the chat opens there.
+  let unreadAfter = null;
 
   // ---- header ----
   function renderHeader() {
@@ -63,13 +71,18 @@ export function mountChat({ onBack }) {
         h('button', {
           type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'leave-chat',
           onclick: async () => {
+            const chatName = name;
             const title = chat.title || chat.name;
+            const ok = await confirmDialog({
+              title: t('group.leaveTitle', { title }), message: t('group.leaveText'), confirm: t('group.leave'), danger: true,
+            });
+            if (!ok) return;
             try {
-              await controller.leaveChat(name);
+              await controller.leaveChat(chatName);
               controller.toast(t('group.left', { title }), 'info');
             } catch (err) { controller.toast(controller.errorText(err)); }
           },
-        }, icon('logout', 'flip-rtl'), h('span', { text: t('group.leave') })));
+        }, icon('leave', 'flip-rtl'), h('span', { text: t('group.leave') })));
     }
     const partner = chat.kind === 'direct' ? directPartner(chat) : null;
     if (chat.e2ee && partner) {
@@ -118,6 +131,24 @@ export function mountChat({ onBack }) {
   function scrollToBottom(smooth) {
     messages.scrollTo({ top: messages.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
     jump.hidden = true;
+  }
+
+  function dividerEl() {
+    return cache.get('unread-divider')?.el || null;
+  }
+
+  // scrollToDivider puts the "new messages" divider near the top of the view.
+  function scrollToDivider(smooth) {
+    const el = dividerEl();
+    if (!el) return;
+    const top = messages.scrollTop + el.getBoundingClientRect().top - messages.getBoundingClientRect().top - 8;
+    messages.scrollTo({ top: Math.max(0, top), behavior: smooth ? 'smooth' : 'auto' });
+  }
+
+  // renderToUnread offers the way back to the divider while it is above the view.
+  function renderToUnread() {
+    const el = dividerEl();
+    toUnread.hidden = !el || el.getBoundingClientRect().bottom > messages.getBoundingClientRect().top;
   }
 
   // captureAnchor remembers the topmost visible item and where it is, so a
@@ -179,7 +210,17 @@ export function mountChat({ onBack }) {
       out.push({ key: pending ? `p${pending.clientId}` : `m${m.id}`, kind: 'message', m, pending, grouped });
       prev = { username: m.username, ts };
     };
-    if (tl) for (const id of tl.ids) push(tl.byId.get(id), null);
+    let divided = unreadAfter === null;
+    if (tl) {
+      for (const id of tl.ids) {
+        const m = tl.byId.get(id);
+        if (!divided && id > unreadAfter && m.type !== 'system' && m.username !== state.me) {
+          divided = true;
+          out.push({ key: 'unread-divider', kind: 'divider' });
+        }
+        push(m, null);
+      }
+    }
     for (const p of store.pendingMessages(name)) {
       push({
         type: p.kind, id: 0, username: state.me, text: p.text || '', timestamp: new Date(p.createdAt).toISOString(),
@@ -204,6 +245,9 @@ export function mountChat({ onBack }) {
       if (item.kind === 'day') {
         sig = 'day';
         make = () => renderDay(dayLabel(item.ts));
+      } else if (item.kind === 'divider') {
+        sig = 'divider';
+        make = () => h('div', { class: 'unread-divider', 'data-testid': 'unread-divider', role: 'separator' }, h('span', { text: t('chat.newMessages') }));
       } else if (item.kind === 'system') {
         sig = `s${item.m._v}`;
         make = () => renderSystem(item.m);
@@ -250,13 +294,18 @@ export function mountChat({ onBack }) {
       wasLoaded = true;
       forceBottom = true;
     }
-    if (forceBottom || stick) {
+    if (forceBottom && tl.loaded && next.has('unread-divider')) {
+      // Opened with unread messages: at the first of them, not the bottom.
+      forceBottom = false;
+      scrollToDivider(false);
+    } else if (forceBottom || stick) {
       messages.scrollTop = messages.scrollHeight;
       if (tl.loaded) forceBottom = false;
     } else if (anchor && next.has(anchor.key)) {
       messages.scrollTop = next.get(anchor.key).el.offsetTop - anchor.offset;
     }
     jump.hidden = isNearBottom();
+    renderToUnread();
     // A short history that does not fill the view cannot be scrolled, and a
     // reader still near the top when a page lands (a scroll that came while
     // the page was loading is not repeated) wants the next one: load more now.
@@ -277,8 +326,11 @@ export function mountChat({ onBack }) {
     element.classList.toggle('is-empty', !name);
     if (changed) {
       editing = null;
+      const chat = state.chats.get(name);
+      unreadAfter = chat && chat.unread > 0 && (chat.last_read_id || 0) < (chat.last_message_id || 0) ? (chat.last_read_id || 0) : null;
       // A member's identity key may have changed since we last looked.
       if (name && state.chats.get(name)?.e2ee) secure.checkMembers(name).catch(() => {});
+      hideActions();
       for (const entry of cache.values()) entry.el.remove();
       cache = new Map();
       forceBottom = true;
@@ -307,18 +359,24 @@ export function mountChat({ onBack }) {
 
   messages.addEventListener('scroll', () => {
     jump.hidden = isNearBottom();
+    renderToUnread();
     if (!name) return;
     const tl = state.timelines.get(name);
     if (tl?.loaded && tl.hasMore && !tl.loadingOlder && messages.scrollTop < 300) controller.loadOlder(name);
   }, { passive: true });
 
-  // Touch screens have no hover: a tap on a message shows its actions.
+  // Touch screens have no hover: a tap on a message shows its actions,
+  // until a tap elsewhere, the composer or a send puts them away.
+  function hideActions(except = null) {
+    for (const other of messages.querySelectorAll('.msg.show-actions')) if (other !== except) other.classList.remove('show-actions');
+  }
   messages.addEventListener('click', (event) => {
     const msg = event.target.closest('.msg');
-    if (!msg || event.target.closest('button, a, textarea')) return;
-    for (const other of messages.querySelectorAll('.msg.show-actions')) if (other !== msg) other.classList.remove('show-actions');
-    msg.classList.toggle('show-actions');
+    if (event.target.closest('button, a, textarea')) return;
+    hideActions(msg);
+    msg?.classList.toggle('show-actions');
   });
+  composer.element.addEventListener('focusin', () => hideActions());
 
   // Files dropped anywhere on the chat are sent to it.
   let dragDepth = 0;

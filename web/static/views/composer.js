@@ -5,7 +5,8 @@
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
 import { t, formatNumber } from '../i18n.js';
-import { state } from '../store.js';
+import { state, emit } from '../store.js';
+import * as local from '../local.js';
 import * as controller from '../controller.js';
 import * as files from '../files.js';
 import { plain } from '../markdown.js';
@@ -14,8 +15,8 @@ import { emojiGroups } from '../emoji.js';
 import { iconButton, uid } from './common.js';
 import { mountFormatBar } from './format-bar.js';
 
-// Drafts and replies outlive a re-render (a language switch) and follow the chat.
-const drafts = new Map();
+// Replies outlive a re-render (a language switch) and follow the chat;
+// drafts are kept per chat across reloads too (local.js).
 const replies = new Map();
 const uploads = { queue: [], current: null, wait: null };
 
@@ -79,7 +80,8 @@ export function mountComposer({ onEditLast, onSent }) {
     const reply = replies.get(name);
     if (!controller.sendText(text, reply?.id || 0)) return;
     textarea.value = '';
-    drafts.delete(name);
+    local.setDraft(name, '');
+    emit('drafts', name);
     setReply(null);
     grow();
     onSent?.();
@@ -109,7 +111,10 @@ export function mountComposer({ onEditLast, onSent }) {
 
   textarea.addEventListener('input', () => {
     const name = chatName();
-    if (name) drafts.set(name, textarea.value);
+    if (name) {
+      local.setDraft(name, textarea.value);
+      emit('drafts', name);
+    }
     grow();
     controller.typingChanged(textarea.value);
   });
@@ -241,7 +246,7 @@ export function mountComposer({ onEditLast, onSent }) {
     focus() { textarea.focus(); },
     /** showChat restores the draft and reply of the chat now open. */
     showChat() {
-      textarea.value = drafts.get(chatName()) || '';
+      textarea.value = local.draft(chatName());
       textarea.placeholder = t('composer.placeholder');
       renderReply();
       grow();

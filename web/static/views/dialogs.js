@@ -78,14 +78,17 @@ function userRow(user, { selected, onClick }) {
     selected === undefined ? null : h('span', { class: 'ur-check', 'aria-hidden': 'true' }, icon('check'))));
 }
 
-/** userPicker is a search box with results; multi picks several users. */
-function userPicker({ multi, onPick, exclude = [] }) {
+/**
+ * userPicker is a search box with results; multi picks several users.
+ * exclude() names the users not to offer, asked at every search (a group's
+ * members change while its dialog is open).
+ */
+function userPicker({ multi, onPick, exclude = () => [] }) {
   const searchId = uid('search');
   const results = h('ul', { class: 'user-results', role: 'list', 'aria-live': 'polite' });
   const chips = h('ul', { class: 'chips', role: 'list', 'aria-label': t('dialog.selected') });
   const status = h('p', { class: 'hint search-status' });
   const picked = new Map();
-  const skip = new Set([state.me, ...exclude].map((n) => (n || '').toLowerCase()));
   const input = h('input', {
     id: searchId, type: 'search', class: 'input', 'data-testid': 'user-search', autocomplete: 'off',
     autocapitalize: 'none', spellcheck: 'false', dir: 'auto', placeholder: t('dialog.searchPlaceholder'),
@@ -118,6 +121,7 @@ function userPicker({ multi, onPick, exclude = [] }) {
     try {
       const users = await controller.searchUsers(q);
       if (mine !== seq) return;
+      const skip = new Set([state.me, ...exclude()].map((n) => (n || '').toLowerCase()));
       last = users.filter((u) => !skip.has(u.username.toLowerCase()));
       status.textContent = last.length ? '' : t('dialog.noUsers');
       renderResults();
@@ -149,6 +153,8 @@ function userPicker({ multi, onPick, exclude = [] }) {
       chips, results, status),
     input,
     picked: () => [...picked.keys()],
+    /** refresh searches again (the users to leave out changed). */
+    refresh: () => search(),
   };
 }
 
@@ -290,10 +296,20 @@ export function openGroupInfo(name) {
   const fail = (err) => { error.textContent = controller.errorText(err); error.hidden = false; };
   const members = h('ul', { class: 'member-list', role: 'list' });
 
+  const count = h('h3', { class: 'section-title', 'data-testid': 'member-count' });
+  let picker = null;
+  let shown = '';
   const renderMembers = () => {
     const current = state.chats.get(name);
     if (!current) { dialog.close(); return; }
-    members.replaceChildren(...(current.members || []).map((m) => h('li', { class: 'member' },
+    const list = (current.members || []).map((m) => m.username);
+    count.textContent = t('chat.members', { count: list.length });
+    if (list.join('\n') !== shown) {
+      // Someone left or joined: the search offers whom it may add now.
+      if (shown) picker?.refresh();
+      shown = list.join('\n');
+    }
+    members.replaceChildren(...(current.members || []).map((m) => h('li', { class: 'member', 'data-testid': 'member', 'data-username': m.username },
       h('span', { class: 'avatar-wrap' }, avatar(m.username, 'sm'), h('span', { class: `presence-dot ${state.online.has(m.username) ? 'on' : ''}`, 'aria-hidden': 'true' })),
       userText('span', m.username, { class: 'ur-name' }),
       h('span', { class: 'member-role', text: m.role === 'owner' ? t('group.owner') : '' }),
@@ -322,9 +338,9 @@ export function openGroupInfo(name) {
   } else {
     parts.push(userText('p', chat.title || '', { class: 'dialog-text group-name' }));
   }
-  parts.push(h('h3', { class: 'section-title', text: t('chat.members', { count: (chat.members || []).length }) }), members);
+  parts.push(count, members);
   if (owner) {
-    const picker = userPicker({ multi: true, exclude: (chat.members || []).map((m) => m.username) });
+    picker = userPicker({ multi: true, exclude: () => (state.chats.get(name)?.members || []).map((m) => m.username) });
     parts.push(h('h3', { class: 'section-title', text: t('group.add') }), picker.element,
       h('div', { class: 'dialog-actions' }, h('button', {
         type: 'button', class: 'btn btn-primary', text: t('group.addButton'),

@@ -4,7 +4,7 @@
 import { h, avatar, userText } from '../dom.js';
 import { icon } from '../icons.js';
 import { t, tNodes, list } from '../i18n.js';
-import { render, isEmojiOnly } from '../markdown.js';
+import { render, isEmojiOnly, plain } from '../markdown.js';
 import { time, fullDateTime, fileSize } from '../format.js';
 import * as files from '../files.js';
 import * as controller from '../controller.js';
@@ -145,7 +145,7 @@ function replyQuote(reply, onJump) {
     author(reply.username || '', 'rq-author'),
     reply.deleted
       ? h('span', { class: 'rq-text is-deleted', text: t('message.deleted') })
-      : userText('span', reply.text || '', { class: 'rq-text' }));
+      : userText('span', plain(reply.text || ''), { class: 'rq-text' }));
 }
 
 function editForm(m, opts) {

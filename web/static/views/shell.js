@@ -12,8 +12,12 @@ import { mountToasts } from './toast.js';
 
 const narrowQuery = window.matchMedia('(max-width: 760px)');
 
-/** mountShell shows the main screen in root and returns {unmount}. */
-export function mountShell(root, { showChat = false } = {}) {
+/**
+ * mountShell shows the main screen in root and returns {unmount}. With
+ * focus (after a sign-in) the composer of the first chat opened takes the
+ * focus, or on a narrow screen that chat in the list.
+ */
+export function mountShell(root, { showChat = false, focus = false } = {}) {
   const banner = h('div', { class: 'banner', 'data-testid': 'connection-banner', role: 'status', hidden: true },
     h('span', { class: 'spinner', 'aria-hidden': 'true' }),
     h('span', { text: t('connection.reconnecting') }),
@@ -41,6 +45,14 @@ export function mountShell(root, { showChat = false } = {}) {
     store.on('connection', renderBanner),
     store.on('current', (name) => { if (!name && narrowQuery.matches) setPane(false); }),
   ];
+  let wantFocus = focus;
+  const focusFirst = () => {
+    if (!wantFocus || !state.current) return;
+    wantFocus = false;
+    if (narrowQuery.matches && !chatPaneOpen) sidebar.focusCurrent();
+    else chat.focusComposer();
+  };
+  offs.push(store.on('current', () => queueMicrotask(focusFirst)));
   const onMedia = () => setPane(chatPaneOpen);
   narrowQuery.addEventListener('change', onMedia);
   renderBanner();
@@ -48,6 +60,7 @@ export function mountShell(root, { showChat = false } = {}) {
 
   root.replaceChildren(app);
   root.className = 'root-app';
+  queueMicrotask(focusFirst);
   return {
     isChatOpen: () => chatPaneOpen,
     unmount() {

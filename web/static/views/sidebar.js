@@ -9,6 +9,7 @@ import { state } from '../store.js';
 import * as controller from '../controller.js';
 import { shortWhen, fullDateTime } from '../format.js';
 import { plain } from '../markdown.js';
+import * as local from '../local.js';
 import { notificationState, askPermission } from '../notify.js';
 import { languagePicker, iconButton, uid } from './common.js';
 import { openChatDialog, openDevices } from './dialogs.js';
@@ -47,15 +48,30 @@ function lastOf(name) {
     const p = pending[pending.length - 1];
     return { who: t('chat.you'), text: p.kind === 'file' ? `📎 ${p.file?.name || ''}` : plain(p.text) };
   }
+  // The newest of what this client holds and what the chat list said.
+  const chat = state.chats.get(name);
   const tl = state.timelines.get(name);
-  if (!tl || !tl.ids.length) return null;
-  const m = tl.byId.get(tl.ids[tl.ids.length - 1]);
+  let m = tl?.ids.length ? tl.byId.get(tl.ids[tl.ids.length - 1]) : null;
+  const listed = chat?.last_message;
+  if (listed && (!m || listed.id > m.id)) m = listed;
+  if (!m) return null;
   if (m.type === 'system') return { system: m };
   const who = m.username === state.me ? t('chat.you') : m.username;
   if (m.deleted) return { who, text: t('message.deleted') };
   if (m.undecryptable) return { who, text: t('e2ee.undecryptablePreview') };
+  if (m === listed && chat.e2ee) {
+    // The server cannot read it: what this browser decrypted, if it did.
+    const kept = local.preview(name);
+    return { who, text: kept && kept.id === m.id ? kept.text : t('chat.encryptedPreview') };
+  }
   if (m.type === 'file') return { who, text: `📎 ${m.file?.name || t('message.file')}` };
   return { who, text: plain(m.text) };
+}
+
+// draftOf is a chat's unsent draft as the list marks it, except for the
+// chat whose composer is on screen (it shows the draft).
+function draftOf(name) {
+  return state.current === name && state.chatVisible !== false ? '' : plain(local.draft(name));
 }
 
 /** previewOf is the last known message of a chat as one line of text ('' when unknown). */
@@ -171,7 +187,8 @@ export function mountSidebar({ onOpen }) {
     const { parts, button } = item;
     const title = controller.chatLabel(chat);
     const typing = typingLine(chat.name);
-    const preview = typing || previewOf(chat.name) || kindLine(chat);
+    const draft = typing ? '' : draftOf(chat.name);
+    const preview = typing || (draft && `\u0000draft:${draft}`) || previewOf(chat.name) || kindLine(chat);
     const partnerOnline = chat.kind === 'direct' && state.online.has(directPartner(chat));
     const sig = [title, typing, preview, chat.unread, chat.last_message_at, state.current === chat.name, partnerOnline, !!chat.e2ee].join('\u0000');
     if (sig === item.sig) return;
@@ -185,6 +202,7 @@ export function mountSidebar({ onOpen }) {
       parts.time.title = fullDateTime(chat.last_message_at);
     }
     if (typing) parts.preview.replaceChildren(typingNodes(chat.name));
+    else if (draft) parts.preview.replaceChildren(h('span', { class: 'ci-draft', 'data-testid': 'chat-draft', text: t('chat.draft') }), ' ', h('bdi', { text: draft }));
     else parts.preview.replaceChildren(previewNodes(chat.name) || kindLine(chat));
     parts.preview.classList.toggle('is-typing', !!typing);
     const unread = chat.unread || 0;
@@ -248,6 +266,7 @@ export function mountSidebar({ onOpen }) {
     store.on('chats', scheduleChats),
     store.on('timeline', scheduleChats),
     store.on('typing', scheduleChats),
+    store.on('drafts', scheduleChats),
     store.on('online', () => { scheduleChats(); renderOnline(); }),
   ];
   renderChats();
