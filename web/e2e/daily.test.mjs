@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openUser, register, openChat, send, waitForMessage,
+  launchBrowser, pageToken, openUser, register, openChat, send, waitForMessage,
   api, apiUser, sendFrames, withServer, noProblems,
 } from './lib.mjs';
 
@@ -450,7 +450,7 @@ test('chats not opened yet preview their last message: the server\'s text, or wh
     await alice.goto(server.url + '/');
     await alice.waitForSelector('[data-testid=app]');
     // What GET /chats/ says.
-    const aliceToken = await alice.evaluate(() => sessionStorage.getItem('mapsim.token'));
+    const aliceToken = await pageToken(alice);
     const list = await api(server, 'GET', '/chats/', aliceToken);
     const byName = Object.fromEntries(list.body.chats.map((c) => [c.name, c]));
     assert.equal(byName[group.body.name].last_message.text, '**hello** team');
