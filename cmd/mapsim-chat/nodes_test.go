@@ -782,3 +782,108 @@ func TestNodesShareSessions(t *testing.T) {
 	}
 	t.Logf("both sockets closed %v after the logout on another node", time.Since(start).Round(time.Millisecond))
 }
+
+// TestNodesSharePresence: who is online is one answer on every node. A
+// user online on one node shows online to people on the others (the
+// presence frame, the online_users list a new connection gets, and GET
+// /users/online); a user who leaves goes offline everywhere after the
+// grace; and when a node is killed with SIGKILL its users go offline on the
+// others within PRESENCE_GRACE plus PRESENCE_NODE_TTL — except those who
+// reconnected to another node meanwhile, who never go offline.
+func TestNodesSharePresence(t *testing.T) {
+	t.Parallel()
+	const grace, ttl = time.Second, 2 * time.Second
+	c := startCluster(t, 3, "PRESENCE_GRACE", "1", "PRESENCE_NODE_TTL", "2")
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol, dave := n0.MustUser(t, "alice"), n0.MustUser(t, "bob"), n0.MustUser(t, "carol"), n0.MustUser(t, "dave")
+	group, _ := mustGroup(t, n0, alice, "Presence", "bob", "carol", "dave")
+
+	// online waits until a node lists exactly these users as online to
+	// the token's user.
+	online := func(n *nodeProc, token string, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := n.call(t, "GET", "/users/online", token, nil)
+			var got []string
+			if users, ok := r.Body["users"].([]any); ok {
+				for _, u := range users {
+					got = append(got, fmt.Sprint(u))
+				}
+			}
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s lists %v online, want %v", n.URL, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	presence := func(ws *wsClient, who string, isOnline bool) {
+		t.Helper()
+		ws.next(func(f map[string]any) bool {
+			return f["type"] == "presence" && f["username"] == who && f["online"] == isOnline
+		})
+	}
+
+	wb := n1.MustDial(t, bob, group)
+	wb.nextType("hello")
+	wa := n0.MustDial(t, alice, group)
+	presence(wb, "alice", true) // alice on node 0, bob on node 1
+	online(n0, alice, "alice", "bob")
+	online(n1, alice, "alice", "bob")
+	online(n2, alice, "alice", "bob")
+
+	// Carol connects to node 2 once it knows of the others: her first
+	// list has everyone, and the others hear of her.
+	online(n2, carol, "alice", "bob")
+	wc := n2.MustDial(t, carol, group)
+	list := wc.nextType("online_users")
+	var got []string
+	for _, u := range list["users"].([]any) {
+		got = append(got, fmt.Sprint(u))
+	}
+	if want := []string{"alice", "bob", "carol"}; !slices.Equal(got, want) {
+		t.Fatalf("carol's online_users on node 2: %v, want %v", got, want)
+	}
+	presence(wa, "carol", true)
+	presence(wb, "carol", true)
+	wd := n2.MustDial(t, dave, group)
+	presence(wa, "dave", true)
+	presence(wb, "dave", true)
+
+	// Typing on node 2 shows on nodes 0 and 1.
+	wc.send(map[string]any{"type": "typing", "chat_name": group})
+	for _, ws := range []*wsClient{wa, wb} {
+		ws.next(func(f map[string]any) bool { return f["type"] == "typing" && f["username"] == "carol" && f["typing"] == true })
+	}
+
+	// Alice leaves: offline on nodes 1 and 2 after the grace.
+	left := time.Now()
+	wa.conn.Close(websocket.StatusNormalClosure, "")
+	presence(wb, "alice", false)
+	presence(wc, "alice", false)
+	if d := time.Since(left); d < grace {
+		t.Fatalf("alice went offline %v after leaving, before the grace of %v", d, grace)
+	}
+	online(n1, bob, "bob", "carol", "dave")
+
+	// Node 2 dies with carol and dave on it. Dave reconnects to node 0 at
+	// once and stays online; carol does not come back and goes offline on
+	// node 1 within the grace plus the heartbeat's TTL.
+	killed := time.Now()
+	c.node(2).kill9()
+	wd2 := n0.MustDial(t, dave, group)
+	wd2.nextType("hello")
+	presence(wb, "carol", false)
+	took := time.Since(killed)
+	if bound := grace + ttl + time.Second; took > bound {
+		t.Fatalf("carol went offline on node 1 %v after her node died, past the bound of %v", took, bound)
+	}
+	online(n1, bob, "bob", "dave")
+	online(n0, dave, "bob", "dave")
+	t.Logf("a killed node's user went offline on the others %v after the kill", took.Round(time.Millisecond))
+	_ = wd
+}

@@ -200,8 +200,17 @@ type app struct {
 	hub       *hub.Hub
 	uploads   *uploads.Service
 	handler   http.Handler
-	// redis is the broker among several nodes; nil on a single node.
-	redis *broker.Redis
+	// redis is the broker among several nodes, and presence who is online
+	// on them; nil on a single node.
+	redis    *broker.Redis
+	presence *redisstate.Presence
+}
+
+// nodePresence hands the hub's presence changes to Redis.
+type nodePresence struct{ p *redisstate.Presence }
+
+func (n nodePresence) Online(userID int64, username string, online bool) {
+	n.p.Set(redisstate.PresenceChange{UserID: userID, Username: username, Online: online})
 }
 
 // revocationPoll is how often the server looks for sessions revoked and
@@ -242,9 +251,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		}
 		b = redis
 	}
-	var tickets auth.TicketStore // in this node's memory
+	var (
+		tickets  auth.TicketStore // in this node's memory
+		presence *redisstate.Presence
+		shared   hub.Presence
+	)
 	if redis != nil {
 		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)
+		presence = redisstate.NewPresence(redis.Client(), cfg.RedisPrefix, redisstate.PresenceOptions{
+			Node: redis.Node(), TTL: cfg.PresenceNodeTTL, Grace: cfg.PresenceGrace, Log: log,
+		})
+		shared = nodePresence{presence}
 	}
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	keysSvc := keys.New(keys.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
@@ -264,12 +281,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		FrameTimeout: cfg.CommitTimeout,
 		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
 		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
-		Metrics: m.Hub(),
+		Metrics: m.Hub(), Presence: shared,
 	})
 	m.WatchHub(h)
 	var brokerState func() string
 	if redis != nil {
 		redis.Attach(delivery.NewReplay(messages, st), h)
+		presence.Attach(h.LocalOnline, func(changes []redisstate.PresenceChange) {
+			out := make([]hub.PresenceChange, len(changes))
+			for i, c := range changes {
+				out[i] = hub.PresenceChange{UserID: c.UserID, Username: c.Username, Online: c.Online}
+			}
+			h.RemotePresence(context.Background(), out)
+		})
 		brokerState = func() string { return redis.Stats().State }
 	}
 	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis)
@@ -287,7 +311,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 		MetricsHandler: m.Handler(), MetricsToken: cfg.MetricsToken, Metrics: m.HTTP(),
 	})
-	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis, presence: presence}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
@@ -407,6 +431,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
+	if a.presence != nil {
+		jobs.Go(func() { a.presence.Run(jobsCtx) })
+	}
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
 	jobs.Go(func() { a.auth.WatchUnlocks(jobsCtx, a.store, revocationPoll, log) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })

@@ -150,6 +150,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 // Client is the Redis client, for the other state the nodes share.
 func (b *Redis) Client() *redis.Client { return b.rdb }
 
+// Node is this process's id among the nodes, new at each start.
+func (b *Redis) Node() string { return b.node }
+
 // Subscribe sets the receiver of events (the hub's).
 func (b *Redis) Subscribe(deliver func(chat.Event)) {
 	b.mu.Lock()
