@@ -857,7 +857,9 @@ func TestNodesSharePresence(t *testing.T) {
 	// Typing on node 2 shows on nodes 0 and 1.
 	wc.send(map[string]any{"type": "typing", "chat_name": group})
 	for _, ws := range []*wsClient{wa, wb} {
-		ws.next(func(f map[string]any) bool { return f["type"] == "typing" && f["username"] == "carol" && f["typing"] == true })
+		ws.next(func(f map[string]any) bool {
+			return f["type"] == "typing" && f["username"] == "carol" && f["typing"] == true
+		})
 	}
 
 	// Alice leaves: offline on nodes 1 and 2 after the grace.
@@ -886,4 +888,50 @@ func TestNodesSharePresence(t *testing.T) {
 	online(n0, dave, "bob", "dave")
 	t.Logf("a killed node's user went offline on the others %v after the kill", took.Round(time.Millisecond))
 	_ = wd
+}
+
+// TestNodesShareLoginThrottle: failed logins spread over two nodes count
+// against one budget (five free failures of a username at an address, then
+// a lock-out), on whichever node comes next. With Redis gone each node
+// falls back to its own budget: guessing stays throttled, and a right
+// password from elsewhere still logs in.
+func TestNodesShareLoginThrottle(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	n0, n1 := c.node(0), c.node(1)
+	n0.MustUser(t, "erin")
+	n0.MustUser(t, "frank")
+	login := func(n *nodeProc, name, pw string) int {
+		return n.call(t, "POST", "/login/", "", map[string]string{"username": name, "password": pw}).Status
+	}
+	// Six wrong passwords, alternating nodes: the five free ones and the
+	// one whose failure starts the lock-out.
+	for i := range 6 {
+		n := []*nodeProc{n0, n1}[i%2]
+		if got := login(n, "erin", "wrong-password-"+fmt.Sprint(i)); got != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, got)
+		}
+	}
+	for i, n := range []*nodeProc{n0, n1} {
+		if got := login(n, "erin", testPassword); got != http.StatusTooManyRequests {
+			t.Fatalf("node %d after six failures spread over two nodes: %d, want 429 (one budget for both)", i, got)
+		}
+	}
+
+	// Redis away: a right password still logs in, and guessing is still
+	// throttled by each node alone.
+	c.redis.Kill()
+	if got := login(n1, "frank", testPassword); got != http.StatusOK {
+		t.Fatalf("login with Redis away: %d, want 200", got)
+	}
+	limited := false
+	for i := range 8 {
+		if got := login(n1, "frank", "wrong-password-"+fmt.Sprint(i)); got == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("eight wrong passwords on one node with Redis away: never throttled")
+	}
 }

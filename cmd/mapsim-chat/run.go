@@ -206,6 +206,29 @@ type app struct {
 	presence *redisstate.Presence
 }
 
+// sharedThrottle keeps the login throttle's counts in Redis.
+type sharedThrottle struct{ t *redisstate.Throttles }
+
+func (s sharedThrottle) Update(ctx context.Context, username, addr string, now time.Time, release string,
+	f func(pair, addr, user *auth.ThrottleEntry) string) error {
+	return s.t.Update(ctx, username, addr, now, release, func(p, a, u *redisstate.ThrottleEntry) string {
+		es := [3]auth.ThrottleEntry{
+			{Failures: p.Failures, Pending: p.Pending, Last: p.Last, Until: p.Until},
+			{Failures: a.Failures, Pending: a.Pending, Last: a.Last, Until: a.Until},
+			{Failures: u.Failures, Pending: u.Pending, Last: u.Last, Until: u.Until},
+		}
+		reserve := f(&es[0], &es[1], &es[2])
+		for i, e := range []*redisstate.ThrottleEntry{p, a, u} {
+			*e = redisstate.ThrottleEntry{Failures: es[i].Failures, Pending: es[i].Pending, Last: es[i].Last, Until: es[i].Until}
+		}
+		return reserve
+	})
+}
+
+func (s sharedThrottle) Unlock(ctx context.Context, username, addr string) error {
+	return s.t.Unlock(ctx, username, addr)
+}
+
 // nodePresence hands the hub's presence changes to Redis.
 type nodePresence struct{ p *redisstate.Presence }
 
@@ -275,6 +298,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})
+	if redis != nil {
+		au.ShareThrottle(sharedThrottle{redisstate.NewThrottles(redis.Client(), cfg.RedisPrefix)})
+	}
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
 		QueueSize: cfg.WSQueueSize, PingInterval: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout, WriteTimeout: cfg.WSWriteTimeout,
