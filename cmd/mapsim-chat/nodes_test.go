@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/broker"
 	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
 	"github.com/mapsim/mapsim-chat/internal/testutil/redistest"
 )
@@ -933,5 +934,140 @@ func TestNodesShareLoginThrottle(t *testing.T) {
 	}
 	if !limited {
 		t.Fatal("eight wrong passwords on one node with Redis away: never throttled")
+	}
+}
+
+// TestNodesMembershipBeforeAck: a membership change takes effect on every
+// node before it is acknowledged. Right after the response to her removal
+// (made on node 0), carol, on node 2, can no longer send to the group, and
+// a message bob sends on node 1 right after it never reaches her; added
+// back, she receives again. Repeated, since a node that lagged would show
+// only some of the time.
+func TestNodesMembershipBeforeAck(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol := n0.MustUser(t, "alice"), n0.MustUser(t, "bob"), n0.MustUser(t, "carol")
+	group, _ := mustGroup(t, n0, alice, "Gatekeeping", "bob")
+	wb := n1.MustDial(t, bob, group)
+	wb.nextType("hello")
+	wc := n2.MustDial(t, carol, "global")
+	wc.nextType("hello")
+	seen := make(chan map[string]any, 10000) // carol's frames, after the checks below took theirs
+	const rounds = 8
+	for i := range rounds {
+		if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}}); r.Status != http.StatusOK {
+			t.Fatalf("add carol: %d %s", r.Status, r.Raw)
+		}
+		// Added: she can send at once through her node.
+		ok := fmt.Sprintf("c-ok-%d", i)
+		wc.send(map[string]any{"type": "text", "chat_name": group, "client_id": ok, "text": textMark + ok})
+		if f := wc.next(func(f map[string]any) bool {
+			return f["client_id"] == ok && (f["type"] == "ack" || f["type"] == "error")
+		}); f["type"] != "ack" {
+			t.Fatalf("round %d: carol's send right after being added: %v", i, f)
+		}
+		if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+			t.Fatalf("remove carol: %d %s", r.Status, r.Raw)
+		}
+		late := fmt.Sprintf("c-late-%d", i)
+		wc.send(map[string]any{"type": "text", "chat_name": group, "client_id": late, "text": textMark + late})
+		after := fmt.Sprintf("b-after-%d", i)
+		wb.send(map[string]any{"type": "text", "chat_name": group, "client_id": after, "text": textMark + after})
+		f := wc.next(func(f map[string]any) bool {
+			if f["type"] == "text" {
+				seen <- f
+			}
+			return f["client_id"] == late && (f["type"] == "ack" || f["type"] == "error")
+		})
+		if f["type"] != "error" || f["code"] != "forbidden" {
+			t.Fatalf("round %d: carol sent to the group right after her removal was acknowledged: %v", i, f)
+		}
+		wb.next(func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == after })
+	}
+	// Added back, she gets bob's next message from node 1; node 1's
+	// events reach node 2 in order, so any of his messages sent while she
+	// was out would have come before it.
+	if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}}); r.Status != http.StatusOK {
+		t.Fatalf("add carol: %d %s", r.Status, r.Raw)
+	}
+	wb.send(map[string]any{"type": "text", "chat_name": group, "client_id": "b-final", "text": textMark + "final"})
+	wc.next(func(f map[string]any) bool {
+		if f["type"] == "text" {
+			seen <- f
+		}
+		return f["type"] == "text" && f["client_id"] == "b-final"
+	})
+	close(seen)
+	for f := range seen {
+		if strings.HasPrefix(fmt.Sprint(f["client_id"]), "b-after-") {
+			t.Fatalf("carol received %v, sent after her removal was acknowledged", f["client_id"])
+		}
+	}
+
+	// Node 2 stalls (SIGSTOP) for a second: the removal's answer waits
+	// until node 2 has handled it, and then carol cannot read the group
+	// through node 2 either.
+	const stall = time.Second
+	n2.cmd.Process.Signal(syscall.SIGSTOP)
+	resumed := make(chan struct{})
+	go func() {
+		time.Sleep(stall)
+		n2.cmd.Process.Signal(syscall.SIGCONT)
+		close(resumed)
+	}()
+	start := time.Now()
+	if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("remove carol: %d %s", r.Status, r.Raw)
+	}
+	if took := time.Since(start); took < stall {
+		t.Fatalf("the removal was acknowledged %v after it was asked, while node 2 was stalled for %v: before node 2 had it", took, stall)
+	}
+	<-resumed
+	if r := n2.call(t, "GET", "/chats/"+group, carol, nil); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("carol read the group through node 2 after her removal: %d", r.Status)
+	}
+
+	// A node that stalls longer holds a change up for broker.BarrierTimeout
+	// at most: the change stands, and is answered.
+	n2.cmd.Process.Signal(syscall.SIGSTOP)
+	start = time.Now()
+	r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}})
+	took := time.Since(start)
+	n2.cmd.Process.Signal(syscall.SIGCONT)
+	if r.Status != http.StatusOK {
+		t.Fatalf("add carol with node 2 stalled: %d %s", r.Status, r.Raw)
+	}
+	if took > broker.BarrierTimeout+2*time.Second {
+		t.Fatalf("a change waited %v for a stalled node, past the bound of %v", took, broker.BarrierTimeout)
+	}
+}
+
+// TestNodesRecheckAfterRedisOutage: a membership change made while Redis
+// is away cannot reach the other nodes, and membership has no line to fill
+// from the database; so when Redis is back each node drops its chat cache
+// and checks its connections' chats against the database, closing (1012,
+// reconnect) the connection of a member removed meanwhile.
+func TestNodesRecheckAfterRedisOutage(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	n0, n1 := c.node(0), c.node(1)
+	alice, carol := n0.MustUser(t, "alice"), n0.MustUser(t, "carol")
+	group, _ := mustGroup(t, n0, alice, "Outage", "carol")
+	wc := n1.MustDial(t, carol, group)
+	wc.nextType("hello")
+	c.redis.Kill()
+	c.waitBroker("down")
+	if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("remove carol with Redis away: %d %s", r.Status, r.Raw)
+	}
+	// Node 1 does not know yet: its cache and carol's socket are stale.
+	c.redis.Restart()
+	c.waitBroker("up")
+	if code := wc.closeStatus(); code != websocket.StatusServiceRestart {
+		t.Fatalf("carol's socket on node 1 closed with %d, want 1012 after the recheck", code)
+	}
+	if r := n1.call(t, "GET", "/chats/"+group, carol, nil); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("carol read the group through node 1 after the recheck: %d", r.Status)
 	}
 }

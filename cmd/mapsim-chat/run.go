@@ -266,9 +266,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	var (
 		b     chat.Broker = broker.NewLocal()
 		redis *broker.Redis
+		// recheck is the hub's, once it is made.
+		recheck = func(context.Context) {}
 	)
 	if cfg.RedisURL != "" {
-		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget}); err != nil {
+		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget,
+			Recheck: func(ctx context.Context) { st.ForgetAll(); recheck(ctx) }}); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
@@ -313,6 +316,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	var brokerState func() string
 	if redis != nil {
 		redis.Attach(delivery.NewReplay(messages, st), h)
+		recheck = h.Recheck
 		presence.Attach(h.LocalOnline, func(changes []redisstate.PresenceChange) {
 			out := make([]hub.PresenceChange, len(changes))
 			for i, c := range changes {

@@ -561,6 +561,42 @@ func (h *Hub) RemotePresence(ctx context.Context, changes []PresenceChange) {
 	}
 }
 
+// Recheck closes the connections subscribed to a chat their user is no
+// longer a member of, as the database says: after this node may have
+// missed a membership change made on another (Redis was away). They
+// reconnect and start from what the database holds.
+func (h *Hub) Recheck(ctx context.Context) {
+	h.idx.mu.RLock()
+	users := make([]int64, 0, len(h.idx.byUser))
+	for uid := range h.idx.byUser {
+		users = append(users, uid)
+	}
+	h.idx.mu.RUnlock()
+	for _, uid := range users {
+		cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
+		ids, err := h.opt.Chats.ChatIDs(cctx, uid)
+		cancel()
+		if err != nil {
+			h.log.Warn("recheck the chats of a connected user", "user_id", uid, "err", err)
+			continue
+		}
+		var stale []*Conn
+		h.idx.mu.RLock()
+		for c := range h.idx.byUser[uid] {
+			for id := range h.idx.subs[c] {
+				if _, member := slices.BinarySearch(ids, id); !member {
+					stale = append(stale, c)
+					break
+				}
+			}
+		}
+		h.idx.mu.RUnlock()
+		for _, c := range stale {
+			c.close(websocket.StatusServiceRestart, "your chats changed; reconnect")
+		}
+	}
+}
+
 // CloseSession closes every connection opened in a session (after logout).
 func (h *Hub) CloseSession(sessionID int64) {
 	var victims []*Conn
