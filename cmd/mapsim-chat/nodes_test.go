@@ -707,9 +707,36 @@ func TestNodesSurviveRedisRestart(t *testing.T) {
 	c.waitBroker("down")
 	before := l.total.Load()
 	l.waitAcked(t, before+perSender) // sends commit while Redis is away
+	down := c.node(0).mustScrape(t)
 	c.redis.Restart()
 	c.waitBroker("up")
 	want := l.finish(t)
+
+	// /metrics tells the story: the broker was down and came back, it
+	// failed to publish meanwhile, and the nodes filled from the database.
+	if v := down.value("mapsim_broker_up"); v != 0 {
+		t.Errorf("mapsim_broker_up = %v while Redis was away, want 0", v)
+	}
+	var replayed, failed float64
+	for i := range 3 {
+		sc := c.node(i).mustScrape(t)
+		for _, name := range brokerFamilies {
+			if sc[name] == nil {
+				t.Errorf("node %d: family %s is missing", i, name)
+			}
+		}
+		if sc.value("mapsim_broker_up") != 1 || sc.value("mapsim_broker_reconnects_total") < 1 ||
+			sc.value("mapsim_broker_publish_duration_seconds") < 1 || sc.value("mapsim_broker_events_published_total") < 1 {
+			t.Errorf("node %d: up %v, reconnects %v, publish pipelines %v, published %v", i, sc.value("mapsim_broker_up"),
+				sc.value("mapsim_broker_reconnects_total"), sc.value("mapsim_broker_publish_duration_seconds"),
+				sc.value("mapsim_broker_events_published_total"))
+		}
+		replayed += sc.value("mapsim_broker_events_replayed_total")
+		failed += sc.value("mapsim_broker_publish_errors_total")
+	}
+	if replayed < 1 || failed < 1 {
+		t.Errorf("events replayed from the database %v, failed publishes %v; want both after Redis was away", replayed, failed)
+	}
 	reconnects := 0
 	for _, r := range l.receivers {
 		r.mu.Lock()

@@ -270,7 +270,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		recheck = func(context.Context) {}
 	)
 	if cfg.RedisURL != "" {
-		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget,
+		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget, Metrics: m.Broker(),
 			Recheck: func(ctx context.Context) { st.ForgetAll(); recheck(ctx) }}); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -325,6 +325,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 			h.RemotePresence(context.Background(), out)
 		})
 		brokerState = func() string { return redis.Stats().State }
+		m.WatchBroker(redis.Stats)
 	}
 	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis)
 	if err != nil {

@@ -55,10 +55,19 @@ type RedisOptions struct {
 	// filled: membership changes carry no line to fill, so the node drops
 	// its cache and checks its connections' chats against the database.
 	Recheck func(ctx context.Context)
+	// Metrics time what the broker does; nil fields time nothing.
+	Metrics Metrics
 	// OutQueue is how many events may wait to be published to Redis;
 	// beyond it they are dropped, and the other nodes told to fill from
 	// the database (0: 65536).
 	OutQueue int
+}
+
+// Metrics are the broker's timings (its counts are RedisStats).
+type Metrics struct {
+	// PublishSeconds observes each pipeline of publishes to Redis, from
+	// its send to its last reply.
+	PublishSeconds interface{ Observe(float64) }
 }
 
 // Redis is the broker of a node among several: it delivers each event to
@@ -111,6 +120,8 @@ type RedisStats struct {
 	Duplicates   int64  `json:"duplicates_dropped"`
 	Published    int64  `json:"published"`
 	PublishLost  int64  `json:"publish_lost"` // not published; the other nodes filled instead
+	// PublishErrors counts pipelines of publishes that failed.
+	PublishErrors int64 `json:"publish_errors"`
 	Received     int64  `json:"received"`
 	Resyncs      int64  `json:"resyncs"`
 	DownSince    string `json:"down_since,omitempty"`
@@ -142,7 +153,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	ropt.DialTimeout = 2 * time.Second
 	ropt.ReadTimeout = 3 * time.Second
 	ropt.WriteTimeout = 3 * time.Second
-	ropt.MaxRetries = 0 // a failed publish is told to the others as a fill, not retried out of order
+	// -1: none (go-redis reads 0 as its default of 3). A failed publish is
+	// told to the others as a fill, not retried out of order.
+	ropt.MaxRetries = -1
 	if o.OutQueue <= 0 {
 		o.OutQueue = 65536
 	}
@@ -409,7 +422,11 @@ func (b *Redis) publishLoop(ctx context.Context) {
 				barriers[p.barrier] = cmd
 			}
 		}
+		sent := time.Now()
 		_, err := pipe.Exec(ctx)
+		if b.opt.Metrics.PublishSeconds != nil {
+			b.opt.Metrics.PublishSeconds.Observe(time.Since(sent).Seconds())
+		}
 		for br, cmd := range barriers {
 			if err != nil {
 				br.fail(err)
@@ -419,7 +436,7 @@ func (b *Redis) publishLoop(ctx context.Context) {
 		}
 		if err != nil {
 			b.lostOut.Store(true)
-			b.count(func(s *RedisStats) { s.PublishLost += int64(len(batch)) })
+			b.count(func(s *RedisStats) { s.PublishLost += int64(len(batch)); s.PublishErrors++ })
 			b.setDown(err)
 			select {
 			case <-ctx.Done():
