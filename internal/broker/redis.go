@@ -113,19 +113,19 @@ type line struct {
 
 // RedisStats are the Redis broker's counters since the start.
 type RedisStats struct {
-	State        string `json:"state"` // "up" or "down"
-	Reconnects   int64  `json:"reconnects"`
-	GapsFilled   int64  `json:"gaps_filled"`
-	Replayed     int64  `json:"events_replayed"` // events read back from the database
-	Duplicates   int64  `json:"duplicates_dropped"`
-	Published    int64  `json:"published"`
-	PublishLost  int64  `json:"publish_lost"` // not published; the other nodes filled instead
+	State       string `json:"state"` // "up" or "down"
+	Reconnects  int64  `json:"reconnects"`
+	GapsFilled  int64  `json:"gaps_filled"`
+	Replayed    int64  `json:"events_replayed"` // events read back from the database
+	Duplicates  int64  `json:"duplicates_dropped"`
+	Published   int64  `json:"published"`
+	PublishLost int64  `json:"publish_lost"` // not published; the other nodes filled instead
 	// PublishErrors counts pipelines of publishes that failed.
-	PublishErrors int64 `json:"publish_errors"`
-	Received     int64  `json:"received"`
-	Resyncs      int64  `json:"resyncs"`
-	DownSince    string `json:"down_since,omitempty"`
-	ResyncFailed int64  `json:"resync_failed"`
+	PublishErrors int64  `json:"publish_errors"`
+	Received      int64  `json:"received"`
+	Resyncs       int64  `json:"resyncs"`
+	DownSince     string `json:"down_since,omitempty"`
+	ResyncFailed  int64  `json:"resync_failed"`
 	// BarrierFailed counts membership changes not confirmed by every
 	// node in time (Barrier).
 	BarrierFailed int64 `json:"barrier_failed"`
