@@ -171,6 +171,15 @@ var families = []string{
 	"mapsim_go_goroutines", "mapsim_process_resident_memory_bytes",
 }
 
+// brokerFamilies are the families a node among several adds (REDIS_URL);
+// TestNodesSurviveRedisRestart checks them.
+var brokerFamilies = []string{
+	"mapsim_broker_up", "mapsim_broker_reconnects_total", "mapsim_broker_resyncs_total",
+	"mapsim_broker_gaps_filled_total", "mapsim_broker_events_replayed_total",
+	"mapsim_broker_events_published_total", "mapsim_broker_events_received_total", "mapsim_broker_events_lost_total",
+	"mapsim_broker_publish_errors_total", "mapsim_broker_publish_duration_seconds", "mapsim_broker_barrier_failures_total",
+}
+
 // waitMetric scrapes until cond holds of the scrape, for at most 15 s.
 func (s *testServer) waitMetric(t testing.TB, what string, cond func(scrape) bool) scrape {
 	t.Helper()

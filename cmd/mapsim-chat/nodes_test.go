@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mapsim/mapsim-chat/internal/broker"
 	"github.com/mapsim/mapsim-chat/internal/testutil/mariadbtest"
 	"github.com/mapsim/mapsim-chat/internal/testutil/redistest"
 )
@@ -706,9 +707,36 @@ func TestNodesSurviveRedisRestart(t *testing.T) {
 	c.waitBroker("down")
 	before := l.total.Load()
 	l.waitAcked(t, before+perSender) // sends commit while Redis is away
+	down := c.node(0).mustScrape(t)
 	c.redis.Restart()
 	c.waitBroker("up")
 	want := l.finish(t)
+
+	// /metrics tells the story: the broker was down and came back, it
+	// failed to publish meanwhile, and the nodes filled from the database.
+	if v := down.value("mapsim_broker_up"); v != 0 {
+		t.Errorf("mapsim_broker_up = %v while Redis was away, want 0", v)
+	}
+	var replayed, failed float64
+	for i := range 3 {
+		sc := c.node(i).mustScrape(t)
+		for _, name := range brokerFamilies {
+			if sc[name] == nil {
+				t.Errorf("node %d: family %s is missing", i, name)
+			}
+		}
+		if sc.value("mapsim_broker_up") != 1 || sc.value("mapsim_broker_reconnects_total") < 1 ||
+			sc.value("mapsim_broker_publish_duration_seconds") < 1 || sc.value("mapsim_broker_events_published_total") < 1 {
+			t.Errorf("node %d: up %v, reconnects %v, publish pipelines %v, published %v", i, sc.value("mapsim_broker_up"),
+				sc.value("mapsim_broker_reconnects_total"), sc.value("mapsim_broker_publish_duration_seconds"),
+				sc.value("mapsim_broker_events_published_total"))
+		}
+		replayed += sc.value("mapsim_broker_events_replayed_total")
+		failed += sc.value("mapsim_broker_publish_errors_total")
+	}
+	if replayed < 1 || failed < 1 {
+		t.Errorf("events replayed from the database %v, failed publishes %v; want both after Redis was away", replayed, failed)
+	}
 	reconnects := 0
 	for _, r := range l.receivers {
 		r.mu.Lock()
@@ -781,4 +809,292 @@ func TestNodesShareSessions(t *testing.T) {
 		t.Fatalf("the sockets closed %v after the logout", d)
 	}
 	t.Logf("both sockets closed %v after the logout on another node", time.Since(start).Round(time.Millisecond))
+}
+
+// TestNodesSharePresence: who is online is one answer on every node. A
+// user online on one node shows online to people on the others (the
+// presence frame, the online_users list a new connection gets, and GET
+// /users/online); a user who leaves goes offline everywhere after the
+// grace; and when a node is killed with SIGKILL its users go offline on the
+// others within PRESENCE_GRACE plus PRESENCE_NODE_TTL — except those who
+// reconnected to another node meanwhile, who never go offline.
+func TestNodesSharePresence(t *testing.T) {
+	t.Parallel()
+	const grace, ttl = time.Second, 2 * time.Second
+	c := startCluster(t, 3, "PRESENCE_GRACE", "1", "PRESENCE_NODE_TTL", "2")
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol, dave := n0.MustUser(t, "alice"), n0.MustUser(t, "bob"), n0.MustUser(t, "carol"), n0.MustUser(t, "dave")
+	group, _ := mustGroup(t, n0, alice, "Presence", "bob", "carol", "dave")
+
+	// online waits until a node lists exactly these users as online to
+	// the token's user.
+	online := func(n *nodeProc, token string, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := n.call(t, "GET", "/users/online", token, nil)
+			var got []string
+			if users, ok := r.Body["users"].([]any); ok {
+				for _, u := range users {
+					got = append(got, fmt.Sprint(u))
+				}
+			}
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s lists %v online, want %v", n.URL, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	presence := func(ws *wsClient, who string, isOnline bool) {
+		t.Helper()
+		ws.next(func(f map[string]any) bool {
+			return f["type"] == "presence" && f["username"] == who && f["online"] == isOnline
+		})
+	}
+
+	wb := n1.MustDial(t, bob, group)
+	wb.nextType("hello")
+	wa := n0.MustDial(t, alice, group)
+	presence(wb, "alice", true) // alice on node 0, bob on node 1
+	online(n0, alice, "alice", "bob")
+	online(n1, alice, "alice", "bob")
+	online(n2, alice, "alice", "bob")
+
+	// Carol connects to node 2 once it knows of the others: her first
+	// list has everyone, and the others hear of her.
+	online(n2, carol, "alice", "bob")
+	wc := n2.MustDial(t, carol, group)
+	list := wc.nextType("online_users")
+	var got []string
+	for _, u := range list["users"].([]any) {
+		got = append(got, fmt.Sprint(u))
+	}
+	if want := []string{"alice", "bob", "carol"}; !slices.Equal(got, want) {
+		t.Fatalf("carol's online_users on node 2: %v, want %v", got, want)
+	}
+	presence(wa, "carol", true)
+	presence(wb, "carol", true)
+	wd := n2.MustDial(t, dave, group)
+	presence(wa, "dave", true)
+	presence(wb, "dave", true)
+
+	// Typing on node 2 shows on nodes 0 and 1.
+	wc.send(map[string]any{"type": "typing", "chat_name": group})
+	for _, ws := range []*wsClient{wa, wb} {
+		ws.next(func(f map[string]any) bool {
+			return f["type"] == "typing" && f["username"] == "carol" && f["typing"] == true
+		})
+	}
+
+	// Alice leaves: offline on nodes 1 and 2 after the grace.
+	left := time.Now()
+	wa.conn.Close(websocket.StatusNormalClosure, "")
+	presence(wb, "alice", false)
+	presence(wc, "alice", false)
+	if d := time.Since(left); d < grace {
+		t.Fatalf("alice went offline %v after leaving, before the grace of %v", d, grace)
+	}
+	online(n1, bob, "bob", "carol", "dave")
+
+	// Node 2 dies with carol and dave on it. Dave reconnects to node 0 at
+	// once and stays online; carol does not come back and goes offline on
+	// node 1 within the grace plus the heartbeat's TTL.
+	killed := time.Now()
+	c.node(2).kill9()
+	wd2 := n0.MustDial(t, dave, group)
+	wd2.nextType("hello")
+	presence(wb, "carol", false)
+	took := time.Since(killed)
+	if bound := grace + ttl + time.Second; took > bound {
+		t.Fatalf("carol went offline on node 1 %v after her node died, past the bound of %v", took, bound)
+	}
+	online(n1, bob, "bob", "dave")
+	online(n0, dave, "bob", "dave")
+	t.Logf("a killed node's user went offline on the others %v after the kill", took.Round(time.Millisecond))
+	_ = wd
+}
+
+// TestNodesShareLoginThrottle: failed logins spread over two nodes count
+// against one budget (five free failures of a username at an address, then
+// a lock-out), on whichever node comes next. With Redis gone each node
+// falls back to its own budget: guessing stays throttled, and a right
+// password from elsewhere still logs in.
+func TestNodesShareLoginThrottle(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	n0, n1 := c.node(0), c.node(1)
+	n0.MustUser(t, "erin")
+	n0.MustUser(t, "frank")
+	login := func(n *nodeProc, name, pw string) int {
+		return n.call(t, "POST", "/login/", "", map[string]string{"username": name, "password": pw}).Status
+	}
+	// Six wrong passwords, alternating nodes: the five free ones and the
+	// one whose failure starts the lock-out.
+	for i := range 6 {
+		n := []*nodeProc{n0, n1}[i%2]
+		if got := login(n, "erin", "wrong-password-"+fmt.Sprint(i)); got != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, got)
+		}
+	}
+	for i, n := range []*nodeProc{n0, n1} {
+		if got := login(n, "erin", testPassword); got != http.StatusTooManyRequests {
+			t.Fatalf("node %d after six failures spread over two nodes: %d, want 429 (one budget for both)", i, got)
+		}
+	}
+
+	// Redis away: a right password still logs in, and guessing is still
+	// throttled by each node alone.
+	c.redis.Kill()
+	if got := login(n1, "frank", testPassword); got != http.StatusOK {
+		t.Fatalf("login with Redis away: %d, want 200", got)
+	}
+	limited := false
+	for i := range 8 {
+		if got := login(n1, "frank", "wrong-password-"+fmt.Sprint(i)); got == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("eight wrong passwords on one node with Redis away: never throttled")
+	}
+}
+
+// TestNodesMembershipBeforeAck: a membership change takes effect on every
+// node before it is acknowledged. Right after the response to her removal
+// (made on node 0), carol, on node 2, can no longer send to the group, and
+// a message bob sends on node 1 right after it never reaches her; added
+// back, she receives again. Repeated, since a node that lagged would show
+// only some of the time.
+func TestNodesMembershipBeforeAck(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol := n0.MustUser(t, "alice"), n0.MustUser(t, "bob"), n0.MustUser(t, "carol")
+	group, _ := mustGroup(t, n0, alice, "Gatekeeping", "bob")
+	wb := n1.MustDial(t, bob, group)
+	wb.nextType("hello")
+	wc := n2.MustDial(t, carol, "global")
+	wc.nextType("hello")
+	seen := make(chan map[string]any, 10000) // carol's frames, after the checks below took theirs
+	const rounds = 8
+	for i := range rounds {
+		if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}}); r.Status != http.StatusOK {
+			t.Fatalf("add carol: %d %s", r.Status, r.Raw)
+		}
+		// Added: she can send at once through her node.
+		ok := fmt.Sprintf("c-ok-%d", i)
+		wc.send(map[string]any{"type": "text", "chat_name": group, "client_id": ok, "text": textMark + ok})
+		if f := wc.next(func(f map[string]any) bool {
+			return f["client_id"] == ok && (f["type"] == "ack" || f["type"] == "error")
+		}); f["type"] != "ack" {
+			t.Fatalf("round %d: carol's send right after being added: %v", i, f)
+		}
+		if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+			t.Fatalf("remove carol: %d %s", r.Status, r.Raw)
+		}
+		late := fmt.Sprintf("c-late-%d", i)
+		wc.send(map[string]any{"type": "text", "chat_name": group, "client_id": late, "text": textMark + late})
+		after := fmt.Sprintf("b-after-%d", i)
+		wb.send(map[string]any{"type": "text", "chat_name": group, "client_id": after, "text": textMark + after})
+		f := wc.next(func(f map[string]any) bool {
+			if f["type"] == "text" {
+				seen <- f
+			}
+			return f["client_id"] == late && (f["type"] == "ack" || f["type"] == "error")
+		})
+		if f["type"] != "error" || f["code"] != "forbidden" {
+			t.Fatalf("round %d: carol sent to the group right after her removal was acknowledged: %v", i, f)
+		}
+		wb.next(func(f map[string]any) bool { return f["type"] == "ack" && f["client_id"] == after })
+	}
+	// Added back, she gets bob's next message from node 1; node 1's
+	// events reach node 2 in order, so any of his messages sent while she
+	// was out would have come before it.
+	if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}}); r.Status != http.StatusOK {
+		t.Fatalf("add carol: %d %s", r.Status, r.Raw)
+	}
+	wb.send(map[string]any{"type": "text", "chat_name": group, "client_id": "b-final", "text": textMark + "final"})
+	wc.next(func(f map[string]any) bool {
+		if f["type"] == "text" {
+			seen <- f
+		}
+		return f["type"] == "text" && f["client_id"] == "b-final"
+	})
+	close(seen)
+	for f := range seen {
+		if strings.HasPrefix(fmt.Sprint(f["client_id"]), "b-after-") {
+			t.Fatalf("carol received %v, sent after her removal was acknowledged", f["client_id"])
+		}
+	}
+
+	// Node 2 stalls (SIGSTOP) for a second: the removal's answer waits
+	// until node 2 has handled it, and then carol cannot read the group
+	// through node 2 either.
+	const stall = time.Second
+	n2.cmd.Process.Signal(syscall.SIGSTOP)
+	resumed := make(chan struct{})
+	go func() {
+		time.Sleep(stall)
+		n2.cmd.Process.Signal(syscall.SIGCONT)
+		close(resumed)
+	}()
+	start := time.Now()
+	if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("remove carol: %d %s", r.Status, r.Raw)
+	}
+	if took := time.Since(start); took < stall {
+		t.Fatalf("the removal was acknowledged %v after it was asked, while node 2 was stalled for %v: before node 2 had it", took, stall)
+	}
+	<-resumed
+	if r := n2.call(t, "GET", "/chats/"+group, carol, nil); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("carol read the group through node 2 after her removal: %d", r.Status)
+	}
+
+	// A node that stalls longer holds a change up for broker.BarrierTimeout
+	// at most: the change stands, and is answered.
+	n2.cmd.Process.Signal(syscall.SIGSTOP)
+	start = time.Now()
+	r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"carol"}})
+	took := time.Since(start)
+	n2.cmd.Process.Signal(syscall.SIGCONT)
+	if r.Status != http.StatusOK {
+		t.Fatalf("add carol with node 2 stalled: %d %s", r.Status, r.Raw)
+	}
+	if took > broker.BarrierTimeout+2*time.Second {
+		t.Fatalf("a change waited %v for a stalled node, past the bound of %v", took, broker.BarrierTimeout)
+	}
+}
+
+// TestNodesRecheckAfterRedisOutage: a membership change made while Redis
+// is away cannot reach the other nodes, and membership has no line to fill
+// from the database; so when Redis is back each node drops its chat cache
+// and checks its connections' chats against the database, closing (1012,
+// reconnect) the connection of a member removed meanwhile.
+func TestNodesRecheckAfterRedisOutage(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	n0, n1 := c.node(0), c.node(1)
+	alice, carol := n0.MustUser(t, "alice"), n0.MustUser(t, "carol")
+	group, _ := mustGroup(t, n0, alice, "Outage", "carol")
+	wc := n1.MustDial(t, carol, group)
+	wc.nextType("hello")
+	c.redis.Kill()
+	c.waitBroker("down")
+	if r := n0.call(t, "DELETE", "/chats/"+group+"/members/carol", alice, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("remove carol with Redis away: %d %s", r.Status, r.Raw)
+	}
+	// Node 1 does not know yet: its cache and carol's socket are stale.
+	c.redis.Restart()
+	c.waitBroker("up")
+	if code := wc.closeStatus(); code != websocket.StatusServiceRestart {
+		t.Fatalf("carol's socket on node 1 closed with %d, want 1012 after the recheck", code)
+	}
+	if r := n1.call(t, "GET", "/chats/"+group, carol, nil); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("carol read the group through node 1 after the recheck: %d", r.Status)
+	}
 }

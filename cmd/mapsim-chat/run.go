@@ -200,8 +200,40 @@ type app struct {
 	hub       *hub.Hub
 	uploads   *uploads.Service
 	handler   http.Handler
-	// redis is the broker among several nodes; nil on a single node.
-	redis *broker.Redis
+	// redis is the broker among several nodes, and presence who is online
+	// on them; nil on a single node.
+	redis    *broker.Redis
+	presence *redisstate.Presence
+}
+
+// sharedThrottle keeps the login throttle's counts in Redis.
+type sharedThrottle struct{ t *redisstate.Throttles }
+
+func (s sharedThrottle) Update(ctx context.Context, username, addr string, now time.Time, release string,
+	f func(pair, addr, user *auth.ThrottleEntry) string) error {
+	return s.t.Update(ctx, username, addr, now, release, func(p, a, u *redisstate.ThrottleEntry) string {
+		es := [3]auth.ThrottleEntry{
+			{Failures: p.Failures, Pending: p.Pending, Last: p.Last, Until: p.Until},
+			{Failures: a.Failures, Pending: a.Pending, Last: a.Last, Until: a.Until},
+			{Failures: u.Failures, Pending: u.Pending, Last: u.Last, Until: u.Until},
+		}
+		reserve := f(&es[0], &es[1], &es[2])
+		for i, e := range []*redisstate.ThrottleEntry{p, a, u} {
+			*e = redisstate.ThrottleEntry{Failures: es[i].Failures, Pending: es[i].Pending, Last: es[i].Last, Until: es[i].Until}
+		}
+		return reserve
+	})
+}
+
+func (s sharedThrottle) Unlock(ctx context.Context, username, addr string) error {
+	return s.t.Unlock(ctx, username, addr)
+}
+
+// nodePresence hands the hub's presence changes to Redis.
+type nodePresence struct{ p *redisstate.Presence }
+
+func (n nodePresence) Online(userID int64, username string, online bool) {
+	n.p.Set(redisstate.PresenceChange{UserID: userID, Username: username, Online: online})
 }
 
 // revocationPoll is how often the server looks for sessions revoked and
@@ -234,17 +266,28 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	var (
 		b     chat.Broker = broker.NewLocal()
 		redis *broker.Redis
+		// recheck is the hub's, once it is made.
+		recheck = func(context.Context) {}
 	)
 	if cfg.RedisURL != "" {
-		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget}); err != nil {
+		if redis, err = broker.NewRedis(broker.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Log: log, Forget: st.Forget, Metrics: m.Broker(),
+			Recheck: func(ctx context.Context) { st.ForgetAll(); recheck(ctx) }}); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		b = redis
 	}
-	var tickets auth.TicketStore // in this node's memory
+	var (
+		tickets  auth.TicketStore // in this node's memory
+		presence *redisstate.Presence
+		shared   hub.Presence
+	)
 	if redis != nil {
 		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)
+		presence = redisstate.NewPresence(redis.Client(), cfg.RedisPrefix, redisstate.PresenceOptions{
+			Node: redis.Node(), TTL: cfg.PresenceNodeTTL, Grace: cfg.PresenceGrace, Log: log,
+		})
+		shared = nodePresence{presence}
 	}
 	seq := sequencer.New(sequencer.Options{QueueDepth: commitQueue, PublishDepth: publishQueue})
 	keysSvc := keys.New(keys.Options{Store: st, Ring: ring, Broker: b, Log: log, MaxMessageBytes: cfg.MaxMessageBytes})
@@ -258,19 +301,31 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})
+	if redis != nil {
+		au.ShareThrottle(sharedThrottle{redisstate.NewThrottles(redis.Client(), cfg.RedisPrefix)})
+	}
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
 		QueueSize: cfg.WSQueueSize, PingInterval: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout, WriteTimeout: cfg.WSWriteTimeout,
 		FrameTimeout: cfg.CommitTimeout,
 		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
 		WriteDelay: cfg.WriteDelay, BusyWrites: cfg.WSBusyWrites,
-		Metrics: m.Hub(),
+		Metrics: m.Hub(), Presence: shared,
 	})
 	m.WatchHub(h)
 	var brokerState func() string
 	if redis != nil {
 		redis.Attach(delivery.NewReplay(messages, st), h)
+		recheck = h.Recheck
+		presence.Attach(h.LocalOnline, func(changes []redisstate.PresenceChange) {
+			out := make([]hub.PresenceChange, len(changes))
+			for i, c := range changes {
+				out[i] = hub.PresenceChange{UserID: c.UserID, Username: c.Username, Online: c.Online}
+			}
+			h.RemotePresence(context.Background(), out)
+		})
 		brokerState = func() string { return redis.Stats().State }
+		m.WatchBroker(redis.Stats)
 	}
 	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis)
 	if err != nil {
@@ -287,7 +342,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 		MetricsHandler: m.Handler(), MetricsToken: cfg.MetricsToken, Metrics: m.HTTP(),
 	})
-	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis, presence: presence}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
@@ -407,6 +462,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	jobs.Go(func() { a.auth.Run(jobsCtx) })
 	jobs.Go(func() { a.hub.Run(jobsCtx) })
+	if a.presence != nil {
+		jobs.Go(func() { a.presence.Run(jobsCtx) })
+	}
 	jobs.Go(func() { a.auth.WatchRevocations(jobsCtx, revocationPoll, log, a.hub.CloseRevoked) })
 	jobs.Go(func() { a.auth.WatchUnlocks(jobsCtx, a.store, revocationPoll, log) })
 	jobs.Go(func() { a.uploads.Run(jobsCtx, cfg.UploadCheckInterval) })

@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"sync"
 	"time"
 )
@@ -23,12 +26,18 @@ import (
 // Begin reserves a check before the password is hashed and the reservation
 // counts as a failure until it ends, so requests already in flight cannot
 // get more checks past the throttle than it would allow one after another.
+//
+// On several nodes the counts live in a ThrottleStore (Redis), so the
+// budgets are the installation's, not each node's. When the store does not
+// answer, each node falls back to its own counts in memory: guessing is
+// still throttled, with one budget per node, until the store is back.
 type Throttle struct {
 	mu    sync.Mutex
-	pairs map[pairKey]*lockout // per username and address
-	addrs map[string]*lockout  // per address
-	users map[string]*pace     // per username, every address together
+	pairs map[pairKey]*ThrottleEntry // per username and address
+	addrs map[string]*ThrottleEntry  // per address
+	users map[string]*ThrottleEntry  // per username, every address together
 	now   func() time.Time
+	store ThrottleStore // nil: the counts above are the only ones
 
 	freePair, freeAddr, freeUser int
 	// window is how long a key must stay quiet (no failure, no lock-out)
@@ -43,30 +52,43 @@ type Throttle struct {
 
 type pairKey struct{ username, addr string }
 
-// lockout is the state of a key that is locked out after too many failures.
-type lockout struct {
-	failures    int
-	pending     int // checks let through and not yet ended
-	last        time.Time
-	lockedUntil time.Time
+// ThrottleEntry is the state of one key of the throttle. A key that locks
+// out (a username at an address, an address) is locked until Until; a
+// username that is paced starts no check before Until.
+type ThrottleEntry struct {
+	Failures int
+	Pending  int // checks let through and not yet ended
+	Last     time.Time
+	Until    time.Time
 }
 
-// pace is the state of a username that is slowed down after too many
-// failures from everywhere.
-type pace struct {
-	failures int
-	pending  int
-	last     time.Time
-	next     time.Time // no check of the username starts before this
+// ThrottleStore keeps the throttle's entries where every node of an
+// installation sees them.
+type ThrottleStore interface {
+	// Update reads the entries of a username at an address, of the
+	// address and of the username, lets f change them, and writes them
+	// back, atomically with respect to every other Update (f may run more
+	// than once). release, if not "", is a reservation the entries no
+	// longer hold (Pending counts the others); f returns the one they take
+	// now ("" for none). A reservation lapses by itself after a while, so
+	// a node that dies mid-check holds nobody up for long.
+	Update(ctx context.Context, username, addr string, now time.Time, release string, f func(pair, addr, user *ThrottleEntry) (reserve string)) error
+	// Unlock clears the failures of a username at every address, of an
+	// address for every username, or of the two together ("" for the one
+	// not named).
+	Unlock(ctx context.Context, username, addr string) error
 }
+
+// storeTimeout bounds one round trip to the ThrottleStore.
+const storeTimeout = 2 * time.Second
 
 // NewThrottle returns a throttle with the production policy described on
 // Throttle. Failures are forgotten after 15 quiet minutes.
 func NewThrottle(now func() time.Time) *Throttle {
 	return &Throttle{
-		pairs: make(map[pairKey]*lockout),
-		addrs: make(map[string]*lockout),
-		users: make(map[string]*pace),
+		pairs: make(map[pairKey]*ThrottleEntry),
+		addrs: make(map[string]*ThrottleEntry),
+		users: make(map[string]*ThrottleEntry),
 		now:   now,
 
 		freePair: 5, freeAddr: 20, freeUser: 10,
@@ -75,6 +97,10 @@ func NewThrottle(now func() time.Time) *Throttle {
 		paceBase: time.Second, paceMax: 5 * time.Second,
 	}
 }
+
+// SetStore keeps the counts in store from now on (several nodes); call it
+// before the first Begin.
+func (t *Throttle) SetStore(store ThrottleStore) { t.store = store }
 
 // Attempt is one password check that Begin let through. Exactly one of Fail,
 // Succeed or Cancel ends it; calls after the first do nothing.
@@ -85,74 +111,110 @@ type Attempt struct {
 	// paced is the username's next check time this attempt set, and
 	// unpaced the one before, which Cancel puts back.
 	paced, unpaced time.Time
+	// reservation names the attempt in the ThrottleStore; "" when the
+	// attempt was counted in memory.
+	reservation string
 }
 
 // Begin asks to check a password for username from addr. When the throttle
 // allows it, Begin reserves the check and returns an Attempt to end once the
 // password has been checked; otherwise it returns how long to wait.
 func (t *Throttle) Begin(username, addr string) (*Attempt, time.Duration) {
+	now := t.now()
+	if t.store != nil {
+		at := &Attempt{t: t, username: username, addr: addr}
+		id := newReservation()
+		var wait time.Duration
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		err := t.store.Update(ctx, username, addr, now, "", func(p, a, u *ThrottleEntry) string {
+			if wait, at.paced, at.unpaced = t.begin(p, a, u, now); wait > 0 {
+				return ""
+			}
+			return id
+		})
+		cancel()
+		if err == nil {
+			if wait > 0 {
+				return nil, wait
+			}
+			at.reservation = id
+			return at, 0
+		}
+		// The store is away: count in memory meanwhile.
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	p, a, u := t.pairs[pairKey{username, addr}], t.addrs[addr], t.users[username]
-	wait := max(t.lockWait(p, t.freePair, now), t.lockWait(a, t.freeAddr, now), t.paceWait(u, now))
-	if wait > 0 {
-		return nil, wait
-	}
+	key := pairKey{username, addr}
+	p, a, u := t.pairs[key], t.addrs[addr], t.users[username]
 	if p == nil {
-		p = &lockout{}
-		t.pairs[pairKey{username, addr}] = p
+		p = &ThrottleEntry{}
+		t.pairs[key] = p
 	}
 	if a == nil {
-		a = &lockout{}
+		a = &ThrottleEntry{}
 		t.addrs[addr] = a
 	}
 	if u == nil {
-		u = &pace{}
+		u = &ThrottleEntry{}
 		t.users[username] = u
 	}
-	p.pending++
-	a.pending++
-	at := &Attempt{t: t, username: username, addr: addr}
-	if over := u.failures + u.pending + 1 - t.freeUser; over > 0 {
-		at.unpaced = u.next
-		u.next = now.Add(min(t.paceBase<<min(over-1, 20), t.paceMax))
-		at.paced = u.next
+	wait, paced, unpaced := t.begin(p, a, u, now)
+	if wait > 0 {
+		return nil, wait
 	}
-	u.pending++
-	return at, 0
+	return &Attempt{t: t, username: username, addr: addr, paced: paced, unpaced: unpaced}, 0
+}
+
+// newReservation names a check in the ThrottleStore.
+func newReservation() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// begin decides on a check of p (the username at the address), a (the
+// address) and u (the username) and, when it may start, reserves it: the
+// wait, or the username's pacing it set (paced) and the one it replaced.
+func (t *Throttle) begin(p, a, u *ThrottleEntry, now time.Time) (wait time.Duration, paced, unpaced time.Time) {
+	wait = max(t.lockWait(p, t.freePair, now), t.lockWait(a, t.freeAddr, now), t.paceWait(u, now))
+	if wait > 0 {
+		return wait, time.Time{}, time.Time{}
+	}
+	p.Pending++
+	a.Pending++
+	if over := u.Failures + u.Pending + 1 - t.freeUser; over > 0 {
+		unpaced = u.Until
+		u.Until = now.Add(min(t.paceBase<<min(over-1, 20), t.paceMax))
+		paced = u.Until
+	}
+	u.Pending++
+	return 0, paced, unpaced
 }
 
 // lockWait is how long a new check of e must wait. Checks in flight count
 // as failures: when they are all the lock-out still allows, the answer is
 // the lock-out that follows if they all fail.
-func (t *Throttle) lockWait(e *lockout, free int, now time.Time) time.Duration {
-	if e == nil {
-		return 0
-	}
+func (t *Throttle) lockWait(e *ThrottleEntry, free int, now time.Time) time.Duration {
 	t.forgetLockout(e, now)
-	if e.lockedUntil.After(now) {
-		return e.lockedUntil.Sub(now)
+	if e.Until.After(now) {
+		return e.Until.Sub(now)
 	}
 	// Unlocked, the key may take the free failures it has left and one
 	// more, whose failure starts the (next) lock-out.
-	allowed := max(1, free+1-e.failures)
-	if e.pending < allowed {
+	allowed := max(1, free+1-e.Failures)
+	if e.Pending < allowed {
 		return 0
 	}
-	return t.lockFor(e.failures + e.pending - free)
+	return t.lockFor(e.Failures + e.Pending - free)
 }
 
 // paceWait is how long a new check of a username must wait.
-func (t *Throttle) paceWait(u *pace, now time.Time) time.Duration {
-	if u == nil {
-		return 0
-	}
+func (t *Throttle) paceWait(u *ThrottleEntry, now time.Time) time.Duration {
 	t.forgetPace(u, now)
-	if u.failures+u.pending < t.freeUser || !u.next.After(now) {
+	if u.Failures+u.Pending < t.freeUser || !u.Until.After(now) {
 		return 0
 	}
-	return u.next.Sub(now)
+	return u.Until.Sub(now)
 }
 
 // lockFor is the lock-out after over failures past the free ones.
@@ -164,32 +226,32 @@ func (t *Throttle) lockFor(over int) time.Duration {
 // locked, for a whole window. The window is counted from the end of the
 // last lock-out, so a guesser who waits each lock-out out still meets a
 // longer one next time.
-func (t *Throttle) forgetLockout(e *lockout, now time.Time) {
-	quiet := e.last
-	if e.lockedUntil.After(quiet) {
-		quiet = e.lockedUntil
+func (t *Throttle) forgetLockout(e *ThrottleEntry, now time.Time) {
+	quiet := e.Last
+	if e.Until.After(quiet) {
+		quiet = e.Until
 	}
-	if e.failures > 0 && !e.lockedUntil.After(now) && now.Sub(quiet) > t.window {
-		e.failures, e.last, e.lockedUntil = 0, time.Time{}, time.Time{}
+	if e.Failures > 0 && !e.Until.After(now) && now.Sub(quiet) > t.window {
+		e.Failures, e.Last, e.Until = 0, time.Time{}, time.Time{}
 	}
 }
 
 // forgetPace clears the failures of a username that has been quiet for a
 // whole window.
-func (t *Throttle) forgetPace(u *pace, now time.Time) {
-	if u.failures > 0 && now.Sub(u.last) > t.window {
-		u.failures, u.last, u.next = 0, time.Time{}, time.Time{}
+func (t *Throttle) forgetPace(u *ThrottleEntry, now time.Time) {
+	if u.Failures > 0 && now.Sub(u.Last) > t.window {
+		u.Failures, u.Last, u.Until = 0, time.Time{}, time.Time{}
 	}
 }
 
 // Fail ends the attempt with a wrong password (or a refused one).
 func (a *Attempt) Fail() {
-	a.end(func(p, ad *lockout, u *pace, now time.Time) {
+	a.end(func(p, ad, u *ThrottleEntry, now time.Time) {
 		a.t.failLockout(p, a.t.freePair, now)
 		a.t.failLockout(ad, a.t.freeAddr, now)
 		a.t.forgetPace(u, now)
-		u.failures++
-		u.last = now
+		u.Failures++
+		u.Last = now
 	})
 }
 
@@ -199,8 +261,8 @@ func (a *Attempt) Fail() {
 // the username elsewhere (the owner getting in says nothing about the
 // guessers at other addresses).
 func (a *Attempt) Succeed() {
-	a.end(func(p, _ *lockout, _ *pace, _ time.Time) {
-		p.failures, p.last, p.lockedUntil = 0, time.Time{}, time.Time{}
+	a.end(func(p, _, _ *ThrottleEntry, _ time.Time) {
+		p.Failures, p.Last, p.Until = 0, time.Time{}, time.Time{}
 	})
 }
 
@@ -208,36 +270,49 @@ func (a *Attempt) Succeed() {
 // busy, or the store failed), giving its reservation back, and its turn of
 // a paced username unless a later check has taken the next one.
 func (a *Attempt) Cancel() {
-	a.end(func(_, _ *lockout, u *pace, _ time.Time) {
-		if !a.paced.IsZero() && u.next.Equal(a.paced) {
-			u.next = a.unpaced
+	a.end(func(_, _, u *ThrottleEntry, _ time.Time) {
+		if !a.paced.IsZero() && u.Until.Equal(a.paced) {
+			u.Until = a.unpaced
 		}
 	})
 }
 
-func (a *Attempt) end(f func(p, ad *lockout, u *pace, now time.Time)) {
+func (a *Attempt) end(f func(p, ad, u *ThrottleEntry, now time.Time)) {
 	if a == nil || a.done {
 		return
 	}
 	a.done = true
 	t := a.t
+	now := t.now()
+	if a.reservation != "" {
+		// The store's Pending no longer counts the released reservation.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		// A failure to record this leaves the reservation to lapse (the
+		// check counted as a failure until then): safe, if strict.
+		t.store.Update(ctx, a.username, a.addr, now, a.reservation, func(p, ad, u *ThrottleEntry) string {
+			f(p, ad, u, now)
+			return ""
+		})
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// Entries with a check pending are never swept, so they are all here.
 	p, ad, u := t.pairs[pairKey{a.username, a.addr}], t.addrs[a.addr], t.users[a.username]
-	p.pending--
-	ad.pending--
-	u.pending--
-	f(p, ad, u, t.now())
+	p.Pending--
+	ad.Pending--
+	u.Pending--
+	f(p, ad, u, now)
 }
 
-func (t *Throttle) failLockout(e *lockout, free int, now time.Time) {
+func (t *Throttle) failLockout(e *ThrottleEntry, free int, now time.Time) {
 	t.forgetLockout(e, now)
-	e.failures++
-	e.last = now
-	if over := e.failures - free; over > 0 {
-		if until := now.Add(t.lockFor(over)); until.After(e.lockedUntil) {
-			e.lockedUntil = until
+	e.Failures++
+	e.Last = now
+	if over := e.Failures - free; over > 0 {
+		if until := now.Add(t.lockFor(over)); until.After(e.Until) {
+			e.Until = until
 		}
 	}
 }
@@ -249,17 +324,17 @@ func (t *Throttle) sweep() {
 	defer t.mu.Unlock()
 	now := t.now()
 	for k, e := range t.pairs {
-		if t.forgetLockout(e, now); e.pending == 0 && e.failures == 0 {
+		if t.forgetLockout(e, now); e.Pending == 0 && e.Failures == 0 {
 			delete(t.pairs, k)
 		}
 	}
 	for k, e := range t.addrs {
-		if t.forgetLockout(e, now); e.pending == 0 && e.failures == 0 {
+		if t.forgetLockout(e, now); e.Pending == 0 && e.Failures == 0 {
 			delete(t.addrs, k)
 		}
 	}
 	for k, u := range t.users {
-		if t.forgetPace(u, now); u.pending == 0 && u.failures == 0 {
+		if t.forgetPace(u, now); u.Pending == 0 && u.Failures == 0 {
 			delete(t.users, k)
 		}
 	}
@@ -270,9 +345,14 @@ func (t *Throttle) sweep() {
 // what an operator does for a user locked out by a guesser or by their own
 // typing. Checks in flight keep their reservations.
 func (t *Throttle) Unlock(username, addr string) {
+	if t.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		t.store.Unlock(ctx, username, addr)
+		cancel()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	clear := func(e *lockout) { e.failures, e.last, e.lockedUntil = 0, time.Time{}, time.Time{} }
+	clear := func(e *ThrottleEntry) { e.Failures, e.Last, e.Until = 0, time.Time{}, time.Time{} }
 	for k, e := range t.pairs {
 		if (username == "" || k.username == username) && (addr == "" || k.addr == addr) {
 			clear(e)
@@ -285,7 +365,11 @@ func (t *Throttle) Unlock(username, addr string) {
 	}
 	if addr == "" {
 		if u := t.users[username]; u != nil {
-			u.failures, u.last, u.next = 0, time.Time{}, time.Time{}
+			clear(u)
 		}
 	}
 }
+
+// ShareThrottle keeps the login throttle's counts in store (the Redis of
+// several nodes) from now on; call it before the service serves.
+func (s *Service) ShareThrottle(store ThrottleStore) { s.throttle.SetStore(store) }

@@ -49,10 +49,25 @@ type RedisOptions struct {
 	// chat lists, for events that follow another node's change
 	// (chat.Event.Forget).
 	Forget func(userIDs []int64, chatIDs ...int64)
+	// Recheck, if set, is called (in its own goroutine, never two at once)
+	// whenever this node may have missed events — its subscription was
+	// made again, or another node could not publish — after the chats are
+	// filled: membership changes carry no line to fill, so the node drops
+	// its cache and checks its connections' chats against the database.
+	Recheck func(ctx context.Context)
+	// Metrics time what the broker does; nil fields time nothing.
+	Metrics Metrics
 	// OutQueue is how many events may wait to be published to Redis;
 	// beyond it they are dropped, and the other nodes told to fill from
 	// the database (0: 65536).
 	OutQueue int
+}
+
+// Metrics are the broker's timings (its counts are RedisStats).
+type Metrics struct {
+	// PublishSeconds observes each pipeline of publishes to Redis, from
+	// its send to its last reply.
+	PublishSeconds interface{ Observe(float64) }
 }
 
 // Redis is the broker of a node among several: it delivers each event to
@@ -75,14 +90,18 @@ type Redis struct {
 	source  Source
 	lines   map[int64]*line
 
-	out      chan []byte
+	out      chan outItem
+	barriers sync.Map    // barrier id → *barrier, while waited for
 	lostOut  atomic.Bool // an event was not published: tell the others to fill
 	up       atomic.Bool // subscribed, and the last publish went through
 	since    atomic.Int64
 	stuck    sync.Map // chat id → struct{}: a fill failed, retry
-	stats    RedisStats
-	statsMu  sync.Mutex
-	pageSize int
+	// rechecking is set while a Recheck runs, and recheckAgain when one
+	// was asked for meanwhile.
+	rechecking, recheckAgain atomic.Bool
+	stats                    RedisStats
+	statsMu                  sync.Mutex
+	pageSize                 int
 }
 
 // line is one chat's delivery on this node: the highest message id
@@ -94,17 +113,22 @@ type line struct {
 
 // RedisStats are the Redis broker's counters since the start.
 type RedisStats struct {
-	State        string `json:"state"` // "up" or "down"
-	Reconnects   int64  `json:"reconnects"`
-	GapsFilled   int64  `json:"gaps_filled"`
-	Replayed     int64  `json:"events_replayed"` // events read back from the database
-	Duplicates   int64  `json:"duplicates_dropped"`
-	Published    int64  `json:"published"`
-	PublishLost  int64  `json:"publish_lost"` // not published; the other nodes filled instead
-	Received     int64  `json:"received"`
-	Resyncs      int64  `json:"resyncs"`
-	DownSince    string `json:"down_since,omitempty"`
-	ResyncFailed int64  `json:"resync_failed"`
+	State       string `json:"state"` // "up" or "down"
+	Reconnects  int64  `json:"reconnects"`
+	GapsFilled  int64  `json:"gaps_filled"`
+	Replayed    int64  `json:"events_replayed"` // events read back from the database
+	Duplicates  int64  `json:"duplicates_dropped"`
+	Published   int64  `json:"published"`
+	PublishLost int64  `json:"publish_lost"` // not published; the other nodes filled instead
+	// PublishErrors counts pipelines of publishes that failed.
+	PublishErrors int64  `json:"publish_errors"`
+	Received      int64  `json:"received"`
+	Resyncs       int64  `json:"resyncs"`
+	DownSince     string `json:"down_since,omitempty"`
+	ResyncFailed  int64  `json:"resync_failed"`
+	// BarrierFailed counts membership changes not confirmed by every
+	// node in time (Barrier).
+	BarrierFailed int64 `json:"barrier_failed"`
 }
 
 var _ chat.Broker = (*Redis)(nil)
@@ -129,7 +153,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	ropt.DialTimeout = 2 * time.Second
 	ropt.ReadTimeout = 3 * time.Second
 	ropt.WriteTimeout = 3 * time.Second
-	ropt.MaxRetries = 0 // a failed publish is told to the others as a fill, not retried out of order
+	// -1: none (go-redis reads 0 as its default of 3). A failed publish is
+	// told to the others as a fill, not retried out of order.
+	ropt.MaxRetries = -1
 	if o.OutQueue <= 0 {
 		o.OutQueue = 65536
 	}
@@ -140,7 +166,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		channel:  o.Prefix + "events",
 		node:     hex.EncodeToString(id),
 		lines:    make(map[int64]*line),
-		out:      make(chan []byte, o.OutQueue),
+		out:      make(chan outItem, o.OutQueue),
 		pageSize: 256,
 	}
 	b.since.Store(time.Now().UnixNano())
@@ -149,6 +175,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 
 // Client is the Redis client, for the other state the nodes share.
 func (b *Redis) Client() *redis.Client { return b.rdb }
+
+// Node is this process's id among the nodes, new at each start.
+func (b *Redis) Node() string { return b.node }
 
 // Subscribe sets the receiver of events (the hub's).
 func (b *Redis) Subscribe(deliver func(chat.Event)) {
@@ -207,7 +236,7 @@ func (b *Redis) Run(ctx context.Context) {
 func (b *Redis) Publish(_ context.Context, ev chat.Event) error {
 	b.handle(context.Background(), ev)
 	select {
-	case b.out <- encode(b.node, ev):
+	case b.out <- outItem{payload: encode(b.node, ev)}:
 	default:
 		b.lostOut.Store(true)
 		b.count(func(s *RedisStats) { s.PublishLost++ })
@@ -229,6 +258,107 @@ type envelope struct {
 	// Resync asks every node to fill its chats from the database: the
 	// sender lost events it could not publish.
 	Resync bool `json:"r,omitempty"`
+	// Barrier asks every node to answer with Ack once it has handled the
+	// events published before it (see Redis.Barrier).
+	Barrier string `json:"b,omitempty"`
+	Ack     string `json:"a,omitempty"`
+}
+
+// outItem is a payload queued for the channel; a barrier's is told how
+// many nodes received it.
+type outItem struct {
+	payload []byte
+	barrier *barrier
+}
+
+// barrier is one Redis.Barrier call: the nodes that received it, and
+// those that have answered.
+type barrier struct {
+	mu       sync.Mutex
+	expected int // -1 until the publish is answered
+	acked    map[string]struct{}
+	done     chan struct{}
+	closed   bool
+	err      error
+}
+
+func (br *barrier) settle(err error) {
+	if !br.closed {
+		br.closed, br.err = true, err
+		close(br.done)
+	}
+}
+
+// publishedTo records how many other nodes received the barrier.
+func (br *barrier) publishedTo(n int) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	br.expected = n
+	if len(br.acked) >= n {
+		br.settle(nil)
+	}
+}
+
+func (br *barrier) ack(node string) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	br.acked[node] = struct{}{}
+	if br.expected >= 0 && len(br.acked) >= br.expected {
+		br.settle(nil)
+	}
+}
+
+func (br *barrier) fail(err error) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	br.settle(err)
+}
+
+// BarrierTimeout bounds Barrier: a node that has not answered by then is
+// cut off from Redis or stuck, and fills from the database when it is back.
+const BarrierTimeout = 3 * time.Second
+
+// Barrier returns once every other node has handled every event this node
+// published before the call: it publishes a marker behind them, and each
+// node that receives it — Redis says how many did — answers once it has
+// handled what came before (events of one publisher arrive in order, and
+// each node handles them one after another). It fails when Redis is away
+// or a node has not answered within BarrierTimeout. A membership change
+// waits for it before it is acknowledged, so that no node still delivers
+// to a removed member, or lets one send, from what it had cached.
+func (b *Redis) Barrier(ctx context.Context) error {
+	if !b.up.Load() {
+		b.count(func(s *RedisStats) { s.BarrierFailed++ })
+		return errors.New("broker: Redis is away; the other nodes catch up when it is back")
+	}
+	idb := make([]byte, 8)
+	rand.Read(idb)
+	id := hex.EncodeToString(idb)
+	br := &barrier{expected: -1, acked: make(map[string]struct{}), done: make(chan struct{})}
+	b.barriers.Store(id, br)
+	defer b.barriers.Delete(id)
+	head, _ := json.Marshal(envelope{Node: b.node, Barrier: id})
+	select {
+	case b.out <- outItem{payload: append(head, '\n'), barrier: br}:
+	default:
+		b.count(func(s *RedisStats) { s.BarrierFailed++ })
+		return errors.New("broker: the queue to Redis is full")
+	}
+	t := time.NewTimer(BarrierTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-br.done:
+		err = br.err
+	case <-t.C:
+		err = fmt.Errorf("broker: not every node answered within %v", BarrierTimeout)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		b.count(func(s *RedisStats) { s.BarrierFailed++ })
+	}
+	return err
 }
 
 func encode(node string, ev chat.Event) []byte {
@@ -258,7 +388,8 @@ func decode(payload string) (envelope, []byte, error) {
 // away), the next pipeline starts with a resync notice.
 func (b *Redis) publishLoop(ctx context.Context) {
 	const maxBatch = 512
-	batch := make([][]byte, 0, maxBatch)
+	batch := make([]outItem, 0, maxBatch)
+	barriers := make(map[*barrier]*redis.IntCmd)
 	backoff := 50 * time.Millisecond
 	for {
 		batch = batch[:0]
@@ -284,12 +415,28 @@ func (b *Redis) publishLoop(ctx context.Context) {
 			notice, _ := json.Marshal(envelope{Node: b.node, Resync: true})
 			pipe.Publish(ctx, b.channel, append(notice, '\n'))
 		}
+		clear(barriers)
 		for _, p := range batch {
-			pipe.Publish(ctx, b.channel, p)
+			cmd := pipe.Publish(ctx, b.channel, p.payload)
+			if p.barrier != nil {
+				barriers[p.barrier] = cmd
+			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		sent := time.Now()
+		_, err := pipe.Exec(ctx)
+		if b.opt.Metrics.PublishSeconds != nil {
+			b.opt.Metrics.PublishSeconds.Observe(time.Since(sent).Seconds())
+		}
+		for br, cmd := range barriers {
+			if err != nil {
+				br.fail(err)
+			} else {
+				br.publishedTo(int(cmd.Val()) - 1) // every subscriber but this node
+			}
+		}
+		if err != nil {
 			b.lostOut.Store(true)
-			b.count(func(s *RedisStats) { s.PublishLost += int64(len(batch)) })
+			b.count(func(s *RedisStats) { s.PublishLost += int64(len(batch)); s.PublishErrors++ })
 			b.setDown(err)
 			select {
 			case <-ctx.Done():
@@ -313,7 +460,7 @@ func (b *Redis) drain() {
 	for {
 		select {
 		case p := <-b.out:
-			pipe.Publish(ctx, b.channel, p)
+			pipe.Publish(ctx, b.channel, p.payload)
 			continue
 		default:
 		}
@@ -420,6 +567,21 @@ func (b *Redis) received(ctx context.Context, payload string) {
 	}
 	if env.Resync {
 		b.resync(ctx)
+		return
+	}
+	if env.Barrier != "" {
+		// Everything the sender published before it has been handled.
+		ack, _ := json.Marshal(envelope{Node: b.node, Ack: env.Barrier})
+		select {
+		case b.out <- outItem{payload: append(ack, '\n')}:
+		default:
+		}
+		return
+	}
+	if env.Ack != "" {
+		if br, ok := b.barriers.Load(env.Ack); ok {
+			br.(*barrier).ack(env.Node)
+		}
 		return
 	}
 	if env.Forget && b.opt.Forget != nil {
@@ -570,6 +732,7 @@ func (b *Redis) fill(ctx context.Context, l *line, chatID int64, deliver func(ch
 // they start again from the connections' floor when next needed.
 func (b *Redis) resync(ctx context.Context) {
 	b.count(func(s *RedisStats) { s.Resyncs++ })
+	defer b.recheck(ctx)
 	b.mu.RLock()
 	h, deliver, src := b.hub, b.deliver, b.source
 	b.mu.RUnlock()
@@ -640,6 +803,24 @@ func (b *Redis) resync(ctx context.Context) {
 		}
 		st.l.mu.Unlock()
 	}
+}
+
+// recheck runs RedisOptions.Recheck in the background, once at a time, and
+// once more when asked again while it ran.
+func (b *Redis) recheck(ctx context.Context) {
+	if b.opt.Recheck == nil {
+		return
+	}
+	b.recheckAgain.Store(true)
+	if !b.rechecking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer b.rechecking.Store(false)
+		for b.recheckAgain.Swap(false) && ctx.Err() == nil {
+			b.opt.Recheck(ctx)
+		}
+	}()
 }
 
 // retryLoop fills, each second, the chats whose fill failed, and each

@@ -34,13 +34,43 @@ type changeWork interface {
 	answer() chan sequencer.Result[bool]
 }
 
-// submit queues a change and waits until it has committed and published.
-// The answer is createChat's "created"; the other kinds answer true.
+// submit queues a change and waits until it has committed and published
+// and, on several nodes, until every node has handled its events (see
+// settle). The answer is createChat's "created"; the other kinds answer
+// true.
 func submit(ctx context.Context, s *Service, w changeWork) (bool, error) {
 	if err := s.seq.Submit(ctx, w); err != nil {
 		return false, err
 	}
-	return sequencer.Await(ctx, s.seq, w.answer())
+	ok, err := sequencer.Await(ctx, s.seq, w.answer())
+	if err == nil {
+		s.settle(ctx)
+	}
+	return ok, err
+}
+
+// barrier is what a broker among several nodes offers (broker.Redis):
+// wait until every other node has handled the events this node published
+// before the call.
+type barrier interface {
+	Barrier(ctx context.Context) error
+}
+
+// settle waits, on several nodes, until every other node has handled a
+// change's events — forgotten what it cached of the chat and its members,
+// subscribed or unsubscribed their connections — so that once the change
+// is acknowledged, a removed member can neither send nor receive through
+// any node. A node that does not answer in time is cut off from Redis; the
+// change stands (it has committed), and that node rechecks its
+// connections' chats when it is back (ARCHITECTURE.md, "Several nodes").
+func (s *Service) settle(ctx context.Context) {
+	b, ok := s.broker.(barrier)
+	if !ok {
+		return
+	}
+	if err := b.Barrier(ctx); err != nil {
+		s.log.Warn("a membership change was not confirmed by every node", "err", err)
+	}
 }
 
 func (c *change) answer() chan sequencer.Result[bool] { return c.reply }

@@ -43,6 +43,10 @@ type Config struct {
 	// installations can share one Redis.
 	RedisURL    string
 	RedisPrefix string
+	// PresenceNodeTTL is how long a node's presence heartbeat in Redis
+	// holds: a node that dies stops counting this long after its last
+	// beat, and its users go offline a PresenceGrace later.
+	PresenceNodeTTL time.Duration
 
 	// SecretKey is the parsed SECRET_KEY; nil when unset, in which case the
 	// server uses (or creates) DataDir/secret.key.
@@ -460,6 +464,7 @@ func Load(getenv func(string) string) (Config, error) {
 // with Redis.
 func (l *loader) redis(c *Config) {
 	c.RedisPrefix = l.str("REDIS_PREFIX", "mapsim:")
+	c.PresenceNodeTTL = l.duration("PRESENCE_NODE_TTL", time.Second, 6*time.Second, time.Second, 5*time.Minute)
 	if len(c.RedisPrefix) > 64 || strings.ContainsAny(c.RedisPrefix, " *?[]\\\r\n\t") {
 		l.fail("REDIS_PREFIX", "at most 64 characters, without spaces or the pattern characters * ? [ ] \\")
 	}

@@ -127,7 +127,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 	})
 	c.enqueueJSON(wire.OnlineUsers{Type: wire.TypeOnlineUsers, Users: h.onlineFor(c)})
 	if len(announceIn) > 0 {
-		h.announce(id.UserID, id.Username, announceIn)
+		h.announce(id.UserID, id.Username, announceIn, true)
 	}
 	h.m.Opened.Inc()
 	// With the upgrade request's context: the line carries its request_id.
@@ -145,7 +145,7 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 			"duration_ms", time.Since(c.opened).Milliseconds())
 		h.stopTypingOf(c)
 		if wentOffline, chatIDs := h.unregister(c); wentOffline {
-			h.announce(id.UserID, id.Username, chatIDs)
+			h.announce(id.UserID, id.Username, chatIDs, true)
 		}
 	}()
 }

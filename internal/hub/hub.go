@@ -107,6 +107,27 @@ type Options struct {
 	BusyWrites int
 	// Metrics count what the hub does; nil fields count nothing.
 	Metrics Metrics
+	// Presence, when set, shares this node's online users with the other
+	// nodes of an installation (nil on one node); the others' come back
+	// through Hub.RemotePresence.
+	Presence Presence
+}
+
+// Presence is where the hub tells the other nodes who is online here.
+type Presence interface {
+	// Online records that a user came online on this node (true: a first
+	// connection) or went offline (false: the last closed and the grace
+	// ended). It must not block: it is called with the index locked, so
+	// that the changes of one user are told in the order they happened.
+	Online(userID int64, username string, online bool)
+}
+
+// PresenceChange is a user coming online or going offline on the other
+// nodes taken together.
+type PresenceChange struct {
+	UserID   int64
+	Username string
+	Online   bool
 }
 
 // check reports the first option that would make the hub misbehave: a
@@ -244,6 +265,9 @@ func (h *Hub) deliverToUsers(ev chat.Event) {
 	var targets []*Conn
 	h.idx.mu.Lock()
 	for _, uid := range ev.UserIDs {
+		if ev.Membership != "" {
+			h.idx.membershipRemoteLocked(uid, ev.ChatID, ev.Membership)
+		}
 		for c := range h.idx.byUser[uid] {
 			switch ev.Membership {
 			case chat.MembershipJoin:
@@ -294,6 +318,9 @@ func (h *Hub) register(c *Conn, chatIDs []int64) (announceIn []int64, ok bool) {
 			}
 		} else {
 			announceIn = chatIDs
+			if h.opt.Presence != nil {
+				h.opt.Presence.Online(uid, c.id.Username, true)
+			}
 		}
 	}
 	conns[c] = struct{}{}
@@ -323,6 +350,9 @@ func (h *Hub) unregister(c *Conn) (wentOffline bool, chatIDs []int64) {
 			} else {
 				delete(ix.names, uid)
 				wentOffline = true
+				if h.opt.Presence != nil {
+					h.opt.Presence.Online(uid, c.id.Username, false)
+				}
 			}
 		}
 	}
@@ -343,11 +373,14 @@ func (h *Hub) expireAway(now time.Time) {
 			ix.dropAwayLocked(uid, a)
 			delete(ix.names, uid)
 			ended = append(ended, gone{uid, a})
+			if h.opt.Presence != nil {
+				h.opt.Presence.Online(uid, a.name, false)
+			}
 		}
 	}
 	ix.mu.Unlock()
 	for _, g := range ended {
-		h.announce(g.uid, g.a.name, g.a.chatIDs)
+		h.announce(g.uid, g.a.name, g.a.chatIDs, true)
 	}
 }
 
@@ -387,6 +420,9 @@ func (h *Hub) OnlineIn(chatIDs []int64) []string {
 		for uid := range ix.awayIn[id] {
 			seen[uid] = struct{}{}
 		}
+		for uid := range ix.remoteIn[id] {
+			seen[uid] = struct{}{}
+		}
 	}
 	return ix.namesOfLocked(seen)
 }
@@ -419,12 +455,17 @@ func (h *Hub) Stats() Stats {
 // whether the user is online now; chats over Options.PresenceLimit are
 // left out. Announcements are serialised and each reads the current state,
 // so the last one a client gets is the truth even when one tab closes as
-// another opens.
-func (h *Hub) announce(userID int64, username string, chatIDs []int64) {
+// another opens. A change on this node (local) is not announced while
+// another node holds the user: to everyone, the user has not changed.
+func (h *Hub) announce(userID int64, username string, chatIDs []int64, local bool) {
 	h.presenceMu.Lock()
 	defer h.presenceMu.Unlock()
 	ix := &h.idx
 	ix.mu.RLock()
+	if local && ix.remote[userID] != nil {
+		ix.mu.RUnlock()
+		return
+	}
 	online := ix.onlineLocked(userID)
 	frame, _ := json.Marshal(wire.Presence{Type: wire.TypePresence, Username: username, Online: online})
 	seen := make(map[*Conn]struct{})
@@ -463,8 +504,97 @@ func (h *Hub) onlineFor(c *Conn) []string {
 		for uid := range ix.awayIn[id] {
 			seen[uid] = struct{}{}
 		}
+		for uid := range ix.remoteIn[id] {
+			seen[uid] = struct{}{}
+		}
 	}
 	return ix.namesOfLocked(seen)
+}
+
+// LocalOnline returns the users online on this node (with a connection or
+// in their grace), for Options.Presence to write in full.
+func (h *Hub) LocalOnline() map[int64]string {
+	h.idx.mu.RLock()
+	defer h.idx.mu.RUnlock()
+	out := make(map[int64]string, len(h.idx.names))
+	for uid, name := range h.idx.names {
+		out[uid] = name
+	}
+	return out
+}
+
+// RemotePresence takes the other nodes' changes (see Options.Presence): a
+// user online elsewhere is online here too, in the chats the database says
+// they are in (kept up to date by membership events), and announced when
+// that changes what everyone here sees.
+func (h *Hub) RemotePresence(ctx context.Context, changes []PresenceChange) {
+	for _, ch := range changes {
+		var chatIDs []int64
+		if ch.Online {
+			cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
+			ids, err := h.opt.Chats.ChatIDs(cctx, ch.UserID)
+			cancel()
+			if err != nil {
+				// Online, in no chat known here: shown where the user's
+				// next membership event or reconnect puts them.
+				h.log.Warn("presence: load the chats of a user online on another node", "user_id", ch.UserID, "err", err)
+			}
+			chatIDs = ids
+		}
+		ix := &h.idx
+		ix.mu.Lock()
+		before := ix.onlineLocked(ch.UserID)
+		r := ix.remote[ch.UserID]
+		if r != nil {
+			ix.dropRemoteLocked(ch.UserID, r)
+		}
+		if ch.Online {
+			ix.addRemoteLocked(ch.UserID, ch.Username, chatIDs)
+		} else if r != nil {
+			chatIDs = r.chatIDs
+		}
+		after := ix.onlineLocked(ch.UserID)
+		ix.mu.Unlock()
+		if before != after {
+			h.announce(ch.UserID, ch.Username, chatIDs, false)
+		}
+	}
+}
+
+// Recheck closes the connections subscribed to a chat their user is no
+// longer a member of, as the database says: after this node may have
+// missed a membership change made on another (Redis was away). They
+// reconnect and start from what the database holds.
+func (h *Hub) Recheck(ctx context.Context) {
+	h.idx.mu.RLock()
+	users := make([]int64, 0, len(h.idx.byUser))
+	for uid := range h.idx.byUser {
+		users = append(users, uid)
+	}
+	h.idx.mu.RUnlock()
+	for _, uid := range users {
+		cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
+		ids, err := h.opt.Chats.ChatIDs(cctx, uid)
+		cancel()
+		if err != nil {
+			h.log.Warn("recheck the chats of a connected user", "user_id", uid, "err", err)
+			continue
+		}
+		var stale []*Conn
+		h.idx.mu.RLock()
+		for c := range h.idx.byUser[uid] {
+			for id := range h.idx.subs[c] {
+				if _, member := slices.BinarySearch(ids, id); !member {
+					stale = append(stale, c)
+					break
+				}
+			}
+		}
+		h.idx.mu.RUnlock()
+		for _, c := range stale {
+			c.close(websocket.StatusServiceRestart, "your chats changed; reconnect")
+		}
+	}
 }
 
 // CloseSession closes every connection opened in a session (after logout).

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
 )
 
 // index owns every map of the hub, so that one lock guards them all and no
@@ -40,6 +42,11 @@ type index struct {
 	away   map[int64]*awayUser
 	awayIn map[int64]map[int64]struct{} // chat id → away user ids
 
+	// remote holds the users online on other nodes (Hub.RemotePresence),
+	// and remoteIn the chats they are in.
+	remote   map[int64]*remoteUser
+	remoteIn map[int64]map[int64]struct{} // chat id → remote user ids
+
 	// closing is set by Shutdown: new connections are refused.
 	closing bool
 }
@@ -51,6 +58,12 @@ type awayUser struct {
 	until   time.Time
 }
 
+// remoteUser is a user online on another node.
+type remoteUser struct {
+	name    string
+	chatIDs []int64
+}
+
 func newIndex() index {
 	return index{
 		subs:   make(map[*Conn]map[int64]struct{}),
@@ -60,6 +73,9 @@ func newIndex() index {
 		large:  make(map[int64]time.Time),
 		away:   make(map[int64]*awayUser),
 		awayIn: make(map[int64]map[int64]struct{}),
+
+		remote:   make(map[int64]*remoteUser),
+		remoteIn: make(map[int64]map[int64]struct{}),
 	}
 }
 
@@ -134,6 +150,61 @@ func (ix *index) dropAwayLocked(uid int64, a *awayUser) {
 	}
 }
 
+// addRemoteLocked records a user online on another node, in chatIDs.
+func (ix *index) addRemoteLocked(uid int64, name string, chatIDs []int64) {
+	ix.remote[uid] = &remoteUser{name: name, chatIDs: chatIDs}
+	for _, id := range chatIDs {
+		ix.joinRemoteLocked(uid, id)
+	}
+}
+
+func (ix *index) joinRemoteLocked(uid, chatID int64) {
+	users := ix.remoteIn[chatID]
+	if users == nil {
+		users = make(map[int64]struct{})
+		ix.remoteIn[chatID] = users
+	}
+	users[uid] = struct{}{}
+}
+
+func (ix *index) leaveRemoteLocked(uid, chatID int64) {
+	if users := ix.remoteIn[chatID]; users != nil {
+		delete(users, uid)
+		if len(users) == 0 {
+			delete(ix.remoteIn, chatID)
+		}
+	}
+}
+
+// dropRemoteLocked forgets a user online on another node.
+func (ix *index) dropRemoteLocked(uid int64, r *remoteUser) {
+	delete(ix.remote, uid)
+	for _, id := range r.chatIDs {
+		ix.leaveRemoteLocked(uid, id)
+	}
+}
+
+// membershipRemoteLocked follows a membership change of a user online on
+// another node.
+func (ix *index) membershipRemoteLocked(uid, chatID int64, membership string) {
+	r := ix.remote[uid]
+	if r == nil {
+		return
+	}
+	switch membership {
+	case chat.MembershipJoin:
+		if !slices.Contains(r.chatIDs, chatID) {
+			r.chatIDs = append(slices.Clip(r.chatIDs), chatID)
+			ix.joinRemoteLocked(uid, chatID)
+		}
+	case chat.MembershipLeave:
+		if i := slices.Index(r.chatIDs, chatID); i >= 0 {
+			r.chatIDs = slices.Delete(slices.Clone(r.chatIDs), i, i+1)
+			ix.leaveRemoteLocked(uid, chatID)
+		}
+	}
+}
+
 // carriesPresenceLocked reports whether a chat announces presence: it has
 // at most presenceLimit connections and has not had more lately.
 func (ix *index) carriesPresenceLocked(chatID int64, presenceLimit int, now time.Time) bool {
@@ -146,7 +217,7 @@ func (ix *index) carriesPresenceLocked(chatID int64, presenceLimit int, now time
 
 // onlineLocked reports whether a user has a connection or is in the grace.
 func (ix *index) onlineLocked(userID int64) bool {
-	return ix.byUser[userID] != nil || ix.away[userID] != nil
+	return ix.byUser[userID] != nil || ix.away[userID] != nil || ix.remote[userID] != nil
 }
 
 // conns returns every registered connection.
@@ -166,6 +237,8 @@ func (ix *index) namesOfLocked(users map[int64]struct{}) []string {
 	for uid := range users {
 		if n, ok := ix.names[uid]; ok {
 			out = append(out, n)
+		} else if r := ix.remote[uid]; r != nil {
+			out = append(out, r.name)
 		}
 	}
 	slices.Sort(out)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 
+	"github.com/mapsim/mapsim-chat/internal/broker"
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
@@ -186,6 +187,42 @@ func (r *Registry) WatchHub(h *hub.Hub) {
 	gauge("chats_live", "Chats with at least one subscribed connection.", func(s hub.Stats) float64 { return float64(s.Chats) })
 	count("ws_frames_written_total", "Frames written to WebSocket connections.", func(s hub.Stats) float64 { return float64(s.Frames) })
 	count("ws_writes_total", "Writes to WebSocket connections (several frames may share one).", func(s hub.Stats) float64 { return float64(s.Writes) })
+}
+
+// Broker makes the Redis broker's publish timing (on several nodes only).
+func (r *Registry) Broker() broker.Metrics {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: Prefix + "broker_publish_duration_seconds", Help: "Time to publish one pipeline of events to Redis, from its send to its last reply.",
+		Buckets: latencyBuckets,
+	})
+	r.reg.MustRegister(h)
+	return broker.Metrics{PublishSeconds: h}
+}
+
+// WatchBroker exports the Redis broker's state and counters, read at each
+// scrape (on several nodes only).
+func (r *Registry) WatchBroker(stats func() broker.RedisStats) {
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: Prefix + "broker_up",
+		Help: "1 while the broker is subscribed to Redis and publishing, 0 while Redis is away."},
+		func() float64 {
+			if stats().State == "up" {
+				return 1
+			}
+			return 0
+		}))
+	count := func(name, help string, f func(broker.RedisStats) int64) {
+		r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: Prefix + name, Help: help},
+			func() float64 { return float64(f(stats())) }))
+	}
+	count("broker_reconnects_total", "Subscriptions to Redis made again after a loss.", func(s broker.RedisStats) int64 { return s.Reconnects })
+	count("broker_gaps_filled_total", "Gaps in a chat's events that were filled from the database.", func(s broker.RedisStats) int64 { return s.GapsFilled })
+	count("broker_events_replayed_total", "Events read back from the database to fill gaps and after reconnects.", func(s broker.RedisStats) int64 { return s.Replayed })
+	count("broker_events_published_total", "Events published to Redis.", func(s broker.RedisStats) int64 { return s.Published })
+	count("broker_events_received_total", "Events received from Redis.", func(s broker.RedisStats) int64 { return s.Received })
+	count("broker_publish_errors_total", "Pipelines of publishes to Redis that failed.", func(s broker.RedisStats) int64 { return s.PublishErrors })
+	count("broker_events_lost_total", "Events not published (Redis away, queue full); the other nodes filled them from the database.", func(s broker.RedisStats) int64 { return s.PublishLost })
+	count("broker_resyncs_total", "Fills of every live chat from the database (after a reconnect, or another node's lost publishes).", func(s broker.RedisStats) int64 { return s.Resyncs })
+	count("broker_barrier_failures_total", "Membership changes not confirmed by every node within the bound.", func(s broker.RedisStats) int64 { return s.BarrierFailed })
 }
 
 // Gatherer is the registry, for reading the families in-process.

@@ -129,6 +129,18 @@ func (c *chatCache) forget(userIDs []int64, chatIDs ...int64) {
 // users and the chats themselves.
 func (s *DB) Forget(userIDs []int64, chatIDs ...int64) { s.cache.forget(userIDs, chatIDs...) }
 
+// ForgetAll drops everything cached: after this node may have missed other
+// nodes' changes (Redis was away).
+func (s *DB) ForgetAll() {
+	c := s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.byID)
+	clear(c.byName)
+	clear(c.members)
+}
+
 // close empties the cache and keeps it empty.
 func (c *chatCache) close() {
 	c.mu.Lock()

@@ -185,6 +185,62 @@ func (s *DB) lockChats(ctx context.Context, tx *sql.Tx, chatIDs []int64) (map[in
 	return last, nil
 }
 
+// errNotMember answers a message whose sender left or was removed from its
+// chat before it committed.
+var errNotMember = chat.Errorf(chat.EForbidden, "No such chat, or you are not a member of it.")
+
+// checkSenders fails when a sender is not a member of the chat they write
+// to, read under the chats' locks, which every membership change takes
+// too. Callers check membership before (through the chat cache), but a
+// removal can commit in between, on another node whose news has not
+// arrived yet: the database has the last word, so a member removed cannot
+// send once the removal has committed, whatever any node cached.
+func (s *DB) checkSenders(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	type pair struct{ chatID, userID int64 }
+	want := make(map[pair]bool, len(msgs))
+	var chatIDs, userIDs []int64
+	for _, m := range msgs {
+		want[pair{m.ChatID, m.UserID}] = false
+		chatIDs = append(chatIDs, m.ChatID)
+		userIDs = append(userIDs, m.UserID)
+	}
+	chatIDs, userIDs = distinct(chatIDs), distinct(userIDs)
+	args := make([]any, 0, len(chatIDs)+len(userIDs))
+	for _, id := range chatIDs {
+		args = append(args, id)
+	}
+	for _, id := range userIDs {
+		args = append(args, id)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (`+placeholders(len(chatIDs))+
+		`) AND user_id IN (`+placeholders(len(userIDs))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("check senders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p pair
+		if err := rows.Scan(&p.chatID, &p.userID); err != nil {
+			return fmt.Errorf("check senders: %w", err)
+		}
+		if _, ok := want[p]; ok {
+			want[p] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check senders: %w", err)
+	}
+	for _, member := range want {
+		if !member {
+			return errNotMember
+		}
+	}
+	return nil
+}
+
 // maxInsertRows is the most rows one INSERT statement carries: 9 bind
 // variables a row stays well inside both databases' limits.
 const maxInsertRows = 256
@@ -201,6 +257,9 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	defer tx.Rollback()
 	last, err := s.lockChats(ctx, tx, chatIDsOf(msgs))
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSenders(ctx, tx, msgs); err != nil {
 		return nil, err
 	}
 	out := make([]chat.Inserted, 0, len(msgs))
@@ -373,6 +432,9 @@ func (s *DB) insertEach(ctx context.Context, msgs []chat.NewMessage) ([]chat.Ins
 	defer tx.Rollback()
 	last, err := s.lockChats(ctx, tx, chatIDsOf(msgs))
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSenders(ctx, tx, msgs); err != nil {
 		return nil, err
 	}
 	stmt, err := tx.PrepareContext(ctx, insert)

@@ -825,3 +825,34 @@ func TestSQLiteLogStartsOverUnderLoad(t *testing.T) {
 		t.Fatal("no history after the restarts")
 	}
 }
+
+// TestInsertMessagesOnlyFromMembers: a message commits only while its
+// sender is a member of its chat, as the database says under the chat's
+// lock, whatever a node cached: a member removed cannot send afterwards,
+// alone or in a group with others' messages.
+func TestInsertMessagesOnlyFromMembers(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		kv := MustKeyVersion(t, db)
+		alice, bob := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob")
+		group := MustGroupChat(t, opts, "g-members", alice.ID, bob.ID)
+		if _, err := db.IsMember(ctx, group, bob.ID); err != nil { // warms the cache
+			t.Fatal(err)
+		}
+		if _, err := db.InsertMessages(ctx, []chat.NewMessage{text(group, bob.ID, kv, "b-1", "hello", base)}); err != nil {
+			t.Fatalf("a member's message: %v", err)
+		}
+		MustExec(t, MustRawDB(t, opts), `DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?`, group, bob.ID) // another node's removal
+		_, err := db.InsertMessages(ctx, []chat.NewMessage{text(group, bob.ID, kv, "b-2", "still here?", base)})
+		wantCode(t, err, chat.EForbidden)
+		_, err = db.InsertMessages(ctx, []chat.NewMessage{
+			text(group, alice.ID, kv, "a-1", "hi", base), text(group, bob.ID, kv, "b-3", "me too", base),
+		})
+		wantCode(t, err, chat.EForbidden)
+		if _, err := db.InsertMessages(ctx, []chat.NewMessage{text(group, alice.ID, kv, "a-2", "just me", base)}); err != nil {
+			t.Fatalf("the remaining member's message: %v", err)
+		}
+	})
+}
