@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 BIN     ?= bin/mapsim-chat
 
-.PHONY: run build test test-go test-web test-release fuzz bench bench-e2ee vet vuln fmt clean tools image release
+.PHONY: run build test test-go test-web test-release fuzz bench bench-e2ee bench-web vet vuln fmt clean tools image release
 
 # Checkers, built from the Go module proxy into bin/tools on first use, at
 # pinned versions so that every machine runs the same checks.
@@ -121,7 +121,7 @@ test-web:
 	  if [ "$$CI" = "true" ]; then echo "browser tests need chromium and nodejs (apt-get install chromium nodejs npm)"; exit 1; fi; \
 	  echo "SKIPPED: browser tests (install chromium and nodejs to run them)"; exit 0; fi; \
 	set -e; \
-	[ -d web/e2e/node_modules/playwright-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
+	[ -d web/e2e/node_modules/playwright-core ] && [ -d web/e2e/node_modules/axe-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
 	CGO_ENABLED=0 $(GO) build -o bin/mapsim-chat-e2e ./cmd/mapsim-chat; \
 	cd web/e2e && CHROMIUM=$(CHROMIUM) MAPSIM_BIN=$(CURDIR)/bin/mapsim-chat-e2e node --test
 
@@ -129,9 +129,17 @@ test-web:
 ## server (1 KiB message, a 50-member epoch, a chat of 500 encrypted messages)
 bench-e2ee:
 	@set -e; \
-	[ -d web/e2e/node_modules/playwright-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
+	[ -d web/e2e/node_modules/playwright-core ] && [ -d web/e2e/node_modules/axe-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
 	CGO_ENABLED=0 $(GO) build -o bin/mapsim-chat-e2e ./cmd/mapsim-chat; \
 	cd web/e2e && CHROMIUM=$(CHROMIUM) MAPSIM_BIN=$(CURDIR)/bin/mapsim-chat-e2e node e2ee-web-bench.mjs
+
+## bench-web: the web client's speed in Chromium against a real server: bytes
+## transferred for a first and a repeat load, frame times scrolling 2,000 messages
+bench-web:
+	@set -e; \
+	[ -d web/e2e/node_modules/playwright-core ] || (cd web/e2e && npm ci --no-audit --no-fund); \
+	CGO_ENABLED=0 $(GO) build -o bin/mapsim-chat-e2e ./cmd/mapsim-chat; \
+	cd web/e2e && CHROMIUM=$(CHROMIUM) MAPSIM_BIN=$(CURDIR)/bin/mapsim-chat-e2e node speed-bench.mjs
 
 ## bench: the load matrix (cmd/mapsim-bench against fresh servers on SQLite and
 ## MariaDB; writes bench/RESULTS.md; FULL=1 for the issue's sizes), then the Go benchmarks

@@ -3,6 +3,7 @@ module github.com/mapsim/mapsim-chat
 go 1.26.10
 
 require (
+	github.com/andybalholm/brotli v1.3.0
 	github.com/coder/websocket v1.8.15
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-sql-driver/mysql v1.10.1

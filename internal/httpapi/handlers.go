@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"io/fs"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,27 +10,6 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 	"github.com/mapsim/mapsim-chat/internal/wire"
 )
-
-func (s *server) handleIndex() http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		page, err := fs.ReadFile(s.Web, "index.html")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(page)
-	}
-}
-
-func (s *server) handleStatic() http.HandlerFunc {
-	files := http.StripPrefix("/static/", http.FileServerFS(s.Web))
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
-	}
-}
 
 func (s *server) handleHealthz() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

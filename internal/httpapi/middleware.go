@@ -194,9 +194,20 @@ func (s *server) readDeadline(next http.Handler) http.Handler {
 
 // contentSecurityPolicy forbids inline script and style and every origin
 // but our own.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
-	"media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; " +
-	"form-action 'self'; frame-ancestors 'none'"
+var contentSecurityPolicy = contentSecurityPolicyWith("")
+
+// contentSecurityPolicyWith is contentSecurityPolicy that also allows the
+// one inline script whose hash source is given ("'sha256-…'"): index.html's
+// import map, which the server writes itself.
+func contentSecurityPolicyWith(scriptHash string) string {
+	script := "script-src 'self'"
+	if scriptHash != "" {
+		script += " " + scriptHash
+	}
+	return "default-src 'self'; " + script + "; style-src 'self'; img-src 'self' blob: data:; " +
+		"media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; " +
+		"form-action 'self'; frame-ancestors 'none'"
+}
 
 // securityHeaders sets the headers every answer carries.
 func (s *server) securityHeaders(next http.Handler) http.Handler {

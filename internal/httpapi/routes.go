@@ -15,10 +15,12 @@ func (s *server) routes() *chi.Mux {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
-	// The web client.
-	r.Get("/", s.handleIndex())
-	r.Get("/static/index.html", s.handleIndex())
-	r.Get("/static/*", s.handleStatic())
+	// The web client, from memory; HEAD too.
+	site := newStaticSite(s.Web)
+	r.Get("/", s.handleIndex(site))
+	r.Head("/", s.handleIndex(site))
+	r.Get("/static/*", s.handleStatic(site))
+	r.Head("/static/*", s.handleStatic(site))
 
 	// Health, for load balancers, systemd and container runtimes; HEAD too,
 	// which some probes send (net/http leaves the body out).

@@ -63,6 +63,7 @@ export default {
   'sidebar.messageUser': 'Message {name}',
   'sidebar.unread': { one: '{count} unread message', other: '{count} unread messages' },
 
+  'a11y.skip': 'Skip to the conversation',
   'chat.label': 'Conversation',
   'chat.global': 'Global',
   'chat.globalNote': 'Everyone on this server',

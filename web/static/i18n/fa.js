@@ -67,6 +67,7 @@ export default {
   'sidebar.messageUser': 'پیام به {name}',
   'sidebar.unread': { one: '{count} پیام خوانده‌نشده', other: '{count} پیام خوانده‌نشده' },
 
+  'a11y.skip': 'رفتن به گفت‌وگو',
   'chat.label': 'گفت‌وگو',
   'chat.global': 'عمومی',
   'chat.globalNote': 'همهٔ کاربران این سرور',

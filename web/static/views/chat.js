@@ -23,7 +23,11 @@ const nearBottom = 80;
 export function mountChat({ onBack }) {
   const header = h('header', { class: 'chat-head', 'data-testid': 'chat-header' });
   const top = h('div', { class: 'history-top' });
-  const messages = h('div', { class: 'messages', 'data-testid': 'messages', role: 'log', tabindex: '0', 'aria-label': t('chat.history') }, top);
+  // The history is one tab stop: the active message (the newest until the
+  // reader moves) has tabindex 0, the others and every control inside
+  // them -1; arrow keys move between messages, Enter or Tab reaches the
+  // focused message's own controls (roving tabindex).
+  const messages = h('div', { class: 'messages', 'data-testid': 'messages', role: 'log', 'aria-label': t('chat.history'), 'aria-keyshortcuts': 'ArrowUp ArrowDown Home End' }, top);
   const jump = h('button', { type: 'button', class: 'jump', hidden: true, 'aria-label': t('chat.jump'), title: t('chat.jump'), onclick: () => scrollToBottom(true) }, icon('down'));
   const toUnread = h('button', {
     type: 'button', class: 'to-unread', 'data-testid': 'to-unread', hidden: true, title: t('chat.toFirstUnread'),
@@ -38,7 +42,7 @@ export function mountChat({ onBack }) {
     h('h2', { text: t('chat.pickTitle') }), h('p', { text: t('chat.pickText') }));
   const keyBanner = h('div', { class: 'key-changed', 'data-testid': 'key-changed', role: 'alert', hidden: true });
   const body = h('div', { class: 'chat-body' }, keyBanner, h('div', { class: 'messages-wrap' }, messages, toUnread, jump, dropZone), typingRow, composer.element);
-  const element = h('section', { class: 'chat', 'aria-label': t('chat.label') }, header, body, empty);
+  const element = h('section', { class: 'chat', id: 'chat-pane', tabindex: '-1', 'aria-label': t('chat.label') }, header, body, empty);
 
   let name = null;
   let editing = null; // id of the message being edited
@@ -50,6 +54,8 @@ export function mountChat({ onBack }) {
   // messages (else null): the "new messages" divider goes before the
   // first message from others after it, and the chat opens there.
   let unreadAfter = null;
+  let activeKey = null; // the item holding the history's tab stop; null: the newest
+  let stopEl = null;
 
   // ---- header ----
   function renderHeader() {
@@ -268,6 +274,7 @@ export function mountChat({ onBack }) {
       } else if (!entry) {
         entry = { el: make(), sig };
       }
+      if (entry.el !== stopEl) setStop(entry.el, false);
       keys.set(entry.el, item.key);
       next.set(item.key, entry);
       if (entry.el !== cursor) messages.insertBefore(entry.el, cursor);
@@ -283,6 +290,7 @@ export function mountChat({ onBack }) {
       cursor = after;
     }
     cache = next;
+    placeStop();
 
     // The top of the history: loading, the beginning, or an error.
     top.replaceChildren();
@@ -313,6 +321,97 @@ export function mountChat({ onBack }) {
     if (tl.loaded && tl.hasMore && !tl.loadingOlder && (nearTop || messages.scrollHeight <= messages.clientHeight + 40)) controller.loadOlder(name);
   }
 
+  // ---- keyboard: the history as one tab stop ----
+  const controls = 'a[href], button, textarea, input, select, [tabindex]';
+  const isItem = (el) => !!el && (el.classList.contains('msg') || el.classList.contains('system'));
+  const itemsShown = () => [...messages.children].filter(isItem);
+
+  // setStop makes el (a message or note) the tab stop, or takes it away
+  // together with every control inside it.
+  function setStop(el, on) {
+    if (!isItem(el)) return;
+    el.tabIndex = on ? 0 : -1;
+    for (const c of el.querySelectorAll(controls)) {
+      if (on && c.dataset.rove) {
+        c.removeAttribute('tabindex');
+        delete c.dataset.rove;
+      } else if (!on && !c.dataset.rove && c.getAttribute('tabindex') !== '-1') {
+        c.tabIndex = -1;
+        c.dataset.rove = '1';
+      }
+    }
+  }
+
+  // placeStop puts the tab stop on the active item, or on the newest when
+  // the reader has not moved (or the active one is gone); a focused item
+  // that was drawn again keeps the focus.
+  function placeStop() {
+    const focused = !!stopEl && !stopEl.isConnected && (document.activeElement === document.body || !document.activeElement);
+    let target = activeKey ? cache.get(activeKey)?.el : null;
+    if (!isItem(target)) {
+      activeKey = null;
+      const shown = itemsShown();
+      target = shown[shown.length - 1] || null;
+    }
+    if (target === stopEl) return;
+    if (stopEl) setStop(stopEl, false);
+    stopEl = target;
+    if (stopEl) {
+      setStop(stopEl, true);
+      if (focused) stopEl.focus({ preventScroll: true });
+    }
+  }
+
+  function moveTo(el) {
+    const shown = itemsShown();
+    activeKey = el === shown[shown.length - 1] ? null : keys.get(el);
+    if (stopEl !== el) {
+      if (stopEl) setStop(stopEl, false);
+      stopEl = el;
+      setStop(el, true);
+    }
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: 'nearest' });
+  }
+
+  messages.addEventListener('keydown', (event) => {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    const target = event.target;
+    if (!isItem(target)) {
+      // Escape from a message's control goes back to the message.
+      const item = target.closest('.msg, .system');
+      if (event.key === 'Escape' && item && !target.matches('textarea')) {
+        event.preventDefault();
+        moveTo(item);
+      }
+      return;
+    }
+    const shown = itemsShown();
+    const i = shown.indexOf(target);
+    let next;
+    switch (event.key) {
+      case 'ArrowUp': next = shown[i - 1]; break;
+      case 'ArrowDown': next = shown[i + 1]; break;
+      case 'Home': next = shown[0]; break;
+      case 'End': next = shown[shown.length - 1]; break;
+      case 'Enter': next = target.querySelector(controls); if (next) { event.preventDefault(); next.focus(); } return;
+      default: return;
+    }
+    event.preventDefault();
+    if (next) moveTo(next);
+  });
+
+  // A click or a focused control inside a message moves the stop there.
+  messages.addEventListener('focusin', (event) => {
+    const item = event.target.closest('.msg, .system');
+    if (!item || item === stopEl || !messages.contains(item)) return;
+    const shown = itemsShown();
+    activeKey = item === shown[shown.length - 1] ? null : keys.get(item);
+    if (stopEl) setStop(stopEl, false);
+    stopEl = item;
+    setStop(item, true);
+  });
+
   function renderTyping() {
     const line = name ? typingLine(name) : '';
     typing.replaceChildren(line ? typingNodes(name) : '');
@@ -333,6 +432,8 @@ export function mountChat({ onBack }) {
       hideActions();
       for (const entry of cache.values()) entry.el.remove();
       cache = new Map();
+      activeKey = null;
+      stopEl = null;
       forceBottom = true;
       wasLoaded = !!state.timelines.get(name)?.loaded;
       composer.showChat();
@@ -434,6 +535,12 @@ export function mountChat({ onBack }) {
   return {
     element,
     focusComposer() { if (window.matchMedia('(hover: hover)').matches) composer.focus(); },
+    // focusMain is the skip link's target: the history's tab stop, or the
+    // pane itself when no chat is open.
+    focusMain() {
+      if (stopEl?.isConnected) moveTo(stopEl);
+      else element.focus();
+    },
     unmount() {
       for (const off of offs) off();
       resizeObserver.disconnect();

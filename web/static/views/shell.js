@@ -23,7 +23,9 @@ export function mountShell(root, { showChat = false, focus = false } = {}) {
     h('span', { text: t('connection.reconnecting') }),
     h('button', { type: 'button', class: 'link-btn', text: t('connection.retry'), onclick: () => controller.reconnectNow() }));
 
-  const app = h('div', { class: 'app', 'data-testid': 'app' });
+  // The whole signed-in screen is the page's main landmark (on a phone the
+  // chat list and the chat take turns, so neither alone could be).
+  const app = h('main', { class: 'app', 'data-testid': 'app' });
   let chatPaneOpen = showChat;
 
   const setPane = (open) => {
@@ -35,7 +37,12 @@ export function mountShell(root, { showChat = false, focus = false } = {}) {
   const sidebar = mountSidebar({ onOpen: (name) => { controller.openChat(name); setPane(true); chat.focusComposer(); } });
   const chat = mountChat({ onBack: () => { setPane(false); sidebar.focusCurrent(); } });
   const toasts = mountToasts();
-  app.append(banner, sidebar.element, chat.element, toasts.element);
+  // A keyboard user's first Tab offers a way past the sidebar.
+  const skip = h('a', {
+    class: 'skip-link', 'data-testid': 'skip-link', href: '#chat-pane', text: t('a11y.skip'),
+    onclick: (event) => { event.preventDefault(); setPane(true); chat.focusMain(); },
+  });
+  app.append(skip, h('h1', { class: 'sr-only', text: 'Mapsim Chat' }), banner, sidebar.element, chat.element, toasts.element);
 
   const renderBanner = () => {
     banner.hidden = state.connection !== 'reconnecting';

@@ -136,7 +136,7 @@ export function mountSidebar({ onOpen }) {
   }, icon('bell'), h('span', { text: t('settings.notifications') }));
   const renderNotify = () => { notifyButton.hidden = notificationState() !== 'default'; };
 
-  const element = h('aside', { class: 'sidebar', 'aria-label': t('sidebar.label') },
+  const element = h('section', { class: 'sidebar', 'aria-label': t('sidebar.label') },
     h('header', { class: 'side-head' },
       h('div', { class: 'me' },
         avatar(state.me || '', 'sm'),
