@@ -64,8 +64,8 @@ func TestCheckUsername(t *testing.T) {
 		{"al\u202Eice", ""},
 		{"bob\u2066x", ""},
 		{"al\u200Bce", ""}, // zero-width space
-		{"a\u200Cb", ""},    // ZWNJ outside the joining scripts
-		{"ʼalice", ""},      // a modifier letter that passes for an apostrophe
+		{"a\u200Cb", ""},   // ZWNJ outside the joining scripts
+		{"ʼalice", ""},     // a modifier letter that passes for an apostrophe
 		{"\xff\xfe", ""},
 		{"ℌello", ""}, // compatibility letters PRECIS refuses
 		// Mixed scripts: Cyrillic а (U+0430) in a Latin name, Greek ο,
