@@ -27,7 +27,7 @@ func TestCheckUsername(t *testing.T) {
 		// Persian and Arabic, with their digits or ASCII ones, and a ZWNJ
 		// where Persian needs one.
 		{"علی", "علی"},
-		{"علی‌رضا", "علی‌رضا"},
+		{"علی\u200cرضا", "علی\u200cرضا"},
 		{"مریم۱۳۷۰", "مریم۱۳۷۰"},
 		{"مریم1370", "مریم1370"},
 		{"محمد_رضا", "محمد_رضا"},
@@ -107,7 +107,7 @@ func TestUsernameKey(t *testing.T) {
 		{"alice", "Alice", "ALICE", "Ａlice", "ａｌｉｃｅ"},
 		{"alíce", "ALI\u0301CE"},
 		{"علی", "علي", "علىٰ", "عَلی"},
-		{"علی‌رضا", "علیرضا"},
+		{"علی\u200cرضا", "علیرضا"},
 		{"مریم۱۳", "مریم13", "مريم١٣"},
 		{"ملک", "ملك"},
 		{"ΟΔΟΣ", "οδος", "οδοσ"},
@@ -139,7 +139,7 @@ func TestUsernameKey(t *testing.T) {
 // FuzzCheckUsername: whatever comes in, an accepted name is valid UTF-8,
 // within the length, unchanged by a second check, and its key is stable.
 func FuzzCheckUsername(f *testing.F) {
-	for _, s := range []string{"alice", "Ａlice", "علی‌رضا", "p\u0430ypal", "山田たろう", "مریم۱۳۷۰", "e\u0301e"} {
+	for _, s := range []string{"alice", "Ａlice", "علی\u200cرضا", "p\u0430ypal", "山田たろう", "مریم۱۳۷۰", "e\u0301e"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
