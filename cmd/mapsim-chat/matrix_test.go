@@ -95,8 +95,16 @@ var routeRows = map[string]routeRow{
 	"POST /ws-ticket":           {kind: "token"},
 	"GET /users/online":         {kind: "token"},
 	"GET /users/search":         {kind: "token"},
-	"GET /chats":                {kind: "token"},
-	"POST /chats":               {kind: "token"},
+	// A profile is anyone's to read, and only one's own to change: the
+	// /profile routes name no user (TestProfileRoutes).
+	"GET /users/profiles":          {kind: "token"},
+	"GET /users/{username}/avatar": {kind: "token"},
+	"GET /profile":                 {kind: "token"},
+	"PATCH /profile":               {kind: "token"},
+	"PUT /profile/avatar":          {kind: "token"},
+	"DELETE /profile/avatar":       {kind: "token"},
+	"GET /chats":                   {kind: "token"},
+	"POST /chats":                  {kind: "token"},
 	"GET /messages": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.call(w.srv.t(), "GET", "/messages/?chat_id="+url.QueryEscape(chat), tok, nil)
 	}},
@@ -117,6 +125,9 @@ var routeRows = map[string]routeRow{
 	}},
 	"POST /chats/{chat}/read": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.call(w.srv.t(), "POST", "/chats/"+url.PathEscape(chat)+"/read", tok, map[string]any{"message_id": w.lastID})
+	}},
+	"PUT /chats/{chat}/notify": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
+		return w.srv.call(w.srv.t(), "PUT", "/chats/"+url.PathEscape(chat)+"/notify", tok, map[string]any{"notify": "muted"})
 	}},
 	"POST /upload": {kind: "chat", member: "bob", call: func(w *matrixWorld, tok, chat string) apiResponse {
 		return w.srv.upload(w.srv.t(), tok, chat, "note.txt", "text/plain", strings.NewReader("a note"))

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -50,17 +49,6 @@ var commonPasswords = func() map[string]struct{} {
 	}
 	return set
 }()
-
-var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
-
-// CheckUsername checks the username rules: 3 to 32 characters of letters,
-// digits, '_', '.' and '-'.
-func CheckUsername(username string) error {
-	if !usernamePattern.MatchString(username) {
-		return chat.Errorf(chat.EInvalid, "A username is 3 to 32 characters: letters a-z, digits, '_', '.' and '-'.")
-	}
-	return nil
-}
 
 // keyboardRuns are sequences whose substrings make weak passwords.
 var keyboardRuns = []string{

@@ -205,7 +205,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User,
 		h := sha256.Sum256([]byte(strings.TrimSpace(req.Invite)))
 		inviteHash = h[:]
 	}
-	email, err := checkNewUser(req.Username, req.Password, req.Email)
+	username, email, err := checkNewUser(req.Username, req.Password, req.Email)
 	if err != nil {
 		return chat.User{}, err
 	}
@@ -215,18 +215,18 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User,
 		if wait := s.registrations.take(req.Addr, s.now()); wait > 0 {
 			return chat.User{}, tooMany("Too many accounts were created from your address; try again in ", wait)
 		}
-		u, err := s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, nil)
+		u, err := s.createUser(ctx, username, req.Password, email, chat.RoleMember, nil)
 		if err != nil {
 			s.registrations.giveBack(req.Addr, s.now())
 		}
 		return u, err
 	}
-	return s.createUser(ctx, req.Username, req.Password, email, chat.RoleMember, inviteHash)
+	return s.createUser(ctx, username, req.Password, email, chat.RoleMember, inviteHash)
 }
 
 // CreateUser checks and creates an account; admins use it directly.
 func (s *Service) CreateUser(ctx context.Context, username, password, email, role string, inviteHash []byte) (chat.User, error) {
-	email, err := checkNewUser(username, password, email)
+	username, email, err := checkNewUser(username, password, email)
 	if err != nil {
 		return chat.User{}, err
 	}
@@ -234,22 +234,24 @@ func (s *Service) CreateUser(ctx context.Context, username, password, email, rol
 }
 
 // checkNewUser checks a new account's username, password and email, and
-// returns the email trimmed.
-func checkNewUser(username, password, email string) (string, error) {
-	if err := CheckUsername(username); err != nil {
-		return "", err
+// returns the username in the form to store (chat.CheckUsername) and the
+// email trimmed.
+func checkNewUser(username, password, email string) (string, string, error) {
+	username, err := chat.CheckUsername(username)
+	if err != nil {
+		return "", "", err
 	}
 	if err := CheckPassword(password, username); err != nil {
-		return "", err
+		return "", "", err
 	}
 	email = strings.TrimSpace(email)
 	if email != "" {
 		addr, err := mail.ParseAddress(email)
 		if err != nil || addr.Address != email || len(email) > 254 {
-			return "", chat.Errorf(chat.EInvalid, "That is not an email address.")
+			return "", "", chat.Errorf(chat.EInvalid, "That is not an email address.")
 		}
 	}
-	return email, nil
+	return username, email, nil
 }
 
 // createUser hashes the password and stores an account already checked.
@@ -305,10 +307,10 @@ type claims struct {
 
 var errBadLogin = chat.Errorf(chat.EUnauthorized, "Wrong username or password.")
 
-// maxLoginName is the longest username Login looks up; longer ones fail
-// without a lookup, and share one throttle key so that they cannot fill
-// its memory.
-const maxLoginName = 64
+// maxLoginName is the longest username Login looks up, in bytes (32
+// characters of up to 4 bytes each); longer ones fail without a lookup, and
+// share one throttle key so that they cannot fill its memory.
+const maxLoginName = 4 * chat.MaxUsernameChars
 
 // Login checks a username and password and opens a session. A wrong
 // username and a wrong password get the same answer and cost the same time.
@@ -368,13 +370,14 @@ func (s *Service) checkLogin(ctx context.Context, username, password, addr strin
 	return u, nil
 }
 
-// throttleKey is the throttle's key for a username.
+// throttleKey is the throttle's key for a username: its chat.UsernameKey,
+// so that "Ａlice" and "alice", which log in to one account, share one
+// throttle.
 func throttleKey(username string) string {
-	key := strings.ToLower(username)
-	if len(key) > maxLoginName {
-		key = key[:maxLoginName+1]
+	if len(username) > maxLoginName {
+		return strings.Repeat("~", maxLoginName+1)
 	}
-	return key
+	return chat.UsernameKey(username)
 }
 
 func (s *Service) verifying() {

@@ -146,7 +146,9 @@ func TestRegister(t *testing.T) {
 			code string
 		}{
 			{"taken in another case", auth.RegisterRequest{Username: "ALICE", Password: strong}, chat.EConflict},
-			{"bad username", auth.RegisterRequest{Username: "al", Password: strong}, chat.EInvalid},
+			{"bad username", auth.RegisterRequest{Username: "a", Password: strong}, chat.EInvalid},
+			{"mixed-script username", auth.RegisterRequest{Username: "p\u0430ypal", Password: strong}, chat.EInvalid},
+			{"alice in full width", auth.RegisterRequest{Username: "ａｌｉｃｅ", Password: strong}, chat.EConflict},
 			{"weak password", auth.RegisterRequest{Username: "bob", Password: "password2024!"}, chat.EInvalid},
 			{"password with the username", auth.RegisterRequest{Username: "bob", Password: "bob-" + strong}, chat.EInvalid},
 			{"not an email", auth.RegisterRequest{Username: "bob", Password: strong, Email: "bob at example"}, chat.EInvalid},

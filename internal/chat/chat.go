@@ -53,7 +53,28 @@ type User struct {
 	CreatedAt    time.Time
 	DisabledAt   time.Time // zero while the account is active
 	DeletedAt    time.Time // zero unless the account was deleted (it is disabled too)
+	// DisplayName is shown instead of the username where people appear;
+	// "" when the user set none.
+	DisplayName string
+	// AvatarAt is when the user's avatar was set, and its version; zero
+	// when they have none (clients show their initials).
+	AvatarAt time.Time
 }
+
+// Avatar is a user's picture as served: an image the server re-encoded.
+type Avatar struct {
+	UserID    int64
+	Image     []byte
+	MimeType  string
+	UpdatedAt time.Time
+}
+
+// Notification levels: which messages of a chat notify a member.
+const (
+	NotifyAll      = "all"
+	NotifyMentions = "mentions" // only messages naming them as @username
+	NotifyMuted    = "muted"
+)
 
 // DeletedUsername is how a deleted account appears wherever its name would
 // (its messages, the members of its chats). No username can be spelled so,
@@ -169,6 +190,7 @@ type ChatSummary struct {
 	Members       []Member // ordered by joined_at, then user id
 	Role          string   // the viewer's role
 	LastReadID    int64    // the viewer's
+	Notify        string   // the viewer's notification level (NotifyAll…)
 	Unread        int      // messages after LastReadID from others, at most UnreadCap
 	LastMessageID int64    // newest message (not event) id; 0 when empty
 	LastMessageAt time.Time

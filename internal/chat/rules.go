@@ -112,6 +112,44 @@ func CheckTitle(title string) (string, error) {
 	return title, nil
 }
 
+// MaxDisplayNameChars is the longest display name, in characters (MySQL's
+// VARCHAR(64) column counts characters).
+const MaxDisplayNameChars = 64
+
+// CheckDisplayName validates a display name: valid UTF-8, at most
+// MaxDisplayNameChars characters, no control or direction-override
+// characters. It returns the name trimmed; "" (no display name) is valid.
+func CheckDisplayName(name string) (string, error) {
+	if !utf8.ValidString(name) {
+		return "", Errorf(EInvalid, "The display name is not valid UTF-8.")
+	}
+	name = strings.TrimSpace(name)
+	if n := utf8.RuneCountInString(name); n > MaxDisplayNameChars {
+		return "", Errorf(EInvalid, "The display name is %d characters; the limit is %d.", n, MaxDisplayNameChars)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return "", Errorf(EInvalid, "The display name contains a control character (U+%04X).", r)
+		}
+		if IsBidiControl(r) {
+			return "", Errorf(EInvalid, "The display name contains a character that reverses the text around it (U+%04X).", r)
+		}
+		if r == '\u2028' || r == '\u2029' {
+			return "", Errorf(EInvalid, "The display name contains a line break.")
+		}
+	}
+	return name, nil
+}
+
+// CheckNotify validates a notification level.
+func CheckNotify(level string) error {
+	switch level {
+	case NotifyAll, NotifyMentions, NotifyMuted:
+		return nil
+	}
+	return Errorf(EInvalid, "notify must be %q, %q or %q.", NotifyAll, NotifyMentions, NotifyMuted)
+}
+
 // IsBidiControl reports whether r is one of the Unicode characters that
 // override or isolate the direction of the text after it (U+202A–U+202E,
 // U+2066–U+2069). In a name or title they make text display reversed

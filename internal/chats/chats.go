@@ -61,7 +61,10 @@ type Store interface {
 
 // Options configure a Service.
 type Options struct {
-	Store     Store
+	Store Store
+	// Profiles is the store's side of profiles and notification levels;
+	// the same database as Store.
+	Profiles  ProfileStore
 	Ring      *keyring.Ring
 	Sequencer *sequencer.Sequencer
 	Broker    chat.Broker
@@ -80,6 +83,9 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration // Options.CommitTimeout
+
+	profiles  ProfileStore
+	avatarSem chan struct{} // bounds the avatars decoded at once
 }
 
 // New returns a Service; the sequencer's Run commits its changes. It
@@ -91,7 +97,11 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, timeout: o.CommitTimeout}
+	if o.Profiles == nil {
+		o.Profiles, _ = o.Store.(ProfileStore)
+	}
+	return &Service{store: o.Store, ring: o.Ring, seq: o.Sequencer, broker: o.Broker, log: o.Log, now: o.Now, timeout: o.CommitTimeout,
+		profiles: o.Profiles, avatarSem: make(chan struct{}, avatarDecodes)}
 }
 
 // errNoChat is the answer for a chat that is missing and for one the user

@@ -100,8 +100,8 @@ type Config struct {
 	// RefreshTokenTTL is how long a browser stays signed in without being
 	// used (its refresh cookie and session), see auth.LoginBrowser.
 	RefreshTokenTTL time.Duration
-	Registration   string
-	AllowedOrigins []string // normalised "scheme://host[:port]"
+	Registration    string
+	AllowedOrigins  []string // normalised "scheme://host[:port]"
 	// PublicURL is the origin users reach the server at ("" when unset):
 	// its host is served, and its pages may open WebSockets.
 	PublicURL string

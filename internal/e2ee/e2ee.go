@@ -181,18 +181,24 @@ func Transcript(label string, fields ...[]byte) []byte {
 	return t
 }
 
-// usernameField returns a username as it enters a transcript: lower-cased.
-// Usernames are ASCII, and only ASCII is accepted, so that lower-casing is
-// the same in every language (JavaScript's toLowerCase and Go's
-// strings.ToLower differ outside ASCII).
+// usernameField returns a username as it enters a transcript: its UTF-8
+// bytes with ASCII letters lower-cased. Only ASCII is lower-cased, so that
+// every language does it alike (JavaScript's toLowerCase and Go's
+// strings.ToLower differ outside ASCII); a name in another script enters
+// as the server spells it (its PRECIS form, see chat.CheckUsername), which
+// is how every client receives it. Control characters and invalid UTF-8 are
+// refused.
 func usernameField(username string) ([]byte, error) {
 	if username == "" {
 		return nil, malformed("empty username")
 	}
+	if !utf8.ValidString(username) {
+		return nil, malformed("username is not valid UTF-8")
+	}
 	b := []byte(username)
 	for i, c := range b {
-		if c >= 0x80 || c < 0x20 || c == 0x7f {
-			return nil, malformed("username %q: only printable ASCII is allowed", chat.Clip(username, 40))
+		if c < 0x20 || c == 0x7f {
+			return nil, malformed("username %q: control characters are not allowed", chat.Clip(username, 40))
 		}
 		if c >= 'A' && c <= 'Z' {
 			b[i] = c + ('a' - 'A')

@@ -120,42 +120,89 @@ func Thumbnail(r io.Reader, maxPixels int64, maxSide int) (Thumb, error) {
 	if maxPixels <= 0 || maxSide <= 0 {
 		return Thumb{}, errors.New("files: thumbnail limits must be positive")
 	}
-	hdr, err := readHeader(r)
+	src, err := decodeLimited(r, maxPixels)
 	if err != nil {
 		return Thumb{}, err
 	}
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	tw, th := fit(w, h, maxSide)
+	t, err := encodeScaled(src, b, tw, th)
+	t.SourceWidth, t.SourceHeight = w, h
+	return t, err
+}
+
+// AvatarSide is the width and height of an avatar, in pixels: sharp at
+// twice the largest size the web client shows one.
+const AvatarSide = 256
+
+// Avatar decodes an image as Thumbnail does, with the same limits, cuts the
+// largest centred square out of it (the web client crops in the browser,
+// so this only matters to other clients) and scales that to at most
+// AvatarSide pixels square, re-encoded without metadata.
+func Avatar(r io.Reader, maxPixels int64) (Thumb, error) {
+	if maxPixels <= 0 {
+		return Thumb{}, errors.New("files: avatar limits must be positive")
+	}
+	src, err := decodeLimited(r, maxPixels)
+	if err != nil {
+		return Thumb{}, err
+	}
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	side := min(w, h)
+	square := image.Rect(0, 0, side, side).Add(b.Min).Add(image.Pt((w-side)/2, (h-side)/2))
+	ts := min(side, AvatarSide)
+	t, err := encodeScaled(src, square, ts, ts)
+	t.SourceWidth, t.SourceHeight = w, h
+	return t, err
+}
+
+// decodeLimited reads an image's header, refuses one of more than
+// maxPixels pixels (an error wrapping ErrTooManyPixels) before its bitmap is
+// allocated, so a small file claiming a huge size (a decompression bomb)
+// costs nothing, and decodes it.
+func decodeLimited(r io.Reader, maxPixels int64) (image.Image, error) {
+	hdr, err := readHeader(r)
+	if err != nil {
+		return nil, err
+	}
 	format, w, h := hdr.format, hdr.width, hdr.height
 	if pixels := int64(w) * int64(h); pixels > maxPixels {
-		return Thumb{}, &PixelError{Width: w, Height: h, Max: maxPixels}
+		return nil, &PixelError{Width: w, Height: h, Max: maxPixels}
 	}
-
 	src, err := format.decode(hdr.read)
 	if err != nil {
-		return Thumb{}, fmt.Errorf("files: decode %s: %w", format.name, err)
+		return nil, fmt.Errorf("files: decode %s: %w", format.name, err)
 	}
 	b, full := src.Bounds(), image.Rect(0, 0, w, h)
 	if b != full {
 		if b.Empty() || !b.In(full) {
-			return Thumb{}, fmt.Errorf("files: %s decoded as %v, header said %d×%d", format.name, b, w, h)
+			return nil, fmt.Errorf("files: %s decoded as %v, header said %d×%d", format.name, b, w, h)
 		}
 		// A GIF's first frame may cover only part of its screen; what it
 		// leaves uncovered shows as transparent, as in a browser.
 		canvas := image.NewNRGBA(full)
 		draw.Draw(canvas, b, src, b.Min, draw.Src)
-		src, b = canvas, full
+		src = canvas
 	}
+	return src, nil
+}
 
-	tw, th := fit(w, h, maxSide)
+// encodeScaled scales the part from of src to tw×th and encodes it: a JPEG
+// when src is opaque, a PNG when it has transparency.
+func encodeScaled(src image.Image, from image.Rectangle, tw, th int) (Thumb, error) {
 	opaque := isOpaque(src)
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
-	if tw == w && th == h {
-		draw.Draw(dst, dst.Bounds(), src, b.Min, draw.Src)
+	if tw == from.Dx() && th == from.Dy() {
+		draw.Draw(dst, dst.Bounds(), src, from.Min, draw.Src)
 	} else {
-		xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, b, xdraw.Src, nil)
+		xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, from, xdraw.Src, nil)
 	}
 
 	var out bytes.Buffer
-	t := Thumb{Width: tw, Height: th, SourceWidth: w, SourceHeight: h}
+	var err error
+	t := Thumb{Width: tw, Height: th}
 	if opaque {
 		// Filtering an opaque image can round an alpha of 1.0 down a
 		// little; JPEG has no alpha, so say so exactly.

@@ -220,7 +220,7 @@ func (s *server) handleSearchUsers() http.HandlerFunc {
 		}
 		out := wire.UserList{Users: make([]wire.FoundUser, len(users))}
 		for i, u := range users {
-			out.Users[i] = wire.FoundUser{Username: u.Username, Online: s.Hub.IsOnline(u.ID)}
+			out.Users[i] = wire.FoundUser{Profile: wire.ProfileOf(u), Online: s.Hub.IsOnline(u.ID)}
 		}
 		writeJSON(w, http.StatusOK, out)
 	}

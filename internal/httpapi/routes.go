@@ -52,6 +52,14 @@ func (s *server) routes() *chi.Mux {
 		r.Get("/messages", s.handleMessages())
 		r.Get("/users/online", s.handleOnline())
 		r.Get("/users/search", s.handleSearchUsers())
+		r.Get("/users/profiles", s.handleProfiles())
+		r.Get("/users/{username}/avatar", s.handleAvatar())
+
+		// My own profile: display name and avatar.
+		r.Get("/profile", s.handleGetProfile())
+		r.Patch("/profile", s.handlePatchProfile())
+		r.Put("/profile/avatar", s.handlePutAvatar())
+		r.Delete("/profile/avatar", s.handleDeleteAvatar())
 
 		// Chats: {chat} is a chat's id or name; members only.
 		r.Get("/chats", s.handleListChats())
@@ -62,6 +70,7 @@ func (s *server) routes() *chi.Mux {
 		r.Delete("/chats/{chat}/members/{username}", s.handleRemoveMember())
 		r.Post("/chats/{chat}/leave", s.handleLeaveChat())
 		r.Post("/chats/{chat}/read", s.handleMarkRead())
+		r.Put("/chats/{chat}/notify", s.handleSetNotify())
 
 		// End-to-end encryption (E2EE.md "The API"): my own keys and
 		// backup; anyone's public keys; a chat's devices, epochs and my

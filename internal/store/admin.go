@@ -41,9 +41,15 @@ func (s *DB) DeleteUser(ctx context.Context, userID int64, at time.Time) ([]chat
 		return nil, s.fail("delete user", chat.Errorf(chat.EConflict, "That account is already deleted."))
 	}
 	// "!" is no hash any password verifies against.
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = ?, disabled_at = COALESCE(disabled_at, ?), password_hash = '!', email = NULL WHERE id = ?`,
+	// Its display name and avatar go with it: the account is shown as
+	// "deleted user" from now on.
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = ?, disabled_at = COALESCE(disabled_at, ?), password_hash = '!', email = NULL,
+		display_name = '', avatar_at = NULL WHERE id = ?`,
 		ms(at), ms(at), userID); err != nil {
 		return nil, s.fail("delete user: mark deleted", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM avatars WHERE user_id = ?`, userID); err != nil {
+		return nil, s.fail("delete user: remove avatar", err)
 	}
 	// A user disabled earlier is not picked up again by the servers'
 	// revocation watch through disabled_at, so the sessions revoked now

@@ -510,9 +510,9 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 	// the kind condition MAX would read every row of the chat, while the
 	// (chat_id, id) index read backwards stops at the first message.
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.name, c.kind, c.title, c.e2ee, c.created_by, c.created_at,
-			x.role, x.last_read_id, x.last_id, lm.created_at,
+			x.role, x.last_read_id, x.notify, x.last_id, lm.created_at,
 			ec.current_epoch, ec.min_epoch, ec.changed, ee.started_at, ee.messages
-		FROM (SELECT cm.chat_id, cm.role, cm.last_read_id,
+		FROM (SELECT cm.chat_id, cm.role, cm.last_read_id, cm.notify,
 				(SELECT m.id FROM messages m WHERE m.chat_id = cm.chat_id AND `+isMessage+` ORDER BY m.id DESC LIMIT 1) AS last_id
 			FROM chat_members cm WHERE cm.user_id = ?`+only+`) x
 		JOIN chats c ON c.id = x.chat_id
@@ -532,7 +532,7 @@ func (s *DB) userChats(ctx context.Context, userID, chatID int64) ([]chat.ChatSu
 			changed                           sql.NullBool
 		)
 		if err := rows.Scan(&sum.ID, &sum.Name, &sum.Kind, &sum.Title, &sum.E2EE, &by, &created,
-			&sum.Role, &sum.LastReadID, &lastID, &atMS, &epoch, &least, &changed, &started, &epochCount); err != nil {
+			&sum.Role, &sum.LastReadID, &sum.Notify, &lastID, &atMS, &epoch, &least, &changed, &started, &epochCount); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read chats: %w", err)
 		}

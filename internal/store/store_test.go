@@ -425,7 +425,7 @@ func TestMigrationChatsKeepsMessages(t *testing.T) {
 		if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
 			t.Fatalf("schema version = %d, %v; want 1", v, err)
 		}
-		alice, bob := MustCreateUser(t, old, "alice"), MustCreateUser(t, old, "bob")
+		alice, bob := MustCreateOldUser(t, opts, "alice"), MustCreateOldUser(t, opts, "bob")
 		kv := MustKeyVersion(t, old)
 		global := MustGlobal(t, old)
 		ops := MustGroupChat(t, opts, "ops", alice.ID, bob.ID)

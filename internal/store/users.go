@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -11,7 +12,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/chat"
 )
 
-const userColumns = `id, username, email, password_hash, role, created_at, disabled_at, deleted_at`
+const userColumns = `id, username, email, password_hash, role, created_at, disabled_at, deleted_at, display_name, avatar_at`
 
 func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 	var (
@@ -20,8 +21,9 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 		created  int64
 		disabled sql.NullInt64
 		deleted  sql.NullInt64
+		avatar   sql.NullInt64
 	)
-	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &created, &disabled, &deleted); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Role, &created, &disabled, &deleted, &u.DisplayName, &avatar); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.User{}, chat.Errorf(chat.ENotFound, "No such user.")
 		}
@@ -31,6 +33,7 @@ func scanUser(row interface{ Scan(...any) error }) (chat.User, error) {
 	u.CreatedAt = time.UnixMilli(created).UTC()
 	u.DisabledAt = fromMS(disabled)
 	u.DeletedAt = fromMS(deleted)
+	u.AvatarAt = fromMS(avatar)
 	return u, nil
 }
 
@@ -59,11 +62,12 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	if u.Email != "" {
 		email = sql.NullString{String: u.Email, Valid: true}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`,
-		u.Username, email, u.PasswordHash, u.Role, now)
+	key := chat.UsernameKey(u.Username)
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.Username, key, email, u.PasswordHash, u.Role, now)
 	if isUnique(err) {
 		var n int
-		if qerr := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, u.Username).Scan(&n); qerr == nil && n == 0 && email.Valid {
+		if qerr := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username_key = ?`, key).Scan(&n); qerr == nil && n == 0 && email.Valid {
 			return s.fail("create user", chat.Errorf(chat.EConflict, "That email address is already registered."))
 		}
 		return s.fail("create user", chat.Errorf(chat.EConflict, "That username is taken."))
@@ -99,12 +103,17 @@ func (s *DB) CreateUser(ctx context.Context, u *chat.User, invite []byte) error 
 	return nil
 }
 
-// UserByUsername finds a user ignoring case. MySQL's collation also ignores
-// accents and trailing spaces; those other spellings are not the user, or
-// "alice " would reach alice's account past her login throttle.
+// UserByUsername finds a user by chat.UsernameKey, so ignoring case and
+// width ("Ａlice" finds alice) and the few lookalike letters the key folds.
+// The key column compares byte for byte on both databases (MySQL's is
+// utf8mb4_bin), so no collation adds matches of its own: "alice " and
+// "alíce" are not alice, and cannot reach her account past her login
+// throttle.
 func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, error) {
-	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
-	if err == nil && !equalFoldASCII(u.Username, username) {
+	key := chat.UsernameKey(username)
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username_key = ?`, key))
+	if err == nil && chat.UsernameKey(u.Username) != key {
+		// MariaDB's collations, utf8mb4_bin too, ignore trailing spaces.
 		err = chat.Errorf(chat.ENotFound, "No such user.")
 	}
 	if err != nil {
@@ -113,25 +122,122 @@ func (s *DB) UserByUsername(ctx context.Context, username string) (chat.User, er
 	return u, nil
 }
 
-// equalFoldASCII reports whether a and b are equal ignoring ASCII case, which
-// is all SQLite's NOCASE ignores.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
+// UsersByUsername finds the users of the given usernames (by their keys, as
+// UserByUsername does); names with no user are left out.
+func (s *DB) UsersByUsername(ctx context.Context, usernames []string) ([]chat.User, error) {
+	if len(usernames) == 0 {
+		return nil, nil
 	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
+	keys := make([]any, len(usernames))
+	for i, n := range usernames {
+		keys[i] = chat.UsernameKey(n)
+	}
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users WHERE username_key IN (?`+strings.Repeat(", ?", len(keys)-1)+`)`, keys...)
+	if err != nil {
+		return nil, s.fail("users by username", err)
+	}
+	defer rows.Close()
+	var out []chat.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, s.fail("users by username: read user", err)
 		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
+		if slices.Contains(keys, any(chat.UsernameKey(u.Username))) { // see UserByUsername
+			out = append(out, u)
 		}
 	}
-	return true
+	return out, s.fail("users by username", rows.Err())
+}
+
+// SetDisplayName sets a user's display name ("" for none); ENotFound when
+// there is no such user.
+func (s *DB) SetDisplayName(ctx context.Context, userID int64, name string) error {
+	res, err := s.exec(ctx, `UPDATE users SET display_name = ? WHERE id = ?`, name, userID)
+	if err != nil {
+		return s.fail("set display name", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s.fail("set display name", chat.Errorf(chat.ENotFound, "No such user."))
+	}
+	return nil
+}
+
+// SetAvatar stores a user's avatar, replacing any before it, and records
+// its time on the user.
+func (s *DB) SetAvatar(ctx context.Context, a chat.Avatar) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail("set avatar: begin", err)
+	}
+	defer tx.Rollback()
+	at := ms(a.UpdatedAt)
+	res, err := tx.ExecContext(ctx, `UPDATE users SET avatar_at = ? WHERE id = ?`, at, a.UserID)
+	if err != nil {
+		return s.fail("set avatar: mark user", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s.fail("set avatar", chat.Errorf(chat.ENotFound, "No such user."))
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM avatars WHERE user_id = ?`, a.UserID); err != nil {
+		return s.fail("set avatar: remove old", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO avatars (user_id, image, mime_type, updated_at) VALUES (?, ?, ?, ?)`,
+		a.UserID, a.Image, a.MimeType, at); err != nil {
+		return s.fail("set avatar: insert", err)
+	}
+	return s.fail("set avatar: commit", tx.Commit())
+}
+
+// DeleteAvatar removes a user's avatar; removing none is not an error.
+func (s *DB) DeleteAvatar(ctx context.Context, userID int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail("delete avatar: begin", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET avatar_at = NULL WHERE id = ?`, userID); err != nil {
+		return s.fail("delete avatar: mark user", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM avatars WHERE user_id = ?`, userID); err != nil {
+		return s.fail("delete avatar", err)
+	}
+	return s.fail("delete avatar: commit", tx.Commit())
+}
+
+// Avatar returns a user's avatar; ENotFound when they have none.
+func (s *DB) Avatar(ctx context.Context, userID int64) (chat.Avatar, error) {
+	a := chat.Avatar{UserID: userID}
+	var at int64
+	err := s.queryRow(ctx, `SELECT image, mime_type, updated_at FROM avatars WHERE user_id = ?`, userID).Scan(&a.Image, &a.MimeType, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.Errorf(chat.ENotFound, "No avatar.")
+	}
+	if err != nil {
+		return chat.Avatar{}, s.fail("avatar", err)
+	}
+	a.UpdatedAt = time.UnixMilli(at).UTC()
+	return a, nil
+}
+
+// SetNotify sets a member's notification level in a chat; ENotFound when
+// the user is not a member.
+func (s *DB) SetNotify(ctx context.Context, chatID, userID int64, level string) error {
+	res, err := s.exec(ctx, `UPDATE chat_members SET notify = ? WHERE chat_id = ? AND user_id = ?`, level, chatID, userID)
+	if err != nil {
+		return s.fail("set notify", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// MySQL counts only changed rows: setting the level a member
+		// already has changes none. Tell that apart from no membership.
+		var one int
+		err := s.queryRow(ctx, `SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?`, chatID, userID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.fail("set notify", chat.Errorf(chat.ENotFound, "No such chat."))
+		}
+		return s.fail("set notify: check membership", err)
+	}
+	return nil
 }
 
 // UserByID finds a user by id.
@@ -344,17 +450,19 @@ func (s *DB) CreateInvite(ctx context.Context, inv chat.Invite) error {
 var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // SearchUsers returns up to limit active users whose username starts with
-// prefix, ignoring ASCII case, by username. LIKE does the finding (and can
-// use the username index); MySQL's collation also ignores accents, so each
-// row is checked again the way SQLite's LIKE matches, and "alí" does not
-// find "alice".
+// prefix, compared as chat.UsernameKey compares names (so "Ａl" finds
+// alice, and "علي" finds علی), or whose display name starts with it,
+// ignoring case as the database does. LIKE does the finding and can use the
+// key's index; the key column is binary on MySQL, so its collation adds no
+// accent-blind matches ("alí" does not find alice).
 func (s *DB) SearchUsers(ctx context.Context, prefix string, limit int) ([]chat.User, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users
-		WHERE disabled_at IS NULL AND username LIKE ? ESCAPE '!' ORDER BY username LIMIT ?`,
-		likeEscaper.Replace(prefix)+"%", limit)
+		WHERE disabled_at IS NULL AND (username_key LIKE ? ESCAPE '!' OR display_name LIKE ? ESCAPE '!')
+		ORDER BY username_key LIMIT ?`,
+		likeEscaper.Replace(chat.UsernameKey(prefix))+"%", likeEscaper.Replace(prefix)+"%", limit)
 	if err != nil {
 		return nil, s.fail("search users", err)
 	}
@@ -365,9 +473,7 @@ func (s *DB) SearchUsers(ctx context.Context, prefix string, limit int) ([]chat.
 		if err != nil {
 			return nil, s.fail("search users: read user", err)
 		}
-		if len(u.Username) >= len(prefix) && equalFoldASCII(u.Username[:len(prefix)], prefix) {
-			out = append(out, u)
-		}
+		out = append(out, u)
 	}
 	return out, s.fail("search users", rows.Err())
 }

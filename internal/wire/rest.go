@@ -1,6 +1,12 @@
 package wire
 
-import "time"
+import (
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mapsim/mapsim-chat/internal/chat"
+)
 
 // The REST API's answers, besides the message and chat shapes above. Field
 // names follow DESIGN.md so that existing scripts keep working; the golden
@@ -64,10 +70,40 @@ type OnlineList struct {
 	Users []string `json:"users"`
 }
 
-// FoundUser is one result of a user search.
+// FoundUser is one result of a user search: a profile, and presence.
 type FoundUser struct {
-	Username string `json:"username"`
-	Online   bool   `json:"online"`
+	Profile
+	Online bool `json:"online"`
+}
+
+// Profile is what anyone signed in may see of a user: the username, the
+// display name ("" for none) and the avatar's path, versioned by the time
+// it was set ("" for none: clients show initials).
+type Profile struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	Avatar      string `json:"avatar"`
+}
+
+// ProfileOf is u's public profile.
+func ProfileOf(u chat.User) Profile {
+	p := Profile{Username: u.Username, DisplayName: u.DisplayName}
+	if !u.AvatarAt.IsZero() {
+		p.Avatar = "/users/" + url.PathEscape(u.Username) + "/avatar?v=" + strconv.FormatInt(u.AvatarAt.UnixMilli(), 10)
+	}
+	return p
+}
+
+// ProfileList answers GET /users/profiles.
+type ProfileList struct {
+	Users []Profile `json:"users"`
+}
+
+// UserUpdate tells everyone online that a user's display name or avatar
+// changed.
+type UserUpdate struct {
+	Type string  `json:"type"` // TypeUser
+	User Profile `json:"user"`
 }
 
 // UserList is the result of a user search.

@@ -44,6 +44,7 @@ const (
 	TypeChatAdded   = "chat_added"
 	TypeChatUpdated = "chat_updated"
 	TypeChatRemoved = "chat_removed"
+	TypeUser        = "user" // a user's display name or avatar changed
 	// Edits and deletes go out as messages of type TypeEdit and TypeDelete;
 	// a read marker as TypeRead.
 )
@@ -223,6 +224,9 @@ type Chat struct {
 	LastMessage *Message `json:"last_message,omitempty"`
 	// Epoch is an encrypted chat's epoch state, in REST answers.
 	Epoch *Epoch `json:"epoch,omitempty"`
+	// Notify is the viewer's notification level for the chat (all,
+	// mentions or muted); left out of frames sent to all members.
+	Notify string `json:"notify,omitempty"`
 }
 
 // SharedChat converts a chat to the shape every member may see: without
@@ -251,7 +255,7 @@ func SharedChat(s chat.ChatSummary) Chat {
 // marker and, when online is given, each member's presence.
 func FromChat(s chat.ChatSummary, online func(userID int64) bool) Chat {
 	out := SharedChat(s)
-	out.Role = s.Role
+	out.Role, out.Notify = s.Role, s.Notify
 	unread, lastRead, lastMsg := s.Unread, s.LastReadID, s.LastMessageID
 	out.Unread, out.LastReadID, out.LastMessageID = &unread, &lastRead, &lastMsg
 	if online != nil {

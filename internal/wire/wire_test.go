@@ -146,7 +146,9 @@ func TestGoldenShapes(t *testing.T) {
 		{"rest-chat-global", wire.FromChat(global, online)},
 		{"rest-chat-list", wire.ChatList{Chats: []wire.Chat{wire.FromChat(summary, online)}}},
 		{"rest-online", wire.OnlineList{Users: []string{"alice", "bob"}}},
-		{"rest-user-search", wire.UserList{Users: []wire.FoundUser{{Username: "alice", Online: true}, {Username: "alfred"}}}},
+		{"rest-user-search", wire.UserList{Users: []wire.FoundUser{{Profile: wire.Profile{Username: "alice", DisplayName: "Alice L.", Avatar: "/users/alice/avatar?v=1740830400123"}, Online: true}, {Profile: wire.Profile{Username: "alfred"}}}}},
+		{"rest-profiles", wire.ProfileList{Users: []wire.Profile{{Username: "علی", DisplayName: "علی رضایی"}}}},
+		{"frame-user", wire.UserUpdate{Type: wire.TypeUser, User: wire.Profile{Username: "alice", DisplayName: "Alice L.", Avatar: "/users/alice/avatar?v=1740830400123"}}},
 		{"rest-read-marker", wire.ReadMarker{LastReadID: 45}},
 		{"rest-sessions", wire.SessionList{Sessions: []wire.Session{
 			{ID: 7, Browser: "Firefox", OS: "Linux", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", IP: "192.0.2.1", CreatedAt: t0, LastUsedAt: t1, Current: true},

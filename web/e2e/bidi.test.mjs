@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openUser, register, openChat, api, apiUser, sendFrames, withServer, noProblems,
+  launchBrowser, openUser, register, openChat, api, apiUser, sendFrames, withServer, noProblems, switchLanguage,
 } from './lib.mjs';
 
 let browser;
@@ -129,11 +129,11 @@ test('bidi overrides in messages and sentences stay inside their element', async
       assert.equal(await alice.$eval(sel, (el) => el.textContent), 'G', `the avatar of ${sel}`);
     }
 
-    await alice.selectOption('[data-testid=app] [data-testid=lang]', 'fa');
+    await switchLanguage(alice, 'fa');
     await alice.waitForFunction(() => document.documentElement.dir === 'rtl');
     await alice.waitForSelector('[data-testid=leave-chat]:has-text("ترک")');
     assert.equal(await check('right-to-left'), 'left');
-    await alice.selectOption('[data-testid=app] [data-testid=lang]', 'en');
+    await switchLanguage(alice, 'en');
     await alice.waitForFunction(() => document.documentElement.dir === 'ltr');
     await alice.waitForSelector('[data-testid=leave-chat]:has-text("Leave")');
 

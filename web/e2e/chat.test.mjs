@@ -6,7 +6,7 @@ import { deflateSync } from 'node:zlib';
 import { randomFillSync } from 'node:crypto';
 import {
   launchBrowser, openUser, register, openChat, send, waitForMessage,
-  screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems,
+  screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems, switchLanguage,
 } from './lib.mjs';
 
 let browser;
@@ -301,7 +301,7 @@ test('the Persian interface is right-to-left, and switchable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'persian-390x844');
     await page.setViewportSize({ width: 1280, height: 800 });
-    await page.selectOption('[data-testid=app] [data-testid=lang]', 'en');
+    await switchLanguage(page, 'en');
     await page.waitForFunction(() => document.documentElement.dir === 'ltr' && document.documentElement.lang === 'en');
     noProblems(page);
   });

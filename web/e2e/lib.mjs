@@ -193,6 +193,18 @@ export async function openChat(page, chatName) {
   await page.waitForSelector(`[data-testid=chat-item][data-chat-name="${chatName}"][aria-current=true]`);
 }
 
+// switchLanguage switches a signed-in user's language in Settings →
+// Appearance (the sidebar has no picker since the Settings dialog took it)
+// and closes the dialog once the page is in that language.
+export async function switchLanguage(page, code) {
+  await page.click('[data-testid=open-settings]');
+  await page.click('[data-testid=settings-tab-appearance]');
+  await page.selectOption('[data-testid=settings-dialog] [data-testid=lang]', code);
+  await page.waitForSelector(`html[lang=${code}] [data-testid=settings-dialog] [data-testid=appearance-section]`);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=settings-dialog]', { state: 'detached' });
+}
+
 // send types a message in the composer and presses Enter.
 export async function send(page, text) {
   await page.fill('[data-testid=composer]', text);

@@ -9,6 +9,7 @@ import * as controller from './controller.js';
 import { mountAuth } from './views/auth.js';
 import { mountShell } from './views/shell.js';
 import { mountKeys } from './views/keys.js';
+import { applyTheme } from './theme.js';
 
 const root = document.getElementById('root');
 let screen = null;
@@ -80,6 +81,8 @@ function remount() {
 }
 
 async function boot() {
+  applyTheme();
+  window.addEventListener('load', applyTheme, { once: true }); // in case the stylesheet was still loading
   await setLanguage(preferredLanguage());
   controller.onSignedOut((message) => showAuth(message));
   onLanguage(remount);

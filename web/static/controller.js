@@ -12,6 +12,8 @@ import { plain } from './markdown.js';
 import * as files from './files.js';
 import * as secure from './secure.js';
 import * as local from './local.js';
+import * as profiles from './profiles.js';
+import { displayName, setProfile } from './profiles.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -131,6 +133,7 @@ function end(message) {
   unsubscribers = [];
   document.removeEventListener('visibilitychange', onVisibility);
   store.reset();
+  profiles.reset();
   files.forgetAll();
   secure.close();
   session.clearSession();
@@ -327,10 +330,12 @@ function dropChat(name) {
   if (wasOpen) openChat(state.chats.has('global') ? 'global' : store.sortedChats()[0]?.name || null);
 }
 
-/** searchUsers finds users whose names start with q. */
+/** searchUsers finds users whose username or display name starts with q. */
 export async function searchUsers(q) {
   const answer = await api.get('/users/search', { q, limit: 20 });
-  return answer.users || [];
+  const users = answer.users || [];
+  for (const u of users) setProfile(u);
+  return users;
 }
 
 // ---- sending ----
@@ -742,6 +747,9 @@ function handleFrame(frame) {
         store.upsertChat(frame.chat);
       }
       break;
+    case 'user':
+      setProfile(frame.user);
+      break;
     case 'chat_removed':
       if (state.chats.has(frame.chat_name)) {
         const chat = state.chats.get(frame.chat_name);
@@ -817,7 +825,7 @@ function handleMessage(m) {
     } else if (isNew) {
       chat.unread = (chat.unread || 0) + 1;
       const body = m.undecryptable ? t('e2ee.undecryptablePreview') : m.type === 'file' ? (m.file?.name || t('message.file')) : plain(m.text);
-      notify(isolate(chatLabel(chat)), `${m.username}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
+      if (notifies(chat, m)) notify(isolate(chatLabel(chat)), `${displayName(m.username)}: ${isolate(body.slice(0, 180))}`, name, () => openChat(name));
     }
   }
   if (isNew) store.emit('chats');
@@ -836,13 +844,47 @@ function rememberPreview(name) {
   local.setPreview(name, { id: m.id, username: m.username, text });
 }
 
+/**
+ * notifies reports whether a new message of chat should notify me, by my
+ * level for the chat: all, mentions (only a message naming me as
+ * @username; the client sees the plaintext, so this works in end-to-end
+ * encrypted chats too) or muted.
+ */
+export function notifies(chat, m) {
+  const level = chat.notify || 'all';
+  if (level === 'muted') return false;
+  if (level === 'mentions') return m.type === 'text' && mentions(m.text || '', state.me || '');
+  return true;
+}
+
+/** mentions reports whether text names username as @username, ignoring case and width. */
+export function mentions(text, username) {
+  if (!username) return false;
+  const fold = (s) => s.normalize('NFKC').toLowerCase();
+  const hay = fold(text);
+  const needle = `@${fold(username)}`;
+  for (let at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + 1)) {
+    const before = hay.slice(0, at).match(/[\p{L}\p{N}_.-]$/u);
+    const after = hay.slice(at + needle.length).match(/^[\p{L}\p{M}\p{N}_]/u);
+    if (!before && !after) return true;
+  }
+  return false;
+}
+
+/** setNotify sets my notification level for a chat: all, mentions or muted. */
+export async function setNotify(name, level) {
+  const answer = await api.request('PUT', `/chats/${encodeURIComponent(name)}/notify`, { notify: level });
+  store.upsertChat(answer);
+  return answer;
+}
+
 /** chatLabel is a chat's title as the list shows it. */
 export function chatLabel(chat) {
   if (!chat) return '';
   if (chat.kind === 'global') return t('chat.global');
   if (chat.kind === 'direct') {
     const other = (chat.members || []).find((m) => m.username.toLowerCase() !== (state.me || '').toLowerCase());
-    return other ? other.username : (chat.title || chat.name);
+    return other ? displayName(other.username) : (chat.title || chat.name);
   }
   return chat.title || chat.name;
 }

@@ -192,13 +192,15 @@ function equalBytes(a, b) {
   return d === 0;
 }
 
-// lower lower-cases a username for transcripts. Usernames are ASCII; one
-// that is not is refused rather than lower-cased in a way another
-// implementation might not copy.
+// lower lower-cases a username's ASCII letters for transcripts. Only ASCII
+// is lower-cased, so that every implementation does it alike; a name in
+// another script enters as the server spells it. Control characters and
+// lone surrogates are refused.
 function lower(username) {
-  if (typeof username !== 'string' || username === '' || !/^[\x20-\x7e]+$/.test(username)) {
-    fail(reasons.malformed, 'a username is printable ASCII');
+  if (typeof username !== 'string' || username === '' || /[\x00-\x1f\x7f]/.test(username)) {
+    fail(reasons.malformed, 'a username has no control characters');
   }
+  checkString(username, 'a username');
   return username.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
 

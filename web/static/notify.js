@@ -17,9 +17,21 @@ export async function askPermission() {
   }
 }
 
-/** notify shows a desktop notification when the tab is hidden and permission was given. */
+const desktopKey = 'mapsim.desktopNotifications';
+
+/** desktopEnabled reports whether this browser should show desktop notifications (on unless turned off in Settings). */
+export function desktopEnabled() {
+  try { return localStorage.getItem(desktopKey) !== 'off'; } catch { return true; }
+}
+
+/** setDesktopEnabled turns this browser's desktop notifications on or off, and remembers it. */
+export function setDesktopEnabled(on) {
+  try { localStorage.setItem(desktopKey, on ? 'on' : 'off'); } catch { /* memory only */ }
+}
+
+/** notify shows a desktop notification when the tab is hidden, permission was given and they are on. */
 export function notify(title, body, tag, onClick) {
-  if (!supported || Notification.permission !== 'granted' || document.visibilityState === 'visible') return;
+  if (!supported || Notification.permission !== 'granted' || document.visibilityState === 'visible' || !desktopEnabled()) return;
   try {
     const n = new Notification(title, { body, tag, silent: false });
     n.onclick = () => {

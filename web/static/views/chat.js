@@ -6,6 +6,8 @@ import { h, scheduler, userText } from '../dom.js';
 import { icon } from '../icons.js';
 import { t } from '../i18n.js';
 import * as store from '../store.js';
+import { version as profileVersion } from '../profiles.js';
+import { notifyPicker } from './settings-profile.js';
 import { state } from '../store.js';
 import * as controller from '../controller.js';
 import { dayKey, dayLabel } from '../format.js';
@@ -71,6 +73,7 @@ export function mountChat({ onBack }) {
       sub = h('span', { text: t('chat.globalNote') });
     }
     const actions = h('div', { class: 'head-actions' });
+    actions.append(notifyPicker(chat, { class: 'notify-picker head-notify' }));
     if (chat.kind === 'group') {
       actions.append(
         iconButton('info', t('group.info'), { onclick: () => openGroupInfo(name) }),
@@ -262,7 +265,7 @@ export function mountChat({ onBack }) {
         const own = m.username === state.me;
         const change = item.pending ? null : store.pendingChange(m.id);
         const isEditing = !item.pending && editing === m.id;
-        sig = [m._v, item.grouped, own, item.pending ? `${item.pending.status}:${item.pending._v || 0}` : '', change ? `${change.clientId}:${change.kind}` : '', isEditing].join('|');
+        sig = [m._v, item.grouped, own, item.pending ? `${item.pending.status}:${item.pending._v || 0}` : '', change ? `${change.clientId}:${change.kind}` : '', isEditing, profileVersion()].join('|');
         make = () => renderMessage(m, { own, grouped: item.grouped, change, editing: isEditing, pending: item.pending, ...act });
       }
       let entry = cache.get(item.key);
@@ -521,6 +524,7 @@ export function mountChat({ onBack }) {
       scheduleHeader();
     }),
     store.on('online', scheduleHeader),
+    store.on('profiles', () => { scheduleHeader(); scheduleTimeline(); }),
     store.on('keys', () => { scheduleHeader(); scheduleTimeline(); }),
     store.on('typing', (chatName) => { if (chatName === name) renderTyping(); }),
   ];

@@ -2,7 +2,8 @@
 // confirmations, the image viewer, group details, a contact's safety
 // number and my devices. Escape closes each.
 
-import { h, avatar, debounce, userText } from '../dom.js';
+import { h, debounce, userText } from '../dom.js';
+import { personAvatar, personName } from '../profiles.js';
 import { icon } from '../icons.js';
 import { t, formatNumber } from '../i18n.js';
 import { state, on } from '../store.js';
@@ -72,8 +73,8 @@ function userRow(user, { selected, onClick }) {
       type: 'button', class: 'user-result', 'data-testid': 'user-result', 'data-username': user.username,
       'aria-pressed': selected === undefined ? null : String(selected), onclick: onClick,
     },
-    h('span', { class: 'avatar-wrap' }, avatar(user.username, 'sm'), h('span', { class: `presence-dot ${user.online ? 'on' : ''}`, 'aria-hidden': 'true' })),
-    userText('span', user.username, { class: 'ur-name' }),
+    h('span', { class: 'avatar-wrap' }, personAvatar(user.username, 'sm'), h('span', { class: `presence-dot ${user.online ? 'on' : ''}`, 'aria-hidden': 'true' })),
+    personName(user.username, { class: 'ur-name' }),
     h('span', { class: 'ur-state', text: user.online ? t('presence.online') : '' }),
     selected === undefined ? null : h('span', { class: 'ur-check', 'aria-hidden': 'true' }, icon('check'))));
 }
@@ -310,8 +311,8 @@ export function openGroupInfo(name) {
       shown = list.join('\n');
     }
     members.replaceChildren(...(current.members || []).map((m) => h('li', { class: 'member', 'data-testid': 'member', 'data-username': m.username },
-      h('span', { class: 'avatar-wrap' }, avatar(m.username, 'sm'), h('span', { class: `presence-dot ${state.online.has(m.username) ? 'on' : ''}`, 'aria-hidden': 'true' })),
-      userText('span', m.username, { class: 'ur-name' }),
+      h('span', { class: 'avatar-wrap' }, personAvatar(m.username, 'sm'), h('span', { class: `presence-dot ${state.online.has(m.username) ? 'on' : ''}`, 'aria-hidden': 'true' })),
+      personName(m.username, { class: 'ur-name' }),
       h('span', { class: 'member-role', text: m.role === 'owner' ? t('group.owner') : '' }),
       current.e2ee && m.username !== state.me ? memberSafety(m.username) : null,
       owner && m.username !== state.me

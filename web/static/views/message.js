@@ -1,7 +1,8 @@
 // One message as the chat view shows it: author, reply quote, safe
 // Markdown or a file, edited and deleted markers, time, status, actions.
 
-import { h, avatar, userText } from '../dom.js';
+import { h, userText } from '../dom.js';
+import { displayName, personAvatar } from '../profiles.js';
 import { icon } from '../icons.js';
 import { t, tNodes, list } from '../i18n.js';
 import { render, isEmojiOnly, plain } from '../markdown.js';
@@ -137,7 +138,7 @@ function author(username, cls, props = {}) {
   if (username === deletedUser) {
     return h('span', { class: `${cls} is-deleted-user`, text: t('user.deleted'), ...props });
   }
-  return userText('span', username, { class: cls, ...props });
+  return userText('span', displayName(username), { class: cls, title: `@${username}`, ...props });
 }
 
 function replyQuote(reply, onJump) {
@@ -192,7 +193,7 @@ export function renderMessage(m, opts) {
   if (pending) el.dataset.clientId = pending.clientId;
   else el.dataset.id = String(m.id);
 
-  const gutter = h('div', { class: 'msg-gutter' }, !own && !grouped ? avatar(m.username, 'sm') : null);
+  const gutter = h('div', { class: 'msg-gutter' }, !own && !grouped ? personAvatar(m.username, 'sm') : null);
   const bubble = h('div', { class: 'bubble' });
   bubble.appendChild(author(m.username, `msg-author${own || grouped ? ' sr-only' : ''}`, { 'data-testid': 'message-author' }));
   if (m.reply && !deleted) bubble.appendChild(replyQuote(m.reply, opts.onJump));

@@ -2,6 +2,7 @@
 // online, new chat buttons and settings.
 
 import { h, avatar, scheduler, userText } from '../dom.js';
+import { displayName, personAvatar, personName, version as profileVersion } from '../profiles.js';
 import { icon } from '../icons.js';
 import { t, tNodes, formatNumber } from '../i18n.js';
 import * as store from '../store.js';
@@ -10,8 +11,7 @@ import * as controller from '../controller.js';
 import { shortWhen, fullDateTime } from '../format.js';
 import { plain } from '../markdown.js';
 import * as local from '../local.js';
-import { notificationState, askPermission } from '../notify.js';
-import { languagePicker, iconButton, uid } from './common.js';
+import { iconButton, uid } from './common.js';
 import { openChatDialog, openDevices } from './dialogs.js';
 import { openSettings } from './settings.js';
 import { systemText, systemNodes } from './message.js';
@@ -32,7 +32,7 @@ export function chatAvatar(chat, size = 'md') {
     wrap.appendChild(a);
   } else {
     const partner = directPartner(chat);
-    wrap.appendChild(avatar(partner, size));
+    wrap.appendChild(personAvatar(partner, size));
     wrap.appendChild(h('span', { class: `presence-dot ${state.online.has(partner) ? 'on' : ''}`, 'aria-hidden': 'true' }));
   }
   return wrap;
@@ -56,7 +56,7 @@ function lastOf(name) {
   if (listed && (!m || listed.id > m.id)) m = listed;
   if (!m) return null;
   if (m.type === 'system') return { system: m };
-  const who = m.username === state.me ? t('chat.you') : m.username;
+  const who = m.username === state.me ? t('chat.you') : displayName(m.username);
   if (m.deleted) return { who, text: t('message.deleted') };
   if (m.undecryptable) return { who, text: t('e2ee.undecryptablePreview') };
   if (m === listed && chat.e2ee) {
@@ -130,18 +130,20 @@ export function mountSidebar({ onOpen }) {
   });
   const emptyNote = h('p', { class: 'empty-note', hidden: true, text: t('sidebar.noMatch') });
 
-  const notifyButton = h('button', {
-    type: 'button', class: 'btn btn-ghost notify-btn',
-    onclick: async () => { await askPermission(); renderNotify(); },
-  }, icon('bell'), h('span', { text: t('settings.notifications') }));
-  const renderNotify = () => { notifyButton.hidden = notificationState() !== 'default'; };
+  const meAvatar = h('span', { class: 'me-avatar' });
+  const meName = userText('span', state.me || '', { class: 'me-name', 'data-testid': 'me' });
+  const renderMe = () => {
+    meAvatar.replaceChildren(personAvatar(state.me || '', 'sm'));
+    meName.textContent = displayName(state.me || '');
+  };
+  renderMe();
 
   const element = h('section', { class: 'sidebar', 'aria-label': t('sidebar.label') },
     h('header', { class: 'side-head' },
       h('div', { class: 'me' },
-        avatar(state.me || '', 'sm'),
+        meAvatar,
         h('div', { class: 'me-text' },
-          userText('span', state.me || '', { class: 'me-name', 'data-testid': 'me' }),
+          meName,
           h('span', { class: 'me-brand', text: 'Mapsim Chat' }))),
       h('div', { class: 'side-head-actions' },
         iconButton('settings', t('settings.title'), { 'data-testid': 'open-settings', onclick: () => openSettings() }),
@@ -156,7 +158,7 @@ export function mountSidebar({ onOpen }) {
     h('section', { class: 'online', 'aria-labelledby': onlineHeadingId },
       h('h2', { id: onlineHeadingId, class: 'section-title' }, h('span', { text: t('sidebar.online') }), onlineCount),
       onlineList),
-    h('footer', { class: 'side-foot' }, languagePicker(), notifyButton,
+    h('footer', { class: 'side-foot' },
       h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'my-devices', onclick: () => openDevices() },
         icon('key'), h('span', { text: t('e2ee.myDevices') }))));
 
@@ -190,7 +192,7 @@ export function mountSidebar({ onOpen }) {
     const draft = typing ? '' : draftOf(chat.name);
     const preview = typing || (draft && `\u0000draft:${draft}`) || previewOf(chat.name) || kindLine(chat);
     const partnerOnline = chat.kind === 'direct' && state.online.has(directPartner(chat));
-    const sig = [title, typing, preview, chat.unread, chat.last_message_at, state.current === chat.name, partnerOnline, !!chat.e2ee].join('\u0000');
+    const sig = [title, typing, preview, chat.unread, chat.last_message_at, state.current === chat.name, partnerOnline, !!chat.e2ee, profileVersion()].join('\u0000');
     if (sig === item.sig) return;
     item.sig = sig;
     parts.avatar.replaceChildren(chatAvatar(chat));
@@ -243,14 +245,14 @@ export function mountSidebar({ onOpen }) {
     onlineList.replaceChildren(...users.map((name) => {
       const me = name === state.me;
       const body = [
-        h('span', { class: 'avatar-wrap' }, avatar(name, 'sm'), h('span', { class: 'presence-dot on', 'aria-hidden': 'true' })),
-        userText('span', name, { class: 'ou-name' }),
+        h('span', { class: 'avatar-wrap' }, personAvatar(name, 'sm'), h('span', { class: 'presence-dot on', 'aria-hidden': 'true' })),
+        personName(name, { class: 'ou-name' }),
         me ? h('span', { class: 'ou-you', text: t('sidebar.youTag') }) : null,
       ];
       return h('li', { 'data-testid': 'online-user', 'data-username': name, class: 'online-user' },
         me ? h('span', { class: 'ou-row' }, body)
           : h('button', {
-            type: 'button', class: 'ou-row', title: t('sidebar.messageUser', { name }),
+            type: 'button', class: 'ou-row', title: t('sidebar.messageUser', { name: displayName(name) }),
             onclick: async () => {
               try {
                 const chat = await controller.createChat('direct', [name]);
@@ -268,10 +270,10 @@ export function mountSidebar({ onOpen }) {
     store.on('typing', scheduleChats),
     store.on('drafts', scheduleChats),
     store.on('online', () => { scheduleChats(); renderOnline(); }),
+    store.on('profiles', () => { renderMe(); scheduleChats(); renderOnline(); }),
   ];
   renderChats();
   renderOnline();
-  renderNotify();
 
   return {
     element,
