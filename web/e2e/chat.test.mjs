@@ -2,10 +2,8 @@
 // Chromium. Run with `make test` (or `npm test` in web/e2e).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
-import { randomFillSync } from 'node:crypto';
 import {
-  launchBrowser, openUser, register, openChat, send, waitForMessage,
+  launchBrowser, png, openUser, register, openChat, send, waitForMessage,
   screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems, switchLanguage,
 } from './lib.mjs';
 
@@ -17,35 +15,6 @@ const noLimits = {
   RATE_LIMIT_MESSAGES_PER_SECOND: '1000', RATE_LIMIT_MESSAGES_BURST: '1000',
   RATE_LIMIT_FRAMES_PER_SECOND: '1000', RATE_LIMIT_FRAMES_BURST: '1000',
 };
-
-// png makes a noisy RGB PNG of w×h pixels (large enough to upload slowly).
-function png(w, h) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf) => {
-    let c = 0xffffffff;
-    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type), data]);
-    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
-  const raw = randomFillSync(Buffer.alloc((w * 3 + 1) * h));
-  for (let row = 0; row < h; row++) raw[row * (w * 3 + 1)] = 0; // filter: none
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 test('two users register and chat in global; screenshots', async () => {
   await withServer({}, async (server) => {

@@ -6,10 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { deflateSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import {
-  launchBrowser, pageToken, openUser, register, login, restoreKeys, openChat, send, waitForMessage,
+  launchBrowser, png, pageToken, openUser, register, login, restoreKeys, openChat, send, waitForMessage,
   api, withServer, noProblems, screenshot,
 } from './lib.mjs';
 
@@ -39,35 +38,6 @@ async function startGroup(page, title, members) {
   await page.click('[data-testid=create-chat]');
   await page.waitForSelector(`[data-testid=chat-header]:has-text("${title}")`);
   return page.evaluate(() => sessionStorage.getItem('mapsim.chat'));
-}
-
-// png makes a noisy RGB PNG of w×h pixels.
-function png(w, h) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf) => {
-    let c = 0xffffffff;
-    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type), data]);
-    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8; ihdr[9] = 2;
-  const raw = randomFillSync(Buffer.alloc((w * 3 + 1) * h));
-  for (let row = 0; row < h; row++) raw[row * (w * 3 + 1)] = 0;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 // filesUnder lists every file below dir.

@@ -6,6 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomFillSync } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
@@ -273,4 +275,40 @@ export async function sendFrames(page, token, frames) {
 export function pageToken(page) {
   return page.evaluate(() => navigator.locks.request('mapsim.refresh', () => fetch('/session/refresh', { method: 'POST' })
     .then((r) => r.json()).then((b) => b.access_token)));
+}
+
+// png makes an RGB PNG of w×h pixels: random noise (large, and slow to
+// upload), or with pattern 'halves' the left half red and the right blue
+// (for checking where a crop landed).
+export function png(w, h, pattern = 'noise') {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
+  const stride = w * 3 + 1;
+  const raw = pattern === 'noise' ? randomFillSync(Buffer.alloc(stride * h)) : Buffer.alloc(stride * h);
+  for (let y = 0; y < h; y++) {
+    raw[y * stride] = 0; // filter: none
+    if (pattern !== 'halves') continue;
+    for (let x = 0; x < w; x++) raw[y * stride + 1 + x * 3 + (x < w / 2 ? 0 : 2)] = 255;
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

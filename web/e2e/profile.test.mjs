@@ -6,38 +6,11 @@
 // Persian, desktop and phone width, light and dark.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
-import { launchBrowser, openUser, register, send, waitForMessage, withServer, noProblems, screenshot, switchLanguage } from './lib.mjs';
+import { launchBrowser, png, openUser, register, send, waitForMessage, withServer, noProblems, screenshot, switchLanguage } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
-
-// png makes a w×h PNG, left half red and right half blue.
-function png(w, h) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type), data]);
-    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
-  const raw = Buffer.alloc((w * 3 + 1) * h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const o = y * (w * 3 + 1) + 1 + x * 3;
-      if (x < w / 2) raw[o] = 255; else raw[o + 2] = 255;
-    }
-  }
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
 
 // recordNotifications replaces the page's Notification with one that
 // records what would be shown (permission granted) and lets the test hide
@@ -108,7 +81,7 @@ test('a Persian username: registered, found by either yeh, chatted with; display
     await bob.waitForSelector('[data-testid=chat-header] .head-title:text("مریم رضایی")');
     await bob.waitForSelector('[data-testid=message]:has-text("hello bob") [data-testid=message-author]:text("مریم رضایی")');
     await bob.waitForSelector(`[data-testid=chat-item][data-chat-name="${direct}"]:has-text("مریم رضایی")`);
-    await maryam.setInputFiles('[data-testid=avatar-file]', { name: 'me.png', mimeType: 'image/png', buffer: png(300, 200) });
+    await maryam.setInputFiles('[data-testid=avatar-file]', { name: 'me.png', mimeType: 'image/png', buffer: png(300, 200, 'halves') });
     await maryam.waitForSelector('[data-testid=avatar-crop]');
     await maryam.fill('[data-testid=avatar-zoom]', '2');
     await maryam.focus('[data-testid=avatar-crop]');
