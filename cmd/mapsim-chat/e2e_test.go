@@ -195,7 +195,7 @@ func TestRegisterAndLogin(t *testing.T) {
 	}{
 		{"same name other case", form("username", "dORA", "password", "another long passphrase"), 409, "conflict"},
 		{"same email", map[string]string{"username": "dora2", "password": "another long passphrase", "email": "dora@example.com"}, 409, "conflict"},
-		{"short name", form("username", "do", "password", "another long passphrase"), 400, "invalid"},
+		{"short name", form("username", "d", "password", "another long passphrase"), 400, "invalid"},
 		{"bad characters", form("username", "dora<script>", "password", "another long passphrase"), 400, "invalid"},
 		{"short password", form("username", "erin", "password", "short"), 400, "invalid"},
 		{"common password", form("username", "erin", "password", "password123"), 400, "invalid"},

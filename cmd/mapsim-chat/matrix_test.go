@@ -70,13 +70,14 @@ func (w *matrixWorld) startEpoch(tok, chat string) apiResponse {
 }
 
 var routeRows = map[string]routeRow{
-	"GET /":                  {kind: "public"},
-	"GET /static/index.html": {kind: "public"},
-	"GET /static/*":          {kind: "public"},
-	"GET /healthz":           {kind: "public"},
-	"GET /readyz":            {kind: "public"},
-	"HEAD /healthz":          {kind: "public"},
-	"HEAD /readyz":           {kind: "public"},
+	"GET /":          {kind: "public"},
+	"HEAD /":         {kind: "public"},
+	"GET /static/*":  {kind: "public"},
+	"HEAD /static/*": {kind: "public"},
+	"GET /healthz":   {kind: "public"},
+	"GET /readyz":    {kind: "public"},
+	"HEAD /healthz":  {kind: "public"},
+	"HEAD /readyz":   {kind: "public"},
 	// Not about chats: loopback clients or the METRICS_TOKEN bearer only,
 	// which TestMetricsAccess attacks.
 	"GET /metrics":   {kind: "public"},

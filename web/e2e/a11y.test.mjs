@@ -82,6 +82,8 @@ test('axe finds no violations on any screen or dialog, light and dark, desktop a
     await page.waitForSelector('[data-testid=auth-form]');
     found.push(...await audit(page, 'sign-in'));
 
+    await page.click('[data-testid=mode-register]');
+    found.push(...await audit(page, 'sign-in, create account'));
     await page.fill('[data-testid=auth-form] input[name=username]', 'alice');
     await page.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
     await page.click('[data-testid=register]');

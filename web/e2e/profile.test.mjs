@@ -42,6 +42,7 @@ test('a Persian username: registered, found by either yeh, chatted with; display
     assert.equal(await maryam.textContent('[data-testid=me]'), 'مریم');
     // A name that mixes scripts is refused with the server's sentence.
     const mallory = await openUser(browser, server);
+    await mallory.click('[data-testid=mode-register]');
     await mallory.fill('[data-testid=auth-form] input[name=username]', 'p\u0430ypal');
     await mallory.fill('[data-testid=auth-form] input[name=password]', 'staple-Horse-battery-42');
     await mallory.click('[data-testid=register]');

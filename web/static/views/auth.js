@@ -39,6 +39,8 @@ export function mountAuth(root, { message, onSignedIn }) {
   };
   const tablist = h('div', { class: 'auth-tabs', role: 'tablist', 'aria-label': t('auth.mode') }, tabs.login, tabs.register);
   let mode = 'login';
+  // The tabs' panel holds the form (a form may not itself be a tabpanel).
+  const panel = h('div', { class: 'auth-panel', role: 'tabpanel' });
 
   const showError = (text, withOffer = false) => {
     error.textContent = text || '';
@@ -55,7 +57,7 @@ export function mountAuth(root, { message, onSignedIn }) {
       tab.setAttribute('aria-selected', String(on));
       tab.tabIndex = on ? 0 : -1;
     }
-    form.setAttribute('aria-labelledby', tabs[mode].id);
+    panel.setAttribute('aria-labelledby', tabs[mode].id);
     form.dataset.mode = mode;
     submit.textContent = mode === 'register' ? t('auth.register') : t('auth.login');
     submit.dataset.testid = mode;
@@ -86,7 +88,7 @@ export function mountAuth(root, { message, onSignedIn }) {
 
   let busy = false;
   const form = h('form', {
-    class: 'auth-form', 'data-testid': 'auth-form', role: 'tabpanel', novalidate: true,
+    class: 'auth-form', 'data-testid': 'auth-form', novalidate: true,
     onsubmit: async (event) => {
       event.preventDefault();
       if (busy) return;
@@ -128,6 +130,7 @@ export function mountAuth(root, { message, onSignedIn }) {
   error,
   offer,
   h('div', { class: 'auth-actions' }, submit));
+  panel.append(form);
   setMode('login');
 
   if (message) showError(message);
@@ -140,7 +143,7 @@ export function mountAuth(root, { message, onSignedIn }) {
           h('h1', { text: 'Mapsim Chat' }),
           h('p', { class: 'tagline', text: t('auth.tagline') }))),
       tablist,
-      form,
+      panel,
       h('div', { class: 'auth-foot' }, languagePicker(), h('p', { class: 'auth-note', text: t('auth.note') }))));
 
   root.replaceChildren(screen);

@@ -62,7 +62,7 @@ function profilePanel() {
   const showPreview = () => preview.replaceChildren(profiles.personAvatar(me, 'xl'));
   const avatarStatus = status();
   const fileInput = h('input', {
-    type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', class: 'visually-hidden-file', 'data-testid': 'avatar-file', tabindex: '-1',
+    type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', class: 'visually-hidden-file', 'data-testid': 'avatar-file', tabindex: '-1', 'aria-label': t('profile.choose'),
     onchange: async () => {
       const file = fileInput.files?.[0];
       fileInput.value = '';
