@@ -129,9 +129,20 @@ type proxyClient struct {
 }
 
 func newProxyClient(t *testing.T, scheme, port string, pool *x509.CertPool) *proxyClient {
+	return newProxyClientFrom(t, scheme, port, pool, "")
+}
+
+// newProxyClientFrom is newProxyClient with the connections made from a
+// loopback address of the test's choice ("" for any), so that a client can
+// be told apart from the proxy, which talks to the nodes from 127.0.0.1.
+func newProxyClientFrom(t *testing.T, scheme, port string, pool *x509.CertPool, from string) *proxyClient {
+	dialer := &net.Dialer{}
+	if from != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		_, p, _ := net.SplitHostPort(addr)
-		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", p))
+		return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", p))
 	}
 	transport := func(h2 bool) *http.Transport {
 		return &http.Transport{DialContext: dial, ForceAttemptHTTP2: h2, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: proxyHost}}
