@@ -74,14 +74,15 @@ image:
 	  -f Containerfile -t $(IMAGE) .
 
 ## test: every test: the checkers, govulncheck, a short fuzz run, Go with the
-## race detector (with the deployment tests: the image, nginx and caddy, the
-## README's walk-through), the browser tests, then the release check (needs
-## mariadb-server, clamav-daemon, chromium, nodejs, curl, nginx-light, caddy,
+## race detector (with the deployment tests: the image, nginx and caddy,
+## nginx and haproxy in front of nodes, the README's walk-through), the
+## browser tests, then the release check (needs mariadb-server,
+## clamav-daemon, chromium, nodejs, curl, nginx-light, caddy, haproxy,
 ## podman and runc: see README)
 test: vet vuln fuzz test-go test-web test-release
 
-# cmd/mapsim-chat starts real servers, MariaDB, Redis, nginx, Caddy and
-# podman: a few minutes alone, past 20 on a 2-core machine busy with other
+# cmd/mapsim-chat starts real servers, MariaDB, Redis, nginx, Caddy, HAProxy
+# and podman: a few minutes alone, past 20 on a 2-core machine busy with other
 # work, so its bound is 40 minutes (CI's whole run has 90).
 test-go:
 	$(GO) test -race -count=1 -timeout 40m ./...
