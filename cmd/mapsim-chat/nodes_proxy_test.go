@@ -49,6 +49,7 @@ func TestNodesBehindNginx(t *testing.T) {
 		"server 10.0.0.11:8000", "server 127.0.0.1:"+port(0),
 		"server 10.0.0.12:8000", "server 127.0.0.1:"+port(1),
 		"server 10.0.0.13:8000", "server 127.0.0.1:"+port(2),
+		"/var/log/nginx/mapsim-chat.access.log", filepath.Join(dir, "site.log"),
 	)
 	os.WriteFile(filepath.Join(dir, "mapsim-chat.conf"), []byte(site), 0o644)
 	main := fmt.Sprintf(`daemon off;
@@ -75,8 +76,47 @@ http {
 	proxy := startProxy(t, "nginx", exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf))
 	pc := newProxyClient(t, "https", httpsPort, pool)
 	pc.waitReady(proxy)
-	checkClientAddress(t, c, httpsPort, pool)
-	checkNodesBehind(t, c, pc, "nginx")
+	id := checkClientAddress(t, c, httpsPort, pool)
+	if id == plantedRequestID || !wellFormedNginxID(id) {
+		t.Fatalf("X-Request-Id %q: nginx should have replaced the client's with its $request_id", id)
+	}
+	tokens := checkNodesBehind(t, c, pc, "nginx")
+
+	// nginx logs each request under the id the node got, WebSockets
+	// included, without their tickets and tokens (nginx writes a line when
+	// the request ends: the killed node's sockets ended with it).
+	logFile := filepath.Join(dir, "site.log")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), " /ws ") && strings.Contains(string(b), " "+id+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx's site log has no WebSocket line or no line ending in request id %s within 30 s:\n%s", id, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(logFile)
+	for _, secret := range append(tokens, "ticket=", "token=", "?") {
+		if strings.Contains(string(b), secret) {
+			t.Fatalf("nginx logged a query string, ticket or token (%.20s…)", secret)
+		}
+	}
+}
+
+// wellFormedNginxID reports whether s reads as nginx's $request_id: 32
+// lower-case hex digits.
+func wellFormedNginxID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // TestNodesBehindHAProxy runs deploy/haproxy-nodes.cfg.example in Debian's

@@ -324,6 +324,7 @@ func TestReverseProxies(t *testing.T) {
 			"/etc/letsencrypt/live/chat.example.com/fullchain.pem", certFile,
 			"/etc/letsencrypt/live/chat.example.com/privkey.pem", keyFile,
 			"proxy_pass http://127.0.0.1:8000;", "proxy_pass http://127.0.0.1:"+upstream+";",
+			"/var/log/nginx/mapsim-chat.access.log", filepath.Join(dir, "site.log"),
 		)
 		os.WriteFile(filepath.Join(dir, "mapsim-chat.conf"), []byte(site), 0o644)
 		// The http block of Debian's /etc/nginx/nginx.conf, reduced to what a
@@ -359,6 +360,13 @@ http {
 			t.Errorf("nginx served the page over %s, want HTTP/2", resp.Proto)
 		}
 		c.checkThroughProxy("nina")
+		// The site's log has the requests, and no query string: a
+		// WebSocket's ticket is in its URL.
+		if b, err := os.ReadFile(filepath.Join(dir, "site.log")); err != nil || !strings.Contains(string(b), "POST /ws-ticket/ ") {
+			t.Fatalf("nginx's site log (%v) has no line for the ticket request:\n%s", err, b)
+		} else if strings.Contains(string(b), "ticket=") || strings.Contains(string(b), "?") {
+			t.Fatalf("nginx logged a query string:\n%s", b)
+		}
 
 		plain := newProxyClient(t, "http", httpPort, pool)
 		if resp, _ := plain.do("GET", "/login?next=1", "", "", nil); resp.StatusCode != http.StatusMovedPermanently ||
