@@ -78,7 +78,7 @@ ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE
 URLS=() NODE_PIDS=() DEBUG_URLS=()
 start_nodes() {
   local n=$1 db=$2 redis=${3:-} i logf url
-  "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -e "CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
   URLS=() NODE_PIDS=() DEBUG_URLS=()
   for i in $(seq "$n"); do
     logf="$OUT/nodes-$db-$i.log"
@@ -101,7 +101,7 @@ start_nodes() {
 }
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
 
-# profile LABEL RATE: in the background, 5 s into the measured time, each
+# profile LABEL RATE: in the background, 20 s after the tool starts (its connect phase done), each
 # node's /debug/vars, a 10 s CPU profile, and /debug/vars again.
 profile() {
   [ -n "$PROFILE" ] || return 0
@@ -109,7 +109,7 @@ profile() {
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
     local base="$OUT/nodes-prof-$label-$rate-node$i"
-    ( sleep 15
+    ( sleep 20
       curl -s "$u/debug/vars" >"$base-vars0.json"
       curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"
       curl -s "$u/debug/vars" >"$base-vars1.json" ) &
@@ -121,16 +121,17 @@ run() {
   echo "### $label, $CLIENTS members, $rate msgs/s" >&2
   profile "$label" "$rate"
   "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -rate "$rate" -warmup 3s -duration "$DURATION" \
-    -label "$label" -token-file "$OUT/nodes-tokens-$label.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
+    -label "$label" -token-file "$OUT/nodes-tokens-fanout.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
     || tail -5 "$OUT/nodes-$label-$rate.log" >&2
 }
 
 if [[ " $SECTIONS " == *" fanout "* ]]; then
-  start_nodes 1 one_node
+  # One database for both, so the users are registered (argon2) once.
+  start_nodes 1 fanout
   for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
   stop_nodes
 
-  start_nodes "$NODES" nodes redis
+  start_nodes "$NODES" fanout redis
   args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
   for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
   stop_nodes
