@@ -5,14 +5,27 @@
 # the tables; the highest rate whose p99 stays within 200 ms with no loss is
 # the sustained one.
 #
+# With SECTIONS=failover (or "fanout failover") it also kills a node: NODES
+# nodes, KILL_CLIENTS clients on the last one and the rest of KILL_TOTAL on
+# the others, rooms of 5-10 members, KILL_RATE msgs/s; after 10 s the load
+# tool sends SIGKILL to that node's process and times its clients' move to
+# the others (all back; all holding every message acked before the kill).
+#
+# PROFILE=1 gives every node a DEBUG_ADDR and saves, for each fan-out run,
+# a CPU profile of each node over 10 s of the measured time and its
+# /debug/vars before and after (bench/out/nodes-prof-*).
+#
 #   bench/nodes.sh                       CLIENTS=1000 NODES=3 RATES="10 20 40"
 #   CLIENTS=1000 RATES="30 60" bench/nodes.sh
+#   SECTIONS=failover KILL_CLIENTS=5000 KILL_TOTAL=7000 KILL_USERS=3500 bench/nodes.sh
 #
 # Everything it starts is stopped by pid on exit; all traffic is on 127.0.0.x.
 set -euo pipefail
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
+SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-}
+KILL_CLIENTS=${KILL_CLIENTS:-5000} KILL_TOTAL=${KILL_TOTAL:-7000} KILL_USERS=${KILL_USERS:-$KILL_TOTAL} KILL_RATE=${KILL_RATE:-100}
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
 # The databases are fresh each run: tokens of an earlier run are no good.
@@ -62,14 +75,19 @@ ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE
   DB_HOST=127.0.0.1 DB_PORT="$MDB_PORT" DB_USER=root UPLOAD_DIR="$T/uploads" DATA_DIR="$T/data")
 
 # start_nodes N DBNAME [REDIS]: N server processes; sets URLS.
-URLS=() NODE_PIDS=()
+URLS=() NODE_PIDS=() DEBUG_URLS=()
 start_nodes() {
   local n=$1 db=$2 redis=${3:-} i logf url
-  "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -e "CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-  URLS=() NODE_PIDS=()
+  "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  URLS=() NODE_PIDS=() DEBUG_URLS=()
   for i in $(seq "$n"); do
     logf="$OUT/nodes-$db-$i.log"
     local env=("${ENV[@]}" DB_NAME="$db" LISTEN_ADDR=127.0.0.1:0)
+    if [ -n "$PROFILE" ]; then
+      local dport; dport=$(free_port)
+      env+=(DEBUG_ADDR="127.0.0.1:$dport")
+      DEBUG_URLS+=("http://127.0.0.1:$dport")
+    fi
     [ -n "$redis" ] && env+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PREFIX="$db:")
     env "${env[@]}" "$OUT/mapsim-chat" serve >"$logf" 2>&1 &
     PIDS+=($!) NODE_PIDS+=($!)
@@ -83,19 +101,49 @@ start_nodes() {
 }
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
 
+# profile LABEL RATE: in the background, 20 s after the tool starts (its connect phase done), each
+# node's /debug/vars, a 10 s CPU profile, and /debug/vars again.
+profile() {
+  [ -n "$PROFILE" ] || return 0
+  local label=$1 rate=$2 i=0 u
+  for u in "${DEBUG_URLS[@]}"; do
+    i=$((i + 1))
+    local base="$OUT/nodes-prof-$label-$rate-node$i"
+    ( sleep 20
+      curl -s "$u/debug/vars" >"$base-vars0.json"
+      curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"
+      curl -s "$u/debug/vars" >"$base-vars1.json" ) &
+  done
+}
+
 run() {
   local label=$1 rate=$2; shift 2
   echo "### $label, $CLIENTS members, $rate msgs/s" >&2
+  profile "$label" "$rate"
   "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -rate "$rate" -warmup 3s -duration "$DURATION" \
-    -label "$label" -token-file "$OUT/nodes-tokens-$label.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
+    -label "$label" -token-file "$OUT/nodes-tokens-fanout.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
     || tail -5 "$OUT/nodes-$label-$rate.log" >&2
 }
 
-start_nodes 1 one_node
-for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
-stop_nodes
+if [[ " $SECTIONS " == *" fanout "* ]]; then
+  # One database for both, so the users are registered (argon2) once.
+  start_nodes 1 fanout
+  for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
+  stop_nodes
 
-start_nodes "$NODES" nodes redis
-args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
-for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
-stop_nodes
+  start_nodes "$NODES" fanout redis
+  args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
+  for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
+  stop_nodes
+fi
+
+if [[ " $SECTIONS " == *" failover "* ]]; then
+  start_nodes "$NODES" failover redis
+  args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
+  echo "### failover: $KILL_CLIENTS of $KILL_TOTAL clients on the node killed, $KILL_RATE msgs/s" >&2
+  "$OUT/mapsim-bench" -scenario failover "${args[@]}" -kill-pid "${NODE_PIDS[-1]}" -kill-clients "$KILL_CLIENTS" \
+    -clients "$KILL_TOTAL" -users "$KILL_USERS" -room-size 5-10 -rate "$KILL_RATE" -warmup 10s -duration 20s -drain 30s \
+    -label "$NODES-nodes-kill" -token-file "$OUT/nodes-tokens-failover.json" -json "$OUT/nodes.jsonl" \
+    -redis-addr "127.0.0.1:$REDIS_PORT" 2>"$OUT/nodes-failover.log" || tail -5 "$OUT/nodes-failover.log" >&2
+  stop_nodes
+fi

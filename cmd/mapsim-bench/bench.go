@@ -36,9 +36,14 @@ type bench struct {
 	users   []*user
 	clients []*client
 	nodes   *nodeStats // with several -url; nil with one
-	rooms   []*room
-	stats   *stats
-	smp     *sampler // the scenario's samples of the server, for the plot
+	nodeAPI []*api     // each node's API (tickets are asked of the node a client connects to)
+	// dead marks the nodes the failover scenario killed; reconnects go
+	// round-robin (nextNode) to the others.
+	dead     []atomic.Bool
+	nextNode atomic.Int64
+	rooms    []*room
+	stats    *stats
+	smp      *sampler // the scenario's samples of the server, for the plot
 	// loggedIn is how many users this run had to log in (argon2 on the
 	// server just before the connections: garbage in the RSS baseline).
 	loggedIn int

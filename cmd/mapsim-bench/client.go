@@ -83,21 +83,33 @@ func (c *client) connect(ctx context.Context) error {
 		old.CloseNow()
 		<-oldDone
 	}
+	// A client of a killed node goes to another, as a balancer would
+	// send it. (Written with the old reader gone and before the new one.)
+	c.mu.Lock()
+	if b.dead != nil && b.dead[c.node].Load() {
+		c.node = b.aliveNode()
+	}
+	node := c.node
+	c.mu.Unlock()
 	tok, err := b.token(ctx, c.user)
 	if err != nil {
 		return err
 	}
-	t, err := b.api.ticket(ctx, tok)
+	nodeAPI := b.api
+	if node < len(b.nodeAPI) {
+		nodeAPI = b.nodeAPI[node]
+	}
+	t, err := nodeAPI.ticket(ctx, tok)
 	if statusOf(err) == http.StatusUnauthorized {
 		// A stale token from the token file: log in again.
 		if tok, err = b.relogin(ctx, c.user); err == nil {
-			t, err = b.api.ticket(ctx, tok)
+			t, err = nodeAPI.ticket(ctx, tok)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("ticket: %w", err)
 	}
-	u := *b.cfg.nodes[c.node]
+	u := *b.cfg.nodes[node]
 	u.Scheme, u.Path = "ws", "/ws"
 	u.RawQuery = url.Values{"ticket": {t}, "resume": {"1"}}.Encode()
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: b.wsClients[c.src], CompressionMode: websocket.CompressionDisabled})
@@ -388,6 +400,7 @@ func (c *client) trySend(ctx context.Context, buf []byte) ([]byte, bool) {
 	}
 	ws := c.ws
 	r := c.room
+	node := c.node
 	now := time.Now().UnixNano()
 	seq := r.nextSeq(now)
 	var text, id [96]byte
@@ -400,7 +413,7 @@ func (c *client) trySend(ctx context.Context, buf []byte) ([]byte, bool) {
 	c.pending[seq] = bytes.Clone(buf)
 	c.mu.Unlock()
 	if b.nodes != nil {
-		b.nodes.sentFrom(r.idx, seq, c.node)
+		b.nodes.sentFrom(r.idx, seq, node)
 	}
 	b.stats.sent.Add(1)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)

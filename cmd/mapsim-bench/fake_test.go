@@ -30,6 +30,12 @@ type fakeServer struct {
 	conns   int
 	dropNth int // the nth message is not delivered to its room's first member
 	dupNth  int // the nth message is delivered twice to its room's second member
+	// Several nodes: connections by the node (Host) they came in on; a
+	// starved node's connections get no live messages (only what sync
+	// replays), and with noReplay sync replays nothing.
+	byHost   map[string][]*fakeConn
+	starve   string
+	noReplay bool
 }
 
 type fakeRoom struct {
@@ -41,6 +47,7 @@ type fakeRoom struct {
 }
 
 type fakeConn struct {
+	host string
 	ws   *websocket.Conn
 	user string
 	seq  int
@@ -59,7 +66,16 @@ func (c *fakeConn) writeRaw(b []byte) {
 
 func newFakeServer(tb testing.TB, dropNth, dupNth int) string {
 	tb.Helper()
-	s := &fakeServer{rooms: map[string]*fakeRoom{}, stored: map[string]int64{}, dropNth: dropNth, dupNth: dupNth}
+	s := &fakeServer{dropNth: dropNth, dupNth: dupNth}
+	srv := httptest.NewServer(s.handler())
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// handler is the fake's API; several httptest servers on one handler are
+// the nodes of one installation.
+func (s *fakeServer) handler() http.Handler {
+	s.rooms, s.stored, s.byHost = map[string]*fakeRoom{}, map[string]int64{}, map[string][]*fakeConn{}
 	mux := http.NewServeMux()
 	fields := func(r *http.Request) map[string]any {
 		m := map[string]any{}
@@ -100,7 +116,8 @@ func newFakeServer(tb testing.TB, dropNth, dupNth int) string {
 		}
 		s.mu.Lock()
 		s.conns++
-		c := &fakeConn{ws: ws, user: r.URL.Query().Get("ticket"), seq: s.conns}
+		c := &fakeConn{host: r.Host, ws: ws, user: r.URL.Query().Get("ticket"), seq: s.conns}
+		s.byHost[r.Host] = append(s.byHost[r.Host], c)
 		s.mu.Unlock()
 		defer s.drop(c)
 		c.write(map[string]any{"type": "hello", "username": c.user, "resume": true})
@@ -120,7 +137,7 @@ func newFakeServer(tb testing.TB, dropNth, dupNth int) string {
 				room := s.rooms[in.Chat_name]
 				last := in.After_id
 				for i, id := range room.ids {
-					if id > in.After_id {
+					if id > in.After_id && !s.noReplay {
 						c.writeRaw(room.msgs[i])
 						last = id
 					}
@@ -133,9 +150,18 @@ func newFakeServer(tb testing.TB, dropNth, dupNth int) string {
 			}
 		}
 	})
-	srv := httptest.NewServer(mux)
-	tb.Cleanup(srv.Close)
-	return srv.URL
+	return mux
+}
+
+// kill ends every connection that came in on host at once, with no close
+// frame, as a process killed with SIGKILL does.
+func (s *fakeServer) kill(host string) {
+	s.mu.Lock()
+	conns := s.byHost[host]
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.ws.CloseNow()
+	}
 }
 
 // send stores a message (once per client id) and fans it out in id order.
@@ -158,6 +184,9 @@ func (s *fakeServer) send(from *fakeConn, chatName, clientID, text string) {
 	subs := slices.Clone(room.subs)
 	slices.SortFunc(subs, func(a, b *fakeConn) int { return a.seq - b.seq })
 	for i, c := range subs {
+		if c.host == s.starve && s.starve != "" {
+			continue
+		}
 		if s.sent == s.dropNth && i == 0 {
 			continue
 		}

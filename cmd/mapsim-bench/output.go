@@ -36,6 +36,7 @@ type result struct {
 	Ack              *summary         `json:"ack,omitempty"`     // send → ack
 	DrainSeconds     float64          `json:"drain_seconds,omitempty"`
 	Reconnect        *reconnectResult `json:"reconnect,omitempty"`
+	Failover         *failoverResult  `json:"failover,omitempty"`
 	History          *historyResult   `json:"history,omitempty"`
 
 	Drops           int64            `json:"drops"` // connections the server ended unexpectedly
@@ -244,6 +245,15 @@ func writeTable(w io.Writer, res *result) {
 				r.GoroutinesBefore, r.GoroutinesAfter, r.HeapBeforeMiB, r.HeapAfterMiB)
 		}
 	}
+	if f := res.Failover; f != nil {
+		row("failover", "kill -9 %d (%s) with %d clients; %d back on the others (%d gave up), the last %.2f s after the kill (jitter %gs)",
+			f.PID, f.Node, f.Clients, f.Back, f.Clients-f.Back, f.AllBackSeconds, f.Jitter)
+		row("caught up", "%d with every message acked before the kill, the last %.2f s after it; %d deliveries still missing",
+			f.CaughtUp, f.AllCaughtUpSeconds, f.Missing)
+		row("back each", "%s", fmtSummary(f.BackEach))
+		row("caught up each", "%s", fmtSummary(f.CaughtUpEach))
+		row("moved to", "%s", counts(intCounts(f.MovedTo)))
+	}
 	if h := res.History; h != nil {
 		row("history fill", "%d messages in %.1f s (%.0f commits/s)", h.Messages, h.FillSeconds, h.FillRate)
 		row("ack latency (fill)", "%s", fmtSummary(deref(res.Ack)))
@@ -322,6 +332,14 @@ func paramText(res *result) string {
 	}
 	return fmt.Sprintf("%d clients%s in %d rooms of %s, %s, %s, %gs (+%gs warm-up), in-flight %d, %d B, %s",
 		p.Clients, users, res.Rooms, p.RoomSize, senders, rateString(p.Rate), p.Duration, p.Warmup, p.Inflight, p.MsgBytes, src)
+}
+
+func intCounts(m map[string]int) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = int64(v)
+	}
+	return out
 }
 
 func deref(s *summary) summary {

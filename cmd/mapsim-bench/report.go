@@ -153,6 +153,24 @@ var targets = []target{
 				rc.Back == rc.Clients && rc.AllBackSeconds <= 15 && noLoss(r.Deliveries)
 		},
 	},
+	{
+		scenario: "failover", text: "a killed node's 5,000 clients back on the others and caught up within 10 s, zero loss",
+		atSize: func(r *result) (bool, string) {
+			f := r.Failover
+			if f == nil {
+				return false, "no kill"
+			}
+			return f.Clients >= 5000, fmt.Sprintf("%d of %d clients on the killed node, rooms of %s, %g msgs/s", f.Clients, r.Connections, r.Params.RoomSize, r.Params.Rate)
+		},
+		checks: func(r *result) (string, bool) {
+			f := r.Failover
+			if f == nil {
+				return "no kill", false
+			}
+			return fmt.Sprintf("%d/%d back in %.2f s, caught up in %.2f s (each: p99 %s ms), %s", f.Back, f.Clients, f.AllBackSeconds, f.AllCaughtUpSeconds, ms(f.CaughtUpEach.P99), lossText(r.Deliveries)),
+				f.Back == f.Clients && f.CaughtUp == f.Clients && f.Missing == 0 && f.AllCaughtUpSeconds <= 10 && noLoss(r.Deliveries)
+		},
+	},
 }
 
 // offeredDeliveries is the delivery rate a run asked for: its message rate

@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,10 @@ Scenarios:
   rooms      rooms of -room-size (such as 5-10) members; -rate msgs/s spread over the rooms
   reconnect  rooms as above with messages flowing; after -warmup every connection is cut at once,
              all reconnect (new ticket, resume=1, sync from the last id seen, unacked messages resent)
+  failover   rooms as above over several -url, -kill-clients of them on the -kill-node; after -warmup
+             the tool sends SIGKILL to -kill-pid (that node's process) and its clients reconnect
+             round-robin to the other nodes: time until all are back, and until all hold every
+             message acknowledged before the kill
   commits    -senders connections, each alone in its own room and not syncing it (nothing is fanned
              out): commits/s and ack latency at -rate (0: as fast as -inflight allows)
   history    fill one room with -messages from -senders connections, then time GET /messages/
@@ -71,9 +76,12 @@ type config struct {
 	cpuProfile         string
 	debugURL           *url.URL // the server's DEBUG_ADDR listener, or nil
 	serverProfile      string
+	killPID            int // failover: the process of the killed node
+	killNode           int // failover: 1-based index of -url; 0 elsewhere
+	killClients        int // failover: clients on the killed node (0: its round-robin share)
 }
 
-var scenarios = []string{"idle", "fanout", "rooms", "reconnect", "commits", "history"}
+var scenarios = []string{"idle", "fanout", "rooms", "reconnect", "failover", "commits", "history"}
 
 // run is the whole program behind main.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -137,6 +145,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.settle, "settle", 2*time.Minute, "history: after timing pages right after the fill, wait at most this long for the machine to go quiet (CPU, dirty pages) before the measured pages (0: time them once, right after the fill)")
 	fs.DurationVar(&cfg.reconnectJitter, "reconnect-jitter", time.Second, "a reconnecting client first waits a random time up to this (real clients back off 1 s with jitter)")
 	fs.StringVar(&cfg.goroutineDump, "goroutine-dump", "", "idle: at the end, SIGQUIT the -server-pid (this ENDS it) and count goroutines in its log, this file")
+	fs.IntVar(&cfg.killPID, "kill-pid", 0, "failover: the process id of the node to kill (SIGKILL) after -warmup")
+	fs.IntVar(&cfg.killNode, "kill-node", 0, "failover: which -url is that node, 2 to the number of -url (default the last; the first serves the tool's setup)")
+	fs.IntVar(&cfg.killClients, "kill-clients", 0, "failover: clients on the killed node, the rest spread over the others (0: an even share)")
 	var debugURL string
 	fs.StringVar(&debugURL, "debug-url", "", "the server's DEBUG_ADDR listener (http://127.0.0.1:PORT): goroutines and heap per connection from /debug/vars (idle, reconnect), and -server-profile")
 	fs.StringVar(&cfg.serverProfile, "server-profile", "", "with -debug-url: write the server's CPU profile over the measured time (idle: its heap profile at the end) here")
@@ -218,8 +229,27 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.rate < 0 || cfg.rate > 1e6 {
 		bad("-rate must be 0 to 1000000")
 	}
-	if cfg.rate == 0 && (cfg.scenario == "fanout" || cfg.scenario == "rooms" || cfg.scenario == "reconnect") {
-		bad("-rate 0 (closed loop) is only for commits and history; fanout, rooms and reconnect need a rate")
+	if cfg.rate == 0 && (cfg.scenario == "fanout" || cfg.scenario == "rooms" || cfg.scenario == "reconnect" || cfg.scenario == "failover") {
+		bad("-rate 0 (closed loop) is only for commits and history; fanout, rooms, reconnect and failover need a rate")
+	}
+	if cfg.scenario == "failover" {
+		if cfg.killNode == 0 {
+			cfg.killNode = len(cfg.nodes)
+		}
+		switch {
+		case len(cfg.nodes) < 2:
+			bad("-scenario failover needs at least two -url (nodes of one installation)")
+		case cfg.killNode < 2 || cfg.killNode > len(cfg.nodes):
+			bad("-kill-node must be 2 to %d (the first -url serves the tool's setup)", len(cfg.nodes))
+		}
+		if cfg.killPID <= 1 || cfg.killPID == os.Getpid() {
+			bad("-scenario failover needs -kill-pid, the process id of the node to kill")
+		}
+		if cfg.killClients < 0 || cfg.killClients >= cfg.clients {
+			bad("-kill-clients must be 0 to fewer than -clients (%d): the other nodes need some", cfg.clients)
+		}
+	} else if cfg.killPID != 0 || cfg.killNode != 0 || cfg.killClients != 0 {
+		bad("-kill-pid, -kill-node and -kill-clients are for -scenario failover")
 	}
 	if cfg.duration <= 0 || cfg.duration > 2*time.Hour || cfg.warmup < 0 || cfg.warmup > 10*time.Minute || cfg.drain < 0 || cfg.drain > 10*time.Minute {
 		bad("-duration must be up to 2h, -warmup and -drain up to 10m")
@@ -330,6 +360,10 @@ func runScenario(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 	b := &bench{cfg: cfg, log: stderr, run: "r" + hex.EncodeToString(runID), stats: newStats()}
 	b.startNodes()
 	b.api = &api{base: cfg.url, hc: newHTTPClient(cfg.sources[0], 2*cfg.setupConcurrency+2*cfg.connectConcurrency+16)}
+	b.dead = make([]atomic.Bool, len(cfg.nodes))
+	for _, u := range cfg.nodes {
+		b.nodeAPI = append(b.nodeAPI, &api{base: u, hc: b.api.hc})
+	}
 	for _, src := range cfg.sources {
 		b.wsClients = append(b.wsClients, newHTTPClient(src, 0))
 	}
@@ -439,7 +473,7 @@ func (b *bench) plan(res *result) error {
 	case "fanout":
 		b.addRoom(b.clients, cfg.senders, true)
 		res.Params.RoomSize = strconv.Itoa(cfg.clients)
-	case "rooms", "reconnect":
+	case "rooms", "reconnect", "failover":
 		i := 0
 		for _, n := range planRooms(cfg.clients, cfg.roomMin, cfg.roomMax, 1) {
 			b.addRoom(b.clients[i:i+n], n, true)

@@ -15,7 +15,8 @@ import (
 func (b *bench) newClients(n int) {
 	b.clients = make([]*client, n)
 	for i := range b.clients {
-		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsClients), node: i % len(b.cfg.nodes)}
+		node := nodeForClient(i, n, len(b.cfg.nodes), b.cfg.killNode-1, b.cfg.killClients)
+		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsClients), node: node}
 	}
 }
 
@@ -114,9 +115,10 @@ func (b *bench) startRun(ctx context.Context) (smp *sampler, stop context.Cancel
 	return smp, stop
 }
 
-// runMessaging is fanout, rooms, reconnect and commits: connect, send for
-// warmup + duration (cutting every connection at the end of the warmup in
-// the reconnect scenario), drain, and account.
+// runMessaging is fanout, rooms, reconnect, failover and commits: connect,
+// send for warmup + duration (at the end of the warmup cutting every
+// connection in the reconnect scenario, killing a node in failover),
+// drain, and account.
 func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	if _, err := b.prepare(ctx, res); err != nil {
 		return err
@@ -138,11 +140,17 @@ func (b *bench) runMessaging(ctx context.Context, res *result) error {
 	varsStart, _, _ := b.serverVars(ctx)
 	pacers := b.startPacers(ctx, b.cfg.pacers, b.cfg.rate, 0, to)
 
-	if b.cfg.scenario == "reconnect" {
+	switch b.cfg.scenario {
+	case "reconnect":
 		if !sleepUntil(ctx, from) {
 			return ctx.Err()
 		}
 		res.Reconnect = b.storm(ctx, to)
+	case "failover":
+		if !sleepUntil(ctx, from) {
+			return ctx.Err()
+		}
+		res.Failover = b.failover(ctx, to)
 	}
 	pacers.Wait()
 	sentAtEnd := b.stats.sent.Load()
