@@ -210,11 +210,6 @@ type app struct {
 	limitsRedis *goredis.Client
 }
 
-// sharedLimitTimeout bounds one check of a shared rate limit in Redis;
-// past it the node's own limiter answers (see ratelimit.Shared). Redis on
-// a private network answers in well under a millisecond.
-const sharedLimitTimeout = 50 * time.Millisecond
-
 // sharedThrottle keeps the login throttle's counts in Redis.
 type sharedThrottle struct{ t *redisstate.Throttles }
 
@@ -296,9 +291,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		limitsRedis *goredis.Client
 	)
 	if redis != nil {
-		limitsRedis = redisstate.FastClient(redis.Client(), sharedLimitTimeout)
+		limitsRedis = redisstate.FastClient(redis.Client(), cfg.RedisLimitTimeout)
 		limits = ratelimit.NewShared(redisstate.NewBuckets(limitsRedis, cfg.RedisPrefix), ratelimit.SharedOptions{
-			Timeout: sharedLimitTimeout, Log: log,
+			Timeout: cfg.RedisLimitTimeout, Log: log,
 		})
 		m.WatchSharedLimits(limits)
 		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mapsim/mapsim-chat/internal/ratelimit"
+	"github.com/mapsim/mapsim-chat/internal/testutil/redistest"
 )
 
 // BenchmarkFrameAllow is the per-frame check of a connection's frame rate.

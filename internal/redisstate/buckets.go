@@ -35,9 +35,14 @@ func NewBuckets(rdb *redis.Client, prefix string) *Buckets {
 // after timeout, and nothing is retried (a retried take could count twice).
 func FastClient(rdb *redis.Client, timeout time.Duration) *redis.Client {
 	o := *rdb.Options()
+	// The copy must not share the first client's push-notification state
+	// (go-redis registers its handlers once per processor).
+	o.PushNotificationProcessor, o.MaintNotificationsConfig = nil, nil
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
+	// Connections kept open, so that a check seldom waits for a dial.
+	o.MinIdleConns = max(o.MinIdleConns, 2)
 	o.ClientName = "mapsim-chat-limits"
 	return redis.NewClient(&o)
 }
