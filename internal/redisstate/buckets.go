@@ -41,6 +41,8 @@ func FastClient(rdb *redis.Client, timeout time.Duration) *redis.Client {
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
+	// One dial, no backoff between dials (go-redis tries 5, 100 ms apart).
+	o.DialerRetries, o.DialerRetryTimeout, o.DialerRetryBackoff = 1, time.Millisecond, nil
 	// Connections kept open, so that a check seldom waits for a dial.
 	o.MinIdleConns = max(o.MinIdleConns, 2)
 	o.ClientName = "mapsim-chat-limits"
