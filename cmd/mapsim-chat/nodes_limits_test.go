@@ -120,6 +120,7 @@ func TestNodesShareRateLimits(t *testing.T) {
 	// Redis back: the next checks find it (one a second tries) and the
 	// budget is one again.
 	c.redis.Restart()
+	c.waitBroker("up") // a WebSocket opens again (tickets, presence)
 	probe := dial(n0.MustLogin(t, "newcomer0", testPassword))
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
