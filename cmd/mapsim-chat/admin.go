@@ -239,7 +239,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 		}
 		return a.record(ctx, cmd, "", "every key version rewrapped")
 	case "prune-uploads":
-		up, err := newUploads(cfg, st, nil, log, uploads.Metrics{}, nil)
+		up, err := newUploads(cfg, st, nil, log, uploads.Metrics{}, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func runAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, args []s
 		if !f.yes {
 			return errors.New("clear-data deletes every message, file and key version for good; run it again with --yes to go ahead (stop the server first)")
 		}
-		up, err := newUploads(cfg, st, nil, log, uploads.Metrics{}, nil)
+		up, err := newUploads(cfg, st, nil, log, uploads.Metrics{}, nil, nil)
 		if err != nil {
 			return err
 		}

@@ -94,7 +94,7 @@ func (a *adminRun) deleteUser(ctx context.Context, f adminFlags) error {
 	}
 	filesSaid := fmt.Sprintf("%d files kept (their messages still link them; -remove-files removes them)", len(files))
 	if f.removeFiles {
-		up, err := newUploads(a.cfg, a.st, nil, a.log, uploads.Metrics{}, nil)
+		up, err := newUploads(a.cfg, a.st, nil, a.log, uploads.Metrics{}, nil, nil)
 		if err != nil {
 			return err
 		}

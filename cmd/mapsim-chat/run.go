@@ -33,6 +33,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/tlscert"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 	"github.com/mapsim/mapsim-chat/web"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 const usage = `usage: mapsim-chat [command]
@@ -204,6 +205,9 @@ type app struct {
 	// on them; nil on a single node.
 	redis    *broker.Redis
 	presence *redisstate.Presence
+	// limitsRedis is the client the shared rate limits ask (it gives up
+	// sooner than the broker's); nil on a single node.
+	limitsRedis *goredis.Client
 }
 
 // sharedThrottle keeps the login throttle's counts in Redis.
@@ -281,8 +285,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		tickets  auth.TicketStore // in this node's memory
 		presence *redisstate.Presence
 		shared   hub.Presence
+		// limits keeps the rate limits' budgets in Redis, one per user
+		// or address for every node.
+		limits      *ratelimit.Shared
+		limitsRedis *goredis.Client
 	)
 	if redis != nil {
+		limitsRedis = redisstate.FastClient(redis.Client(), cfg.RedisLimitTimeout)
+		limits = ratelimit.NewShared(redisstate.NewBuckets(limitsRedis, cfg.RedisPrefix), ratelimit.SharedOptions{
+			Timeout: cfg.RedisLimitTimeout, Log: log,
+		})
+		m.WatchSharedLimits(limits)
 		tickets = redisstate.NewTickets(redis.Client(), cfg.RedisPrefix)
 		presence = redisstate.NewPresence(redis.Client(), cfg.RedisPrefix, redisstate.PresenceOptions{
 			Node: redis.Node(), TTL: cfg.PresenceNodeTTL, Grace: cfg.PresenceGrace, Log: log,
@@ -298,14 +311,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	chatsSvc := chats.New(chats.Options{Store: st, Ring: ring, Sequencer: seq, Broker: b, Log: log, CommitTimeout: cfg.CommitTimeout})
 	au := auth.NewService(auth.Options{
 		Store: st, SigningKey: keyring.SigningKey(key), TokenTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL,
-		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour,
+		Registration: cfg.Registration, RegistrationsPerHour: cfg.RegistrationsPerHour, SharedLimits: limits,
 		ConcurrentHash: max(2, runtime.GOMAXPROCS(0)), Tickets: tickets,
 	})
 	if redis != nil {
 		au.ShareThrottle(sharedThrottle{redisstate.NewThrottles(redis.Client(), cfg.RedisPrefix)})
 	}
 	h := hub.New(hub.Options{
-		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(),
+		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(), SharedLimits: limits,
 		QueueSize: cfg.WSQueueSize, PingInterval: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout, WriteTimeout: cfg.WSWriteTimeout,
 		FrameTimeout: cfg.CommitTimeout,
 		SyncPage:     cfg.SyncPageSize, TypingTTL: cfg.TypingTTL, PresenceLimit: cfg.PresenceLimit, PresenceGrace: cfg.PresenceGrace,
@@ -327,9 +340,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		brokerState = func() string { return redis.Stats().State }
 		m.WatchBroker(redis.Stats)
 	}
-	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis)
+	up, err := newUploads(cfg, st, ring, log, m.Uploads(), redis, limits)
 	if err != nil {
 		st.Close()
+		if limitsRedis != nil {
+			limitsRedis.Close()
+		}
 		return nil, err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
@@ -342,14 +358,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		BodyReadTimeout: cfg.RequestReadTimeout, UploadIdleTimeout: cfg.UploadIdleTimeout,
 		MetricsHandler: m.Handler(), MetricsToken: cfg.MetricsToken, Metrics: m.HTTP(),
 	})
-	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis, presence: presence}, nil
+	return &app{store: st, ring: ring, sequencer: seq, auth: au, hub: h, uploads: up, handler: handler, redis: redis, presence: presence,
+		limitsRedis: limitsRedis}, nil
 }
 
 // newUploads opens the upload folder. ring may be nil for admin commands
 // that only expire or remove files; redis is the broker among several
 // nodes, whose folder is shared and whose janitor runs on one at a time
-// (nil on one node).
-func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, counts uploads.Metrics, redis *broker.Redis) (*uploads.Service, error) {
+// (nil on one node), and limits keeps each user's upload rate for every
+// node (nil on one node).
+func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.Logger, counts uploads.Metrics, redis *broker.Redis, limits *ratelimit.Shared) (*uploads.Service, error) {
 	var scanner *files.Scanner
 	if cfg.ClamAVAddr != "" {
 		scanner = &files.Scanner{Addr: cfg.ClamAVAddr, Timeout: 2 * time.Minute}
@@ -358,7 +376,7 @@ func newUploads(cfg config.Config, st *store.DB, ring *keyring.Ring, log *slog.L
 		Store: st, Ring: ring, Log: log, Dir: cfg.UploadDir,
 		MaxFileBytes: cfg.UploadMaxFileBytes, MaxTotalBytes: cfg.UploadMaxSizeBytes, UserQuotaBytes: cfg.UploadUserQuotaBytes,
 		UploadsPerMinute: cfg.UploadRate, UploadBurst: cfg.UploadBurst, Scanner: scanner, Metrics: counts,
-		Shared: redis != nil, Lock: janitorLock(cfg, redis),
+		Shared: redis != nil, Lock: janitorLock(cfg, redis), SharedLimits: limits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("UPLOAD_DIR %s: %w", cfg.UploadDir, err)
@@ -388,6 +406,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer a.store.Close()
+	if a.limitsRedis != nil {
+		defer a.limitsRedis.Close()
+	}
 	log.Info("database ready", "driver", cfg.DBDriver, "key_version", a.ring.Current(), "key_versions", a.ring.Len())
 	// Before the server listens no upload can be running, so whatever is
 	// unfinished in the upload folder was left by a crash.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/mapsim/mapsim-chat/internal/chat"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 )
 
 const issuer = "mapsim-chat"
@@ -94,6 +95,9 @@ type Options struct {
 	// RegistrationsPerHour is how many accounts one client address may
 	// create an hour by open registration (see Register); 0 for no limit.
 	RegistrationsPerHour int
+	// SharedLimits, when set, keeps each address's registration budget in
+	// Redis, one budget across the nodes (see ratelimit.Shared).
+	SharedLimits *ratelimit.Shared
 
 	// Tickets, when set, keeps WebSocket tickets for every node (several
 	// nodes behind one address); nil keeps them in this node's memory.
@@ -140,7 +144,7 @@ func NewService(o Options) *Service {
 		shared:   o.Tickets,
 	}
 	if o.RegistrationsPerHour > 0 {
-		s.registrations = newRegistrationLimit(o.RegistrationsPerHour)
+		s.registrations = newRegistrationLimit(o.RegistrationsPerHour, o.SharedLimits)
 	}
 	return s
 }
@@ -212,12 +216,13 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (chat.User,
 	if inviteHash == nil && s.registrations != nil {
 		// The account is reserved before hashing, so parallel requests
 		// cannot all pass the check; a refusal gives it back.
-		if wait := s.registrations.take(req.Addr, s.now()); wait > 0 {
+		wait, shared := s.registrations.take(req.Addr, s.now())
+		if wait > 0 {
 			return chat.User{}, tooMany("Too many accounts were created from your address; try again in ", wait)
 		}
 		u, err := s.createUser(ctx, username, req.Password, email, chat.RoleMember, nil)
 		if err != nil {
-			s.registrations.giveBack(req.Addr, s.now())
+			s.registrations.giveBack(req.Addr, s.now(), shared)
 		}
 		return u, err
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// installations can share one Redis.
 	RedisURL    string
 	RedisPrefix string
+	// RedisLimitTimeout bounds one check of a shared rate limit in Redis;
+	// past it the node's own limiter answers.
+	RedisLimitTimeout time.Duration
 	// PresenceNodeTTL is how long a node's presence heartbeat in Redis
 	// holds: a node that dies stops counting this long after its last
 	// beat, and its users go offline a PresenceGrace later.
@@ -465,6 +468,7 @@ func Load(getenv func(string) string) (Config, error) {
 func (l *loader) redis(c *Config) {
 	c.RedisPrefix = l.str("REDIS_PREFIX", "mapsim:")
 	c.PresenceNodeTTL = l.duration("PRESENCE_NODE_TTL", time.Second, 6*time.Second, time.Second, 5*time.Minute)
+	c.RedisLimitTimeout = l.duration("REDIS_LIMIT_TIMEOUT", time.Millisecond, 50*time.Millisecond, time.Millisecond, 5*time.Second)
 	if len(c.RedisPrefix) > 64 || strings.ContainsAny(c.RedisPrefix, " *?[]\\\r\n\t") {
 		l.fail("REDIS_PREFIX", "at most 64 characters, without spaces or the pattern characters * ? [ ] \\")
 	}

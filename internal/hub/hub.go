@@ -68,6 +68,9 @@ type Options struct {
 	// Limits are enforced here (message size, message and frame rates)
 	// and told to each client in its hello frame.
 	Limits chat.Limits
+	// SharedLimits, when set, keeps each user's message rate in Redis, one
+	// budget across the nodes (see ratelimit.Shared).
+	SharedLimits *ratelimit.Shared
 	// QueueSize is how many frames may wait for one connection.
 	QueueSize int
 	// PingInterval and PongTimeout: ping every PingInterval, and close a
@@ -181,6 +184,9 @@ func New(o Options) *Hub {
 		messages: ratelimit.NewKeyed(o.Limits.MessageRate, o.Limits.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
 		flush:    flushClock{every: o.WriteDelay},
+	}
+	if o.SharedLimits != nil {
+		h.messages.Share(o.SharedLimits, "messages")
 	}
 	o.Broker.Subscribe(h.deliver)
 	return h

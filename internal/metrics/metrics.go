@@ -17,6 +17,7 @@ import (
 	"github.com/mapsim/mapsim-chat/internal/delivery"
 	"github.com/mapsim/mapsim-chat/internal/httpapi"
 	"github.com/mapsim/mapsim-chat/internal/hub"
+	"github.com/mapsim/mapsim-chat/internal/ratelimit"
 	"github.com/mapsim/mapsim-chat/internal/store"
 	"github.com/mapsim/mapsim-chat/internal/uploads"
 	"github.com/prometheus/client_golang/prometheus"
@@ -232,4 +233,24 @@ func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 // when the scraper asks for it).
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// WatchSharedLimits exports the state of the rate limits shared among the
+// nodes in Redis, read at each scrape (on several nodes only).
+func (r *Registry) WatchSharedLimits(s *ratelimit.Shared) {
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: Prefix + "rate_limits_shared",
+		Help: "1 while the rate limits are taken from Redis (one budget for every node), 0 while each node limits on its own."},
+		func() float64 {
+			if s.Up() {
+				return 1
+			}
+			return 0
+		}))
+	for _, limit := range []string{"messages", "uploads", "registrations"} {
+		r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        Prefix + "rate_limit_fallbacks_total",
+			Help:        "Rate-limit checks answered by this node's own limiter because Redis did not answer in time, by limit.",
+			ConstLabels: prometheus.Labels{"limit": limit},
+		}, func() float64 { return float64(s.Fallbacks(limit)) }))
+	}
 }

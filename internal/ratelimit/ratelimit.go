@@ -1,9 +1,16 @@
 // Package ratelimit holds the limits that keep one user or one address from
 // crowding out everyone else: token buckets for message and frame rates, and
 // counters of concurrent connections per client address and per user.
+//
+// On several nodes the budgets of a user or an address (Keyed, and the
+// registration limit) are taken from Shared, which keeps them in Redis;
+// each node's own buckets serve while Redis does not answer. The frame
+// rate (one connection's, on one node) and the connection counters (which
+// bound what one node holds) stay each node's own.
 package ratelimit
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,6 +58,10 @@ func (b Bucket) full(now time.Time) bool {
 type Keyed struct {
 	rate  float64
 	burst int
+	// shared, when set, holds the buckets for every node (see Share); the
+	// ones below are used while it does not answer.
+	shared *Shared
+	limit  Limit
 
 	mu      sync.Mutex
 	buckets map[int64]Bucket
@@ -62,8 +73,25 @@ func NewKeyed(rate float64, burst int) *Keyed {
 	return &Keyed{rate: rate, burst: burst, buckets: make(map[int64]Bucket)}
 }
 
-// Allow takes a token from key's bucket; see Bucket.Allow.
+// Share takes from shared buckets, one per key for every node of an
+// installation, under name (messages, uploads); this node's own buckets
+// serve while shared's store does not answer. Call it before the first
+// Allow.
+func (k *Keyed) Share(shared *Shared, name string) {
+	k.shared, k.limit = shared, Limit{Name: name, PerSecond: k.rate, Burst: k.burst}
+}
+
+// Allow takes a token from key's bucket; see Bucket.Allow. With a shared
+// store the bucket is the installation's, and now is the store's clock.
 func (k *Keyed) Allow(key int64, now time.Time) (bool, time.Duration) {
+	if k.shared != nil {
+		if ok, wait, answered := k.shared.Take(k.limit, strconv.FormatInt(key, 10)); answered {
+			if ok {
+				return true, 0
+			}
+			return false, max(wait, time.Millisecond)
+		}
+	}
 	k.mu.Lock()
 	b, ok := k.buckets[key]
 	if !ok {

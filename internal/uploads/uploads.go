@@ -107,6 +107,9 @@ type Options struct {
 	// UploadBurst (0: no limit).
 	UploadsPerMinute float64
 	UploadBurst      int
+	// SharedLimits, when set, keeps each user's upload rate in Redis, one
+	// budget across the nodes (see ratelimit.Shared).
+	SharedLimits *ratelimit.Shared
 	// MinAge: the janitor expires no file younger than this while older
 	// ones remain (default DefaultMinAge).
 	MinAge time.Duration
@@ -185,6 +188,9 @@ func New(o Options) (*Service, error) {
 	s := &Service{opt: o, log: o.Log, budget: newPixelBudget(o.DecodePixels), thumbs: newThumbState()}
 	if o.UploadsPerMinute > 0 {
 		s.rate = ratelimit.NewKeyed(o.UploadsPerMinute/60, max(1, o.UploadBurst))
+		if o.SharedLimits != nil {
+			s.rate.Share(o.SharedLimits, "uploads")
+		}
 	}
 	return s, nil
 }
