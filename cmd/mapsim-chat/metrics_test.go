@@ -178,6 +178,7 @@ var brokerFamilies = []string{
 	"mapsim_broker_gaps_filled_total", "mapsim_broker_events_replayed_total",
 	"mapsim_broker_events_published_total", "mapsim_broker_events_received_total", "mapsim_broker_events_lost_total",
 	"mapsim_broker_publish_errors_total", "mapsim_broker_publish_duration_seconds", "mapsim_broker_barrier_failures_total",
+	"mapsim_broker_subscribed_shards", "mapsim_broker_shard_subscribes_total",
 }
 
 // waitMetric scrapes until cond holds of the scrape, for at most 15 s.

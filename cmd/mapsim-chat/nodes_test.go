@@ -1098,3 +1098,82 @@ func TestNodesRecheckAfterRedisOutage(t *testing.T) {
 		t.Fatalf("carol read the group through node 1 after the recheck: %d", r.Status)
 	}
 }
+
+// TestNodesShardDelivery: a chat's events reach only the nodes that hold
+// a connection in it. With its members on nodes 0 and 1, node 2 receives
+// none of its messages or typing, while 0 and 1 get each once, in order. A
+// member connecting to node 2 gets the message sent the moment she is
+// told she is connected (a fresh chat each round, so node 2 subscribes
+// its shard each time: the race of the subscription against the send). A
+// member added on node 0 while connected to node 2 with no connection in
+// the chat there gets the chat, its system message and what follows.
+func TestNodesShardDelivery(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	n0, n1, n2 := c.node(0), c.node(1), c.node(2)
+	alice, bob, carol, dave := n0.MustUser(t, "alice"), n0.MustUser(t, "bob"), n0.MustUser(t, "carol"), n0.MustUser(t, "dave")
+	received := func(n *nodeProc) float64 { return n.mustScrape(t).value("mapsim_broker_events_received_total") }
+
+	group, start := mustGroup(t, n0, alice, "Two nodes", "bob", "carol")
+	chats := map[string]int64{group: start}
+	a := newMember(t, "alice", alice, c.urls, 0, chats)
+	b := newMember(t, "bob", bob, c.urls, 1, chats)
+	for _, m := range []*member{a, b} {
+		m.nextEvent("synced", func(f map[string]any) bool { return f["type"] == "synced" })
+	}
+	// Dave, on node 2, is in the global chat only.
+	d := n2.MustDial(t, dave, "global")
+	d.nextType("hello")
+	base := received(n2)
+	var want []int64
+	for i := range 10 {
+		m := []*member{a, b}[i%2]
+		want = append(want, m.sendAcked(group, fmt.Sprintf("m%d", i), fmt.Sprintf("message %d", i)))
+		if i == 4 {
+			a.mustSend(map[string]any{"type": "typing", "chat_name": group})
+			b.nextEvent("typing", func(f map[string]any) bool { return f["type"] == "typing" && f["username"] == "alice" })
+		}
+	}
+	slices.Sort(want)
+	for _, m := range []*member{a, b} {
+		m.waitHolds(group, want, 20*time.Second)
+	}
+	// Node 1 has them through Redis; node 2, on the same Redis, would have
+	// had them by now.
+	if got := received(n2) - base; got != 0 {
+		t.Fatalf("node 2, with no connection in the chat, received %v events from Redis", got)
+	}
+	if got := received(n1); got < float64(len(want)/2) {
+		t.Fatalf("node 1 received %v events, want at least %d", got, len(want)/2)
+	}
+
+	// A member connects to node 2 and a message follows her hello at once.
+	const rounds = 8
+	for i := range rounds {
+		g, _ := mustGroup(t, n0, alice, fmt.Sprintf("Race %d", i), "bob", "carol")
+		wa := n0.MustDial(t, alice, g)
+		wa.nextType("hello")
+		wc := n2.MustDial(t, carol, g)
+		wc.nextType("hello")
+		id := fmt.Sprintf("race-%d", i)
+		wa.send(map[string]any{"type": "text", "chat_name": g, "client_id": id, "text": textMark + id})
+		wc.next(func(f map[string]any) bool { return f["type"] == "text" && f["client_id"] == id })
+		wa.conn.Close(websocket.StatusNormalClosure, "")
+		wc.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	if sc := n2.mustScrape(t); sc.value("mapsim_broker_shard_subscribes_total") < rounds {
+		t.Fatalf("node 2 made %v shard subscriptions, want at least %d", sc.value("mapsim_broker_shard_subscribes_total"), rounds)
+	}
+
+	// Dave is added on node 0: node 2 holds him in the global chat only.
+	g, _ := mustGroup(t, n0, alice, "Added", "bob")
+	wa := n0.MustDial(t, alice, g)
+	wa.nextType("hello")
+	if r := n0.call(t, "POST", "/chats/"+g+"/members", alice, map[string]any{"members": []string{"dave"}}); r.Status != http.StatusOK {
+		t.Fatalf("add dave: %d %s", r.Status, r.Raw)
+	}
+	d.nextType("chat_added")
+	d.next(func(f map[string]any) bool { return f["type"] == "system" && f["chat_name"] == g })
+	wa.send(map[string]any{"type": "text", "chat_name": g, "client_id": "welcome", "text": textMark + "welcome"})
+	d.next(func(f map[string]any) bool { return f["type"] == "text" && f["client_id"] == "welcome" })
+}

@@ -61,6 +61,12 @@ type RedisOptions struct {
 	// beyond it they are dropped, and the other nodes told to fill from
 	// the database (0: 65536).
 	OutQueue int
+	// Shards is how many channels carry the chats' events (0:
+	// DefaultShards); every node of an installation must use the same.
+	Shards int
+	// ShardIdle is how long a shard's channel stays subscribed after this
+	// node's last connection in its chats has gone (0: DefaultShardIdle).
+	ShardIdle time.Duration
 }
 
 // Metrics are the broker's timings (its counts are RedisStats).
@@ -81,8 +87,22 @@ type Redis struct {
 	opt     RedisOptions
 	log     *slog.Logger
 	rdb     *redis.Client
-	channel string
+	channel string // the control channel every node reads
 	node    string // this process, so it skips its own events coming back
+	nshards int
+
+	// subMu guards the subscription: ps (replaced when the connection is
+	// given up), the shards this node subscribes, and pingSeq. Lock order:
+	// subMu before mu; a line's mu is never held while subMu is taken.
+	subMu   sync.Mutex
+	ps      *redis.PubSub
+	shards  map[int]*shard
+	pingSeq uint64
+	// subscribeNow wakes subscribeLoop.
+	subscribeNow chan struct{}
+	// acks are barrier answers held until the shards being subscribed when
+	// the barrier arrived are subscribed (receiveLoop only).
+	acks []heldAck
 
 	mu      sync.RWMutex
 	deliver func(chat.Event)
@@ -121,11 +141,16 @@ type RedisStats struct {
 	Published   int64  `json:"published"`
 	PublishLost int64  `json:"publish_lost"` // not published; the other nodes filled instead
 	// PublishErrors counts pipelines of publishes that failed.
-	PublishErrors int64  `json:"publish_errors"`
-	Received      int64  `json:"received"`
-	Resyncs       int64  `json:"resyncs"`
-	DownSince     string `json:"down_since,omitempty"`
-	ResyncFailed  int64  `json:"resync_failed"`
+	PublishErrors int64 `json:"publish_errors"`
+	Received      int64 `json:"received"`
+	// SubscribedShards is how many shard channels this node is subscribed
+	// to now; ShardSubscribes counts shard subscriptions made since the
+	// start.
+	SubscribedShards int64  `json:"subscribed_shards"`
+	ShardSubscribes  int64  `json:"shard_subscribes"`
+	Resyncs          int64  `json:"resyncs"`
+	DownSince        string `json:"down_since,omitempty"`
+	ResyncFailed     int64  `json:"resync_failed"`
 	// BarrierFailed counts membership changes not confirmed by every
 	// node in time (Barrier).
 	BarrierFailed int64 `json:"barrier_failed"`
@@ -159,15 +184,24 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.OutQueue <= 0 {
 		o.OutQueue = 65536
 	}
+	if o.Shards <= 0 {
+		o.Shards = DefaultShards
+	}
+	if o.ShardIdle <= 0 {
+		o.ShardIdle = DefaultShardIdle
+	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	b := &Redis{
 		opt: o, log: o.Log, rdb: redis.NewClient(ropt),
-		channel:  o.Prefix + "events",
-		node:     hex.EncodeToString(id),
-		lines:    make(map[int64]*line),
-		out:      make(chan outItem, o.OutQueue),
-		pageSize: 256,
+		channel:      o.Prefix + "events",
+		node:         hex.EncodeToString(id),
+		nshards:      o.Shards,
+		shards:       make(map[int]*shard),
+		lines:        make(map[int64]*line),
+		subscribeNow: make(chan struct{}, 1),
+		out:          make(chan outItem, o.OutQueue),
+		pageSize:     256,
 	}
 	b.since.Store(time.Now().UnixNano())
 	return b, nil
@@ -203,6 +237,7 @@ func (b *Redis) Stats() RedisStats {
 	b.statsMu.Lock()
 	s := b.stats
 	b.statsMu.Unlock()
+	s.SubscribedShards = int64(b.subscribedShards())
 	s.State = "down"
 	if b.up.Load() {
 		s.State = "up"
@@ -223,20 +258,22 @@ func (b *Redis) count(f func(*RedisStats)) {
 // back.
 func (b *Redis) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); b.publishLoop(ctx) }()
 	go func() { defer wg.Done(); b.receiveLoop(ctx) }()
+	go func() { defer wg.Done(); b.subscribeLoop(ctx) }()
 	go func() { defer wg.Done(); b.retryLoop(ctx) }()
 	wg.Wait()
 	b.rdb.Close()
 }
 
 // Publish delivers the event on this node at once and queues it for the
-// others. It never waits for Redis.
+// others, on the channel of the nodes that need it (Redis.channelFor). It
+// never waits for Redis.
 func (b *Redis) Publish(_ context.Context, ev chat.Event) error {
 	b.handle(context.Background(), ev)
 	select {
-	case b.out <- outItem{payload: encode(b.node, ev)}:
+	case b.out <- outItem{channel: b.channelFor(ev), payload: encode(b.node, ev)}:
 	default:
 		b.lostOut.Store(true)
 		b.count(func(s *RedisStats) { s.PublishLost++ })
@@ -264,9 +301,10 @@ type envelope struct {
 	Ack     string `json:"a,omitempty"`
 }
 
-// outItem is a payload queued for the channel; a barrier's is told how
+// outItem is a payload queued for a channel; a barrier's is told how
 // many nodes received it.
 type outItem struct {
+	channel string
 	payload []byte
 	barrier *barrier
 }
@@ -339,7 +377,7 @@ func (b *Redis) Barrier(ctx context.Context) error {
 	defer b.barriers.Delete(id)
 	head, _ := json.Marshal(envelope{Node: b.node, Barrier: id})
 	select {
-	case b.out <- outItem{payload: append(head, '\n'), barrier: br}:
+	case b.out <- outItem{channel: b.channel, payload: append(head, '\n'), barrier: br}:
 	default:
 		b.count(func(s *RedisStats) { s.BarrierFailed++ })
 		return errors.New("broker: the queue to Redis is full")
@@ -417,7 +455,7 @@ func (b *Redis) publishLoop(ctx context.Context) {
 		}
 		clear(barriers)
 		for _, p := range batch {
-			cmd := pipe.Publish(ctx, b.channel, p.payload)
+			cmd := pipe.Publish(ctx, p.channel, p.payload)
 			if p.barrier != nil {
 				barriers[p.barrier] = cmd
 			}
@@ -460,7 +498,7 @@ func (b *Redis) drain() {
 	for {
 		select {
 		case p := <-b.out:
-			pipe.Publish(ctx, b.channel, p.payload)
+			pipe.Publish(ctx, p.channel, p.payload)
 			continue
 		default:
 		}
@@ -494,16 +532,18 @@ func redactErr(err error) string {
 	return s
 }
 
-// receiveLoop reads the channel. Every subscription confirmation — the
-// first, and each after a reconnect — starts with a fill of this node's
-// chats from the database, as events may have been lost meanwhile.
+// receiveLoop reads the subscription: the control channel and the shards
+// this node subscribes. Every control-channel confirmation — the first,
+// and each after a reconnect — starts with a fill of this node's chats
+// from the database, as events may have been lost meanwhile; each shard
+// confirmation (Redis.confirmShards) fills that shard's chats.
 func (b *Redis) receiveLoop(ctx context.Context) {
 	// quiet is how long the subscription may stay silent before a ping;
 	// a connection that has answered nothing, not even a ping, for
 	// deadAfter is given up and made again (a partition that leaves the
 	// socket open).
 	const quiet, deadAfter = 2 * time.Second, 7 * time.Second
-	ps := b.rdb.Subscribe(ctx, b.channel)
+	ps := b.newSubscription(ctx)
 	defer func() { ps.Close() }()
 	backoff := 50 * time.Millisecond
 	subscribed := false
@@ -523,7 +563,7 @@ func (b *Redis) receiveLoop(ctx context.Context) {
 			b.setDown(err)
 			if time.Since(heard) >= deadAfter {
 				ps.Close()
-				ps = b.rdb.Subscribe(ctx, b.channel)
+				ps = b.newSubscription(ctx)
 				heard = time.Now()
 			}
 			select {
@@ -541,6 +581,15 @@ func (b *Redis) receiveLoop(ctx context.Context) {
 			if m.Kind != "subscribe" {
 				continue
 			}
+			if m.Count == 1 {
+				// The first channel of a new connection (the control
+				// channel is never given up, so an old one counts more):
+				// whatever the shards were, they are subscribed again.
+				b.resubscribeShards()
+			}
+			if m.Channel != b.channel {
+				continue
+			}
 			if subscribed {
 				b.count(func(s *RedisStats) { s.Reconnects++ })
 			}
@@ -548,6 +597,10 @@ func (b *Redis) receiveLoop(ctx context.Context) {
 			b.log.Info("broker: subscribed to Redis", "channel", b.channel, "reconnect", subscribed)
 			subscribed = true
 			b.resync(ctx)
+		case *redis.Pong:
+			if seq, ok := parsePing(m.Payload); ok {
+				b.confirmShards(ctx, seq)
+			}
 		case *redis.Message:
 			b.count(func(s *RedisStats) { s.Received++ })
 			b.received(ctx, m.Payload)
@@ -570,12 +623,11 @@ func (b *Redis) received(ctx context.Context, payload string) {
 		return
 	}
 	if env.Barrier != "" {
-		// Everything the sender published before it has been handled.
+		// Everything the sender published before it has been handled; the
+		// answer waits until the shards this node began to subscribe
+		// meanwhile (for a member just added here) are subscribed.
 		ack, _ := json.Marshal(envelope{Node: b.node, Ack: env.Barrier})
-		select {
-		case b.out <- outItem{payload: append(ack, '\n')}:
-		default:
-		}
+		b.answerBarrier(append(ack, '\n'))
 		return
 	}
 	if env.Ack != "" {
@@ -604,6 +656,9 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 	}
 	if ev.MessageID == 0 || len(ev.UserIDs) > 0 {
 		deliver(ev)
+		if ev.Membership == chat.MembershipJoin {
+			b.joined(ev)
+		}
 		return
 	}
 	l, fresh := b.line(ev.ChatID)
@@ -734,21 +789,46 @@ func (b *Redis) resync(ctx context.Context) {
 	b.count(func(s *RedisStats) { s.Resyncs++ })
 	defer b.recheck(ctx)
 	b.mu.RLock()
-	h, deliver, src := b.hub, b.deliver, b.source
+	h := b.hub
 	b.mu.RUnlock()
-	if h == nil || deliver == nil || src == nil {
+	if h == nil {
 		return
 	}
 	live := h.LiveChats()
 	liveSet := make(map[int64]struct{}, len(live))
+	for _, id := range live {
+		liveSet[id] = struct{}{}
+	}
+	b.mu.Lock()
+	for id := range b.lines {
+		if _, ok := liveSet[id]; !ok {
+			delete(b.lines, id)
+		}
+	}
+	b.mu.Unlock()
+	b.fillChats(ctx, live)
+}
+
+// fillChats delivers, for each of the chats, every committed event after
+// its line — a chat without one starts from its connections' floor, and is
+// skipped if none of them knows where it is (each syncs or starts live).
+// A few chats are read one by one; more, by first asking the database
+// which of them have anything newer (NewestByChat, one range of the
+// primary key).
+func (b *Redis) fillChats(ctx context.Context, ids []int64) {
+	b.mu.RLock()
+	h, deliver, src := b.hub, b.deliver, b.source
+	b.mu.RUnlock()
+	if h == nil || deliver == nil || src == nil || len(ids) == 0 {
+		return
+	}
 	from := int64(-1)
 	type start struct {
 		l    *line
 		last int64
 	}
-	starts := make(map[int64]start, len(live))
-	for _, id := range live {
-		liveSet[id] = struct{}{}
+	starts := make(map[int64]start, len(ids))
+	for _, id := range ids {
 		l, fresh := b.line(id)
 		l.mu.Lock()
 		if fresh {
@@ -770,33 +850,30 @@ func (b *Redis) resync(ctx context.Context) {
 		}
 		l.mu.Unlock()
 	}
-	b.mu.Lock()
-	for id := range b.lines {
-		if _, ok := liveSet[id]; !ok {
-			delete(b.lines, id)
-		}
-	}
-	b.mu.Unlock()
 	if from < 0 {
 		return
 	}
-	nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	newest, err := src.NewestByChat(nctx, from)
-	cancel()
-	if err != nil {
-		b.count(func(s *RedisStats) { s.ResyncFailed++ })
-		b.log.Warn("broker: reading what changed while Redis was away failed; retrying", "err", err)
-		for id := range starts {
-			b.stuck.Store(id, struct{}{})
+	var newest map[int64]int64
+	if len(starts) > fewChats {
+		nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var err error
+		newest, err = src.NewestByChat(nctx, from)
+		cancel()
+		if err != nil {
+			b.count(func(s *RedisStats) { s.ResyncFailed++ })
+			b.log.Warn("broker: reading what changed while Redis was away failed; retrying", "err", err)
+			for id := range starts {
+				b.stuck.Store(id, struct{}{})
+			}
+			return
 		}
-		return
 	}
 	for id, st := range starts {
-		if newest[id] <= st.last {
+		if newest != nil && newest[id] <= st.last {
 			continue
 		}
 		st.l.mu.Lock()
-		if newest[id] > st.l.last {
+		if newest == nil || newest[id] > st.l.last {
 			if err := b.fill(ctx, st.l, id, deliver); err != nil {
 				b.stuck.Store(id, struct{}{})
 			}
@@ -804,6 +881,10 @@ func (b *Redis) resync(ctx context.Context) {
 		st.l.mu.Unlock()
 	}
 }
+
+// fewChats is how many chats fillChats reads one by one rather than first
+// asking which have anything new.
+const fewChats = 8
 
 // recheck runs RedisOptions.Recheck in the background, once at a time, and
 // once more when asked again while it ran.
@@ -823,11 +904,15 @@ func (b *Redis) recheck(ctx context.Context) {
 	}()
 }
 
-// retryLoop fills, each second, the chats whose fill failed, and each
-// minute forgets the lines no connection here needs.
+// retryLoop fills, each second, the chats whose fill failed, every few
+// seconds unsubscribes the shards left idle, and each minute forgets the
+// lines no connection here needs.
 func (b *Redis) retryLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// Shards left idle are looked for every few seconds, often enough for
+	// a short ShardIdle.
+	sweepEvery := max(1, min(5, int(b.opt.ShardIdle/(2*time.Second))))
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -836,6 +921,9 @@ func (b *Redis) retryLoop(ctx context.Context) {
 		}
 		if n%60 == 0 {
 			b.forgetIdle()
+		}
+		if n%sweepEvery == 0 {
+			b.sweepShards()
 		}
 		b.mu.RLock()
 		deliver := b.deliver

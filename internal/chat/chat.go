@@ -348,7 +348,9 @@ type Event struct {
 	ChatID    int64
 	MessageID int64
 	// Prev, for a committed message, is the id of the chat's message just
-	// before it (chat.Inserted.Prev); 0 for the chat's first.
+	// before it (chat.Inserted.Prev); 0 for the chat's first. For a
+	// MembershipJoin it is the id the new members' clients sync after (just
+	// before the change's first message).
 	Prev int64
 	// SkipUserID, when set, is a user who must not receive the event (a
 	// typing user does not see their own indicator).

@@ -205,7 +205,7 @@ func (s *Service) changeEvents(ctx context.Context, c chat.Chat, actor chat.Iden
 	state, _ := json.Marshal(added)
 	var events []chat.Event
 	if len(joined) > 0 {
-		events = append(events, chat.Event{ChatID: c.ID, UserIDs: joined, Membership: chat.MembershipJoin, Frame: state, Forget: true})
+		events = append(events, chat.Event{ChatID: c.ID, UserIDs: joined, Membership: chat.MembershipJoin, Prev: from, Frame: state, Forget: true})
 	}
 	for i, ins := range change.Messages {
 		if !ins.Created {

@@ -121,6 +121,9 @@ func (h *Hub) Serve(ctx context.Context, sock *Socket, id chat.Identity, home ch
 		finish()
 		return
 	}
+	// Before hello: a message committed after the client hears it is
+	// connected must reach this node.
+	h.awaitChats(ctx, chatIDs)
 	c.enqueueJSON(wire.Hello{
 		Type: wire.TypeHello, Username: id.Username, ChatName: home.Name, MaxMessageBytes: h.opt.Limits.MaxMessageBytes,
 		Resume: resume, Limits: wire.FromLimits(h.opt.Limits),
@@ -462,7 +465,7 @@ func (c *Conn) handle(ctx context.Context, data []byte) {
 		if ch, err := c.resolve(ctx, in.ChatName); err != nil {
 			c.sendError(err, "")
 		} else {
-			c.h.subscribe(c, ch.ID)
+			c.h.subscribe(ctx, c, ch.ID)
 			c.enqueueJSON(wire.ChatEvent{Type: wire.TypeJoined, ChatName: ch.Name})
 		}
 	case wire.TypeLeave:
@@ -618,7 +621,7 @@ func (c *Conn) handleSync(ctx context.Context, in wire.Inbound) {
 		c.sendError(chat.Errorf(chat.EInvalid, "after_id must not be negative."), "")
 		return
 	}
-	c.h.subscribe(c, ch.ID)
+	c.h.subscribe(ctx, c, ch.ID)
 	c.mu.Lock()
 	st := c.streamLocked(ch.ID)
 	st.syncing, st.dirty = true, false

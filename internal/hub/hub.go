@@ -391,11 +391,12 @@ func (h *Hub) expireAway(now time.Time) {
 }
 
 // subscribe adds a connection to a chat's live stream, if it is still
-// registered.
-func (h *Hub) subscribe(c *Conn, chatID int64) {
+// registered, and returns once this node hears the chat.
+func (h *Hub) subscribe(ctx context.Context, c *Conn, chatID int64) {
 	h.idx.mu.Lock()
-	defer h.idx.mu.Unlock()
 	h.idx.subscribeLocked(c, chatID, h.opt.PresenceLimit)
+	h.idx.mu.Unlock()
+	h.awaitChats(ctx, []int64{chatID})
 }
 
 func (h *Hub) unsubscribe(c *Conn, chatID int64) {

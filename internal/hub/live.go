@@ -1,7 +1,25 @@
 package hub
 
+import "context"
+
 // What the Redis broker asks of the hub (see internal/broker): which chats
-// have connections here, and how far each has been delivered.
+// have connections here, and how far each has been delivered; and what the
+// hub asks of it: to hear chats that have just got a connection here.
+
+// chatAwaiter is a broker that hears a chat's events on a node only once
+// the node asks (broker.Redis.Await).
+type chatAwaiter interface {
+	Await(ctx context.Context, chatIDs []int64)
+}
+
+// awaitChats returns once this node hears the chats' events, so that
+// whatever commits after the caller goes on — a hello, a sync's read —
+// reaches the connection. With the in-process broker it returns at once.
+func (h *Hub) awaitChats(ctx context.Context, chatIDs []int64) {
+	if a, ok := h.opt.Broker.(chatAwaiter); ok {
+		a.Await(ctx, chatIDs)
+	}
+}
 
 // LiveChats returns the chats that have at least one connection on this
 // node subscribed to them, in no order.

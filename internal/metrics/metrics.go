@@ -224,6 +224,10 @@ func (r *Registry) WatchBroker(stats func() broker.RedisStats) {
 	count("broker_events_lost_total", "Events not published (Redis away, queue full); the other nodes filled them from the database.", func(s broker.RedisStats) int64 { return s.PublishLost })
 	count("broker_resyncs_total", "Fills of every live chat from the database (after a reconnect, or another node's lost publishes).", func(s broker.RedisStats) int64 { return s.Resyncs })
 	count("broker_barrier_failures_total", "Membership changes not confirmed by every node within the bound.", func(s broker.RedisStats) int64 { return s.BarrierFailed })
+	count("broker_shard_subscribes_total", "Shard channels subscribed (a chat got a connection on this node, or the subscription was made again).", func(s broker.RedisStats) int64 { return s.ShardSubscribes })
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: Prefix + "broker_subscribed_shards",
+		Help: "Shard channels of chats' events this node is subscribed to (it holds a connection in one of their chats, or did lately)."},
+		func() float64 { return float64(stats().SubscribedShards) }))
 }
 
 // Gatherer is the registry, for reading the families in-process.
