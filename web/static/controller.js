@@ -14,6 +14,9 @@ import * as secure from './secure.js';
 import * as local from './local.js';
 import * as profiles from './profiles.js';
 import { displayName, setProfile } from './profiles.js';
+import { errorText } from './account.js';
+
+export { errorText, signIn, register } from './account.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -38,13 +41,6 @@ export function toast(text, kind = 'error') {
   if (text) store.emit('toast', { text, kind });
 }
 
-/** errorText is what to tell the user about a failed call. */
-export function errorText(err) {
-  if (!err) return t('error.generic');
-  if (err.code === 'network') return t('error.network');
-  return err.detail || t('error.generic');
-}
-
 // chatPath is a chat's REST path. Chat names contain ':' (direct:4:5,
 // group:…); it stays literal because the router matches the raw path and
 // does not unescape %3A in path parameters.
@@ -59,23 +55,6 @@ function newClientId() {
 }
 
 // ---- session ----
-
-/** signIn logs in and starts the session. */
-export async function signIn(username, password) {
-  // "cookie": a short-lived token for this page, and the refresh cookie
-  // that keeps this browser signed in (see session.js).
-  const answer = await api.post('/login/', { username, password, cookie: true });
-  ending = false;
-  session.clearSession();
-  session.saveSession({ ...answer, username: answer.username || username });
-  return session.loadSession();
-}
-
-/** register makes an account and logs in with it. */
-export async function register(username, password) {
-  await api.post('/register/', { username, password });
-  return signIn(username, password);
-}
 
 /** start loads the chats, opens the WebSocket and restores unsent messages. */
 export async function start(current) {
