@@ -769,13 +769,37 @@ function inOrder(name, fn) {
 async function revealEdit(frame) {
   if (!isEncrypted(frame.chat_name) && !secure.isEncryptedText(frame.text)) return frame;
   const target = state.timelines.get(frame.chat_name)?.byId.get(frame.message_id);
-  if (!target) return null; // not loaded: the history brings its latest text
+  if (!target) {
+    // Not loaded: the history brings its latest text; the list's preview
+    // of the chat follows now, if the edit is of its last message.
+    await revealListedEdit(frame);
+    return null;
+  }
   const opened = secure.isEncryptedText(frame.text)
     ? await secure.decrypt(frame.chat_name, { ...frame, id: frame.message_id, client_id: target.client_id })
     : { error: 'malformed' };
   if (opened.error) return { ...frame, text: '', undecryptable: opened.error };
   if (!target.undecryptable && opened.content.rev <= (target.rev || 0)) return null;
   return { ...frame, text: opened.content.text, rev: opened.content.rev, undecryptable: null };
+}
+
+// revealListedEdit applies an edit of an encrypted chat's last message,
+// not loaded here, to the chat list: its edited_at (so the kept preview
+// of the old text no longer counts) and, when it opens, the new text kept
+// as the preview.
+async function revealListedEdit(frame) {
+  const chat = state.chats.get(frame.chat_name);
+  const last = chat?.last_message;
+  if (!last || last.id !== frame.message_id) return;
+  chat.last_message = { ...last, edited_at: frame.edited_at || last.edited_at };
+  if (secure.isEncryptedText(frame.text)) {
+    const opened = await secure.decrypt(frame.chat_name, { ...frame, id: frame.message_id, client_id: last.client_id });
+    if (!opened.error && chat.last_message.id === frame.message_id) {
+      const text = plain(opened.content.text || '').slice(0, 200);
+      local.setPreview(frame.chat_name, { id: last.id, edited: chat.last_message.edited_at || '', username: last.username, text });
+    }
+  }
+  store.emit('chats');
 }
 
 function handleMessage(m) {
@@ -820,7 +844,7 @@ function rememberPreview(name) {
   const m = tl.byId.get(tl.ids[tl.ids.length - 1]);
   if (m.type === 'system' || m.deleted || m.undecryptable) return;
   const text = m.type === 'file' ? `📎 ${m.file?.name || t('message.file')}` : plain(m.text || '').slice(0, 200);
-  local.setPreview(name, { id: m.id, username: m.username, text });
+  local.setPreview(name, { id: m.id, edited: m.edited_at || '', username: m.username, text });
 }
 
 /**
