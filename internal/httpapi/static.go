@@ -43,6 +43,7 @@ type staticAsset struct {
 	version string // what ?v= must say for the URL to be content-addressed
 
 	compressible bool
+	subresource  bool // a script or style sheet, never rendered as a page
 	gzipOnce     sync.Once
 	gzipped      []byte // nil when gzip does not make it smaller
 	brOnce       sync.Once
@@ -151,6 +152,35 @@ func newStaticAsset(name string, body []byte) *staticAsset {
 		etag:         `"` + version + `"`,
 		version:      version,
 		compressible: compressibleType(ctype),
+		subresource:  subresourceType(ctype),
+	}
+}
+
+// subresourceType tells the types a browser only ever runs or applies for
+// a page (JavaScript, CSS) from those it may render as a document of its
+// own: HTML, and SVG, which can hold script.
+func subresourceType(ctype string) bool {
+	media, _, _ := strings.Cut(ctype, ";")
+	switch strings.TrimSpace(media) {
+	case "text/javascript", "application/javascript", "text/css":
+		return true
+	}
+	return false
+}
+
+// dropDocumentHeaders takes off a script's or style sheet's answer the
+// headers that only a document uses: the browser applies a
+// Content-Security-Policy, X-Frame-Options, Referrer-Policy,
+// Cross-Origin-Opener-Policy and Permissions-Policy of the page that loads
+// a script, never the script's own (a script cannot be framed, open
+// windows or be navigated to as a page; opened on its own it is shown as
+// text under the viewer's policy). What does matter for them stays:
+// nosniff (a script must be served as one), Cross-Origin-Resource-Policy
+// (no other site may load them), HSTS and the cache headers. On HTTP/1.1,
+// with some 40 modules, this is most of a first load's header bytes.
+func dropDocumentHeaders(h http.Header) {
+	for _, name := range []string{"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy", "Permissions-Policy"} {
+		h.Del(name)
 	}
 }
 
@@ -318,6 +348,9 @@ func (s *server) handleStatic(site *staticSite) http.HandlerFunc {
 		if !ok || !fs.ValidPath(name) {
 			s.notFound(w, r)
 			return
+		}
+		if a.subresource {
+			dropDocumentHeaders(w.Header())
 		}
 		cacheControl := "no-cache"
 		if v := r.URL.Query().Get("v"); v != "" && v == a.version {

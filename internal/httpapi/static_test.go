@@ -180,7 +180,7 @@ func TestStaticCaching(t *testing.T) {
 		if res.StatusCode != http.StatusNotModified || len(body) != 0 {
 			t.Errorf("If-None-Match %s: %d with %d bytes", inm, res.StatusCode, len(body))
 		}
-		if res.Header.Get("Vary") != "Accept-Encoding" || res.Header.Get("Content-Security-Policy") == "" {
+		if res.Header.Get("Vary") != "Accept-Encoding" || res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Cross-Origin-Resource-Policy") != "same-origin" {
 			t.Errorf("If-None-Match %s: a 304 without Vary or the security headers: %v", inm, res.Header)
 		}
 	}
@@ -274,8 +274,59 @@ func TestStaticImportMap(t *testing.T) {
 			t.Errorf("index.html lacks %s", ref)
 		}
 	}
-	// Any other page keeps the strict policy.
-	if res, _ := get(t, srv, "GET", "/static/app.js"); strings.Contains(res.Header.Get("Content-Security-Policy"), "sha256") {
-		t.Errorf("a module's CSP allows the import map: %q", res.Header.Get("Content-Security-Policy"))
+	// Any other document keeps the strict policy.
+	if res, _ := get(t, srv, "GET", "/static/icon.svg"); !strings.Contains(res.Header.Get("Content-Security-Policy"), "script-src 'self';") {
+		t.Errorf("the icon's CSP: %q", res.Header.Get("Content-Security-Policy"))
+	}
+}
+
+// TestStaticHeaders: pages (HTML, and SVG, which can hold script) carry
+// every document header; scripts and style sheets only those that matter
+// for them: nosniff, Cross-Origin-Resource-Policy and caching. A CSP,
+// frame or referrer policy on a script has no effect on the page that
+// loads it, and on HTTP/1.1 it costs some 700 bytes per module.
+func TestStaticHeaders(t *testing.T) {
+	files := fstest.MapFS{}
+	for k, v := range testSite {
+		files[k] = v
+	}
+	files["icon.svg"] = &fstest.MapFile{Data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)}
+	srv := staticServer(t, files)
+	document := []string{"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy", "Permissions-Policy"}
+	for _, tt := range []struct {
+		path string
+		page bool
+	}{
+		{"/", true}, {"/static/index.html", true}, {"/static/icon.svg", true}, {"/static/photo.png", true},
+		{"/static/app.js", false}, {"/static/lib/x.js", false}, {"/static/app.css", false},
+		{"/static/nowhere.js", true}, // a 404 is an error document
+	} {
+		for _, extra := range [][]string{nil, {"Accept-Encoding", "br"}} {
+			res, _ := get(t, srv, "GET", tt.path, extra...)
+			h := res.Header
+			if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cross-Origin-Resource-Policy") != "same-origin" {
+				t.Errorf("%s: nosniff or CORP missing: %v", tt.path, h)
+			}
+			for _, name := range document {
+				if got := h.Get(name) != ""; got != tt.page {
+					t.Errorf("%s %v: %s present %v, want %v", tt.path, extra, name, got, tt.page)
+				}
+			}
+			if res.StatusCode == http.StatusOK && h.Get("Cache-Control") == "" {
+				t.Errorf("%s: no Cache-Control", tt.path)
+			}
+			if !tt.page {
+				// The 304 of a revalidation too.
+				res, _ := get(t, srv, "GET", tt.path, "If-None-Match", h.Get("ETag"))
+				if res.StatusCode != http.StatusNotModified || res.Header.Get("Content-Security-Policy") != "" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+					t.Errorf("%s: revalidation %d %v", tt.path, res.StatusCode, res.Header)
+				}
+			}
+		}
+	}
+	// The page's policy is the strict one, with the import map's hash only.
+	res, _ := get(t, srv, "GET", "/")
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self' 'sha256-") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("page CSP %q", csp)
 	}
 }

@@ -469,6 +469,36 @@ test('chats not opened yet preview their last message: the server\'s text, or wh
     await alice.reload();
     await alice.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
     await alice.waitForFunction((n) => document.querySelector(`[data-testid=chat-item][data-chat-name="${n}"] .ci-preview`)?.textContent === 'carol: secret plan', direct);
+
+    // carol edits it while alice's browser is away: the kept preview is of
+    // the old text, so it no longer counts ("Encrypted message") until
+    // alice's browser has decrypted the new one, which the reconnect's sync
+    // brings as an edit frame.
+    const previewIs = (want) => alice.waitForFunction(([n, w]) => document.querySelector(`[data-testid=chat-item][data-chat-name="${n}"] .ci-preview`)?.textContent === w, [direct, want], { timeout: 15_000 })
+      .catch(async () => assert.equal(await preview(direct), want));
+    const edit = async (from, to) => {
+      const msg = `[data-testid=message][data-id]:has-text("${from}")`;
+      await carol.hover(msg);
+      await carol.click(`${msg} button[aria-label=Edit]`);
+      await carol.fill('.edit-input', to);
+      await carol.press('.edit-input', 'Enter');
+      await carol.waitForSelector(`[data-testid=message]:has-text("${to}") [data-testid=message-edited]`);
+    };
+    await alice.goto('about:blank');
+    await edit('secret plan', 'revised plan');
+    await alice.goto(server.url + '/');
+    await alice.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    await alice.waitForSelector(`[data-testid=chat-item][data-chat-name="${direct}"] .ci-preview`);
+    await previewIs('carol: revised plan');
+    await openChat(alice, direct);
+    await waitForMessage(alice, 'revised plan');
+    await openChat(alice, 'global');
+    await alice.reload();
+    await alice.waitForSelector('[data-testid=chat-item][data-chat-name=global][aria-current=true]');
+    await previewIs('carol: revised plan');
+    // An edit while alice is here, the chat not loaded: the preview follows.
+    await edit('revised plan', 'final plan');
+    await previewIs('carol: final plan');
     noProblems(alice, carol);
   });
 });

@@ -108,6 +108,40 @@ test('formatting: shortcuts and the toolbar write Markdown; messages render it; 
     await alice.click('[data-testid=format-underline]');
     assert.deepEqual(await composer(alice), { value: 'make ++it++ plain', selected: 'it', focused: true });
 
+    // The toggles say, with aria-pressed, which formats the caret is in,
+    // following the caret as it moves and the text as it changes.
+    const pressed = () => alice.$$eval('[data-testid=format-bar] button[aria-pressed="true"]', (bs) => bs.map((b) => b.dataset.format).sort().join(' '));
+    const waitPressed = async (want, what) => {
+      await alice.waitForFunction((w) => [...document.querySelectorAll('[data-testid=format-bar] button[aria-pressed="true"]')]
+        .map((b) => b.dataset.format).sort().join(' ') === w, want, { timeout: 5000 }).catch(() => {});
+      assert.equal(await pressed(), want, what);
+    };
+    assert.equal(await alice.$$eval('[data-testid=format-bar] button[aria-pressed]', (bs) => bs.length), 11, 'every toggle has aria-pressed');
+    assert.equal(await alice.$$eval('[data-testid=format-color][aria-pressed], [data-testid=format-link][aria-pressed]', (bs) => bs.length), 0);
+    await waitPressed('underline', 'the selection inside ++…++');
+    await alice.fill('[data-testid=composer]', '**bold *both*** plain `co*de*`');
+    await alice.$eval('[data-testid=composer]', (ta) => ta.setSelectionRange(3, 3));
+    await waitPressed('bold', 'caret in bold');
+    await alice.$eval('[data-testid=composer]', (ta) => ta.setSelectionRange(10, 10));
+    await waitPressed('bold italic', 'caret in bold and italic');
+    await alice.keyboard.press('End');
+    await alice.keyboard.press('ArrowLeft');
+    await alice.keyboard.press('ArrowLeft');
+    await waitPressed('code', 'caret in code, its * being text');
+    await alice.keyboard.press('Home');
+    await waitPressed('', 'caret before the markers');
+    // Typing a format at the caret presses it; leaving it releases it.
+    await alice.fill('[data-testid=composer]', 'x ');
+    await alice.keyboard.press('Control+b');
+    await waitPressed('bold', 'markers typed at the caret');
+    await alice.keyboard.type('y');
+    await alice.keyboard.press('End');
+    await waitPressed('', 'caret after the closing markers');
+    await alice.click('[data-testid=format-quote]');
+    await waitPressed('quote', 'a quoted line');
+    await alice.click('[data-testid=format-quote]');
+    await waitPressed('', 'the quote taken off');
+
     // By keyboard: Shift+Tab from the composer reaches the toolbar's one
     // stop; arrows move, Home and End jump, Enter on colour opens the
     // palette menu, arrows pick, Enter applies and the focus goes back.

@@ -8,9 +8,11 @@
 // requestAnimationFrame, and the time to show that chat again.
 import { launchBrowser, register, startServer, api, apiUser, sendFrames, openChat } from './lib.mjs';
 
-// `node speed-bench.mjs [messages] [--bytes]`: --bytes stops after the loads.
+// `node speed-bench.mjs [messages] [--bytes] [--list]`: --bytes stops after
+// the loads; --list prints each static response of the loads with its size.
 const total = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a))) || 2000;
 const bytesOnly = process.argv.includes('--bytes');
+const list = process.argv.includes('--list');
 const limits = {
   RATE_LIMIT_MESSAGES_PER_SECOND: '100000', RATE_LIMIT_MESSAGES_BURST: '100000',
   RATE_LIMIT_FRAMES_PER_SECOND: '100000', RATE_LIMIT_FRAMES_BURST: '100000',
@@ -33,20 +35,25 @@ async function meter(page) {
   await cdp.send('Network.enable');
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: false });
   const urls = new Map();
-  let counts = { all: 0, static: 0, requests: 0, fromNetwork: 0 };
+  let counts = { all: 0, static: 0, requests: 0, fromNetwork: 0, files: [] };
   cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
   cdp.on('Network.loadingFinished', (e) => {
     const url = new URL(urls.get(e.requestId) || 'http://x/');
     const isStatic = url.pathname === '/' || url.pathname.startsWith('/static/');
     counts.all += e.encodedDataLength;
-    if (isStatic) counts.static += e.encodedDataLength;
+    if (isStatic) {
+      counts.static += e.encodedDataLength;
+      counts.files.push(`${url.pathname} ${e.encodedDataLength}`);
+    }
     counts.requests++;
     if (e.encodedDataLength > 0) counts.fromNetwork++;
   });
   return {
+    cdp,
     take() {
       const out = counts;
-      counts = { all: 0, static: 0, requests: 0, fromNetwork: 0 };
+      counts = { all: 0, static: 0, requests: 0, fromNetwork: 0, files: [] };
+      if (list) console.error(out.files.join('\n'));
       return out;
     },
   };
@@ -87,9 +94,19 @@ try {
   rows.push(['repeat load, signed in: static files', `${kib(m.static)} (${m.fromNetwork} of ${m.requests} responses from the network)`]);
   rows.push(['… all responses (API included)', kib(m.all)]);
 
+  // 4. A load of the app, signed in (the refresh cookie), with the cache
+  // emptied: a browser that signed in before a new version was deployed.
+  await bytes.cdp.send('Network.clearBrowserCache');
+  await page.goto(server.url + '/');
+  await page.waitForSelector('[data-testid=app]');
+  await settle(page);
+  m = bytes.take();
+  rows.push(['first load, signed in (empty cache): static files', `${kib(m.static)} (${m.requests} responses)`]);
+  rows.push(['… all responses (API included)', kib(m.all)]);
+
   if (!bytesOnly) {
     step(`sending ${total} messages`);
-    // 4. A group of `total` messages, sent by another member.
+    // 5. A group of `total` messages, sent by another member.
     const token = await apiUser(server, 'seeder');
     const group = await api(server, 'POST', '/chats/', token, { e2ee: false, kind: 'group', title: 'Long', members: ['alice'] });
     if (group.status !== 201) throw new Error(`group: ${group.status} ${JSON.stringify(group.body)}`);
@@ -124,7 +141,7 @@ try {
     rows.push([`load all ${total} messages by scrolling up (${loaded.count} shown)`, ms(loaded.ms)]);
 
     step('scrolling');
-    // 5. Scrolling: 600 frames from the top down at 40 px a frame (a quick
+    // 6. Scrolling: 600 frames from the top down at 40 px a frame (a quick
     // swipe), each frame's time taken between animation frames.
     const frames = await page.evaluate(async () => {
       const list = document.querySelector('[data-testid=messages]');
@@ -149,7 +166,7 @@ try {
     rows.push(['… longest frame', ms(Math.max(...frames))]);
 
     step('showing the chat again');
-    // 6. Rendering: leave the chat and come back, all messages in memory.
+    // 7. Rendering: leave the chat and come back, all messages in memory.
     const reopen = [];
     for (let i = 0; i < 5; i++) {
       await openChat(page, 'global');

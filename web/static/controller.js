@@ -14,6 +14,9 @@ import * as secure from './secure.js';
 import * as local from './local.js';
 import * as profiles from './profiles.js';
 import { displayName, setProfile } from './profiles.js';
+import { errorText } from './account.js';
+
+export { errorText, signIn, register } from './account.js';
 
 const outboxKey = 'mapsim.outbox';
 const chatKey = 'mapsim.chat';
@@ -38,13 +41,6 @@ export function toast(text, kind = 'error') {
   if (text) store.emit('toast', { text, kind });
 }
 
-/** errorText is what to tell the user about a failed call. */
-export function errorText(err) {
-  if (!err) return t('error.generic');
-  if (err.code === 'network') return t('error.network');
-  return err.detail || t('error.generic');
-}
-
 // chatPath is a chat's REST path. Chat names contain ':' (direct:4:5,
 // group:…); it stays literal because the router matches the raw path and
 // does not unescape %3A in path parameters.
@@ -59,23 +55,6 @@ function newClientId() {
 }
 
 // ---- session ----
-
-/** signIn logs in and starts the session. */
-export async function signIn(username, password) {
-  // "cookie": a short-lived token for this page, and the refresh cookie
-  // that keeps this browser signed in (see session.js).
-  const answer = await api.post('/login/', { username, password, cookie: true });
-  ending = false;
-  session.clearSession();
-  session.saveSession({ ...answer, username: answer.username || username });
-  return session.loadSession();
-}
-
-/** register makes an account and logs in with it. */
-export async function register(username, password) {
-  await api.post('/register/', { username, password });
-  return signIn(username, password);
-}
 
 /** start loads the chats, opens the WebSocket and restores unsent messages. */
 export async function start(current) {
@@ -790,13 +769,37 @@ function inOrder(name, fn) {
 async function revealEdit(frame) {
   if (!isEncrypted(frame.chat_name) && !secure.isEncryptedText(frame.text)) return frame;
   const target = state.timelines.get(frame.chat_name)?.byId.get(frame.message_id);
-  if (!target) return null; // not loaded: the history brings its latest text
+  if (!target) {
+    // Not loaded: the history brings its latest text; the list's preview
+    // of the chat follows now, if the edit is of its last message.
+    await revealListedEdit(frame);
+    return null;
+  }
   const opened = secure.isEncryptedText(frame.text)
     ? await secure.decrypt(frame.chat_name, { ...frame, id: frame.message_id, client_id: target.client_id })
     : { error: 'malformed' };
   if (opened.error) return { ...frame, text: '', undecryptable: opened.error };
   if (!target.undecryptable && opened.content.rev <= (target.rev || 0)) return null;
   return { ...frame, text: opened.content.text, rev: opened.content.rev, undecryptable: null };
+}
+
+// revealListedEdit applies an edit of an encrypted chat's last message,
+// not loaded here, to the chat list: its edited_at (so the kept preview
+// of the old text no longer counts) and, when it opens, the new text kept
+// as the preview.
+async function revealListedEdit(frame) {
+  const chat = state.chats.get(frame.chat_name);
+  const last = chat?.last_message;
+  if (!last || last.id !== frame.message_id) return;
+  chat.last_message = { ...last, edited_at: frame.edited_at || last.edited_at };
+  if (secure.isEncryptedText(frame.text)) {
+    const opened = await secure.decrypt(frame.chat_name, { ...frame, id: frame.message_id, client_id: last.client_id });
+    if (!opened.error && chat.last_message.id === frame.message_id) {
+      const text = plain(opened.content.text || '').slice(0, 200);
+      local.setPreview(frame.chat_name, { id: last.id, edited: chat.last_message.edited_at || '', username: last.username, text });
+    }
+  }
+  store.emit('chats');
 }
 
 function handleMessage(m) {
@@ -841,7 +844,7 @@ function rememberPreview(name) {
   const m = tl.byId.get(tl.ids[tl.ids.length - 1]);
   if (m.type === 'system' || m.deleted || m.undecryptable) return;
   const text = m.type === 'file' ? `📎 ${m.file?.name || t('message.file')}` : plain(m.text || '').slice(0, 200);
-  local.setPreview(name, { id: m.id, username: m.username, text });
+  local.setPreview(name, { id: m.id, edited: m.edited_at || '', username: m.username, text });
 }
 
 /**

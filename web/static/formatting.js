@@ -173,3 +173,72 @@ export function toggleLines(value, start, end, format) {
   }
   return result(next, from, from + joined.length);
 }
+
+// markerRuns lists a line's runs of marker characters (*, ~, +, ^, `) as
+// [char, from, to], with the text of code spans left out (a * inside `…`
+// is text). A run ends at cut (the caret: "**|**" is two runs).
+function markerRuns(line, cut) {
+  const runs = [];
+  let code = null; // the open backtick run while inside code
+  for (let i = 0; i < line.length;) {
+    const c = line[i];
+    if (!'*~+^`'.includes(c) || (i > 0 && line[i - 1] === '\\')) { i++; continue; }
+    let j = i;
+    while (line[j] === c && (j === i || j !== cut)) j++;
+    if (c === '`') {
+      if (!code) code = [c, i, j];
+      else if (j - i === code[2] - code[1]) { runs.push(code, [c, i, j]); code = null; }
+    } else if (!code) {
+      runs.push([c, i, j]);
+    }
+    i = j;
+  }
+  return runs;
+}
+
+// runFormats are the inline formats a run of markers opens or closes.
+function runFormats(c, length) {
+  switch (c) {
+    case '*': return [...(length >= 2 ? ['bold'] : []), ...(length % 2 ? ['italic'] : [])];
+    case '~': return [...(length >= 2 ? ['strike'] : []), ...(length % 2 ? ['subscript'] : [])];
+    case '+': return length === 2 ? ['underline'] : [];
+    case '^': return length === 1 ? ['superscript'] : [];
+    case '`': return ['code'];
+  }
+  return [];
+}
+
+/**
+ * activeFormats tells which formats the selection (or the caret) is inside
+ * of, as the toolbar's pressed buttons: an inline format when the
+ * selection lies between an opening marker and its closing one on its
+ * line, a block format when every line it touches has the prefix (what
+ * toggleInline and toggleLines would take off).
+ */
+export function activeFormats(value, start, end) {
+  const active = new Set();
+  const from = value.lastIndexOf('\n', start - 1) + 1;
+  let to = value.indexOf('\n', start);
+  if (to < 0) to = value.length;
+  if (end <= to) {
+    [start, end] = start === end ? [start, end] : trimmed(value, start, end);
+    const open = new Map(); // format → where its content starts
+    for (const [c, a, b] of markerRuns(value.slice(from, to), start === end ? start - from : -1)) {
+      for (const format of runFormats(c, b - a)) {
+        if (!open.has(format)) { open.set(format, from + b); continue; }
+        if (open.get(format) <= start && end <= from + a) active.add(format);
+        open.delete(format);
+      }
+    }
+  }
+  let last = value.indexOf('\n', end > start && value[end - 1] === '\n' ? end - 1 : end);
+  if (last < 0) last = value.length;
+  const lines = value.slice(from, last).split('\n').filter((line) => line.trim() !== '');
+  if (lines.length) {
+    for (const format of ['quote', 'bullets', 'numbers']) {
+      if (lines.every((line) => (format === 'numbers' ? numberPrefix.test(line) : line.startsWith(linePrefixes[format])))) active.add(format);
+    }
+    if (lines.every((line) => headingPrefix.test(line))) active.add('heading');
+  }
+  return active;
+}

@@ -79,11 +79,16 @@ export function preview(chatName) {
   return previews.get(chatName) || null;
 }
 
-/** setPreview keeps an encrypted chat's last decrypted message, {id, username, text}. */
+/**
+ * setPreview keeps an encrypted chat's last decrypted message, {id,
+ * edited, username, text}: edited is its edited_at ('' if never), so that
+ * a preview of a message edited since is not taken for the current one.
+ */
 export function setPreview(chatName, value) {
   const old = previews.get(chatName);
-  if (old && old.id === value.id && old.text === value.text && old.username === value.username) return;
-  previews.set(chatName, { id: value.id, username: value.username, text: value.text });
+  const edited = value.edited || '';
+  if (old && old.id === value.id && (old.edited || '') === edited && old.text === value.text && old.username === value.username) return;
+  previews.set(chatName, { id: value.id, edited, username: value.username, text: value.text });
   save();
 }
 

@@ -3,7 +3,7 @@
 
 import { h } from '../dom.js';
 import { t, has } from '../i18n.js';
-import * as controller from '../controller.js';
+import * as controller from '../account.js';
 import { languagePicker, uid } from './common.js';
 
 function authError(err, action) {

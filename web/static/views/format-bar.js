@@ -33,6 +33,10 @@ const actions = [
   { id: 'numbers', icon: 'numbers', keys: 'Mod+Shift+7', run: (v, s, e) => fmt.toggleLines(v, s, e, 'numbers') },
 ];
 
+// toggles are the buttons that show, with aria-pressed, whether the caret
+// is inside their format (formatting.activeFormats).
+const toggles = new Set(['bold', 'italic', 'underline', 'strike', 'code', 'heading', 'superscript', 'subscript', 'quote', 'bullets', 'numbers']);
+
 // Headings 2 and 3 have shortcuts only.
 const extraKeys = [
   { keys: 'Mod+Alt+2', run: (v, s, e) => fmt.toggleLines(v, s, e, 'heading2') },
@@ -110,7 +114,10 @@ export function addShortcuts(textarea) {
  */
 export function mountFormatBar(textarea) {
   const buttons = [];
-  const run = (edit) => applyEdit(textarea, edit(textarea.value, textarea.selectionStart, textarea.selectionEnd));
+  const run = (edit) => {
+    applyEdit(textarea, edit(textarea.value, textarea.selectionStart, textarea.selectionEnd));
+    updatePressed();
+  };
 
   const toolbar = h('div', { id: uid('format-bar'), class: 'format-bar', role: 'toolbar', 'data-testid': 'format-bar', 'aria-label': t('format.toolbar'), 'aria-controls': textarea.id });
   let palette = null;
@@ -122,6 +129,7 @@ export function mountFormatBar(textarea) {
       'aria-label': label, title, tabindex: buttons.length ? '-1' : '0',
       'aria-keyshortcuts': action.keys ? action.keys.replace('Mod', mac ? 'Meta' : 'Control') : null,
       'aria-haspopup': action.palette ? 'menu' : null, 'aria-expanded': action.palette ? 'false' : null,
+      'aria-pressed': toggles.has(action.id) ? 'false' : null,
     }, icon(action.icon, ['bullets', 'numbers', 'quote'].includes(action.id) ? 'flip-rtl' : ''));
     // mousedown would move focus (and the selection) out of the textarea.
     b.addEventListener('mousedown', (event) => event.preventDefault());
@@ -212,6 +220,19 @@ export function mountFormatBar(textarea) {
   }
 
   addShortcuts(textarea);
+
+  // ---- pressed ----
+  // A toggle is pressed while the caret or selection is inside its format.
+  function updatePressed() {
+    const active = fmt.activeFormats(textarea.value, textarea.selectionStart, textarea.selectionEnd);
+    for (const b of buttons) {
+      if (!toggles.has(b.dataset.format)) continue;
+      const pressed = String(active.has(b.dataset.format));
+      if (b.getAttribute('aria-pressed') !== pressed) b.setAttribute('aria-pressed', pressed);
+    }
+  }
+  for (const type of ['selectionchange', 'input', 'keyup', 'mouseup', 'focus']) textarea.addEventListener(type, updatePressed);
+  updatePressed();
 
   // ---- show and hide ----
   // Shown by default where there is room; a phone shows it on demand. The

@@ -60,9 +60,11 @@ function lastOf(name) {
   if (m.deleted) return { who, text: t('message.deleted') };
   if (m.undecryptable) return { who, text: t('e2ee.undecryptablePreview') };
   if (m === listed && chat.e2ee) {
-    // The server cannot read it: what this browser decrypted, if it did.
+    // The server cannot read it: what this browser decrypted, if it did
+    // and the message has not been edited since.
     const kept = local.preview(name);
-    return { who, text: kept && kept.id === m.id ? kept.text : t('chat.encryptedPreview') };
+    const current = kept && kept.id === m.id && (kept.edited || '') === (m.edited_at || '');
+    return { who, text: current ? kept.text : t('chat.encryptedPreview') };
   }
   if (m.type === 'file') return { who, text: `📎 ${m.file?.name || t('message.file')}` };
   return { who, text: plain(m.text) };
