@@ -40,6 +40,8 @@ type routeRow struct {
 	member string
 	// e2ee rows run on an end-to-end encrypted group.
 	e2ee bool
+	// media file rows run on an audio file instead of an image.
+	media bool
 }
 
 // e2eeKeys publishes keys for the user behind tok once, and returns them.
@@ -161,6 +163,12 @@ var routeRows = map[string]routeRow{
 	"GET /file/{id}/thumbnail": {kind: "file", member: "bob", call: func(w *matrixWorld, tok, file string) apiResponse {
 		return w.srv.call(w.srv.t(), "GET", "/file/"+file+"/thumbnail", tok, nil)
 	}},
+	"POST /file/{id}/media-url": {kind: "file", member: "bob", media: true, call: func(w *matrixWorld, tok, file string) apiResponse {
+		return w.srv.call(w.srv.t(), "POST", "/file/"+file+"/media-url", tok, nil)
+	}},
+	// A media URL's own credential is its signed query, checked by
+	// TestMediaURLs and internal/httpapi's TestMediaURL.
+	"GET /file/{id}/media": {kind: "public"},
 }
 
 // t lets route rows reach the running test.
@@ -214,6 +222,9 @@ func TestMembershipMatrixRoutes(t *testing.T) {
 				case "file":
 					w := newMatrixWorld(t, srv, i)
 					up := srv.upload(t, w.alice, w.group, "pic.png", "image/png", bytes.NewReader(pngImage(t, 64, 48)))
+					if row.media {
+						up = srv.upload(t, w.alice, w.group, "tone.wav", "audio/wav", bytes.NewReader(wavTone(800)))
+					}
 					file := up.str("file_id")
 					r, missing := row.call(w, w.eve, file), row.call(w, w.eve, strings.Repeat("0", 32))
 					if r.Status != http.StatusNotFound || r.Status != missing.Status || string(r.Raw) != string(missing.Raw) {

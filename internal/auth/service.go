@@ -63,8 +63,10 @@ type Service struct {
 	tokenTTL   time.Duration
 	// refreshKey keys the hashes of refresh tokens; it is derived from
 	// signingKey, so rotating SECRET_KEY ends every browser's session.
-	refreshKey   []byte
-	refreshTTL   time.Duration
+	refreshKey []byte
+	refreshTTL time.Duration
+	// mediaKey signs media URLs (MediaToken); derived from signingKey too.
+	mediaKey     []byte
 	registration string
 	now          func() time.Time
 	throttle     *Throttle
@@ -137,7 +139,7 @@ func NewService(o Options) *Service {
 	}
 	s := &Service{
 		store: o.Store, signingKey: o.SigningKey, tokenTTL: o.TokenTTL, registration: o.Registration, now: o.Now,
-		refreshKey: deriveRefreshKey(o.SigningKey), refreshTTL: o.RefreshTTL,
+		refreshKey: deriveRefreshKey(o.SigningKey), refreshTTL: o.RefreshTTL, mediaKey: deriveMediaKey(o.SigningKey),
 		throttle: NewThrottle(o.Now),
 		hashing:  make(chan struct{}, o.ConcurrentHash),
 		tickets:  newTicketTable(),

@@ -117,6 +117,16 @@ func IsRaster(mimeType string) bool {
 	return false
 }
 
+// IsMedia reports whether a stored type is audio or video, which a media
+// element plays (Ogg, which sniffing names application/ogg, included).
+func IsMedia(mimeType string) bool {
+	base, _, err := mime.ParseMediaType(ServeType(mimeType))
+	if err != nil {
+		return false
+	}
+	return strings.HasPrefix(base, "audio/") || strings.HasPrefix(base, "video/") || base == "application/ogg"
+}
+
 // ServeType returns the Content-Type to send with a stored file. It checks
 // the stored type again rather than trusting the database: anything active
 // or unparseable is sent as application/octet-stream, which a browser only

@@ -119,3 +119,16 @@ func TestIsRaster(t *testing.T) {
 		}
 	}
 }
+
+func TestIsMedia(t *testing.T) {
+	for _, typ := range []string{"audio/mpeg", "audio/wav", "audio/x-wav", "audio/ogg", "application/ogg", "video/webm", "video/mp4", "Video/MP4"} {
+		if !files.IsMedia(typ) {
+			t.Errorf("IsMedia(%q) = false", typ)
+		}
+	}
+	for _, typ := range []string{"image/png", "application/pdf", "text/html", "image/svg+xml", "application/octet-stream", "", "audio", "audio/*", "video/"} {
+		if files.IsMedia(typ) {
+			t.Errorf("IsMedia(%q) = true", typ)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -159,43 +160,107 @@ func (s *server) handleFile(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw := pathParam(r, "id")
 		d, err := s.Uploads.Download(r.Context(), identityFrom(r.Context()), raw, thumb)
-		switch {
-		case errors.Is(err, uploads.ErrExpired):
-			writeJSON(w, http.StatusGone, wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
-			return
-		case errors.Is(err, uploads.ErrDamaged):
-			s.Log.ErrorContext(r.Context(), "stored file is damaged", "file_id", raw, "err", err)
-			writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
-			return
-		case err != nil:
-			s.writeError(w, r, err)
+		if err != nil {
+			s.downloadFailed(w, r, raw, err)
 			return
 		}
 		defer d.Close()
-		f := d.File
+		s.serveDownload(w, r, raw, d, thumb)
+	}
+}
 
-		h := w.Header()
-		h.Set("Content-Security-Policy", fileCSP)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "private, max-age=86400")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		name, ctype, inline := f.Name, files.ServeType(f.MimeType), files.IsRaster(f.MimeType)
-		if thumb {
-			ctype, inline = f.ThumbMimeType, true
-			name = thumbName(f.Name, f.ThumbMimeType)
-		} else {
-			h.Set("ETag", `"`+hex.EncodeToString(f.SHA256)+`"`)
+// mediaQuery is the query parameter of a media URL that carries its
+// token; the access log redacts it.
+const mediaQuery = "sig"
+
+// handleMediaURL gives a member of a file's chat a short-lived URL that
+// plays an audio or video file in a media element, which cannot send the
+// bearer token: the URL is signed for this file, this user and this
+// session (auth.Service.MediaToken) and works for auth.MediaTTL.
+func (s *server) handleMediaURL() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := identityFrom(r.Context())
+		raw := pathParam(r, "id")
+		f, err := s.Uploads.Media(r.Context(), id, raw)
+		if err != nil {
+			s.downloadFailed(w, r, raw, err)
+			return
 		}
-		h.Set("Content-Type", ctype)
-		h.Set("Content-Disposition", files.ContentDisposition(inline, name))
-		checked := &checkedReader{ReadSeeker: d.Content}
-		http.ServeContent(w, r, "", f.CreatedAt, checked)
-		if checked.err != nil {
-			// Some of the response may be out; cut the connection so the
-			// client sees a failed download, never a short or altered file.
-			s.Log.ErrorContext(r.Context(), "stored file failed its integrity check while being served", "file_id", raw, "err", checked.err)
-			panic(http.ErrAbortHandler)
+		token, ttl := s.Auth.MediaToken(id, f.ID)
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, wire.MediaURL{
+			URL:       wire.FileURL(f.ID) + "/media?" + url.Values{mediaQuery: {token}}.Encode(),
+			ExpiresIn: int(ttl / time.Second),
+		})
+	}
+}
+
+// handleMedia serves a file through a media URL (handleMediaURL), with
+// Range support and the headers of a download. The token in the query
+// stands in for the bearer token; membership of the file's chat is
+// checked again on every request, so a member removed from the chat is
+// refused at once.
+func (s *server) handleMedia() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw := pathParam(r, "id")
+		fileID, err := hex.DecodeString(raw)
+		if err != nil || len(fileID) != 16 {
+			s.downloadFailed(w, r, raw, uploads.ErrNoSuchFile)
+			return
 		}
+		id, err := s.Auth.CheckMediaToken(r.Context(), r.URL.Query().Get(mediaQuery), fileID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		d, err := s.Uploads.Download(r.Context(), id, raw, false)
+		if err != nil {
+			s.downloadFailed(w, r, raw, err)
+			return
+		}
+		defer d.Close()
+		s.serveDownload(w, r, raw, d, false)
+	}
+}
+
+// downloadFailed answers a download that Uploads refused or could not open.
+func (s *server) downloadFailed(w http.ResponseWriter, r *http.Request, raw string, err error) {
+	switch {
+	case errors.Is(err, uploads.ErrExpired):
+		writeJSON(w, http.StatusGone, wire.ErrorBody{Detail: chat.ErrorMessage(err), Code: chat.ENotFound})
+	case errors.Is(err, uploads.ErrDamaged):
+		s.Log.ErrorContext(r.Context(), "stored file is damaged", "file_id", raw, "err", err)
+		writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Detail: "The stored file is damaged and cannot be served.", Code: chat.EInternal})
+	default:
+		s.writeError(w, r, err)
+	}
+}
+
+// serveDownload sends an opened file (or its thumbnail), answering Range
+// and If-Range, under a sandboxing CSP and nosniff.
+func (s *server) serveDownload(w http.ResponseWriter, r *http.Request, raw string, d uploads.Download, thumb bool) {
+	f := d.File
+	h := w.Header()
+	h.Set("Content-Security-Policy", fileCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "private, max-age=86400")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	name, ctype, inline := f.Name, files.ServeType(f.MimeType), files.IsRaster(f.MimeType)
+	if thumb {
+		ctype, inline = f.ThumbMimeType, true
+		name = thumbName(f.Name, f.ThumbMimeType)
+	} else {
+		h.Set("ETag", `"`+hex.EncodeToString(f.SHA256)+`"`)
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", files.ContentDisposition(inline, name))
+	checked := &checkedReader{ReadSeeker: d.Content}
+	http.ServeContent(w, r, "", f.CreatedAt, checked)
+	if checked.err != nil {
+		// Some of the response may be out; cut the connection so the
+		// client sees a failed download, never a short or altered file.
+		s.Log.ErrorContext(r.Context(), "stored file failed its integrity check while being served", "file_id", raw, "err", checked.err)
+		panic(http.ErrAbortHandler)
 	}
 }
 

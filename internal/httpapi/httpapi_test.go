@@ -56,6 +56,13 @@ type api struct {
 // is believed.
 func MustAPI(tb testing.TB, trusted ...string) *api {
 	tb.Helper()
+	return MustAPIAt(tb, nil, trusted...)
+}
+
+// MustAPIAt is MustAPI with the auth service reading its time from now
+// (nil: the real clock), for tests of expiry.
+func MustAPIAt(tb testing.TB, now func() time.Time, trusted ...string) *api {
+	tb.Helper()
 	w := servicetest.MustWorld(tb)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
@@ -76,7 +83,7 @@ func MustAPI(tb testing.TB, trusted ...string) *api {
 		proxies = append(proxies, netip.MustParsePrefix(p))
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Auth:     auth.NewService(auth.Options{Store: w.Store, SigningKey: bytes.Repeat([]byte{7}, 32), TokenTTL: time.Hour, Registration: "open"}),
+		Auth:     auth.NewService(auth.Options{Store: w.Store, SigningKey: bytes.Repeat([]byte{7}, 32), TokenTTL: time.Hour, Registration: "open", Now: now}),
 		Messages: messages, Chats: cs, Hub: h, Uploads: up, Ready: w.Store.Ping, Log: log,
 		Keys:  keys.New(keys.Options{Store: w.Store, Ring: w.Ring, Broker: w.Broker, Log: log, MaxMessageBytes: 1000}),
 		Web:   fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Mapsim Chat</title>")}},

@@ -106,7 +106,7 @@ func redactedQuery(q url.Values) string {
 	out := make(url.Values, len(q))
 	for k, v := range q {
 		switch strings.ToLower(k) {
-		case "token", "ticket", "access_token", "password", "invite":
+		case "token", "ticket", "access_token", "password", "invite", mediaQuery:
 			out[k] = []string{"REDACTED"}
 		default:
 			out[k] = v

@@ -92,7 +92,14 @@ func (s *server) routes() *chi.Mux {
 		r.Post("/upload", s.handleUpload())
 		r.Get("/file/{id}", s.handleFile(false))
 		r.Get("/file/{id}/thumbnail", s.handleFile(true))
+		// A short-lived URL that plays an audio or video file in a media
+		// element (which cannot send the token).
+		r.Post("/file/{id}/media-url", s.handleMediaURL())
 	})
+
+	// That URL: its signed query stands in for the token; membership of
+	// the file's chat is checked on every request.
+	r.Get("/file/{id}/media", s.handleMedia())
 
 	// The WebSocket authenticates itself (ticket, token or header).
 	r.Get("/ws", s.handleWS())

@@ -557,26 +557,9 @@ type Download struct {
 // user's chat is ErrNoSuchFile; one the janitor expired ErrExpired; one that
 // fails its integrity check ErrDamaged.
 func (s *Service) Download(ctx context.Context, id chat.Identity, ref string, thumb bool) (Download, error) {
-	fileID, err := hex.DecodeString(ref)
-	if err != nil || len(fileID) != 16 {
-		return Download{}, ErrNoSuchFile
-	}
-	f, err := s.opt.Store.FileByID(ctx, fileID)
-	if chat.ErrorCode(err) == chat.ENotFound {
-		return Download{}, ErrNoSuchFile
-	}
+	f, err := s.readable(ctx, id, ref)
 	if err != nil {
 		return Download{}, err
-	}
-	member, err := s.opt.Store.IsMember(ctx, f.ChatID, id.UserID)
-	if err != nil {
-		return Download{}, err
-	}
-	if !member {
-		return Download{}, ErrNoSuchFile
-	}
-	if !f.ExpiredAt.IsZero() {
-		return Download{}, ErrExpired
 	}
 	if thumb && f.ThumbPending {
 		if f, err = s.awaitThumbnail(ctx, f); err != nil {
@@ -597,6 +580,51 @@ func (s *Service) Download(ctx context.Context, id chat.Identity, ref string, th
 		return Download{}, err
 	}
 	return Download{File: f, Content: content, Close: closeFile}, nil
+}
+
+// readable looks up a file for a user who wants to read it: a member of
+// its chat, while the file is kept (see Download's errors).
+func (s *Service) readable(ctx context.Context, id chat.Identity, ref string) (chat.File, error) {
+	fileID, err := hex.DecodeString(ref)
+	if err != nil || len(fileID) != 16 {
+		return chat.File{}, ErrNoSuchFile
+	}
+	f, err := s.opt.Store.FileByID(ctx, fileID)
+	if chat.ErrorCode(err) == chat.ENotFound {
+		return chat.File{}, ErrNoSuchFile
+	}
+	if err != nil {
+		return chat.File{}, err
+	}
+	member, err := s.opt.Store.IsMember(ctx, f.ChatID, id.UserID)
+	if err != nil {
+		return chat.File{}, err
+	}
+	if !member {
+		return chat.File{}, ErrNoSuchFile
+	}
+	if !f.ExpiredAt.IsZero() {
+		return chat.File{}, ErrExpired
+	}
+	return f, nil
+}
+
+// ErrNotMedia answers a request for a media URL of a file that is not
+// audio or video.
+var ErrNotMedia = chat.Errorf(chat.EInvalid, "Only audio and video files play from a media link; download this file instead.")
+
+// Media looks up an audio or video file for a member of its chat who wants
+// to play it from a media URL: Download's checks, and the stored type must
+// be audio or video (Ogg included). Others are ErrNotMedia.
+func (s *Service) Media(ctx context.Context, id chat.Identity, ref string) (chat.File, error) {
+	f, err := s.readable(ctx, id, ref)
+	if err != nil {
+		return chat.File{}, err
+	}
+	if !files.IsMedia(f.MimeType) {
+		return chat.File{}, ErrNotMedia
+	}
+	return f, nil
 }
 
 // open returns the plaintext of a stored file (or its thumbnail) as a

@@ -130,6 +130,13 @@ type Uploaded struct {
 	Height       int    `json:"height,omitempty"`
 }
 
+// MediaURL answers POST /file/{id}/media-url: a URL, without the bearer
+// token, that a media element plays from for ExpiresIn seconds.
+type MediaURL struct {
+	URL       string `json:"url"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
 // Session is one of my sessions, for the list in Settings: a browser
 // signed in, or a token a script or terminal logged in for.
 type Session struct {

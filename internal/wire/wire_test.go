@@ -170,6 +170,7 @@ func TestGoldenShapes(t *testing.T) {
 			ThumbnailURL: "/file/abababababababababababababababab/thumbnail", Name: "photo.jpg", Size: 48213,
 			MimeType: "image/jpeg", ChatID: 5, ChatName: "group:ab12", Width: 1600, Height: 1200,
 		}},
+		{"rest-media-url", wire.MediaURL{URL: "/file/abababababababababababababababab/media?sig=AQ", ExpiresIn: 300}},
 	}
 	seen := map[string]bool{}
 	for _, s := range shapes {

@@ -165,10 +165,11 @@ test('media in a plain chat: audio and video inline, the lightbox by keyboard, a
     await openChat(alice, 'global');
     await sendAll(alice);
 
+    // Not end-to-end encrypted: played from the server's signed URL.
     const audio = await playsInline(alice, 'tone.wav', 'audio');
-    assert.deepEqual({ ...audio, duration: Math.round(audio.duration) }, { src: 'blob:', duration: 1, width: 0, controls: true, focused: true });
+    assert.deepEqual({ ...audio, duration: Math.round(audio.duration) }, { src: 'http:', duration: 1, width: 0, controls: true, focused: true });
     const video = await playsInline(alice, 'clip.webm', 'video');
-    assert.equal(video.src, 'blob:');
+    assert.equal(video.src, 'http:');
     assert.equal(video.width, 64);
     await lightboxWalk(alice, { rtl: false });
     const opened = await opensPdf(alice, 'report.pdf');
@@ -197,7 +198,7 @@ test('media in a plain chat: audio and video inline, the lightbox by keyboard, a
     await dara.click('[data-testid=chat-item][data-chat-name="global"]');
     await dara.waitForSelector(`${message('report.pdf')}`);
     const heard = await playsInline(dara, 'tone.wav', 'audio');
-    assert.equal(heard.src, 'blob:');
+    assert.equal(heard.src, 'http:');
     const seen = await playsInline(dara, 'clip.webm', 'video');
     assert.equal(seen.width, 64);
     const box = await dara.$eval(`${message('clip.webm')} [data-testid=media-video]`, (el) => el.getBoundingClientRect().right);
@@ -247,6 +248,67 @@ test('media in an end-to-end encrypted chat: decrypted in the browser into blob:
     assert.ok(!bytes.subarray(0, 5).equals(Buffer.from('%PDF-')), 'the server keeps no plaintext PDF');
     assert.match(served.headers.get('content-disposition'), /^attachment/);
     await screenshot(bob, 'media-e2ee-fa-phone');
+    noProblems(alice, bob);
+  });
+});
+
+// mediaTraffic watches, through the DevTools protocol, the page's requests
+// for media URLs: each one's Range header, status and bytes received.
+async function mediaTraffic(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  const requests = new Map();
+  cdp.on('Network.requestWillBeSent', (e) => {
+    if (/\/file\/[0-9a-f]{32}\/media\?sig=/.test(e.request.url)) requests.set(e.requestId, { range: e.request.headers.Range || '', status: 0, bytes: 0 });
+  });
+  cdp.on('Network.responseReceived', (e) => { const r = requests.get(e.requestId); if (r) r.status = e.response.status; });
+  cdp.on('Network.dataReceived', (e) => { const r = requests.get(e.requestId); if (r) r.bytes += e.dataLength; });
+  return { cdp, list: () => [...requests.values()].map((r) => ({ ...r })) };
+}
+
+test('audio in a plain chat streams by range from a signed URL: it plays before the whole file is fetched, and seeks', async () => {
+  await withServer({ UPLOAD_MAX_FILE_MB: '20' }, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await openChat(alice, 'global');
+    const long = wav(240); // 4 minutes, 3.8 MB
+    await sendFiles(alice, [{ name: 'long.wav', mimeType: 'audio/wav', buffer: long }]);
+
+    const bob = await openUser(browser, server);
+    await register(bob, 'bob');
+    await openChat(bob, 'global');
+    await bob.waitForSelector(message('long.wav'));
+    const traffic = await mediaTraffic(bob);
+    // 512 kB/s: the whole file would take over 7 s to arrive.
+    await traffic.cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 512 * 1024, uploadThroughput: -1 });
+    await bob.click(`${message('long.wav')} [data-testid=media-play]`);
+    const sel = `${message('long.wav')} [data-testid=media-audio]`;
+    const player = await bob.waitForSelector(sel);
+    await bob.waitForFunction((el) => !el.paused && el.currentTime > 0.2, player, { timeout: 30_000 });
+    const atStart = traffic.list();
+    const fetched = atStart.reduce((n, r) => n + r.bytes, 0);
+    assert.ok(atStart.length >= 1 && atStart.every((r) => r.range.startsWith('bytes=')), JSON.stringify(atStart));
+    assert.ok(fetched < long.length / 2, `playing after ${fetched} of ${long.length} bytes`);
+    const src = await player.evaluate((el) => el.src);
+    assert.ok(src.startsWith(`${server.url}/file/`) && src.includes('/media?sig='), src);
+
+    // Seeking near the end asks for the bytes there, by range.
+    const target = 200;
+    await player.evaluate((el, t) => { el.currentTime = t; }, target);
+    await bob.waitForFunction(([el, t]) => !el.seeking && el.currentTime >= t && el.readyState >= 2, [player, target], { timeout: 30_000 });
+    await bob.waitForFunction(([el, t]) => el.currentTime > t + 0.2, [player, target], { timeout: 30_000 });
+    const seekStart = Math.floor(44 + target * 16000 * 0.9);
+    const seeks = traffic.list().filter((r) => Number(/^bytes=(\d+)-/.exec(r.range)?.[1]) > seekStart);
+    assert.ok(seeks.length >= 1 && seeks.every((r) => r.status === 206), JSON.stringify(traffic.list()));
+    const total = traffic.list().reduce((n, r) => n + r.bytes, 0);
+    assert.ok(total < long.length, `seeking fetched ${total} of ${long.length} bytes`);
+
+    // The server answered ranges, and its log never holds the signature.
+    assert.match(server.logs, /path=\/file\/[0-9a-f]{32}\/media .*status=206/);
+    const sig = new URL(src).searchParams.get('sig');
+    assert.ok(!server.logs.includes(sig), 'the signed token reached the log');
+    assert.match(server.logs, /sig=REDACTED/);
+    await traffic.cdp.detach();
     noProblems(alice, bob);
   });
 });

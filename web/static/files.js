@@ -2,12 +2,16 @@
 // which the page's CSP allows for images and media (img-src and media-src
 // blob:). Each URL is fetched once. A file of an end-to-end encrypted chat
 // is decrypted here, after its SHA-256 is checked, with the key its message
-// carries. Audio and video play from such a URL (a media element cannot
-// send the bearer token, so the whole file is fetched when the user asks
-// to play it); a PDF opens from one in a new tab, never from the server,
-// which sends every non-image file as an attachment under a sandbox CSP.
+// carries. Audio and video of a chat that is not end-to-end encrypted
+// stream instead: a media element cannot send the bearer token, so it
+// plays from a short-lived URL the server signs for this file and this
+// session (POST /file/{id}/media-url), fetching ranges as it plays and
+// seeks; an encrypted chat's media is opaque to the server and is
+// decrypted whole into a blob: URL. A PDF opens from a blob: URL in a new
+// tab, never from the server, which sends every non-image file as an
+// attachment under a sandbox CSP.
 
-import { fetchBlob } from './api.js';
+import { fetchBlob, request } from './api.js';
 import { decryptFile } from './secure.js';
 
 // Types a decrypted file keeps for display; anything else (HTML, SVG, …)
@@ -97,6 +101,53 @@ export function decryptedURL(path, descriptor) {
 /** fileURL is decryptedURL for a file of an encrypted chat (file.e2ee set), objectURL otherwise. */
 export function fileURL(file) {
   return file.e2ee ? decryptedURL(file.url, file.e2ee) : objectURL(file.url);
+}
+
+/**
+ * mediaURL resolves to what a media element plays a message's audio or
+ * video file from: in an encrypted chat the decrypted blob: URL (the whole
+ * file, fetched and checked first), else a signed URL of the server's that
+ * streams by range. A signed URL works for a few minutes; ask again for a
+ * new one when it stops working (see attachMedia).
+ */
+export async function mediaURL(file) {
+  if (file.e2ee) return decryptedURL(file.url, file.e2ee);
+  const answer = await request('POST', `${file.url}/media-url`);
+  return answer.url;
+}
+
+/**
+ * attachMedia points a media element at a file (mediaURL) and keeps it
+ * playing past its URL's expiry: when a signed URL is refused (a seek or a
+ * resume after it expired), it asks for a new one and goes on from the
+ * same place, playing if it was. It gives up, calling onFail(err), when
+ * even a fresh URL fails before its media loads.
+ */
+export async function attachMedia(player, file, onFail) {
+  let loadedSinceRenewal = true;
+  let renewing = false;
+  player.addEventListener('loadedmetadata', () => { loadedSinceRenewal = true; });
+  player.addEventListener('error', async () => {
+    if (file.e2ee || renewing) return;
+    if (!loadedSinceRenewal) { onFail(new Error(player.error?.message || 'media')); return; }
+    renewing = true;
+    loadedSinceRenewal = false;
+    const at = player.currentTime;
+    const playing = !player.paused;
+    try {
+      const url = await mediaURL(file);
+      player.addEventListener('loadedmetadata', () => {
+        if (at) player.currentTime = at;
+        if (playing) player.play().catch(() => {});
+      }, { once: true });
+      player.src = url;
+    } catch (err) {
+      onFail(err);
+    } finally {
+      renewing = false;
+    }
+  });
+  player.src = await mediaURL(file);
 }
 
 /** thumbURL is a file's thumbnail: decrypted in an encrypted chat, else thumbnailURL. */

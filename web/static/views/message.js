@@ -94,17 +94,17 @@ function failText(err) {
   return err.status === 410 ? t('message.fileExpired') : err.reason ? t('e2ee.fileFailed', { reason: t(`e2ee.reason.${err.reason}`) }) : controller.errorText(err);
 }
 
-// playButton fetches (and decrypts) an audio or video file when asked and
-// puts a player with the browser's controls in place of the button.
+// playButton puts a player with the browser's controls in place of the
+// button when asked: streaming by range from a signed URL, or, in an
+// encrypted chat, from the file fetched and decrypted whole.
 function playButton(file, kind, card) {
   const b = iconButton('play', t('message.play', { name: file.name || '' }), { class: 'icon-btn play-btn', 'data-testid': 'media-play' });
   b.addEventListener('click', () => {
     b.disabled = true;
     b.classList.add('is-busy');
-    files.fileURL(file).then((url) => {
-      const player = h(kind, { class: `media-${kind}`, 'data-testid': `media-${kind}`, controls: '', preload: 'metadata', 'aria-label': file.name || t('message.file') });
-      if (kind === 'video') player.setAttribute('playsinline', '');
-      player.src = url;
+    const player = h(kind, { class: `media-${kind}`, 'data-testid': `media-${kind}`, controls: '', preload: 'metadata', 'aria-label': file.name || t('message.file') });
+    if (kind === 'video') player.setAttribute('playsinline', '');
+    files.attachMedia(player, file, (err) => controller.toast(failText(err))).then(() => {
       card.after(player);
       b.remove();
       player.focus();
