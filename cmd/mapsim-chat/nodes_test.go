@@ -1177,3 +1177,43 @@ func TestNodesShardDelivery(t *testing.T) {
 	wa.send(map[string]any{"type": "text", "chat_name": g, "client_id": "welcome", "text": textMark + "welcome"})
 	d.next(func(f map[string]any) bool { return f["type"] == "text" && f["client_id"] == "welcome" })
 }
+
+// TestNodesPresenceLimit: PRESENCE_LIMIT counts a chat's people on every
+// node. A room over it carries no presence even though no node holds more
+// than the limit of its connections: a room of 1,000 spread over three
+// nodes is as big as on one (before, each node announced every arrival
+// to its third of the room).
+func TestNodesPresenceLimit(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2, "PRESENCE_LIMIT", "2")
+	n0, n1 := c.node(0), c.node(1)
+	ann, bea, cid := n0.MustUser(t, "ann"), n0.MustUser(t, "bea"), n0.MustUser(t, "cid")
+	room, _ := mustGroup(t, n0, ann, "Room", "bea", "cid")
+	presence := func(ws *wsClient, who string) {
+		t.Helper()
+		ws.next(func(f map[string]any) bool {
+			return f["type"] == "presence" && f["username"] == who && f["online"] == true
+		})
+	}
+	a := n0.MustDial(t, ann, room)
+	a.nextType("hello")
+	b := n1.MustDial(t, bea, room)
+	b.nextType("hello")
+	// Two online: within the limit, and each node knows of the other's.
+	presence(a, "bea")
+	presence(b, "ann")
+
+	// A third, on node 0 (two connections there, one user on node 1): the
+	// room is over the limit, says nothing of cid, and cid's list holds
+	// only cid.
+	w := n0.MustDial(t, cid, room)
+	if f := w.nextType("online_users"); fmt.Sprint(f["users"]) != "[cid]" {
+		t.Fatalf("cid's online_users = %v, want only cid: the room is over PRESENCE_LIMIT across the nodes", f["users"])
+	}
+	w.send(map[string]any{"type": "text", "text": "marker", "client_id": "m1"})
+	for _, ws := range []*wsClient{a, b} {
+		if f := ws.next(func(f map[string]any) bool { return f["type"] == "text" || f["type"] == "presence" }); f["type"] != "text" {
+			t.Fatalf("got %v before the marker: presence through a room over the limit", f)
+		}
+	}
+}

@@ -87,8 +87,9 @@ type Options struct {
 	SyncPage int
 	// TypingTTL is how long a typing start holds without a refresh.
 	TypingTTL time.Duration
-	// PresenceLimit is the most connections a chat may have on this node
-	// and still carry presence. Announcing each arrival and departure to
+	// PresenceLimit is the most connections a chat may have (on this node,
+	// plus the users online in it on the other nodes) and still carry
+	// presence. Announcing each arrival and departure to
 	// everyone in a chat costs frames in proportion to its size, so a big
 	// room (a large community's global) would make every connect cost O(n)
 	// and a reconnect storm O(n²); such a room carries none, and presence
@@ -180,7 +181,7 @@ func New(o Options) *Hub {
 	}
 	h := &Hub{
 		opt: o, log: o.Log, m: o.Metrics.withDefaults(),
-		idx:      newIndex(),
+		idx:      newIndex(o.PresenceLimit),
 		messages: ratelimit.NewKeyed(o.Limits.MessageRate, o.Limits.MessageBurst),
 		typing:   typingSet{states: make(map[typingKey]*typingState)},
 		flush:    flushClock{every: o.WriteDelay},

@@ -49,6 +49,10 @@ type index struct {
 
 	// closing is set by Shutdown: new connections are refused.
 	closing bool
+
+	// presenceLimit is Options.PresenceLimit: a chat with more people
+	// online in it, here and on the other nodes, carries no presence.
+	presenceLimit int
 }
 
 // awayUser is a user in the grace after their last connection closed.
@@ -64,15 +68,16 @@ type remoteUser struct {
 	chatIDs []int64
 }
 
-func newIndex() index {
+func newIndex(presenceLimit int) index {
 	return index{
-		subs:   make(map[*Conn]map[int64]struct{}),
-		byChat: make(map[int64]map[*Conn]struct{}),
-		byUser: make(map[int64]map[*Conn]struct{}),
-		names:  make(map[int64]string),
-		large:  make(map[int64]time.Time),
-		away:   make(map[int64]*awayUser),
-		awayIn: make(map[int64]map[int64]struct{}),
+		presenceLimit: presenceLimit,
+		subs:          make(map[*Conn]map[int64]struct{}),
+		byChat:        make(map[int64]map[*Conn]struct{}),
+		byUser:        make(map[int64]map[*Conn]struct{}),
+		names:         make(map[int64]string),
+		large:         make(map[int64]time.Time),
+		away:          make(map[int64]*awayUser),
+		awayIn:        make(map[int64]map[int64]struct{}),
 
 		remote:   make(map[int64]*remoteUser),
 		remoteIn: make(map[int64]map[int64]struct{}),
@@ -100,7 +105,7 @@ func (ix *index) subscribeLocked(c *Conn, chatID int64, presenceLimit int) {
 		ix.byChat[chatID] = conns
 	}
 	conns[c] = struct{}{}
-	if len(conns) > presenceLimit {
+	if len(conns)+len(ix.remoteIn[chatID]) > presenceLimit {
 		ix.large[chatID] = time.Now()
 	}
 }
@@ -165,6 +170,11 @@ func (ix *index) joinRemoteLocked(uid, chatID int64) {
 		ix.remoteIn[chatID] = users
 	}
 	users[uid] = struct{}{}
+	// Big counts across the nodes: a room of 1,000 spread over three
+	// nodes is as big on each as it is on one.
+	if ix.presenceLimit > 0 && len(ix.byChat[chatID])+len(users) > ix.presenceLimit {
+		ix.large[chatID] = time.Now()
+	}
 }
 
 func (ix *index) leaveRemoteLocked(uid, chatID int64) {
@@ -206,9 +216,10 @@ func (ix *index) membershipRemoteLocked(uid, chatID int64, membership string) {
 }
 
 // carriesPresenceLocked reports whether a chat announces presence: it has
-// at most presenceLimit connections and has not had more lately.
+// at most presenceLimit connections here and users online in it on other
+// nodes, and has not had more lately.
 func (ix *index) carriesPresenceLocked(chatID int64, presenceLimit int, now time.Time) bool {
-	if len(ix.byChat[chatID]) > presenceLimit {
+	if len(ix.byChat[chatID])+len(ix.remoteIn[chatID]) > presenceLimit {
 		return false
 	}
 	seen, ok := ix.large[chatID]
