@@ -502,3 +502,73 @@ test('chats not opened yet preview their last message: the server\'s text, or wh
     noProblems(alice, carol);
   });
 });
+
+test('a long history opens at the very bottom; scrolling up, older pages land without moving what is in view', async () => {
+  await withServer(noLimits, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await alice.goto('about:blank');
+    // Messages of one to five paragraphs, all from bob: the oldest of each
+    // page is grouped with the one before it once that one arrives.
+    const token = await apiUser(server, 'bob');
+    const seeder = await openUser(browser, server);
+    await sendFrames(seeder, token, Array.from({ length: 241 }, (_, i) => ({
+      type: 'text', chat_name: 'global', client_id: `tall-${i}`,
+      text: [`tall ${i}`, ...Array.from({ length: i % 5 }, (__, j) => `paragraph ${j + 2} of a taller message`)].join('\n\n'),
+    })));
+    await seeder.context().close();
+
+    // Opened at the "new messages" divider, then read to the end.
+    await alice.goto(server.url + '/');
+    await openChat(alice, 'global');
+    await alice.waitForSelector('[data-testid=unread-divider]');
+    await waitForMessage(alice, 'tall 240'); // one paragraph, like every fifth
+    await alice.$eval('[data-testid=messages]', (el) => { el.scrollTop = el.scrollHeight; });
+    const aliceToken = await pageToken(alice);
+    for (let unread = -1; unread !== 0;) {
+      const chats = await api(server, 'GET', '/chats/', aliceToken);
+      unread = chats.body.chats.find((c) => c.name === 'global')?.unread;
+    }
+
+    // Opened again, with nothing unread: at the bottom.
+    await alice.reload();
+    await openChat(alice, 'global');
+    await waitForMessage(alice, 'tall 240');
+    // At the very bottom once drawn, the newest message wholly in view.
+    await alice.waitForFunction(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => {
+      const list = document.querySelector('[data-testid=messages]');
+      resolve(list.scrollHeight - list.scrollTop - list.clientHeight < 2);
+    }))));
+    const last = await alice.evaluate(() => {
+      const list = document.querySelector('[data-testid=messages]');
+      const msgs = [...list.querySelectorAll('[data-testid=message]')];
+      const r = msgs.at(-1).getBoundingClientRect();
+      const box = list.getBoundingClientRect();
+      return r.top >= box.top && r.bottom <= box.bottom;
+    });
+    assert.equal(last, true, 'the newest message is not wholly in view');
+
+    // Up through every page, 150px at a time: a message in view moves by
+    // exactly the distance scrolled, also when an older page lands above
+    // (and the message that was the oldest loses its author line).
+    for (let step = 0; step < 400; step++) {
+      const r = await alice.evaluate(() => new Promise((resolve) => {
+        const list = document.querySelector('[data-testid=messages]');
+        const box = list.getBoundingClientRect();
+        const el = [...list.querySelectorAll('[data-testid=message]')].findLast((m) => m.getBoundingClientRect().bottom <= box.bottom);
+        const before = el.getBoundingClientRect().top;
+        const delta = Math.min(150, list.scrollTop);
+        list.scrollTop -= delta;
+        const frames = (n, then) => (n ? requestAnimationFrame(() => frames(n - 1, then)) : then());
+        frames(4, () => resolve({
+          moved: el.getBoundingClientRect().top - before, delta, text: el.querySelector('[data-testid=message-text]').textContent.split('paragraph')[0],
+          atStart: !!list.querySelector('.history-start') && list.scrollTop === 0,
+        }));
+      }));
+      assert.ok(Math.abs(r.moved - r.delta) <= 1, `"${r.text}" moved ${r.moved}px for a scroll of ${r.delta}px`);
+      if (r.atStart) break;
+    }
+    assert.equal(await inView(alice, 'tall 0'), true, 'the top of the history was not reached');
+    noProblems(alice);
+  });
+});

@@ -161,11 +161,16 @@ export function mountChat({ onBack }) {
   }
 
   // captureAnchor remembers the topmost visible item and where it is, so a
-  // render that adds older messages above (or changes heights) keeps it in place.
+  // render that adds older messages above (or changes heights) keeps it in
+  // place. Never the oldest item loaded: an older page that lands above
+  // groups it with the message before it, and its author line goes, so
+  // the view would move by that line; the item after it stays as it is.
   function captureAnchor() {
     const scrollTop = messages.scrollTop;
+    let oldest = true;
     for (const el of messages.children) {
       if (el === top || el.classList.contains('day')) continue;
+      if (oldest) { oldest = false; continue; }
       if (el.offsetTop + el.offsetHeight > scrollTop) {
         const key = keys.get(el);
         return key ? { key, offset: el.offsetTop - scrollTop } : null;
