@@ -312,3 +312,53 @@ test('audio in a plain chat streams by range from a signed URL: it plays before 
     noProblems(alice, bob);
   });
 });
+
+test('a signed media URL refused mid-playback (expired) is renewed, and playback goes on from the same point; a refused renewal says so', async () => {
+  await withServer({ UPLOAD_MAX_FILE_MB: '20' }, async (server) => {
+    const alice = await openUser(browser, server);
+    await register(alice, 'alice');
+    await openChat(alice, 'global');
+    const long = wav(240);
+    await sendFiles(alice, [{ name: 'long.wav', mimeType: 'audio/wav', buffer: long }]);
+
+    const bob = await openUser(browser, server);
+    await register(bob, 'bob');
+    await openChat(bob, 'global');
+    await bob.waitForSelector(message('long.wav'));
+    let asked = 0;
+    bob.on('request', (r) => { if (r.method() === 'POST' && /\/file\/[0-9a-f]{32}\/media-url$/.test(r.url())) asked++; });
+    const traffic = await mediaTraffic(bob);
+    // Slow enough that a seek far ahead needs a new request.
+    await traffic.cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 512 * 1024, uploadThroughput: -1 });
+    await bob.click(`${message('long.wav')} [data-testid=media-play]`);
+    const player = await bob.waitForSelector(`${message('long.wav')} [data-testid=media-audio]`);
+    await bob.waitForFunction((el) => !el.paused && el.currentTime > 0.2, player, { timeout: 30_000 });
+    const first = await player.evaluate((el) => el.src);
+    assert.equal(asked, 1);
+
+    // The URL expires: the server refuses it from now on, as it would
+    // after five minutes (401, the answer to an expired signature).
+    const sig = new URL(first).searchParams.get('sig');
+    await bob.route((url) => url.searchParams.get('sig') === sig, (route) => route.fulfill({
+      status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'This media link is not valid (it has expired, or is for another file); open the file again.' }),
+    }));
+    const target = 150;
+    await player.evaluate((el, t) => { el.currentTime = t; }, target);
+    await bob.waitForFunction(([el, old, t]) => el.src !== old && !el.seeking && !el.paused && el.currentTime > t + 0.2 && el.currentTime < t + 30,
+      [player, first, target], { timeout: 30_000 });
+    const second = await player.evaluate((el) => el.src);
+    assert.ok(second.includes('/media?sig=') && new URL(second).searchParams.get('sig') !== sig, second);
+    assert.equal(asked, 2, 'one new signed URL for the renewal');
+    assert.ok(traffic.list().some((r) => r.status === 401), JSON.stringify(traffic.list()));
+    assert.equal(await bob.$$eval('[data-testid=toast]', (els) => els.length), 0, 'a renewal that worked showed an error');
+
+    // Every URL refused: one renewal, then a clear error, not a loop.
+    await bob.route('**/media?sig=*', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"refused"}' }));
+    await player.evaluate((el) => { el.currentTime = 20; });
+    await bob.waitForSelector('[data-testid=toast]', { timeout: 30_000 });
+    assert.equal(asked, 3, 'a refused renewal was retried');
+    await traffic.cdp.detach();
+    bob.problems = bob.problems.filter((m) => !/401|Failed to load resource/.test(m));
+    noProblems(alice, bob);
+  });
+});
