@@ -258,10 +258,18 @@ export async function sendFrames(page, token, frames) {
   await page.evaluate(async ({ tok, list }) => {
     const t = await fetch('/ws-ticket/', { method: 'POST', headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.json());
     const ws = new WebSocket(`ws://${location.host}/ws?ticket=${t.ticket}`);
-    await new Promise((resolve) => { ws.onopen = resolve; });
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onclose = (e) => reject(new Error(`sendFrames: the socket did not open (${e.code} ${e.reason})`));
+    });
     let acks = 0;
-    const done = new Promise((resolve) => {
-      ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'ack' && ++acks === list.length) resolve(); };
+    const done = new Promise((resolve, reject) => {
+      ws.onmessage = (e) => {
+        const f = JSON.parse(e.data);
+        if (f.type === 'ack' && ++acks === list.length) resolve();
+        if (f.type === 'error') reject(new Error(`sendFrames: error frame after ${acks} acks: ${e.data}`));
+      };
+      ws.onclose = (e) => reject(new Error(`sendFrames: closed (${e.code} ${e.reason}) after ${acks} of ${list.length} acks`));
     });
     for (const f of list) ws.send(JSON.stringify(f));
     await done;

@@ -164,6 +164,7 @@ try {
     rows.push([`scroll through ${total} messages, ${frames.length} frames: median frame`, ms(percentile(frames, 50))]);
     rows.push(['… 95th-percentile frame', ms(percentile(frames, 95))]);
     rows.push(['… longest frame', ms(Math.max(...frames))]);
+    rows.push(['… frames over 20 ms', `${frames.filter((f) => f > 20).length} of ${frames.length}`]);
 
     step('showing the chat again');
     // 7. Rendering: leave the chat and come back, all messages in memory.
