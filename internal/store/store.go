@@ -137,6 +137,13 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		cfg.ReadTimeout = 30 * time.Second
 		cfg.WriteTimeout = 30 * time.Second
 		cfg.Params = map[string]string{"sql_mode": "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"}
+		// The driver puts the arguments into the statement itself, escaped
+		// for the connection's utf8mb4 and the server's NO_BACKSLASH_ESCAPES
+		// state, instead of preparing each statement on the server: one
+		// round trip a statement, not a prepare, an execute and a close.
+		// A message's transaction holds its chat's row lock across its
+		// statements, and several nodes wait on that lock (see lockChats).
+		cfg.InterpolateParams = true
 		connector, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, failed("settings", err)
