@@ -707,6 +707,21 @@ func TestNodesSurviveRedisRestart(t *testing.T) {
 	c.waitBroker("down")
 	before := l.total.Load()
 	l.waitAcked(t, before+perSender) // sends commit while Redis is away
+	// Their publishes fail (a short outage may find a publish still
+	// waiting on its connection: wait for it to give up, not a set time).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		failed := 0.0
+		for i := range 3 {
+			failed += c.node(i).mustScrape(t).value("mapsim_broker_publish_errors_total")
+		}
+		if failed >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis away: no node failed a publish within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	down := c.node(0).mustScrape(t)
 	c.redis.Restart()
 	c.waitBroker("up")
