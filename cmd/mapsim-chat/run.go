@@ -215,7 +215,7 @@ type sharedThrottle struct{ t *redisstate.Throttles }
 
 func (s sharedThrottle) Update(ctx context.Context, username, addr string, now time.Time, release string,
 	f func(pair, addr, user *auth.ThrottleEntry) string) error {
-	return s.t.Update(ctx, username, addr, now, release, func(p, a, u *redisstate.ThrottleEntry) string {
+	err := s.t.Update(ctx, username, addr, now, release, func(p, a, u *redisstate.ThrottleEntry) string {
 		es := [3]auth.ThrottleEntry{
 			{Failures: p.Failures, Pending: p.Pending, Last: p.Last, Until: p.Until},
 			{Failures: a.Failures, Pending: a.Pending, Last: a.Last, Until: a.Until},
@@ -227,6 +227,10 @@ func (s sharedThrottle) Update(ctx context.Context, username, addr string, now t
 		}
 		return reserve
 	})
+	if errors.Is(err, redisstate.ErrContended) {
+		return auth.ErrStoreContended
+	}
+	return err
 }
 
 func (s sharedThrottle) Unlock(ctx context.Context, username, addr string) error {
@@ -316,6 +320,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 	})
 	if redis != nil {
 		au.ShareThrottle(sharedThrottle{redisstate.NewThrottles(redis.Client(), cfg.RedisPrefix)})
+		m.WatchLoginThrottle(au.ThrottleFallbacks)
 	}
 	h := hub.New(hub.Options{
 		Messages: messages, Chats: chatsSvc, Broker: b, Log: log, Limits: cfg.Limits(), SharedLimits: limits,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,7 +32,10 @@ import (
 // On several nodes the counts live in a ThrottleStore (Redis), so the
 // budgets are the installation's, not each node's. When the store does not
 // answer, each node falls back to its own counts in memory: guessing is
-// still throttled, with one budget per node, until the store is back.
+// still throttled, with one budget per node, until the store is back. A
+// check the store failed makes the next StoreRetry count in memory without
+// asking it, so a Redis that hangs costs one login its timeout, not every
+// login; Fallbacks counts the checks counted in memory meanwhile.
 type Throttle struct {
 	mu    sync.Mutex
 	pairs map[pairKey]*ThrottleEntry // per username and address
@@ -38,6 +43,11 @@ type Throttle struct {
 	users map[string]*ThrottleEntry  // per username, every address together
 	now   func() time.Time
 	store ThrottleStore // nil: the counts above are the only ones
+	// storeAway is when the store may be asked again after it failed
+	// (under mu); fallbacks counts the checks counted in memory since a
+	// store is set.
+	storeAway time.Time
+	fallbacks atomic.Int64
 
 	freePair, freeAddr, freeUser int
 	// window is how long a key must stay quiet (no failure, no lock-out)
@@ -79,8 +89,16 @@ type ThrottleStore interface {
 	Unlock(ctx context.Context, username, addr string) error
 }
 
+// ErrStoreContended is what a ThrottleStore's Update returns when other
+// nodes changed the same entries on every try.
+var ErrStoreContended = errors.New("auth: throttle entries changed on every try")
+
 // storeTimeout bounds one round trip to the ThrottleStore.
 const storeTimeout = 2 * time.Second
+
+// StoreRetry is how long the throttle counts in memory, without asking the
+// store, after the store failed a check.
+const StoreRetry = 5 * time.Second
 
 // NewThrottle returns a throttle with the production policy described on
 // Throttle. Failures are forgotten after 15 quiet minutes.
@@ -102,6 +120,20 @@ func NewThrottle(now func() time.Time) *Throttle {
 // before the first Begin.
 func (t *Throttle) SetStore(store ThrottleStore) { t.store = store }
 
+// Fallbacks returns how many checks were counted in memory because the
+// store had failed (always 0 without a store).
+func (t *Throttle) Fallbacks() int64 { return t.fallbacks.Load() }
+
+// storeUp reports whether the store may be asked now.
+func (t *Throttle) storeUp(now time.Time) bool {
+	if t.store == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !now.Before(t.storeAway)
+}
+
 // Attempt is one password check that Begin let through. Exactly one of Fail,
 // Succeed or Cancel ends it; calls after the first do nothing.
 type Attempt struct {
@@ -121,7 +153,7 @@ type Attempt struct {
 // password has been checked; otherwise it returns how long to wait.
 func (t *Throttle) Begin(username, addr string) (*Attempt, time.Duration) {
 	now := t.now()
-	if t.store != nil {
+	if t.storeUp(now) {
 		at := &Attempt{t: t, username: username, addr: addr}
 		id := newReservation()
 		var wait time.Duration
@@ -140,7 +172,17 @@ func (t *Throttle) Begin(username, addr string) (*Attempt, time.Duration) {
 			at.reservation = id
 			return at, 0
 		}
-		// The store is away: count in memory meanwhile.
+		// The store is away: count in memory meanwhile. Other nodes
+		// changing the same entries on every try is no sign of that: this
+		// check is counted here, and the next one asks the store again.
+		if !errors.Is(err, ErrStoreContended) {
+			t.mu.Lock()
+			t.storeAway = now.Add(StoreRetry)
+			t.mu.Unlock()
+		}
+	}
+	if t.store != nil {
+		t.fallbacks.Add(1)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -373,3 +415,7 @@ func (t *Throttle) Unlock(username, addr string) {
 // ShareThrottle keeps the login throttle's counts in store (the Redis of
 // several nodes) from now on; call it before the service serves.
 func (s *Service) ShareThrottle(store ThrottleStore) { s.throttle.SetStore(store) }
+
+// ThrottleFallbacks returns how many login checks were counted in this
+// node's memory because the shared store had failed.
+func (s *Service) ThrottleFallbacks() int64 { return s.throttle.Fallbacks() }

@@ -1,6 +1,8 @@
 package auth_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -341,4 +343,94 @@ func TestThrottleUnlock(t *testing.T) {
 		MustWait(t, th, "alice", guesser, 0)
 		MustWait(t, th, "user3", "192.0.2.55", 30*time.Second)
 	})
+}
+
+// fakeStore is a ThrottleStore that keeps its entries in a map, or fails
+// every call with err while err is set.
+type fakeStore struct {
+	mu      sync.Mutex
+	err     error
+	calls   int
+	entries map[string]*auth.ThrottleEntry
+}
+
+func (s *fakeStore) Update(_ context.Context, username, addr string, _ time.Time, _ string,
+	f func(p, a, u *auth.ThrottleEntry) string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.err != nil {
+		return s.err
+	}
+	get := func(k string) *auth.ThrottleEntry {
+		if s.entries[k] == nil {
+			s.entries[k] = &auth.ThrottleEntry{}
+		}
+		return s.entries[k]
+	}
+	f(get("pair:"+username+"|"+addr), get("addr:"+addr), get("user:"+username))
+	return nil
+}
+
+func (s *fakeStore) Unlock(context.Context, string, string) error { return nil }
+
+func (s *fakeStore) set(err error) (calls int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+	return s.calls
+}
+
+// A store that fails is asked again only after StoreRetry: meanwhile the
+// checks are counted in memory, and counted as fallbacks; contention is no
+// failure of the store, and the next check asks it again.
+func TestThrottleStoreFallback(t *testing.T) {
+	c := newClock()
+	th := auth.NewThrottle(c.Now)
+	store := &fakeStore{entries: map[string]*auth.ThrottleEntry{}}
+	th.SetStore(store)
+
+	MustFail(t, th, "ann", guesser)
+	if got := th.Fallbacks(); got != 0 {
+		t.Fatalf("fallbacks with the store up = %d, want 0", got)
+	}
+	if e := store.entries["pair:ann|"+guesser]; e == nil || e.Failures != 1 {
+		t.Fatalf("the store's entry = %+v, want one failure", e)
+	}
+
+	calls := store.set(errors.New("redis: connection refused"))
+	for range 3 {
+		MustFail(t, th, "ann", guesser)
+	}
+	if got := store.set(errors.New("redis: connection refused")) - calls; got != 1 {
+		t.Fatalf("the failing store was asked %d times in 3 checks, want once", got)
+	}
+	if got := th.Fallbacks(); got != 3 {
+		t.Fatalf("fallbacks = %d, want 3", got)
+	}
+	// Counted in memory, the guessing is still throttled: 3 failures here,
+	// 2 more free and one past them, then a lock-out.
+	for range 3 {
+		MustFail(t, th, "ann", guesser)
+	}
+	MustWait(t, th, "ann", guesser, 30*time.Second)
+
+	// Back after StoreRetry: the store answers again, with its own counts.
+	c.Advance(auth.StoreRetry)
+	calls = store.set(nil)
+	MustFail(t, th, "bob", addr(1))
+	if got := store.set(nil) - calls; got != 2 {
+		t.Fatalf("the store was asked %d times for a check after StoreRetry, want 2 (begin, fail)", got)
+	}
+	fallbacks := th.Fallbacks()
+
+	calls = store.set(auth.ErrStoreContended)
+	MustWait(t, th, "bob", addr(2), 0)
+	MustWait(t, th, "bob", addr(3), 0)
+	if got := store.set(nil) - calls; got < 2 {
+		t.Fatalf("after contention the store was asked %d times in 2 checks, want every time", got)
+	}
+	if got := th.Fallbacks() - fallbacks; got != 2 {
+		t.Fatalf("fallbacks under contention = %d, want 2", got)
+	}
 }

@@ -239,6 +239,15 @@ func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
+// WatchLoginThrottle exports how many login checks were counted in this
+// node's memory because Redis had failed (on several nodes only).
+func (r *Registry) WatchLoginThrottle(fallbacks func() int64) {
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: Prefix + "login_throttle_fallbacks_total",
+		Help: "Login checks the throttle counted in this node's memory (its own budget) because Redis had failed.",
+	}, func() float64 { return float64(fallbacks()) }))
+}
+
 // WatchSharedLimits exports the state of the rate limits shared among the
 // nodes in Redis, read at each scrape (on several nodes only).
 func (r *Registry) WatchSharedLimits(s *ratelimit.Shared) {
