@@ -250,6 +250,9 @@ const maxInsertRows = 256
 // maxInsertRows rows. It returns nil, nil when any row was a duplicate:
 // nothing is committed then, and the caller takes the general path.
 func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
+	if s.groups != nil && len(msgs) <= maxInsertRows {
+		return s.insertBatched(ctx, msgs)
+	}
 	tx, done, err := s.beginGroup(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -287,6 +290,131 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	s.restartLog(ctx)
+	return out, nil
+}
+
+// insertBatched is insertAll on MySQL in two requests while the chats'
+// rows are locked, not one a statement: the lock, the chats' last ids, the
+// senders' memberships, the INSERT and its first id and row count go as
+// one batch, then the commit (or the rollback, when a sender is not a
+// member or a row was a duplicate: nil, nil then, as insertAll). The nodes
+// take turns on a chat's lock, so its hold is their shared throughput. The
+// statements run in order, so the reads after the lock see every commit
+// it waited for, as lockChats requires.
+func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
+	tx, err := s.groups.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	chatIDs := distinct(chatIDsOf(msgs))
+	var userIDs []int64
+	for _, m := range msgs {
+		userIDs = append(userIDs, m.UserID)
+	}
+	userIDs = distinct(userIDs)
+	var q strings.Builder
+	args := make([]any, 0, 3*len(chatIDs)+len(userIDs)+8*len(msgs))
+	q.WriteString(`SELECT id FROM chats WHERE id IN (` + placeholders(len(chatIDs)) + `) ORDER BY id FOR UPDATE;`)
+	q.WriteString(`SELECT chat_id, MAX(id) FROM messages WHERE chat_id IN (` + placeholders(len(chatIDs)) + `) GROUP BY chat_id;`)
+	q.WriteString(`SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (` + placeholders(len(chatIDs)) +
+		`) AND user_id IN (` + placeholders(len(userIDs)) + `);`)
+	for range 3 {
+		for _, id := range chatIDs {
+			args = append(args, id)
+		}
+	}
+	for _, id := range userIDs {
+		args = append(args, id)
+	}
+	q.WriteString(`INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id) VALUES `)
+	for i, m := range msgs {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
+		args = append(args, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nullID(m.ReplyTo))
+	}
+	// A duplicate changes nothing and counts no affected row.
+	q.WriteString(` ON DUPLICATE KEY UPDATE id = id;SELECT LAST_INSERT_ID(), ROW_COUNT()`)
+
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert group: %w", err)
+	}
+	defer rows.Close()
+	last := make(map[int64]int64, len(chatIDs))
+	members := make(map[[2]int64]bool, len(msgs))
+	var first, inserted int64
+	// The result sets in order: the locked chats, their last ids, the
+	// memberships, the INSERT's first id and row count (the INSERT itself
+	// has none).
+	for set := 0; ; set++ {
+		for rows.Next() {
+			var a, b sql.NullInt64
+			switch set {
+			case 0:
+				err = rows.Scan(&a)
+			case 1:
+				if err = rows.Scan(&a, &b); err == nil {
+					last[a.Int64] = b.Int64
+				}
+			case 2:
+				if err = rows.Scan(&a, &b); err == nil {
+					members[[2]int64{a.Int64, b.Int64}] = true
+				}
+			case 3:
+				if err = rows.Scan(&a, &b); err == nil {
+					first, inserted = a.Int64, b.Int64
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("insert group: read result %d: %w", set, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("insert group: %w", err)
+		}
+		if !rows.NextResultSet() {
+			if set != 3 {
+				if err := rows.Err(); err != nil {
+					return nil, fmt.Errorf("insert group: %w", err)
+				}
+				return nil, fmt.Errorf("insert group: %d result sets, want 4", set+1)
+			}
+			break
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("insert group: %w", err)
+	}
+	for _, m := range msgs {
+		if !members[[2]int64{m.ChatID, m.UserID}] {
+			return nil, errNotMember
+		}
+	}
+	if inserted != int64(len(msgs)) {
+		return nil, nil
+	}
+	ids, err := s.mysqlIDs(ctx, tx, msgs, first)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.Inserted, 0, len(msgs))
+	for i, m := range msgs {
+		out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]})
+		last[m.ChatID] = ids[i]
+	}
+	for _, m := range msgs {
+		if m.Use != nil {
+			if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
 	return out, nil
 }
 

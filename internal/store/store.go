@@ -40,7 +40,10 @@ type Options struct {
 // DB is the store. It implements the Store interface of each service that
 // needs one (auth, chats, delivery, keyring, uploads); run wires them.
 type DB struct {
-	db      *sql.DB
+	db *sql.DB
+	// groups is the pool message groups commit through on MySQL (several
+	// statements a request; see insertBatched); nil on SQLite.
+	groups  *sql.DB
 	dialect string
 	// consecutiveIDs: one multi-row INSERT gets consecutive ids (MySQL's
 	// innodb_autoinc_lock_mode is 0 or 1).
@@ -85,7 +88,7 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 	failed := func(step string, err error) error {
 		return fmt.Errorf("store: open %s database: %s: %w", opts.Driver, step, err)
 	}
-	var db *sql.DB
+	var db, groups *sql.DB
 	switch opts.Driver {
 	case SQLite:
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
@@ -155,24 +158,47 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxLifetime(30 * time.Minute)
+		// Message groups send their statements under the chat's lock as
+		// one batch (see insertBatched), on connections of their own: only
+		// they allow several statements in one request.
+		gcfg := cfg.Clone()
+		gcfg.MultiStatements = true
+		gconn, err := mysql.NewConnector(gcfg)
+		if err != nil {
+			db.Close()
+			return nil, failed("settings", err)
+		}
+		if opts.Timing != nil {
+			gconn = timedConnector{Connector: gconn, t: opts.Timing}
+		}
+		groups = sql.OpenDB(gconn)
+		groups.SetMaxOpenConns(4)
+		groups.SetMaxIdleConns(4)
+		groups.SetConnMaxLifetime(30 * time.Minute)
 	default:
 		return nil, fmt.Errorf("store: unknown database driver %q", opts.Driver)
 	}
-	s := &DB{db: db, dialect: opts.Driver, cache: newChatCache()}
+	s := &DB{db: db, groups: groups, dialect: opts.Driver, cache: newChatCache()}
+	closeAll := func() {
+		db.Close()
+		if groups != nil {
+			groups.Close()
+		}
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
+		closeAll()
 		return nil, failed("connect", err)
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
-		db.Close()
+		closeAll()
 		return nil, failed("migrate", err)
 	}
 	if s.dialect == MySQL {
 		var mode int
 		if err := db.QueryRowContext(ctx, `SELECT @@innodb_autoinc_lock_mode`).Scan(&mode); err != nil {
-			db.Close()
+			closeAll()
 			return nil, failed("read innodb_autoinc_lock_mode", err)
 		}
 		s.consecutiveIDs = mode <= 1
@@ -325,6 +351,9 @@ func (s *DB) Close() error {
 			cancel()
 		}
 	})
+	if s.groups != nil {
+		s.groups.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
