@@ -250,7 +250,7 @@ const maxInsertRows = 256
 // maxInsertRows rows. It returns nil, nil when any row was a duplicate:
 // nothing is committed then, and the caller takes the general path.
 func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
-	if s.groups != nil && len(msgs) <= maxInsertRows {
+	if s.groups != nil && len(msgs) <= maxInsertRows && batchBytes(msgs) <= maxBatchBytes {
 		return s.insertBatched(ctx, msgs)
 	}
 	tx, done, err := s.beginGroup(ctx)
@@ -291,6 +291,20 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	}
 	s.restartLog(ctx)
 	return out, nil
+}
+
+// maxBatchBytes bounds the bodies of a batched group: escaped into the
+// request they stay well inside MySQL's smallest max_allowed_packet
+// (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8). A larger group takes a statement at a
+// time, whose arguments the driver sends as prepared ones when too long.
+const maxBatchBytes = 1 << 20
+
+func batchBytes(msgs []chat.NewMessage) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Body) + len(m.ClientID)
+	}
+	return n
 }
 
 // insertBatched is insertAll on MySQL in two requests while the chats'

@@ -243,6 +243,42 @@ func TestInsertMessages(t *testing.T) {
 				check(t, "readback", -1)
 			}
 		})
+		t.Run("bodies of every byte, in one batch and past its size", func(t *testing.T) {
+			// Quotes, backslashes, NUL, a lone ? and -- or /* that could end
+			// or comment out a statement, and every other byte: stored as
+			// sent, whether the group goes as one request (small) or a
+			// statement at a time (over a megabyte of bodies).
+			tricky := []byte("'; DROP TABLE messages; -- \\' \x00 ? /* \"\x00\n\r\x1a\\")
+			all := make([]byte, 256)
+			for i := range all {
+				all[i] = byte(i)
+			}
+			for _, size := range []int{1, 40} {
+				msgs := make([]chat.NewMessage, size)
+				for i := range msgs {
+					body := append(append([]byte{}, tricky...), all...)
+					if size > 1 {
+						body = append(body, bytes.Repeat(all, 128)...) // 32 KiB each, 1.3 MiB in all
+					}
+					msgs[i] = chat.NewMessage{ChatID: global.ID, UserID: alice.ID, Kind: chat.MessageText, KeyVersion: kv,
+						Body: body, ClientID: fmt.Sprintf("bytes-%d-%d", size, i), CreatedAt: base}
+				}
+				got := MustInsert(t, db, msgs...)
+				ids := make([]int64, len(got))
+				for i, g := range got {
+					ids[i] = g.ID
+				}
+				stored, err := db.MessagesByIDs(ctx, global.ID, ids)
+				if err != nil || len(stored) != size {
+					t.Fatalf("%d messages: read back %d, %v", size, len(stored), err)
+				}
+				for _, m := range stored {
+					if !bytes.Equal(m.Body, msgs[0].Body) {
+						t.Fatalf("%d messages: a body came back as %q", size, m.Body[:min(len(m.Body), 80)])
+					}
+				}
+			}
+		})
 		t.Run("empty group", func(t *testing.T) {
 			if got, err := db.InsertMessages(ctx, nil); err != nil || len(got) != 0 {
 				t.Fatalf("InsertMessages(nil) = %v, %v", got, err)

@@ -147,6 +147,10 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		// A message's transaction holds its chat's row lock across its
 		// statements, and several nodes wait on that lock (see lockChats).
 		cfg.InterpolateParams = true
+		// 0: the driver reads the server's max_allowed_packet when it
+		// connects, and sends a statement too long for it as a prepared
+		// one (its arguments in pieces) instead of interpolated.
+		cfg.MaxAllowedPacket = 0
 		connector, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, failed("settings", err)
