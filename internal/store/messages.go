@@ -266,19 +266,27 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 	if err := s.checkSenders(ctx, tx, msgs); err != nil {
 		return nil, err
 	}
-	out := make([]chat.Inserted, 0, len(msgs))
+	ids := make([]int64, 0, len(msgs))
 	for chunk := range slices.Chunk(msgs, maxInsertRows) {
-		ids, err := s.insertChunk(ctx, tx, chunk)
-		if err != nil || ids == nil {
+		chunkIDs, err := s.insertChunk(ctx, tx, chunk)
+		if err != nil || chunkIDs == nil {
 			return nil, err
 		}
-		for i, m := range chunk {
-			out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]})
-			last[m.ChatID] = ids[i]
-		}
+		ids = append(ids, chunkIDs...)
 	}
-	// Every row is new: the messages of encrypted chats may use their
-	// epochs, and count on them.
+	return s.commitNew(ctx, tx, msgs, ids, last)
+}
+
+// commitNew ends a group whose rows are all new: ids are theirs in row
+// order, and last holds each chat's newest id before the group (each row's
+// Prev). The messages of encrypted chats may use their epochs, and count
+// on them.
+func (s *DB) commitNew(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, ids []int64, last map[int64]int64) ([]chat.Inserted, error) {
+	out := make([]chat.Inserted, len(msgs))
+	for i, m := range msgs {
+		out[i] = chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]}
+		last[m.ChatID] = ids[i]
+	}
 	for _, m := range msgs {
 		if m.Use != nil {
 			if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
@@ -295,8 +303,9 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 
 // maxBatchBytes bounds the bodies of a batched group: escaped into the
 // request they stay well inside MySQL's smallest max_allowed_packet
-// (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8). A larger group takes a statement at a
-// time, whose arguments the driver sends as prepared ones when too long.
+// (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8). A larger
+// group takes a statement at a time, whose arguments the driver sends as
+// prepared ones when too long.
 const maxBatchBytes = 1 << 20
 
 func batchBytes(msgs []chat.NewMessage) int {
@@ -414,22 +423,7 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 	if err != nil {
 		return nil, err
 	}
-	out := make([]chat.Inserted, 0, len(msgs))
-	for i, m := range msgs {
-		out = append(out, chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]})
-		last[m.ChatID] = ids[i]
-	}
-	for _, m := range msgs {
-		if m.Use != nil {
-			if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	return out, nil
+	return s.commitNew(ctx, tx, msgs, ids, last)
 }
 
 func chatIDsOf(msgs []chat.NewMessage) []int64 {

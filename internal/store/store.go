@@ -151,34 +151,19 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		// connects, and sends a statement too long for it as a prepared
 		// one (its arguments in pieces) instead of interpolated.
 		cfg.MaxAllowedPacket = 0
-		connector, err := mysql.NewConnector(cfg)
-		if err != nil {
+		var err error
+		if db, err = mysqlPool(cfg, opts.Timing, 32); err != nil {
 			return nil, failed("settings", err)
 		}
-		if opts.Timing != nil {
-			connector = timedConnector{Connector: connector, t: opts.Timing}
-		}
-		db = sql.OpenDB(connector)
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
-		db.SetConnMaxLifetime(30 * time.Minute)
 		// Message groups send their statements under the chat's lock as
 		// one batch (see insertBatched), on connections of their own: only
 		// they allow several statements in one request.
 		gcfg := cfg.Clone()
 		gcfg.MultiStatements = true
-		gconn, err := mysql.NewConnector(gcfg)
-		if err != nil {
+		if groups, err = mysqlPool(gcfg, opts.Timing, 4); err != nil {
 			db.Close()
 			return nil, failed("settings", err)
 		}
-		if opts.Timing != nil {
-			gconn = timedConnector{Connector: gconn, t: opts.Timing}
-		}
-		groups = sql.OpenDB(gconn)
-		groups.SetMaxOpenConns(4)
-		groups.SetMaxIdleConns(4)
-		groups.SetConnMaxLifetime(30 * time.Minute)
 	default:
 		return nil, fmt.Errorf("store: unknown database driver %q", opts.Driver)
 	}
@@ -362,6 +347,23 @@ func (s *DB) Close() error {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
+}
+
+// mysqlPool opens a pool of at most conns connections with cfg (timed
+// when timing is set).
+func mysqlPool(cfg *mysql.Config, timing *Timing, conns int) (*sql.DB, error) {
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if timing != nil {
+		connector = timedConnector{Connector: connector, t: timing}
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	return db, nil
 }
 
 // beginGroup starts the transaction of a message group. On SQLite it runs
