@@ -253,9 +253,13 @@ export async function apiUser(server, username, password = 'staple-Horse-battery
 }
 
 // sendFrames sends frames over a WebSocket of the user behind token, opened
-// from page (same origin), and waits until every one is acknowledged.
+// from page (same origin), and waits until every one is acknowledged. At
+// most 32 are unacknowledged at a time: each comes back as an ack and as
+// the message itself, and a burst of 130 filled the connection's send
+// queue (256 frames) before a busy page read it, which the server answers
+// by closing the socket as a slow client (1008).
 export async function sendFrames(page, token, frames) {
-  await page.evaluate(async ({ tok, list }) => {
+  await page.evaluate(async ({ tok, list, inFlight }) => {
     const t = await fetch('/ws-ticket/', { method: 'POST', headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.json());
     const ws = new WebSocket(`ws://${location.host}/ws?ticket=${t.ticket}`);
     await new Promise((resolve, reject) => {
@@ -263,18 +267,21 @@ export async function sendFrames(page, token, frames) {
       ws.onclose = (e) => reject(new Error(`sendFrames: the socket did not open (${e.code} ${e.reason})`));
     });
     let acks = 0;
+    let sent = 0;
+    const more = () => { while (sent < list.length && sent - acks < inFlight) ws.send(JSON.stringify(list[sent++])); };
     const done = new Promise((resolve, reject) => {
       ws.onmessage = (e) => {
         const f = JSON.parse(e.data);
         if (f.type === 'ack' && ++acks === list.length) resolve();
+        else if (f.type === 'ack') more();
         if (f.type === 'error') reject(new Error(`sendFrames: error frame after ${acks} acks: ${e.data}`));
       };
       ws.onclose = (e) => reject(new Error(`sendFrames: closed (${e.code} ${e.reason}) after ${acks} of ${list.length} acks`));
     });
-    for (const f of list) ws.send(JSON.stringify(f));
+    more();
     await done;
     ws.close();
-  }, { tok: token, list: frames });
+  }, { tok: token, list: frames, inFlight: 32 });
 }
 
 // pageToken resolves to an access token of a signed-in page's session. The
