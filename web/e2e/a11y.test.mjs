@@ -204,6 +204,15 @@ test('the message history is one tab stop: arrows, Home and End move, Enter and 
       .map((el) => `${el.closest('[data-testid=message]')?.querySelector('[data-testid=message-text]')?.textContent}:${el.dataset.testid || el.getAttribute('aria-label')}`));
     assert.deepEqual(stops, ['third:message', 'third:Reply', 'third:Edit', 'third:Delete']);
 
+    // Every message names its author to a screen reader, and my own say
+    // they were sent, though the author line shows only above a group's
+    // first message (the hidden text must stay in the accessibility tree).
+    await page.waitForSelector('[data-testid=message-status]', { state: 'detached' });
+    const tree = await page.locator('[data-testid=messages]').ariaSnapshot();
+    for (const text of ['first', 'second', 'third']) {
+      assert.match(tree, new RegExp(`alice\\s*\\n\\s*- paragraph: ${text}\\n\\s*- time: [^\\n]+\\n\\s*- text: Sent`), tree);
+    }
+
     // The skip link comes before everything else of the app (Shift+Tab
     // from the sidebar's first control), and leads to that message.
     assert.equal(await page.evaluate(() => document.querySelector('[data-testid=app]')

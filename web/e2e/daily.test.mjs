@@ -258,7 +258,7 @@ test('on a phone, a tapped message puts its actions away when something else is 
     const actionsShown = () => first.evaluate((el) => {
       const a = el.querySelector('.msg-actions');
       const s = getComputedStyle(a);
-      return s.display !== 'none' && s.opacity !== '0';
+      return s.display !== 'none' && s.visibility !== 'hidden';
     });
     assert.equal(await actionsShown(), true, 'a tap does not show the actions');
     await send(page, 'second message');

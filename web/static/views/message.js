@@ -195,7 +195,7 @@ export function renderMessage(m, opts) {
 
   const gutter = h('div', { class: 'msg-gutter' }, !own && !grouped ? personAvatar(m.username, 'sm') : null);
   const bubble = h('div', { class: 'bubble' });
-  bubble.appendChild(author(m.username, `msg-author${own || grouped ? ' sr-only' : ''}`, { 'data-testid': 'message-author' }));
+  bubble.appendChild(author(m.username, `msg-author${own || grouped ? ' sr-text' : ''}`, { 'data-testid': 'message-author' }));
   if (m.reply && !deleted) bubble.appendChild(replyQuote(m.reply, opts.onJump));
 
   let body;
@@ -224,7 +224,7 @@ export function renderMessage(m, opts) {
     meta.appendChild(h('span', { class: `status${failed || held ? ' is-failed' : ''}`, 'data-testid': 'message-status', 'data-status': pending?.status || 'sending' },
       icon(failed || held ? 'error' : 'clock', 'status-icon'), h('span', { text: label })));
   } else if (own) {
-    meta.appendChild(h('span', { class: 'sent-mark', title: t('message.sent') }, icon('check', 'status-icon'), h('span', { class: 'sr-only', text: t('message.sent') })));
+    meta.appendChild(h('span', { class: 'sent-mark', title: t('message.sent') }, icon('check', 'status-icon'), h('span', { class: 'sr-text', text: t('message.sent') })));
   }
   bubble.appendChild(meta);
 
