@@ -202,22 +202,11 @@ func (s *DB) checkSenders(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessag
 	}
 	type pair struct{ chatID, userID int64 }
 	want := make(map[pair]bool, len(msgs))
-	var chatIDs, userIDs []int64
 	for _, m := range msgs {
 		want[pair{m.ChatID, m.UserID}] = false
-		chatIDs = append(chatIDs, m.ChatID)
-		userIDs = append(userIDs, m.UserID)
 	}
-	chatIDs, userIDs = distinct(chatIDs), distinct(userIDs)
-	args := make([]any, 0, len(chatIDs)+len(userIDs))
-	for _, id := range chatIDs {
-		args = append(args, id)
-	}
-	for _, id := range userIDs {
-		args = append(args, id)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (`+placeholders(len(chatIDs))+
-		`) AND user_id IN (`+placeholders(len(userIDs))+`)`, args...)
+	query, args := sendersQuery(msgs)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("check senders: %w", err)
 	}
@@ -240,6 +229,26 @@ func (s *DB) checkSenders(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessag
 		}
 	}
 	return nil
+}
+
+// sendersQuery is the statement that lists which of the messages' senders
+// are members of which of their chats, with its arguments.
+func sendersQuery(msgs []chat.NewMessage) (string, []any) {
+	chatIDs := distinct(chatIDsOf(msgs))
+	userIDs := make([]int64, len(msgs))
+	for i, m := range msgs {
+		userIDs[i] = m.UserID
+	}
+	userIDs = distinct(userIDs)
+	args := make([]any, 0, len(chatIDs)+len(userIDs))
+	for _, id := range chatIDs {
+		args = append(args, id)
+	}
+	for _, id := range userIDs {
+		args = append(args, id)
+	}
+	return `SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (` + placeholders(len(chatIDs)) +
+		`) AND user_id IN (` + placeholders(len(userIDs)) + `)`, args
 }
 
 // maxInsertRows is the most rows one INSERT statement carries: 9 bind
@@ -331,25 +340,18 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 	}
 	defer tx.Rollback()
 	chatIDs := distinct(chatIDsOf(msgs))
-	var userIDs []int64
-	for _, m := range msgs {
-		userIDs = append(userIDs, m.UserID)
-	}
-	userIDs = distinct(userIDs)
+	senders, sendersArgs := sendersQuery(msgs)
 	var q strings.Builder
-	args := make([]any, 0, 3*len(chatIDs)+len(userIDs)+8*len(msgs))
+	args := make([]any, 0, 2*len(chatIDs)+len(sendersArgs)+8*len(msgs))
 	q.WriteString(`SELECT id FROM chats WHERE id IN (` + placeholders(len(chatIDs)) + `) ORDER BY id FOR UPDATE;`)
 	q.WriteString(`SELECT chat_id, MAX(id) FROM messages WHERE chat_id IN (` + placeholders(len(chatIDs)) + `) GROUP BY chat_id;`)
-	q.WriteString(`SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (` + placeholders(len(chatIDs)) +
-		`) AND user_id IN (` + placeholders(len(userIDs)) + `);`)
-	for range 3 {
+	q.WriteString(senders + `;`)
+	for range 2 {
 		for _, id := range chatIDs {
 			args = append(args, id)
 		}
 	}
-	for _, id := range userIDs {
-		args = append(args, id)
-	}
+	args = append(args, sendersArgs...)
 	q.WriteString(`INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id) VALUES `)
 	for i, m := range msgs {
 		if i > 0 {
