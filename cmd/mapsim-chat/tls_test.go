@@ -465,6 +465,9 @@ func TestListeningAnnouncement(t *testing.T) {
 			} else if want := "Mapsim Chat listening on http://127.0.0.1:" + port + " (" + tt.sentence + ")"; banner["msg"] != want || banner["registration"] != tt.registration {
 				t.Errorf("stdout %q, want msg %q and registration %q", s.stdout.String(), want, tt.registration)
 			}
+			// The warning follows the listening line, which is what
+			// MustStart waits for; only a stopped server has said all.
+			s.Stop(t)
 			var listening, warning map[string]any
 			for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
 				var rec map[string]any
