@@ -11,6 +11,11 @@
 # tool sends SIGKILL to that node's process and times its clients' move to
 # the others (all back; all holding every message acked before the kill).
 #
+# Several nodes each get GOMAXPROCS = cores / NODES (at least 1), their share
+# of this machine; NODE_GOMAXPROCS sets another (0: Go's default, every core
+# to every node, which oversubscribes the cores NODES times over). ONE_NODE=0
+# skips the one-node runs, SEVERAL=0 the several-node ones.
+#
 # PROFILE=1 gives every node a DEBUG_ADDR and saves, for each fan-out run,
 # a CPU profile of each node over 10 s of the measured time and its
 # /debug/vars before and after (bench/out/nodes-prof-*).
@@ -24,7 +29,8 @@ set -euo pipefail
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
-SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-}
+SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-} ONE_NODE=${ONE_NODE:-1} SEVERAL=${SEVERAL:-1}
+NODE_GOMAXPROCS=${NODE_GOMAXPROCS:-$(( $(nproc) / NODES > 0 ? $(nproc) / NODES : 1 ))}
 KILL_CLIENTS=${KILL_CLIENTS:-5000} KILL_TOTAL=${KILL_TOTAL:-7000} KILL_USERS=${KILL_USERS:-$KILL_TOTAL} KILL_RATE=${KILL_RATE:-100}
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
@@ -83,6 +89,7 @@ start_nodes() {
   for i in $(seq "$n"); do
     logf="$OUT/nodes-$db-$i.log"
     local env=("${ENV[@]}" DB_NAME="$db" LISTEN_ADDR=127.0.0.1:0)
+    if [ "$n" -gt 1 ] && [ "$NODE_GOMAXPROCS" != 0 ]; then env+=(GOMAXPROCS="$NODE_GOMAXPROCS"); fi
     if [ -n "$PROFILE" ]; then
       local dport; dport=$(free_port)
       env+=(DEBUG_ADDR="127.0.0.1:$dport")
@@ -127,14 +134,19 @@ run() {
 
 if [[ " $SECTIONS " == *" fanout "* ]]; then
   # One database for both, so the users are registered (argon2) once.
-  start_nodes 1 fanout
-  for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
-  stop_nodes
+  if [ "$ONE_NODE" = 1 ]; then
+    start_nodes 1 fanout
+    for r in $RATES; do run one-node "$r" -url "${URLS[0]}"; done
+    stop_nodes
+  fi
 
-  start_nodes "$NODES" fanout redis
-  args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
-  for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
-  stop_nodes
+  if [ "$SEVERAL" = 1 ]; then
+    start_nodes "$NODES" fanout redis
+    echo "### $NODES nodes, GOMAXPROCS=$NODE_GOMAXPROCS each (0: Go's default)" >&2
+    args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
+    for r in $RATES; do run "$NODES-nodes" "$r" "${args[@]}" -redis-addr "127.0.0.1:$REDIS_PORT"; done
+    stop_nodes
+  fi
 fi
 
 if [[ " $SECTIONS " == *" failover "* ]]; then
