@@ -108,15 +108,19 @@ start_nodes() {
 }
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
 
-# profile LABEL RATE: in the background, 20 s after the tool starts (its connect phase done), each
-# node's /debug/vars, a 10 s CPU profile, and /debug/vars again.
+# profile LABEL RATE: in the background, once the load tool has connected
+# its clients (registration and login, argon2, can take a minute) and its
+# 3 s warm-up is over, each node's /debug/vars, a 10 s CPU profile, and
+# /debug/vars again.
 profile() {
   [ -n "$PROFILE" ] || return 0
-  local label=$1 rate=$2 i=0 u
+  local label=$1 rate=$2 i=0 u log="$OUT/nodes-$1-$2.log"
+  rm -f "$log"
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
     local base="$OUT/nodes-prof-$label-$rate-node$i"
-    ( sleep 20
+    ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
+      sleep 5
       curl -s "$u/debug/vars" >"$base-vars0.json"
       curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"
       curl -s "$u/debug/vars" >"$base-vars1.json" ) &
