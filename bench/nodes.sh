@@ -119,6 +119,7 @@ profile() {
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
     local base="$OUT/nodes-prof-$label-$rate-node$i"
+    # The tool's last progress line of its connect phase (mapsim-bench's progress, setup.go).
     ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
       sleep 5
       curl -s "$u/debug/vars" >"$base-vars0.json"
