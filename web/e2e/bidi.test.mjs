@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openUser, register, openChat, api, apiUser, sendFrames, withServer, noProblems, switchLanguage,
+  launchBrowser, openUser, register, openChat, api, apiUser, sendFrames, withServer, noProblems, switchLanguage, evalOn, evalOnAll,
 } from './lib.mjs';
 
 let browser;
@@ -42,13 +42,13 @@ function leaks(page, selectors) {
 
 // isolation is the computed unicode-bidi of every element matched.
 function isolation(page, selector) {
-  return page.$$eval(selector, (els) => els.map((el) => getComputedStyle(el).unicodeBidi));
+  return evalOnAll(page, selector, (els) => els.map((el) => getComputedStyle(el).unicodeBidi));
 }
 
 // boxes finds each needle in the text of the element matched by selector
 // and returns where it is drawn: {needle: {left, right}}.
 function boxes(page, selector, needles) {
-  return page.$eval(selector, (el, list) => {
+  return evalOn(page, selector, (el, list) => {
     const out = {};
     const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
@@ -68,7 +68,7 @@ function boxes(page, selector, needles) {
 
 // timeSide says on which side of a message's text its time is drawn.
 function timeSide(page, id) {
-  return page.$eval(`[data-testid=message][data-id="${id}"]`, (msg) => {
+  return evalOn(page, `[data-testid=message][data-id="${id}"]`, (msg) => {
     const text = msg.querySelector('[data-testid=message-text]').getBoundingClientRect();
     const time = msg.querySelector('time').getBoundingClientRect();
     if (time.left >= text.right - 1) return 'right';
@@ -140,9 +140,8 @@ test('bidi overrides in messages and sentences stay inside their element', async
     // A sentence with user text in it ("“…” was not sent: …") keeps what
     // follows after that text.
     await alice.setInputFiles('[data-testid=file-input]', { name: `${rlo}gpj.exe`, mimeType: 'application/octet-stream', buffer: Buffer.alloc(20000, 1) });
-    const toast = '[data-testid=toast]:has-text("gpj.exe")';
-    await alice.waitForSelector(toast);
-    const b = await boxes(alice, toast, ['gpj.exe', '” was']);
+    await alice.waitForSelector('[data-testid=toast]:has-text("gpj.exe")');
+    const b = await boxes(alice, '[data-testid=toast]', ['gpj.exe', '” was']);
     assert.ok(b['” was'].left >= b['gpj.exe'].right - 1, `the rest of the sentence is drawn before the name: ${JSON.stringify(b)}`);
     noProblems(alice);
   });

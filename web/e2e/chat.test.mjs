@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   launchBrowser, png, openUser, register, openChat, send, waitForMessage,
-  screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems, switchLanguage,
+  screenshot, api, apiUser, countMessages, sendFrames, withServer, noProblems, switchLanguage, evalOn,
 } from './lib.mjs';
 
 let browser;
@@ -261,7 +261,7 @@ test('the Persian interface is right-to-left, and switchable', async () => {
     await openChat(page, 'global');
     await send(page, 'سلام دنیا');
     await waitForMessage(page, 'سلام دنیا');
-    const dir = await page.$eval('[data-testid=message-text]', (el) => getComputedStyle(el.firstElementChild || el).direction);
+    const dir = await evalOn(page, '[data-testid=message-text]', (el) => getComputedStyle(el.firstElementChild || el).direction);
     assert.equal(dir, 'rtl');
     const sidebar = await page.locator('[data-testid=chat-list]').boundingBox();
     const messages = await page.locator('[data-testid=messages]').boundingBox();

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openUser, register, openChat, send, withServer, noProblems, screenshot,
+  launchBrowser, openUser, register, openChat, send, withServer, noProblems, screenshot, evalOn,
 } from './lib.mjs';
 
 let browser;
@@ -177,7 +177,7 @@ test('formatting: shortcuts and the toolbar write Markdown; messages render it; 
     await send(alice, everything);
     const last = '[data-testid=message]:last-child [data-testid=message-text]';
     await bob.waitForSelector(`${last} .md-highlight-pink`);
-    const shape = (page) => page.$eval(last, (el) => ({
+    const shape = (page) => evalOn(page, last, (el) => ({
       heading: el.querySelector('p.md-heading.md-h1')?.textContent,
       tags: ['strong', 'em', 'u', 'del', 'code', 'sub', 'sup'].map((t) => el.querySelector(t)?.textContent),
       colors: [...el.querySelectorAll('span')].map((s) => s.className),
@@ -205,7 +205,7 @@ test('formatting: shortcuts and the toolbar write Markdown; messages render it; 
         assert.equal(list.length, 10);
         for (const c of list) assert.ok(c.ratio >= 4.5, `${scheme} ${c.own ? 'own' : 'other'} ${c.name}: ${c.ratio.toFixed(2)}:1`);
         // The palette's theme really changed the colours.
-        page[`red-${scheme}`] = await page.$eval(`${last} .md-color-red`, (el) => getComputedStyle(el).color);
+        page[`red-${scheme}`] = await evalOn(page, `${last} .md-color-red`, (el) => getComputedStyle(el).color);
       }
       await screenshot(alice, `format-${scheme}`);
       await screenshot(bob, `format-other-${scheme}`);

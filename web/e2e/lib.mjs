@@ -220,6 +220,27 @@ export async function waitForMessage(page, text, timeout = 15_000) {
     .some((el) => el.textContent.trim() === t), text, { timeout });
 }
 
+// evalOn finds the first element matching selector and runs fn(el, arg) on
+// it in the same task of the page. Playwright's $eval finds the element in
+// one call and runs fn in another; a message re-rendered in between (its
+// pending status settling) is then detached, and its computed style reads
+// '' and its box 0. Fails when nothing matches.
+export async function evalOn(page, selector, fn, arg) {
+  const result = await page.evaluate(`(() => {
+    const el = document.querySelector(${JSON.stringify(selector)});
+    if (!el) return { missing: true };
+    return { value: (${fn})(el, ${JSON.stringify(arg ?? null)}) };
+  })()`);
+  if (result.missing) throw new Error(`no element matches ${selector}`);
+  return result.value;
+}
+
+// evalOnAll runs fn(elements, arg) on every element matching selector, in
+// the same task that found them (see evalOn).
+export async function evalOnAll(page, selector, fn, arg) {
+  return page.evaluate(`(${fn})([...document.querySelectorAll(${JSON.stringify(selector)})], ${JSON.stringify(arg ?? null)})`);
+}
+
 // countMessages counts the messages whose text is exactly text.
 export async function countMessages(page, text) {
   return page.evaluate((t) => [...document.querySelectorAll('[data-testid=message] [data-testid=message-text]')]
