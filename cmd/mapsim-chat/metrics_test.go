@@ -175,7 +175,7 @@ var families = []string{
 // TestNodesSurviveRedisRestart checks them.
 var brokerFamilies = []string{
 	"mapsim_broker_up", "mapsim_broker_reconnects_total", "mapsim_broker_resyncs_total",
-	"mapsim_broker_gaps_filled_total", "mapsim_broker_events_replayed_total",
+	"mapsim_broker_gaps_filled_total", "mapsim_broker_gaps_reordered_total", "mapsim_broker_events_replayed_total",
 	"mapsim_broker_events_published_total", "mapsim_broker_events_received_total", "mapsim_broker_events_lost_total",
 	"mapsim_broker_publish_errors_total", "mapsim_broker_publish_duration_seconds", "mapsim_broker_barrier_failures_total",
 	"mapsim_broker_subscribed_shards", "mapsim_broker_shard_subscribes_total",

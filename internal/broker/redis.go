@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,22 @@ type RedisOptions struct {
 	// ShardIdle is how long a shard's channel stays subscribed after this
 	// node's last connection in its chats has gone (0: DefaultShardIdle).
 	ShardIdle time.Duration
+	// ReorderWait is how long a message that arrived before one it follows
+	// waits for that one to arrive from Redis too, before the missing ones
+	// are read from the database (0: DefaultReorderWait).
+	ReorderWait time.Duration
 }
+
+// DefaultReorderWait: two nodes that commit one after the other into a
+// chat publish in the other order now and then, a few milliseconds apart
+// (each publishes from its own queue). Waiting that long for the first
+// costs less than a database read, and the read blocked nothing else.
+const DefaultReorderWait = 50 * time.Millisecond
+
+// maxHeld bounds what a chat's line holds while it waits: beyond it a
+// message is dropped and the chat left to the retry loop's fill, and an
+// event without a message id goes out at once.
+const maxHeld = 1024
 
 // Metrics are the broker's timings (its counts are RedisStats).
 type Metrics struct {
@@ -125,21 +141,32 @@ type Redis struct {
 }
 
 // line is one chat's delivery on this node: the highest message id
-// delivered (or known to be delivered by the connections' own sync).
+// delivered (or known to be delivered by the connections' own sync), and,
+// while a message before the next one is missing, the chat's events that
+// arrived meanwhile, held in order until it arrives or is read from the
+// database. mu is never held across a database read by the fill after a
+// wait (fillHeld), so the receive loop never waits for one; the fills of
+// a resync and of the retry loop do hold it.
 type line struct {
-	mu   sync.Mutex
-	last int64
+	mu      sync.Mutex
+	last    int64
+	held    []chat.Event // arrival order, but messages by id among themselves
+	timer   *time.Timer  // fires fillHeld; set while held is not empty
+	filling bool         // fillHeld is reading: everything arriving is held
 }
 
 // RedisStats are the Redis broker's counters since the start.
 type RedisStats struct {
-	State       string `json:"state"` // "up" or "down"
-	Reconnects  int64  `json:"reconnects"`
-	GapsFilled  int64  `json:"gaps_filled"`
-	Replayed    int64  `json:"events_replayed"` // events read back from the database
-	Duplicates  int64  `json:"duplicates_dropped"`
-	Published   int64  `json:"published"`
-	PublishLost int64  `json:"publish_lost"` // not published; the other nodes filled instead
+	State      string `json:"state"` // "up" or "down"
+	Reconnects int64  `json:"reconnects"`
+	GapsFilled int64  `json:"gaps_filled"`
+	// Reordered counts gaps closed by the missing message arriving from
+	// Redis within ReorderWait: no database read.
+	Reordered   int64 `json:"gaps_reordered"`
+	Replayed    int64 `json:"events_replayed"` // events read back from the database
+	Duplicates  int64 `json:"duplicates_dropped"`
+	Published   int64 `json:"published"`
+	PublishLost int64 `json:"publish_lost"` // not published; the other nodes filled instead
 	// PublishErrors counts pipelines of publishes that failed.
 	PublishErrors int64 `json:"publish_errors"`
 	Received      int64 `json:"received"`
@@ -189,6 +216,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	if o.ShardIdle <= 0 {
 		o.ShardIdle = DefaultShardIdle
+	}
+	if o.ReorderWait <= 0 {
+		o.ReorderWait = DefaultReorderWait
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
@@ -645,8 +675,11 @@ func (b *Redis) received(ctx context.Context, payload string) {
 
 // handle delivers one event to the local hub. A committed message goes
 // through its chat's line: delivered if it follows what was delivered,
-// after a fill from the database if something is missing before it, and
-// dropped if it was delivered already.
+// dropped if it was delivered already, and held if a message before it is
+// missing — until that one arrives, or for ReorderWait, after which the
+// missing ones are read from the database. While a chat's line holds
+// anything, every event of that chat is held behind it, so none overtakes
+// a message it was published after.
 func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 	b.mu.RLock()
 	deliver := b.deliver
@@ -655,6 +688,9 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 		return
 	}
 	if ev.MessageID == 0 || len(ev.UserIDs) > 0 {
+		if ev.ChatID != 0 && b.holdBehind(ev) {
+			return
+		}
 		deliver(ev)
 		if ev.Membership == chat.MembershipJoin {
 			b.joined(ev)
@@ -676,6 +712,13 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 		b.count(func(s *RedisStats) { s.Duplicates++ })
 		return
 	}
+	if len(l.held) > 0 || l.filling {
+		b.hold(l, ev)
+		if !l.filling && b.release(l, ev.ChatID, deliver) {
+			b.count(func(s *RedisStats) { s.Reordered++ })
+		}
+		return
+	}
 	if ev.Prev > l.last && !b.live(ev.ChatID) {
 		// Nobody here to fill for: a connection that comes now syncs
 		// from the database or starts live from here.
@@ -683,21 +726,165 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 		return
 	}
 	if ev.Prev > l.last {
-		b.count(func(s *RedisStats) { s.GapsFilled++ })
-		if err := b.fill(ctx, l, ev.ChatID, deliver); err != nil {
-			// Not delivered: a connection sent this would never get the
-			// gap before it. The retry loop fills the chat, this event
-			// included, once the database answers.
-			b.stuck.Store(ev.ChatID, struct{}{})
-			b.log.Warn("broker: fill from the database failed; retrying", "chat_id", ev.ChatID, "err", err)
-			return
-		}
-		if ev.MessageID <= l.last {
-			return
-		}
+		b.hold(l, ev)
+		return
 	}
 	deliver(ev)
 	l.last = ev.MessageID
+}
+
+// holdBehind holds an event that carries no message id behind what its
+// chat's line holds, if it holds anything; false if it delivers at once.
+func (b *Redis) holdBehind(ev chat.Event) bool {
+	b.mu.RLock()
+	l := b.lines[ev.ChatID]
+	b.mu.RUnlock()
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.held) == 0 && !l.filling {
+		return false
+	}
+	if len(l.held) < maxHeld {
+		l.held = append(l.held, ev)
+		return true
+	}
+	// Too much held: it goes out now rather than be dropped.
+	return false
+}
+
+// hold adds a message to what the line holds: before the first held
+// message with a higher id, else at the end, and starts the wait. A line
+// that holds maxHeld already drops it: it is committed, and the retry
+// loop's fill reads it back. l.mu is held.
+func (b *Redis) hold(l *line, ev chat.Event) {
+	if len(l.held) >= maxHeld {
+		b.stuck.Store(ev.ChatID, struct{}{})
+		return
+	}
+	at := len(l.held)
+	for i, h := range l.held {
+		if h.MessageID > ev.MessageID && len(h.UserIDs) == 0 {
+			at = i
+			break
+		}
+	}
+	l.held = slices.Insert(l.held, at, ev)
+	b.arm(l, ev.ChatID)
+}
+
+// arm starts the wait of a line that holds something, unless it runs
+// already, the line is being filled, or the chat is left to the retry
+// loop (its database read failed). l.mu is held.
+func (b *Redis) arm(l *line, chatID int64) {
+	if len(l.held) == 0 || l.timer != nil || l.filling {
+		return
+	}
+	if _, stuck := b.stuck.Load(chatID); stuck {
+		return
+	}
+	l.timer = time.AfterFunc(b.opt.ReorderWait, func() { b.fillHeld(chatID, l) })
+}
+
+// release delivers, in order, what the line holds that may go now: each
+// held message that follows what was delivered (one delivered already is
+// dropped), and each other event with no message still held before it.
+// It stops at the first message still missing its predecessor, and waits
+// for it (arm). When nothing is held any more, the wait ends and it
+// reports whether it released anything. l.mu is held.
+func (b *Redis) release(l *line, chatID int64, deliver func(chat.Event)) (emptied bool) {
+	n := 0
+	for _, ev := range l.held {
+		if ev.MessageID != 0 && len(ev.UserIDs) == 0 {
+			if ev.MessageID <= l.last {
+				b.count(func(s *RedisStats) { s.Duplicates++ })
+				n++
+				continue
+			}
+			if ev.Prev > l.last {
+				break
+			}
+			deliver(ev)
+			l.last = ev.MessageID
+		} else {
+			deliver(ev)
+			if ev.Membership == chat.MembershipJoin {
+				// joined takes subMu and the lines' lock, never this one.
+				go b.joined(ev)
+			}
+		}
+		n++
+	}
+	l.held = slices.Delete(l.held, 0, n)
+	if len(l.held) > 0 {
+		b.arm(l, chatID)
+		return false
+	}
+	l.held = nil
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	return n > 0
+}
+
+// fillHeld runs when a line has waited ReorderWait for a missing message:
+// it reads what is missing from the database, without holding the line
+// while it reads (events arriving meanwhile are held), then delivers it
+// and whatever was held behind it. A read that fails leaves the chat to
+// the retry loop.
+func (b *Redis) fillHeld(chatID int64, l *line) {
+	b.mu.RLock()
+	src, deliver := b.source, b.deliver
+	b.mu.RUnlock()
+	l.mu.Lock()
+	l.timer = nil
+	if len(l.held) == 0 || l.filling || src == nil || deliver == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.filling = true
+	from := l.last
+	l.mu.Unlock()
+	b.count(func(s *RedisStats) { s.GapsFilled++ })
+
+	var err error
+	for {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var evs []chat.Event
+		evs, err = src.After(fctx, chatID, from, b.pageSize)
+		cancel()
+		if err != nil {
+			break
+		}
+		l.mu.Lock()
+		for _, ev := range evs {
+			if ev.MessageID > l.last {
+				deliver(ev)
+				l.last = ev.MessageID
+			}
+			from = ev.MessageID
+		}
+		l.mu.Unlock()
+		b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
+		if len(evs) < b.pageSize {
+			break
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.filling = false
+	if err != nil {
+		// What is held waits for the retry loop's fill, which releases
+		// it after the read.
+		b.stuck.Store(chatID, struct{}{})
+		b.log.Warn("broker: fill from the database failed; retrying", "chat_id", chatID, "err", err)
+		return
+	}
+	// What arrived during the read with a gap before it again waits again.
+	b.release(l, chatID, deliver)
 }
 
 func (b *Redis) floor(chatID int64) (int64, bool) {
@@ -755,7 +942,7 @@ func (b *Redis) line(chatID int64) (*line, bool) {
 }
 
 // fill delivers every committed event of the chat after l.last, in order,
-// in pages. l.mu is held.
+// in pages, then what the line held behind them. l.mu is held.
 func (b *Redis) fill(ctx context.Context, l *line, chatID int64, deliver func(chat.Event)) error {
 	b.mu.RLock()
 	src := b.source
@@ -771,11 +958,14 @@ func (b *Redis) fill(ctx context.Context, l *line, chatID int64, deliver func(ch
 			return err
 		}
 		for _, ev := range evs {
-			deliver(ev)
-			l.last = ev.MessageID
+			if ev.MessageID > l.last {
+				deliver(ev)
+				l.last = ev.MessageID
+			}
 		}
 		b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
 		if len(evs) < b.pageSize {
+			b.release(l, chatID, deliver)
 			return nil
 		}
 	}
@@ -925,28 +1115,39 @@ func (b *Redis) retryLoop(ctx context.Context) {
 		if n%sweepEvery == 0 {
 			b.sweepShards()
 		}
-		b.mu.RLock()
-		deliver := b.deliver
-		b.mu.RUnlock()
-		b.stuck.Range(func(k, _ any) bool {
-			id := k.(int64)
-			l, fresh := b.line(id)
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if fresh {
-				f, ok := b.floor(id)
-				if !ok {
-					b.stuck.Delete(id)
-					return true
-				}
-				l.last = f
-			}
-			if err := b.fill(ctx, l, id, deliver); err == nil {
-				b.stuck.Delete(id)
-			}
-			return true
-		})
+		b.retryStuck(ctx)
 	}
+}
+
+// retryStuck fills each chat whose fill failed, and releases what its line
+// held behind the gap.
+func (b *Redis) retryStuck(ctx context.Context) {
+	b.mu.RLock()
+	deliver := b.deliver
+	b.mu.RUnlock()
+	if deliver == nil {
+		return
+	}
+	b.stuck.Range(func(k, _ any) bool {
+		id := k.(int64)
+		l, fresh := b.line(id)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if fresh {
+			f, ok := b.floor(id)
+			if !ok {
+				b.stuck.Delete(id)
+				return true
+			}
+			l.last = f
+		}
+		if err := b.fill(ctx, l, id, deliver); err == nil {
+			b.stuck.Delete(id)
+			// What it still holds (arrived after the read) waits again.
+			b.arm(l, id)
+		}
+		return true
+	})
 }
 
 // String describes the broker for logs, without the URL's password.

@@ -217,6 +217,7 @@ func (r *Registry) WatchBroker(stats func() broker.RedisStats) {
 	}
 	count("broker_reconnects_total", "Subscriptions to Redis made again after a loss.", func(s broker.RedisStats) int64 { return s.Reconnects })
 	count("broker_gaps_filled_total", "Gaps in a chat's events that were filled from the database.", func(s broker.RedisStats) int64 { return s.GapsFilled })
+	count("broker_gaps_reordered_total", "Gaps in a chat's events closed by the missing event arriving from Redis within the reorder wait, without the database.", func(s broker.RedisStats) int64 { return s.Reordered })
 	count("broker_events_replayed_total", "Events read back from the database to fill gaps and after reconnects.", func(s broker.RedisStats) int64 { return s.Replayed })
 	count("broker_events_published_total", "Events published to Redis.", func(s broker.RedisStats) int64 { return s.Published })
 	count("broker_events_received_total", "Events received from Redis.", func(s broker.RedisStats) int64 { return s.Received })
