@@ -18,7 +18,7 @@
 #
 # PROFILE=1 gives every node a DEBUG_ADDR and saves, for each fan-out run,
 # a CPU profile of each node over 10 s of the measured time and its
-# /debug/vars before and after (bench/out/nodes-prof-*).
+# /debug/vars and /metrics before and after (bench/out/nodes-prof-*).
 #
 #   bench/nodes.sh                       CLIENTS=1000 NODES=3 RATES="10 20 40"
 #   CLIENTS=1000 RATES="30 60" bench/nodes.sh
@@ -79,6 +79,8 @@ ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE
   RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTIONS_PER_USER=0 REGISTRATION_PER_HOUR=0
   LOG_FORMAT=text SECRET_KEY=TWFwc2ltQ2hhdFRlc3RTZWNyZXRLZXkwMTIzNDU2Nzg5
   DB_HOST=127.0.0.1 DB_PORT="$MDB_PORT" DB_USER=root UPLOAD_DIR="$T/uploads" DATA_DIR="$T/data")
+METRICS_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+[ -n "$PROFILE" ] && ENV+=(METRICS_TOKEN="$METRICS_TOKEN")
 
 # start_nodes N DBNAME [REDIS]: N server processes; sets URLS.
 URLS=() NODE_PIDS=() DEBUG_URLS=()
@@ -110,21 +112,23 @@ stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
 
 # profile LABEL RATE: in the background, once the load tool has connected
 # its clients (registration and login, argon2, can take a minute) and its
-# 3 s warm-up is over, each node's /debug/vars, a 10 s CPU profile, and
-# /debug/vars again.
+# 3 s warm-up is over, each node's /debug/vars and /metrics, a 10 s CPU profile,
+# and both again.
 profile() {
   [ -n "$PROFILE" ] || return 0
   local label=$1 rate=$2 i=0 u log="$OUT/nodes-$1-$2.log"
   rm -f "$log"
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
-    local base="$OUT/nodes-prof-$label-$rate-node$i"
+    local base="$OUT/nodes-prof-$label-$rate-node$i" url=${URLS[$((i - 1))]}
     # The tool's last progress line of its connect phase (mapsim-bench's progress, setup.go).
     ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
       sleep 5
       curl -s "$u/debug/vars" >"$base-vars0.json"
+      curl -s -H "Authorization: Bearer $METRICS_TOKEN" "$url/metrics" >"$base-metrics0.txt"
       curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"
-      curl -s "$u/debug/vars" >"$base-vars1.json" ) &
+      curl -s "$u/debug/vars" >"$base-vars1.json"
+      curl -s -H "Authorization: Bearer $METRICS_TOKEN" "$url/metrics" >"$base-metrics1.txt" ) &
   done
 }
 
