@@ -195,7 +195,8 @@ type member struct {
 	problems []string
 	conn     *websocket.Conn
 	connects int
-	node     string // URL of the current connection
+	node     string         // URL of the current connection
+	types    map[string]int // frames received, by type
 	// other frames (acks, typing, chat_added…), for tests that wait on them
 	events chan map[string]any
 	synced chan string // chat names as their sync completes
@@ -210,7 +211,7 @@ func newMember(t *testing.T, name, token string, urls func() []string, pref int,
 func newMemberVia(t *testing.T, name, token string, urls func() []string, pref int, dial *websocket.DialOptions, chats map[string]int64) *member {
 	m := &member{
 		t: t, name: name, token: token, urls: urls, pref: pref, dial: dial,
-		last: map[string]int64{}, ids: map[string][]int64{},
+		last: map[string]int64{}, ids: map[string][]int64{}, types: map[string]int{},
 		events: make(chan map[string]any, 100000), synced: make(chan string, 1000), done: make(chan struct{}),
 	}
 	for k, v := range chats {
@@ -281,6 +282,9 @@ func (m *member) read(ctx context.Context, conn *websocket.Conn) {
 		json.Unmarshal(data, &f)
 		typ, _ := f["type"].(string)
 		name, _ := f["chat_name"].(string)
+		m.mu.Lock()
+		m.types[typ]++
+		m.mu.Unlock()
 		switch {
 		case isSequenced(typ):
 			id := num(f, "id")
@@ -486,6 +490,15 @@ func TestNodesShareChats(t *testing.T) {
 		m.nextEvent("typing", func(f map[string]any) bool { return f["type"] == "typing" && f["username"] == "alice" })
 	}
 
+	// A read marker made on node 1 reaches Bob's other connection, on node
+	// 2 (it travels on the chat's shard), and nobody else.
+	b2 := newMember(t, "bob", bob, c.urls, 2, chats)
+	b2.nextEvent("synced", func(f map[string]any) bool { return f["type"] == "synced" })
+	b.mustSend(map[string]any{"type": "read", "chat_name": group, "message_id": want[1]})
+	for _, m := range []*member{b, b2} {
+		m.nextEvent("bob's read marker", func(f map[string]any) bool { return f["type"] == "read" && num(f, "last_read_id") == want[1] })
+	}
+
 	// Dave, on node 2, is added on node 0: he gets the chat and syncs it,
 	// then live messages.
 	if r := n0.call(t, "POST", "/chats/"+group+"/members", alice, map[string]any{"members": []string{"dave"}}); r.Status != http.StatusOK {
@@ -516,6 +529,14 @@ func TestNodesShareChats(t *testing.T) {
 	d.waitHolds(group, want[len(want)-4:], 20*time.Second)
 	if got := cm.held(group); !slices.Equal(got, carolHas) {
 		t.Fatalf("carol holds %v, want %v (nothing after her removal)", got, carolHas)
+	}
+	for _, m := range []*member{a, cm, d} {
+		m.mu.Lock()
+		n := m.types["read"]
+		m.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%s got %d read markers, all of them bob's", m.name, n)
+		}
 	}
 }
 

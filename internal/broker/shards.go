@@ -75,13 +75,16 @@ func (b *Redis) shardChannel(n int) string {
 
 // channelFor chooses the channel of an event. What only matters to the
 // nodes with a connection in the chat — its messages, edits, deletes,
-// system messages, typing, new epochs — goes to the chat's shard. What a
-// node with no connection in the chat may need goes to the control
-// channel every node reads: membership changes (a member just added has
-// no connection in the chat yet), events addressed to users, and events
-// that make every node forget what it cached.
+// system messages, typing, new epochs, and what is addressed to some of
+// its members (a read marker, a member's own settings: every connection
+// of a member is subscribed to the chat, so its node hears the shard) —
+// goes to the chat's shard. What a node with no connection in the chat
+// may need goes to the control channel every node reads: membership
+// changes (a member just added has no connection in the chat yet), events
+// addressed to users and no chat (changed keys), and events that make
+// every node forget what it cached.
 func (b *Redis) channelFor(ev chat.Event) string {
-	if ev.ChatID == 0 || len(ev.UserIDs) > 0 || ev.Forget {
+	if ev.ChatID == 0 || ev.Membership != "" || ev.Forget {
 		return b.channel
 	}
 	return b.shardChannel(b.shardOf(ev.ChatID))

@@ -183,9 +183,11 @@ func TestRedisShards(t *testing.T) {
 		a.b.Publish(ctx, ev)
 	}
 	waitFor(t, "A delivers its own", func() bool { return slices.Equal(a.hub.got(1), want) })
+	// A read marker of a member is the chat's too: only A hears it.
+	a.b.Publish(ctx, chat.Event{ChatID: 1, UserIDs: []int64{7}, Frame: []byte(`{"type":"read"}`)})
 	// A control event (a membership change) reaches C, which proves C
 	// has read everything A published before it.
-	a.b.Publish(ctx, chat.Event{ChatID: 1, UserIDs: []int64{7}, Frame: []byte(`{}`)})
+	a.b.Publish(ctx, chat.Event{ChatID: 1, UserIDs: []int64{7}, Membership: chat.MembershipLeave, Frame: []byte(`{}`)})
 	waitFor(t, "the control event on C", func() bool { return c.b.Stats().Received >= 1 })
 	if got := c.b.Stats().Received; got != 1 {
 		t.Fatalf("C received %d events, want 1 (the control event only)", got)
@@ -219,7 +221,7 @@ func TestRedisShards(t *testing.T) {
 	for range 3 {
 		a.b.Publish(ctx, d.commit(1))
 	}
-	a.b.Publish(ctx, chat.Event{ChatID: 1, UserIDs: []int64{7}, Frame: []byte(`{}`)})
+	a.b.Publish(ctx, chat.Event{ChatID: 1, UserIDs: []int64{7}, Membership: chat.MembershipLeave, Frame: []byte(`{}`)})
 	waitFor(t, "the control event on C", func() bool { return c.b.Stats().Received >= before+1 })
 	if got := c.b.Stats().Received - before; got != 1 {
 		t.Fatalf("C received %d events after unsubscribing, want 1", got)
