@@ -14,11 +14,14 @@
 # Several nodes each get GOMAXPROCS = cores / NODES (at least 1), their share
 # of this machine; NODE_GOMAXPROCS sets another (0: Go's default, every core
 # to every node, which oversubscribes the cores NODES times over). ONE_NODE=0
-# skips the one-node runs, SEVERAL=0 the several-node ones.
+# skips the one-node runs, SEVERAL=0 the several-node ones. SENDERS (4) of
+# the room's members send; clients go to the nodes in turn, so with 3
+# nodes 4 senders put two on the first node, and 6 spread evenly.
 #
 # PROFILE=1 gives every node a DEBUG_ADDR and saves, for each fan-out run,
 # a CPU profile of each node over 10 s of the measured time and its
-# /debug/vars and /metrics before and after (bench/out/nodes-prof-*).
+# /debug/vars and /metrics before and after, and MariaDB's row-lock
+# counters (bench/out/nodes-prof-*).
 #
 #   bench/nodes.sh                       CLIENTS=1000 NODES=3 RATES="10 20 40"
 #   CLIENTS=1000 RATES="30 60" bench/nodes.sh
@@ -29,7 +32,7 @@ set -euo pipefail
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
-SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-} ONE_NODE=${ONE_NODE:-1} SEVERAL=${SEVERAL:-1}
+SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-} ONE_NODE=${ONE_NODE:-1} SEVERAL=${SEVERAL:-1} SENDERS=${SENDERS:-4}
 NODE_GOMAXPROCS=${NODE_GOMAXPROCS:-$(( $(nproc) / NODES > 0 ? $(nproc) / NODES : 1 ))}
 KILL_CLIENTS=${KILL_CLIENTS:-5000} KILL_TOTAL=${KILL_TOTAL:-7000} KILL_USERS=${KILL_USERS:-$KILL_TOTAL} KILL_RATE=${KILL_RATE:-100}
 OUT=$PWD/bench/out
@@ -118,6 +121,13 @@ profile() {
   [ -n "$PROFILE" ] || return 0
   local label=$1 rate=$2 i=0 u log="$OUT/nodes-$1-$2.log"
   rm -f "$log"
+  # MariaDB's row-lock waits over the same window (the nodes take turns
+  # on the chat's row).
+  ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
+    sleep 5
+    "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock%'" >"$OUT/nodes-prof-$label-$rate-locks0.txt"
+    sleep 10
+    "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock%'" >"$OUT/nodes-prof-$label-$rate-locks1.txt" ) &
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
     local base="$OUT/nodes-prof-$label-$rate-node$i" url=${URLS[$((i - 1))]}
@@ -136,7 +146,7 @@ run() {
   local label=$1 rate=$2; shift 2
   echo "### $label, $CLIENTS members, $rate msgs/s" >&2
   profile "$label" "$rate"
-  "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -rate "$rate" -warmup 3s -duration "$DURATION" \
+  "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -senders "$SENDERS" -rate "$rate" -warmup 3s -duration "$DURATION" \
     -label "$label" -token-file "$OUT/nodes-tokens-fanout.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
     || tail -5 "$OUT/nodes-$label-$rate.log" >&2
 }
