@@ -113,6 +113,13 @@ start_nodes() {
 }
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; }
 
+# connected LOG: waits until the load tool has printed the last progress
+# line of its connect phase (mapsim-bench's progress, setup.go), then 5 s.
+connected() {
+  for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$1" 2>/dev/null && break; sleep 0.5; done
+  sleep 5
+}
+
 # profile LABEL RATE: in the background, once the load tool has connected
 # its clients (registration and login, argon2, can take a minute) and its
 # 3 s warm-up is over, each node's /debug/vars and /metrics, a 10 s CPU profile,
@@ -123,17 +130,14 @@ profile() {
   rm -f "$log"
   # MariaDB's row-lock waits over the same window (the nodes take turns
   # on the chat's row).
-  ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
-    sleep 5
+  ( connected "$log"
     "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock%'" >"$OUT/nodes-prof-$label-$rate-locks0.txt"
     sleep 10
     "$(sbin mariadb)" --socket="$T/mdb/sock" -uroot -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock%'" >"$OUT/nodes-prof-$label-$rate-locks1.txt" ) &
   for u in "${DEBUG_URLS[@]}"; do
     i=$((i + 1))
     local base="$OUT/nodes-prof-$label-$rate-node$i" url=${URLS[$((i - 1))]}
-    # The tool's last progress line of its connect phase (mapsim-bench's progress, setup.go).
-    ( for _ in $(seq 1200); do grep -qE '^  connected: [0-9]+/[0-9]+ in ' "$log" 2>/dev/null && break; sleep 0.5; done
-      sleep 5
+    ( connected "$log"
       curl -s "$u/debug/vars" >"$base-vars0.json"
       curl -s -H "Authorization: Bearer $METRICS_TOKEN" "$url/metrics" >"$base-metrics0.txt"
       curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"

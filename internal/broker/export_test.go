@@ -7,7 +7,7 @@ import (
 )
 
 // Handle passes an event to the broker as if it had arrived from Redis.
-func (b *Redis) Handle(ev chat.Event) { b.handle(context.Background(), ev) }
+func (b *Redis) Handle(ev chat.Event) { b.handle(ev) }
 
 // RetryStuck runs the retry loop's fill of the chats whose fill failed.
 func (b *Redis) RetryStuck() { b.retryStuck(context.Background()) }

@@ -301,7 +301,7 @@ func (b *Redis) Run(ctx context.Context) {
 // others, on the channel of the nodes that need it (Redis.channelFor). It
 // never waits for Redis.
 func (b *Redis) Publish(_ context.Context, ev chat.Event) error {
-	b.handle(context.Background(), ev)
+	b.handle(ev)
 	select {
 	case b.out <- outItem{channel: b.channelFor(ev), payload: encode(b.node, ev)}:
 	default:
@@ -669,7 +669,7 @@ func (b *Redis) received(ctx context.Context, payload string) {
 	if env.Forget && b.opt.Forget != nil {
 		b.opt.Forget(env.UserIDs, env.ChatID)
 	}
-	b.handle(ctx, chat.Event{ChatID: env.ChatID, MessageID: env.MessageID, Prev: env.Prev, SkipUserID: env.SkipUserID,
+	b.handle(chat.Event{ChatID: env.ChatID, MessageID: env.MessageID, Prev: env.Prev, SkipUserID: env.SkipUserID,
 		UserIDs: env.UserIDs, Membership: env.Membership, Forget: env.Forget, Frame: frame})
 }
 
@@ -680,14 +680,14 @@ func (b *Redis) received(ctx context.Context, payload string) {
 // missing ones are read from the database. While a chat's line holds
 // anything, every event of that chat is held behind it, so none overtakes
 // a message it was published after.
-func (b *Redis) handle(ctx context.Context, ev chat.Event) {
+func (b *Redis) handle(ev chat.Event) {
 	b.mu.RLock()
 	deliver := b.deliver
 	b.mu.RUnlock()
 	if deliver == nil {
 		return
 	}
-	if ev.MessageID == 0 || len(ev.UserIDs) > 0 {
+	if !sequenced(ev) {
 		if ev.ChatID != 0 && b.holdBehind(ev) {
 			return
 		}
@@ -733,6 +733,25 @@ func (b *Redis) handle(ctx context.Context, ev chat.Event) {
 	l.last = ev.MessageID
 }
 
+// sequenced reports whether an event goes through its chat's line: a
+// committed message, edit, delete or system message, not addressed to
+// particular users.
+func sequenced(ev chat.Event) bool {
+	return ev.MessageID != 0 && len(ev.UserIDs) == 0
+}
+
+// deliverNewer delivers, in order, the events read from the database that
+// follow what the line delivered. l.mu is held.
+func (b *Redis) deliverNewer(l *line, evs []chat.Event, deliver func(chat.Event)) {
+	for _, ev := range evs {
+		if ev.MessageID > l.last {
+			deliver(ev)
+			l.last = ev.MessageID
+		}
+	}
+	b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
+}
+
 // holdBehind holds an event that carries no message id behind what its
 // chat's line holds, if it holds anything; false if it delivers at once.
 func (b *Redis) holdBehind(ev chat.Event) bool {
@@ -766,7 +785,7 @@ func (b *Redis) hold(l *line, ev chat.Event) {
 	}
 	at := len(l.held)
 	for i, h := range l.held {
-		if h.MessageID > ev.MessageID && len(h.UserIDs) == 0 {
+		if sequenced(h) && h.MessageID > ev.MessageID {
 			at = i
 			break
 		}
@@ -797,7 +816,7 @@ func (b *Redis) arm(l *line, chatID int64) {
 func (b *Redis) release(l *line, chatID int64, deliver func(chat.Event)) (emptied bool) {
 	n := 0
 	for _, ev := range l.held {
-		if ev.MessageID != 0 && len(ev.UserIDs) == 0 {
+		if sequenced(ev) {
 			if ev.MessageID <= l.last {
 				b.count(func(s *RedisStats) { s.Duplicates++ })
 				n++
@@ -860,15 +879,11 @@ func (b *Redis) fillHeld(chatID int64, l *line) {
 			break
 		}
 		l.mu.Lock()
-		for _, ev := range evs {
-			if ev.MessageID > l.last {
-				deliver(ev)
-				l.last = ev.MessageID
-			}
-			from = ev.MessageID
-		}
+		b.deliverNewer(l, evs, deliver)
 		l.mu.Unlock()
-		b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
+		if len(evs) > 0 {
+			from = evs[len(evs)-1].MessageID
+		}
 		if len(evs) < b.pageSize {
 			break
 		}
@@ -957,13 +972,7 @@ func (b *Redis) fill(ctx context.Context, l *line, chatID int64, deliver func(ch
 		if err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			if ev.MessageID > l.last {
-				deliver(ev)
-				l.last = ev.MessageID
-			}
-		}
-		b.count(func(s *RedisStats) { s.Replayed += int64(len(evs)) })
+		b.deliverNewer(l, evs, deliver)
 		if len(evs) < b.pageSize {
 			b.release(l, chatID, deliver)
 			return nil
