@@ -279,6 +279,13 @@ type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// txQuerier runs the statements of a transaction: a *sql.Tx, or the
+// *sql.Conn whose statements started one.
+type txQuerier interface {
+	rowQuerier
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // epochState reads the state of a chat with lock appended to its query
 // (s.forUpdate() inside a writing transaction, or "").
 func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (chat.EpochState, error) {
@@ -444,7 +451,7 @@ func (s *DB) UseEpoch(ctx context.Context, u chat.MessageUse) error {
 // useEpoch is UseEpoch inside tx: InsertMessages runs it for each message
 // of an encrypted chat that it stores, so that the check, the count and
 // the message commit together.
-func (s *DB) useEpoch(ctx context.Context, tx *sql.Tx, u chat.MessageUse) error {
+func (s *DB) useEpoch(ctx context.Context, tx txQuerier, u chat.MessageUse) error {
 	st, err := epochState(ctx, tx, u.ChatID, s.forUpdate())
 	if err != nil {
 		return fmt.Errorf("epoch state: %w", err)

@@ -119,6 +119,13 @@ var sqliteUnavailable = map[int]bool{
 	sqlite3.SQLITE_NOMEM: true,
 }
 
+// isNullRefused reports whether err is MySQL's refusal of a NULL in a NOT
+// NULL column (in strict mode, also for a row of a multi-row INSERT).
+func isNullRefused(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1048
+}
+
 // isUnique reports whether err is a unique or primary key violation.
 func isUnique(err error) bool {
 	var se *sqlite.Error

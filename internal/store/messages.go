@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -251,13 +252,14 @@ func sendersQuery(msgs []chat.NewMessage) (string, []any) {
 		`) AND user_id IN (` + placeholders(len(userIDs)) + `)`, args
 }
 
-// maxInsertRows is the most rows one INSERT statement carries: 9 bind
-// variables a row stays well inside both databases' limits.
+// maxInsertRows is the most rows one INSERT statement carries: 9 or 10
+// bind variables a row stay well inside both databases' limits.
 const maxInsertRows = 256
 
 // insertAll inserts every message of a group with one statement per
-// maxInsertRows rows. It returns nil, nil when any row was a duplicate:
-// nothing is committed then, and the caller takes the general path.
+// maxInsertRows rows. It returns nil, nil when any row was a duplicate,
+// or (in insertBatched) a sender was no longer a member: nothing is
+// committed then, and the caller takes the general path, which tells.
 func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
 	if s.groups != nil && len(msgs) <= maxInsertRows && batchBytes(msgs) <= maxBatchBytes {
 		return s.insertBatched(ctx, msgs)
@@ -291,11 +293,7 @@ func (s *DB) insertAll(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inse
 // Prev). The messages of encrypted chats may use their epochs, and count
 // on them.
 func (s *DB) commitNew(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, ids []int64, last map[int64]int64) ([]chat.Inserted, error) {
-	out := make([]chat.Inserted, len(msgs))
-	for i, m := range msgs {
-		out[i] = chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]}
-		last[m.ChatID] = ids[i]
-	}
+	out := inserted(msgs, ids, last)
 	for _, m := range msgs {
 		if m.Use != nil {
 			if err := s.useEpoch(ctx, tx, *m.Use); err != nil {
@@ -308,6 +306,18 @@ func (s *DB) commitNew(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, 
 	}
 	s.restartLog(ctx)
 	return out, nil
+}
+
+// inserted is the result of a group whose rows are all new: ids are theirs
+// in row order, and last holds each chat's newest id before the group
+// (each row's Prev); it is updated to the group's.
+func inserted(msgs []chat.NewMessage, ids []int64, last map[int64]int64) []chat.Inserted {
+	out := make([]chat.Inserted, len(msgs))
+	for i, m := range msgs {
+		out[i] = chat.Inserted{ID: ids[i], ChatID: m.ChatID, Created: true, CreatedAt: m.CreatedAt, Prev: last[m.ChatID]}
+		last[m.ChatID] = ids[i]
+	}
+	return out
 }
 
 // maxBatchBytes bounds the bodies of a batched group: escaped into the
@@ -325,72 +335,107 @@ func batchBytes(msgs []chat.NewMessage) int {
 	return n
 }
 
-// insertBatched is insertAll on MySQL in two requests while the chats'
-// rows are locked, not one a statement: the lock, the chats' last ids, the
-// senders' memberships, the INSERT and its first id and row count go as
-// one batch, then the commit (or the rollback, when a sender is not a
-// member or a row was a duplicate: nil, nil then, as insertAll). The nodes
-// take turns on a chat's lock, so its hold is their shared throughput. The
-// statements run in order, so the reads after the lock see every commit
-// it waited for, as lockChats requires.
+// insertBatched is insertAll on MySQL as one request, on a connection of
+// s.groups: START TRANSACTION, the lock on the chats' rows, their last ids,
+// the INSERT (and, unless its ids are consecutive, a read of them), and
+// COMMIT. The chats' rows stay locked only while the server runs those
+// statements, never across a round trip to this node, which on a busy
+// machine can wait for a core: the nodes take turns on a chat's lock, so
+// its hold bounds what one chat can commit over all of them. The
+// statements run in order, so the reads after the lock see every commit it
+// waited for, as lockChats requires.
+//
+// Each row's user_id is read from the sender's row of chat_members, under
+// the lock (which every membership change takes too): for a sender who is
+// no longer a member it is NULL, which the column refuses (error 1048,
+// strict mode), as the unique key refuses a client id already stored
+// (1062). Either error stops the request before its COMMIT; the group is
+// rolled back and nil, nil returned, as insertAll does, and the general
+// path says which it was. A group with an epoch to count (an encrypted
+// chat's) counts it between the request and a COMMIT of its own, holding
+// the lock over those round trips.
 func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
-	tx, err := s.groups.BeginTx(ctx, nil)
+	conn, err := s.groups.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback()
+	open := true // a transaction may be open on conn
+	defer func() {
+		if open {
+			// A pooled connection must not keep a transaction, nor the
+			// chats' locks: one that cannot roll back is closed instead.
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil {
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}
+		conn.Close()
+	}()
+	useEpochs := slices.ContainsFunc(msgs, func(m chat.NewMessage) bool { return m.Use != nil })
 	chatIDs := distinct(chatIDsOf(msgs))
-	senders, sendersArgs := sendersQuery(msgs)
 	var q strings.Builder
-	args := make([]any, 0, 2*len(chatIDs)+len(sendersArgs)+8*len(msgs))
-	q.WriteString(`SELECT id FROM chats WHERE id IN (` + placeholders(len(chatIDs)) + `) ORDER BY id FOR UPDATE;`)
+	args := make([]any, 0, 2*len(chatIDs)+11*len(msgs))
+	q.WriteString(`START TRANSACTION;SELECT id FROM chats WHERE id IN (` + placeholders(len(chatIDs)) + `) ORDER BY id FOR UPDATE;`)
 	q.WriteString(`SELECT chat_id, MAX(id) FROM messages WHERE chat_id IN (` + placeholders(len(chatIDs)) + `) GROUP BY chat_id;`)
-	q.WriteString(senders + `;`)
 	for range 2 {
 		for _, id := range chatIDs {
 			args = append(args, id)
 		}
 	}
-	args = append(args, sendersArgs...)
 	q.WriteString(`INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id) VALUES `)
 	for i, m := range msgs {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
-		args = append(args, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nullID(m.ReplyTo))
+		q.WriteString(`(?, (SELECT user_id FROM chat_members WHERE chat_id = ? AND user_id = ?), ?, ?, ?, ?, ?, ?, NULL)`)
+		args = append(args, m.ChatID, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nullID(m.ReplyTo))
 	}
-	// A duplicate changes nothing and counts no affected row.
-	q.WriteString(` ON DUPLICATE KEY UPDATE id = id;SELECT LAST_INSERT_ID(), ROW_COUNT()`)
+	if s.consecutiveIDs {
+		q.WriteString(`;SELECT LAST_INSERT_ID()`)
+	} else {
+		idsQ, idsArgs := idsQuery(msgs, `LAST_INSERT_ID()`)
+		q.WriteString(`;` + idsQ)
+		args = append(args, idsArgs...)
+	}
+	if !useEpochs {
+		q.WriteString(`;COMMIT`)
+	}
 
-	rows, err := tx.QueryContext(ctx, q.String(), args...)
-	if err != nil {
+	// failed ends a request that stopped with err: at a row the table
+	// refused (see above), the group takes the general path.
+	failed := func(err error) ([]chat.Inserted, error) {
+		if isUnique(err) || isNullRefused(err) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("insert group: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return failed(err)
 	}
 	defer rows.Close()
 	last := make(map[int64]int64, len(chatIDs))
-	members := make(map[[2]int64]bool, len(msgs))
-	var first, inserted int64
-	// The result sets in order: the locked chats, their last ids, the
-	// memberships, the INSERT's first id and row count (the INSERT itself
-	// has none).
+	var first int64
+	byKey := make(map[insertedKey]int64, len(msgs))
+	// The result sets in order: the locked chats, their last ids, and the
+	// first id or the rows inserted (START TRANSACTION, the INSERT and
+	// COMMIT have none). The last set is read to its end, and the request
+	// with it: only then has its COMMIT answered.
 	for set := 0; ; set++ {
 		for rows.Next() {
 			var a, b sql.NullInt64
-			switch set {
-			case 0:
+			var key insertedKey
+			switch {
+			case set == 0:
 				err = rows.Scan(&a)
-			case 1:
+			case set == 1:
 				if err = rows.Scan(&a, &b); err == nil {
 					last[a.Int64] = b.Int64
 				}
-			case 2:
-				if err = rows.Scan(&a, &b); err == nil {
-					members[[2]int64{a.Int64, b.Int64}] = true
-				}
-			case 3:
-				if err = rows.Scan(&a, &b); err == nil {
-					first, inserted = a.Int64, b.Int64
+			case s.consecutiveIDs:
+				err = rows.Scan(&first)
+			default:
+				if err = rows.Scan(&a, &key.userID, &key.clientID); err == nil {
+					byKey[key] = a.Int64
 				}
 			}
 			if err != nil {
@@ -398,34 +443,45 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 			}
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("insert group: %w", err)
+			return failed(err)
 		}
 		if !rows.NextResultSet() {
-			if set != 3 {
-				if err := rows.Err(); err != nil {
-					return nil, fmt.Errorf("insert group: %w", err)
-				}
-				return nil, fmt.Errorf("insert group: %d result sets, want 4", set+1)
+			if err := rows.Err(); err != nil {
+				return failed(err)
+			}
+			if set != 2 {
+				return nil, fmt.Errorf("insert group: %d result sets, want 3", set+1)
 			}
 			break
 		}
 	}
 	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("insert group: %w", err)
+		return failed(err)
 	}
-	for _, m := range msgs {
-		if !members[[2]int64{m.ChatID, m.UserID}] {
-			return nil, errNotMember
+	var ids []int64
+	if s.consecutiveIDs {
+		ids = make([]int64, len(msgs))
+		for i := range ids {
+			ids[i] = first + int64(i)
 		}
-	}
-	if inserted != int64(len(msgs)) {
-		return nil, nil
-	}
-	ids, err := s.mysqlIDs(ctx, tx, msgs, first)
-	if err != nil {
+	} else if ids, err = idsInOrder(msgs, byKey); err != nil {
 		return nil, err
 	}
-	return s.commitNew(ctx, tx, msgs, ids, last)
+	out := inserted(msgs, ids, last)
+	if useEpochs {
+		for _, m := range msgs {
+			if m.Use != nil {
+				if err := s.useEpoch(ctx, conn, *m.Use); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+	}
+	open = false
+	return out, nil
 }
 
 func chatIDsOf(msgs []chat.NewMessage) []int64 {
@@ -531,19 +587,8 @@ func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, f
 		}
 		return ids, nil
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT id, user_id, client_id FROM messages WHERE id >= ? AND (`)
-	args := make([]any, 0, 1+2*len(msgs))
-	args = append(args, first)
-	for i, m := range msgs {
-		if i > 0 {
-			q.WriteString(` OR `)
-		}
-		q.WriteString(`(user_id = ? AND client_id = ?)`)
-		args = append(args, m.UserID, m.ClientID)
-	}
-	q.WriteByte(')')
-	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	q, args := idsQuery(msgs, `?`)
+	rows, err := tx.QueryContext(ctx, q, append([]any{first}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read inserted ids: %w", err)
 	}
@@ -552,6 +597,24 @@ func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, f
 		return nil, fmt.Errorf("read inserted ids: %w", err)
 	}
 	return idsInOrder(msgs, byKey)
+}
+
+// idsQuery is the statement that reads back the ids of a multi-row
+// INSERT's rows from the first one's, which first gives (a placeholder, or
+// LAST_INSERT_ID()), and the arguments that follow first's.
+func idsQuery(msgs []chat.NewMessage, first string) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`SELECT id, user_id, client_id FROM messages WHERE id >= ` + first + ` AND (`)
+	args := make([]any, 0, 2*len(msgs))
+	for i, m := range msgs {
+		if i > 0 {
+			q.WriteString(` OR `)
+		}
+		q.WriteString(`(user_id = ? AND client_id = ?)`)
+		args = append(args, m.UserID, m.ClientID)
+	}
+	q.WriteByte(')')
+	return q.String(), args
 }
 
 // insertEach commits a group of messages in one transaction, a statement a

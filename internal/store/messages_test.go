@@ -890,5 +890,45 @@ func TestInsertMessagesOnlyFromMembers(t *testing.T) {
 		if _, err := db.InsertMessages(ctx, []chat.NewMessage{text(group, alice.ID, kv, "a-2", "just me", base)}); err != nil {
 			t.Fatalf("the remaining member's message: %v", err)
 		}
+		// Each refused group, and one with a duplicate, rolled back on its
+		// connection: none still holds the chat's lock (the groups' pool
+		// has 4 connections, so 8 refusals reach each).
+		for i := range 8 {
+			_, err := db.InsertMessages(ctx, []chat.NewMessage{text(group, bob.ID, kv, fmt.Sprintf("b-x%d", i), "again", base)})
+			wantCode(t, err, chat.EForbidden)
+		}
+		if got, err := db.InsertMessages(ctx, []chat.NewMessage{
+			text(group, alice.ID, kv, "a-2", "just me", base), text(group, alice.ID, kv, "a-3", "and me", base),
+		}); err != nil || got[0].Created || !got[1].Created {
+			t.Fatalf("a group with a duplicate: %+v, %v", got, err)
+		}
+		MustNoChatLock(t, opts, group)
 	})
+}
+
+// MustNoChatLock fails the test when a connection holds the lock on a
+// chat's row (MySQL; on SQLite a transaction left open would hold the
+// writer, which every later test would find).
+func MustNoChatLock(t *testing.T, opts store.Options, chatID int64) {
+	t.Helper()
+	if opts.Driver != store.MySQL {
+		return
+	}
+	ctx := context.Background()
+	conn, err := MustRawDB(t, opts).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET SESSION innodb_lock_wait_timeout = 1`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM chats WHERE id = ? FOR UPDATE`, chatID); err != nil {
+		t.Fatalf("the chat's row is still locked: %v", err)
+	}
 }

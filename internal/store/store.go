@@ -155,9 +155,9 @@ func open(ctx context.Context, opts Options, upTo int) (*DB, error) {
 		if db, err = mysqlPool(cfg, opts.Timing, 32); err != nil {
 			return nil, failed("settings", err)
 		}
-		// Message groups send their statements under the chat's lock as
-		// one batch (see insertBatched), on connections of their own: only
-		// they allow several statements in one request.
+		// A message group is one request of several statements (see
+		// insertBatched), on connections of their own: only they allow
+		// several statements in one request.
 		gcfg := cfg.Clone()
 		gcfg.MultiStatements = true
 		if groups, err = mysqlPool(gcfg, opts.Timing, 4); err != nil {
