@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -347,6 +348,53 @@ func (p *proxy) Stop() {
 	p.conns, p.stopped = nil, true
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// Cut closes every forwarded connection but goes on accepting new ones:
+// to the store the server restarted, or dropped its idle connections.
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+}
+
+// TestDatabaseRestartLosesNoSend: after MariaDB drops the connections a
+// store keeps in its pools (a restart, wait_timeout), the next message
+// group and read take new ones and succeed: a pooled connection found
+// dead before anything was sent on it is not the sender's error.
+func TestDatabaseRestartLosesNoSend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts := mariadbtest.Options(t)
+	p := MustProxy(t, net.JoinHostPort(opts.Host, opts.Port))
+	opts.Port = p.Port()
+	db := MustOpen(t, opts)
+	kv := MustKeyVersion(t, db)
+	alice := MustCreateUser(t, db, "alice")
+	group := MustGroupChat(t, opts, "g-restart", alice.ID)
+	for round := range 3 {
+		// Warm both pools, then drop every connection of theirs.
+		for i := range 4 {
+			MustInsert(t, db, text(group, alice.ID, kv, fmt.Sprintf("r%d-warm%d", round, i), "warm", base))
+		}
+		p.Cut()
+		// MustInsert checks the sender's membership on a reading
+		// connection first, so that pool is cut too.
+		got, err := db.InsertMessages(ctx, []chat.NewMessage{
+			text(group, alice.ID, kv, fmt.Sprintf("r%d-a", round), "after", base),
+			text(group, alice.ID, kv, fmt.Sprintf("r%d-b", round), "the cut", base),
+		})
+		if err != nil || len(got) != 2 || !got[0].Created || !got[1].Created {
+			t.Fatalf("round %d: a group after the connections were dropped: %+v, %v", round, got, err)
+		}
+		if _, err := db.UserByUsername(ctx, "alice"); err != nil {
+			t.Fatalf("round %d: a read after the connections were dropped: %v", round, err)
+		}
+	}
+	MustNoChatLock(t, opts, group)
 }
 
 func TestDatabaseGoneIsUnavailable(t *testing.T) {
