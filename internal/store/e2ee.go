@@ -458,24 +458,37 @@ func (s *DB) useEpoch(ctx context.Context, tx txQuerier, u chat.MessageUse) erro
 	}
 	var revoked sql.NullInt64
 	err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM e2ee_devices WHERE user_id = ? AND device_id = ?`, u.UserID, u.DeviceID).Scan(&revoked)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return chat.Errorf(chat.EStaleEpoch, "The message names a device that is not yours.")
-	case err != nil:
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read device: %w", err)
-	case revoked.Valid:
-		return chat.Errorf(chat.EStaleEpoch, "The message names a device of yours that was revoked.")
 	}
+	if err := checkUse(st, deviceState{found: err == nil, revoked: revoked.Valid}, u); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE e2ee_epochs SET messages = messages + 1 WHERE chat_id = ? AND epoch = ?`, u.ChatID, u.Epoch); err != nil {
+		return fmt.Errorf("count: %w", err)
+	}
+	return nil
+}
+
+// deviceState is what a message's use of an epoch needs to know of the
+// device it names.
+type deviceState struct{ found, revoked bool }
+
+// checkUse says whether u may use its epoch, with its chat in state st and
+// its device in d: EStaleEpoch when not. useEpoch and insertBatched both
+// ask it, and count the use when it may.
+func checkUse(st chat.EpochState, d deviceState, u chat.MessageUse) error {
 	switch {
+	case !d.found:
+		return chat.Errorf(chat.EStaleEpoch, "The message names a device that is not yours.")
+	case d.revoked:
+		return chat.Errorf(chat.EStaleEpoch, "The message names a device of yours that was revoked.")
 	case u.Epoch > st.Current:
 		return chat.Errorf(chat.EStaleEpoch, "Epoch %d has not started in this chat (the current epoch is %d).", u.Epoch, st.Current)
 	case u.Epoch < st.Min:
 		return chat.Errorf(chat.EStaleEpoch, "Epoch %d is no longer accepted in this chat: start a new epoch and send again.", u.Epoch)
 	case u.Epoch == st.Current && st.Stale(u.At):
 		return chat.Errorf(chat.EStaleEpoch, "Epoch %d is stale: start a new epoch and send again.", u.Epoch)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE e2ee_epochs SET messages = messages + 1 WHERE chat_id = ? AND epoch = ?`, u.ChatID, u.Epoch); err != nil {
-		return fmt.Errorf("count: %w", err)
 	}
 	return nil
 }

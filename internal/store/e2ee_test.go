@@ -338,6 +338,26 @@ func TestE2EEEpochs(t *testing.T) {
 				t.Fatalf("summary epoch: %+v", s.Epoch)
 			}
 		}
+
+		// A group's uses count in order: the one that would pass the
+		// epoch's limit refuses the whole group, and nothing is counted.
+		MustExec(t, MustRawDB(t, opts), `UPDATE e2ee_epochs SET messages = ? WHERE chat_id = ? AND epoch = 5`, chat.EpochMaxMessages-2, group.ID)
+		if _, err := db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "l1"), msg(c, 5, "l2"), msg(a, 5, "l3")}); chat.ErrorCode(err) != chat.EStaleEpoch {
+			t.Fatalf("a group past the epoch's limit: %v", err)
+		}
+		if got := MustEpochState(t, db, group.ID).Messages; got != chat.EpochMaxMessages-2 {
+			t.Fatalf("a refused group left the count at %d, want %d", got, chat.EpochMaxMessages-2)
+		}
+		if ins, err := db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "l1"), msg(c, 5, "l2")}); err != nil || len(ins) != 2 {
+			t.Fatalf("a group up to the epoch's limit: %v, %v", ins, err)
+		}
+		if st := MustEpochState(t, db, group.ID); st.Messages != chat.EpochMaxMessages || !st.Stale(base) {
+			t.Fatalf("after the limit: %+v", st)
+		}
+		if _, err := db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "l3")}); chat.ErrorCode(err) != chat.EStaleEpoch {
+			t.Fatalf("a message after the limit: %v", err)
+		}
+		MustNoChatLock(t, opts, group.ID)
 	})
 }
 

@@ -351,9 +351,14 @@ func batchBytes(msgs []chat.NewMessage) int {
 // strict mode), as the unique key refuses a client id already stored
 // (1062). Either error stops the request before its COMMIT; the group is
 // rolled back and nil, nil returned, as insertAll does, and the general
-// path says which it was. A group with an epoch to count (an encrypted
-// chat's) counts it between the request and a COMMIT of its own, holding
-// the lock over those round trips.
+// path says which it was.
+//
+// A group whose messages use their encrypted chats' epochs reads, in the
+// same request and instead of its COMMIT, those chats' epoch states (locked,
+// as useEpoch does) and the devices named; checks each use in order here
+// (checkUse, counting the uses before it); and sends the counts and the
+// COMMIT as a second request. The lock is held over that one round trip,
+// not over four a message.
 func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
 	conn, err := s.groups.Conn(ctx)
 	if err != nil {
@@ -370,17 +375,18 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 		}
 		conn.Close()
 	}()
-	useEpochs := slices.ContainsFunc(msgs, func(m chat.NewMessage) bool { return m.Use != nil })
+	var uses []chat.MessageUse
+	for _, m := range msgs {
+		if m.Use != nil {
+			uses = append(uses, *m.Use)
+		}
+	}
 	chatIDs := distinct(chatIDsOf(msgs))
 	var q strings.Builder
 	args := make([]any, 0, 2*len(chatIDs)+11*len(msgs))
 	q.WriteString(`START TRANSACTION;SELECT id FROM chats WHERE id IN (` + placeholders(len(chatIDs)) + `) ORDER BY id FOR UPDATE;`)
 	q.WriteString(`SELECT chat_id, MAX(id) FROM messages WHERE chat_id IN (` + placeholders(len(chatIDs)) + `) GROUP BY chat_id;`)
-	for range 2 {
-		for _, id := range chatIDs {
-			args = append(args, id)
-		}
-	}
+	args = appendIDs(appendIDs(args, chatIDs), chatIDs)
 	q.WriteString(`INSERT INTO messages (chat_id, user_id, kind, key_version, body, client_id, created_at, reply_to, target_id) VALUES `)
 	for i, m := range msgs {
 		if i > 0 {
@@ -389,15 +395,85 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 		q.WriteString(`(?, (SELECT user_id FROM chat_members WHERE chat_id = ? AND user_id = ?), ?, ?, ?, ?, ?, ?, NULL)`)
 		args = append(args, m.ChatID, m.ChatID, m.UserID, m.Kind, m.KeyVersion, m.Body, m.ClientID, ms(m.CreatedAt), nullID(m.ReplyTo))
 	}
+
+	// The result sets in order, each read by its function: the locked
+	// chats, their last ids, the first id or the rows inserted, and for
+	// epochs used the states and the devices (START TRANSACTION, the
+	// INSERT and COMMIT have none).
+	last := make(map[int64]int64, len(chatIDs))
+	var first int64
+	byKey := make(map[insertedKey]int64, len(msgs))
+	states := make(map[int64]*chat.EpochState)
+	devices := make(map[DeviceKey]deviceState)
+	sets := []func(*sql.Rows) error{
+		func(rows *sql.Rows) error { var id int64; return rows.Scan(&id) },
+		func(rows *sql.Rows) error {
+			var id, newest sql.NullInt64
+			err := rows.Scan(&id, &newest)
+			last[id.Int64] = newest.Int64
+			return err
+		},
+	}
 	if s.consecutiveIDs {
 		q.WriteString(`;SELECT LAST_INSERT_ID()`)
+		sets = append(sets, func(rows *sql.Rows) error { return rows.Scan(&first) })
 	} else {
 		idsQ, idsArgs := idsQuery(msgs, `LAST_INSERT_ID()`)
 		q.WriteString(`;` + idsQ)
 		args = append(args, idsArgs...)
+		sets = append(sets, func(rows *sql.Rows) error {
+			var id int64
+			var key insertedKey
+			err := rows.Scan(&id, &key.userID, &key.clientID)
+			byKey[key] = id
+			return err
+		})
 	}
-	if !useEpochs {
+	if len(uses) == 0 {
 		q.WriteString(`;COMMIT`)
+	} else {
+		useChats := make([]int64, len(uses))
+		for i, u := range uses {
+			useChats[i] = u.ChatID
+		}
+		useChats = distinct(useChats)
+		q.WriteString(`;SELECT chat_id, current_epoch, min_epoch, changed FROM e2ee_chats WHERE chat_id IN (` + placeholders(len(useChats)) + `) FOR UPDATE`)
+		q.WriteString(`;SELECT e.chat_id, e.started_at, e.messages FROM e2ee_chats c JOIN e2ee_epochs e ON e.chat_id = c.chat_id AND e.epoch = c.current_epoch WHERE c.chat_id IN (` + placeholders(len(useChats)) + `) FOR UPDATE`)
+		q.WriteString(`;SELECT user_id, device_id, revoked_at FROM e2ee_devices WHERE `)
+		args = appendIDs(appendIDs(args, useChats), useChats)
+		for i, u := range uses {
+			if i > 0 {
+				q.WriteString(` OR `)
+			}
+			q.WriteString(`(user_id = ? AND device_id = ?)`)
+			args = append(args, u.UserID, u.DeviceID)
+		}
+		sets = append(sets,
+			func(rows *sql.Rows) error {
+				var id int64
+				var st chat.EpochState
+				err := rows.Scan(&id, &st.Current, &st.Min, &st.Changed)
+				states[id] = &st
+				return err
+			},
+			func(rows *sql.Rows) error {
+				var id int64
+				var started, count sql.NullInt64
+				if err := rows.Scan(&id, &started, &count); err != nil {
+					return err
+				}
+				if st := states[id]; st != nil {
+					st.StartedAt, st.Messages = fromMS(started), count.Int64
+				}
+				return nil
+			},
+			func(rows *sql.Rows) error {
+				var k DeviceKey
+				var revoked sql.NullInt64
+				err := rows.Scan(&k.UserID, &k.DeviceID, &revoked)
+				devices[k] = deviceState{found: true, revoked: revoked.Valid}
+				return err
+			})
 	}
 
 	// failed ends a request that stopped with err: at a row the table
@@ -413,32 +489,14 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 		return failed(err)
 	}
 	defer rows.Close()
-	last := make(map[int64]int64, len(chatIDs))
-	var first int64
-	byKey := make(map[insertedKey]int64, len(msgs))
-	// The result sets in order: the locked chats, their last ids, and the
-	// first id or the rows inserted (START TRANSACTION, the INSERT and
-	// COMMIT have none). The last set is read to its end, and the request
-	// with it: only then has its COMMIT answered.
+	// Every set is read to its end, and the request with it: only then
+	// has its COMMIT answered.
 	for set := 0; ; set++ {
 		for rows.Next() {
-			var a, b sql.NullInt64
-			var key insertedKey
-			switch {
-			case set == 0:
-				err = rows.Scan(&a)
-			case set == 1:
-				if err = rows.Scan(&a, &b); err == nil {
-					last[a.Int64] = b.Int64
-				}
-			case s.consecutiveIDs:
-				err = rows.Scan(&first)
-			default:
-				if err = rows.Scan(&a, &key.userID, &key.clientID); err == nil {
-					byKey[key] = a.Int64
-				}
+			if set >= len(sets) {
+				return nil, fmt.Errorf("insert group: more than %d result sets", len(sets))
 			}
-			if err != nil {
+			if err := sets[set](rows); err != nil {
 				return nil, fmt.Errorf("insert group: read result %d: %w", set, err)
 			}
 		}
@@ -449,8 +507,8 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 			if err := rows.Err(); err != nil {
 				return failed(err)
 			}
-			if set != 2 {
-				return nil, fmt.Errorf("insert group: %d result sets, want 3", set+1)
+			if set != len(sets)-1 {
+				return nil, fmt.Errorf("insert group: %d result sets, want %d", set+1, len(sets))
 			}
 			break
 		}
@@ -468,20 +526,59 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 		return nil, err
 	}
 	out := inserted(msgs, ids, last)
-	if useEpochs {
-		for _, m := range msgs {
-			if m.Use != nil {
-				if err := s.useEpoch(ctx, conn, *m.Use); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
-			return nil, fmt.Errorf("commit: %w", err)
+	if len(uses) > 0 {
+		if err := countUses(ctx, conn, uses, states, devices); err != nil {
+			return nil, err
 		}
 	}
 	open = false
 	return out, nil
+}
+
+// countUses checks a group's uses of epochs in order, each against the
+// state its chat would have after the uses before it, and commits their
+// counts with the group: one request. states and devices are what the
+// group's request read under the locks.
+func countUses(ctx context.Context, conn *sql.Conn, uses []chat.MessageUse, states map[int64]*chat.EpochState, devices map[DeviceKey]deviceState) error {
+	type epochKey struct{ chatID, epoch int64 }
+	counts := make(map[epochKey]int64)
+	var order []epochKey
+	for _, u := range uses {
+		st := states[u.ChatID]
+		if st == nil {
+			return chat.Errorf(chat.ENotFound, "This chat is not end-to-end encrypted.")
+		}
+		if err := checkUse(*st, devices[DeviceKey{u.UserID, u.DeviceID}], u); err != nil {
+			return err
+		}
+		if u.Epoch == st.Current {
+			st.Messages++
+		}
+		k := epochKey{u.ChatID, u.Epoch}
+		if counts[k] == 0 {
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	var q strings.Builder
+	args := make([]any, 0, 3*len(order))
+	for _, k := range order {
+		q.WriteString(`UPDATE e2ee_epochs SET messages = messages + ? WHERE chat_id = ? AND epoch = ?;`)
+		args = append(args, counts[k], k.chatID, k.epoch)
+	}
+	q.WriteString(`COMMIT`)
+	if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("count epoch uses and commit: %w", err)
+	}
+	return nil
+}
+
+// appendIDs appends ids to args, for placeholders(len(ids)).
+func appendIDs(args []any, ids []int64) []any {
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
 }
 
 func chatIDsOf(msgs []chat.NewMessage) []int64 {
