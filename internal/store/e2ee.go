@@ -279,13 +279,6 @@ type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// txQuerier runs the statements of a transaction: a *sql.Tx, or the
-// *sql.Conn whose statements started one.
-type txQuerier interface {
-	rowQuerier
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // epochState reads the state of a chat with lock appended to its query
 // (s.forUpdate() inside a writing transaction, or "").
 func epochState(ctx context.Context, q rowQuerier, chatID int64, lock string) (chat.EpochState, error) {
@@ -450,8 +443,9 @@ func (s *DB) UseEpoch(ctx context.Context, u chat.MessageUse) error {
 
 // useEpoch is UseEpoch inside tx: InsertMessages runs it for each message
 // of an encrypted chat that it stores, so that the check, the count and
-// the message commit together.
-func (s *DB) useEpoch(ctx context.Context, tx txQuerier, u chat.MessageUse) error {
+// the message commit together (a group on MySQL reads what it needs in its
+// request instead, and countUses checks and counts).
+func (s *DB) useEpoch(ctx context.Context, tx *sql.Tx, u chat.MessageUse) error {
 	st, err := epochState(ctx, tx, u.ChatID, s.forUpdate())
 	if err != nil {
 		return fmt.Errorf("epoch state: %w", err)
@@ -475,8 +469,8 @@ func (s *DB) useEpoch(ctx context.Context, tx txQuerier, u chat.MessageUse) erro
 type deviceState struct{ found, revoked bool }
 
 // checkUse says whether u may use its epoch, with its chat in state st and
-// its device in d: EStaleEpoch when not. useEpoch and insertBatched both
-// ask it, and count the use when it may.
+// its device in d: EStaleEpoch when not. useEpoch and countUses both ask
+// it, and count the use when it may.
 func checkUse(st chat.EpochState, d deviceState, u chat.MessageUse) error {
 	switch {
 	case !d.found:
