@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -337,6 +338,16 @@ func TestE2EEEpochs(t *testing.T) {
 			if s.ID == group.ID && (s.Epoch.Current != 5 || s.Epoch.Messages != 4 || !s.E2EE) {
 				t.Fatalf("summary epoch: %+v", s.Epoch)
 			}
+		}
+
+		// A use naming a device that is not the sender's refuses its group.
+		before = MustEpochState(t, db, group.ID).Messages
+		_, err = db.InsertMessages(ctx, []chat.NewMessage{msg(a, 5, "n1"), msg(chat.Device{UserID: alice.ID, ID: b.ID}, 5, "n2")})
+		if chat.ErrorCode(err) != chat.EStaleEpoch || !strings.Contains(err.Error(), "not yours") {
+			t.Fatalf("a group naming a device that is not the sender's: %v", err)
+		}
+		if got := MustEpochState(t, db, group.ID).Messages; got != before {
+			t.Fatalf("a refused group counted %d messages", got-before)
 		}
 
 		// A group's uses count in order: the one that would pass the
