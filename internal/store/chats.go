@@ -33,10 +33,7 @@ func usernames(ctx context.Context, q querier, ids []int64) (map[int64]string, e
 	names := make(map[int64]string, len(ids))
 	for start := 0; start < len(ids); start += idBatch {
 		batch := ids[start:min(start+idBatch, len(ids))]
-		args := make([]any, len(batch))
-		for i, id := range batch {
-			args[i] = id
-		}
+		args := appendIDs(make([]any, 0, len(batch)), batch)
 		rows, err := q.QueryContext(ctx, `SELECT u.id, `+shownName+` FROM users u WHERE u.id IN (`+placeholders(len(batch))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read usernames: %w", err)

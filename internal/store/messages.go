@@ -165,10 +165,7 @@ func (s *DB) lockChats(ctx context.Context, tx *sql.Tx, chatIDs []int64) (map[in
 	if len(ids) == 0 {
 		return map[int64]int64{}, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
+	args := appendIDs(nil, ids)
 	if s.dialect == MySQL {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM chats WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR UPDATE`, args...)
 		if err != nil {
@@ -241,13 +238,7 @@ func sendersQuery(msgs []chat.NewMessage) (string, []any) {
 		userIDs[i] = m.UserID
 	}
 	userIDs = distinct(userIDs)
-	args := make([]any, 0, len(chatIDs)+len(userIDs))
-	for _, id := range chatIDs {
-		args = append(args, id)
-	}
-	for _, id := range userIDs {
-		args = append(args, id)
-	}
+	args := appendIDs(appendIDs(make([]any, 0, len(chatIDs)+len(userIDs)), chatIDs), userIDs)
 	return `SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (` + placeholders(len(chatIDs)) +
 		`) AND user_id IN (` + placeholders(len(userIDs)) + `)`, args
 }
@@ -573,14 +564,6 @@ func countUses(ctx context.Context, conn *sql.Conn, uses []chat.MessageUse, stat
 	return nil
 }
 
-// appendIDs appends ids to args, for placeholders(len(ids)).
-func appendIDs(args []any, ids []int64) []any {
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	return args
-}
-
 func chatIDsOf(msgs []chat.NewMessage) []int64 {
 	ids := make([]int64, len(msgs))
 	for i, m := range msgs {
@@ -885,6 +868,14 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// appendIDs appends ids to args, for placeholders(len(ids)).
+func appendIDs(args []any, ids []int64) []any {
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
 // MessagesByIDs returns the rows of a chat with the given ids, in id order;
 // ids of other chats and missing ids are left out.
 func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]chat.Message, error) {
@@ -899,11 +890,7 @@ func (s *DB) MessagesByIDs(ctx context.Context, chatID int64, ids []int64) ([]ch
 	var out []chat.Message
 	for start := 0; start < len(ids); start += idBatch {
 		batch := ids[start:min(start+idBatch, len(ids))]
-		args := make([]any, 0, len(batch)+1)
-		args = append(args, chatID)
-		for _, id := range batch {
-			args = append(args, id)
-		}
+		args := appendIDs(append(make([]any, 0, len(batch)+1), chatID), batch)
 		rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.chat_id = ? AND m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
 		if err != nil {
 			return nil, s.fail("messages by ids", err)
@@ -928,10 +915,7 @@ func (s *DB) MessagesWithIDs(ctx context.Context, ids []int64) ([]chat.Message, 
 	var out []chat.Message
 	for start := 0; start < len(ids); start += idBatch {
 		batch := ids[start:min(start+idBatch, len(ids))]
-		args := make([]any, len(batch))
-		for i, id := range batch {
-			args[i] = id
-		}
+		args := appendIDs(make([]any, 0, len(batch)), batch)
 		rows, err := s.db.QueryContext(ctx, s.messageSelect()+`WHERE m.id IN (`+placeholders(len(batch))+`) ORDER BY m.id`, args...)
 		if err != nil {
 			return nil, s.fail("messages with ids", err)
