@@ -444,7 +444,7 @@ func (s *DB) UseEpoch(ctx context.Context, u chat.MessageUse) error {
 // useEpoch is UseEpoch inside tx: InsertMessages runs it for each message
 // of an encrypted chat that it stores, so that the check, the count and
 // the message commit together (a group on MySQL reads what it needs in its
-// request instead, and countUses checks and counts).
+// request instead, and epochReads.count checks and counts).
 func (s *DB) useEpoch(ctx context.Context, tx *sql.Tx, u chat.MessageUse) error {
 	st, err := epochState(ctx, tx, u.ChatID, s.forUpdate())
 	if err != nil {
@@ -469,8 +469,8 @@ func (s *DB) useEpoch(ctx context.Context, tx *sql.Tx, u chat.MessageUse) error 
 type deviceState struct{ found, revoked bool }
 
 // checkUse says whether u may use its epoch, with its chat in state st and
-// its device in d: EStaleEpoch when not. useEpoch and countUses both ask
-// it, and count the use when it may.
+// its device in d: EStaleEpoch when not. useEpoch and epochReads.count
+// both ask it, and count the use when it may.
 func checkUse(st chat.EpochState, d deviceState, u chat.MessageUse) error {
 	switch {
 	case !d.found:

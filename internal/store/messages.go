@@ -346,9 +346,9 @@ func batchBytes(msgs []chat.NewMessage) int {
 //
 // A group whose messages use their encrypted chats' epochs reads, in the
 // same request and instead of its COMMIT, those chats' epoch states (locked,
-// as useEpoch does) and the devices named; checks each use in order here
-// (checkUse, counting the uses before it); and sends the counts and the
-// COMMIT as a second request. The lock is held over that one round trip,
+// as useEpoch does) and the devices named (readEpochs); checks each use in
+// order here, counting the uses before it; and sends the counts and the
+// COMMIT as a second request (epochReads.count). The lock is held over that one round trip,
 // not over four a message.
 func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.Inserted, error) {
 	conn, err := s.groups.Conn(ctx)
@@ -394,8 +394,6 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 	last := make(map[int64]int64, len(chatIDs))
 	var first int64
 	byKey := make(map[insertedKey]int64, len(msgs))
-	states := make(map[int64]*chat.EpochState)
-	devices := make(map[DeviceKey]deviceState)
 	sets := []func(*sql.Rows) error{
 		func(rows *sql.Rows) error { var id int64; return rows.Scan(&id) },
 		func(rows *sql.Rows) error {
@@ -420,51 +418,13 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 			return err
 		})
 	}
+	var epochs *epochReads
 	if len(uses) == 0 {
 		q.WriteString(`;COMMIT`)
 	} else {
-		useChats := make([]int64, len(uses))
-		for i, u := range uses {
-			useChats[i] = u.ChatID
-		}
-		useChats = distinct(useChats)
-		q.WriteString(`;SELECT chat_id, current_epoch, min_epoch, changed FROM e2ee_chats WHERE chat_id IN (` + placeholders(len(useChats)) + `) FOR UPDATE`)
-		q.WriteString(`;SELECT e.chat_id, e.started_at, e.messages FROM e2ee_chats c JOIN e2ee_epochs e ON e.chat_id = c.chat_id AND e.epoch = c.current_epoch WHERE c.chat_id IN (` + placeholders(len(useChats)) + `) FOR UPDATE`)
-		q.WriteString(`;SELECT user_id, device_id, revoked_at FROM e2ee_devices WHERE `)
-		args = appendIDs(appendIDs(args, useChats), useChats)
-		for i, u := range uses {
-			if i > 0 {
-				q.WriteString(` OR `)
-			}
-			q.WriteString(`(user_id = ? AND device_id = ?)`)
-			args = append(args, u.UserID, u.DeviceID)
-		}
-		sets = append(sets,
-			func(rows *sql.Rows) error {
-				var id int64
-				var st chat.EpochState
-				err := rows.Scan(&id, &st.Current, &st.Min, &st.Changed)
-				states[id] = &st
-				return err
-			},
-			func(rows *sql.Rows) error {
-				var id int64
-				var started, count sql.NullInt64
-				if err := rows.Scan(&id, &started, &count); err != nil {
-					return err
-				}
-				if st := states[id]; st != nil {
-					st.StartedAt, st.Messages = fromMS(started), count.Int64
-				}
-				return nil
-			},
-			func(rows *sql.Rows) error {
-				var k DeviceKey
-				var revoked sql.NullInt64
-				err := rows.Scan(&k.UserID, &k.DeviceID, &revoked)
-				devices[k] = deviceState{found: true, revoked: revoked.Valid}
-				return err
-			})
+		var readers []func(*sql.Rows) error
+		args, epochs, readers = readEpochs(&q, args, uses)
+		sets = append(sets, readers...)
 	}
 
 	// failed ends a request that stopped with err: at a row the table
@@ -509,16 +469,13 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 	}
 	var ids []int64
 	if s.consecutiveIDs {
-		ids = make([]int64, len(msgs))
-		for i := range ids {
-			ids[i] = first + int64(i)
-		}
+		ids = consecutiveFrom(first, len(msgs))
 	} else if ids, err = idsInOrder(msgs, byKey); err != nil {
 		return nil, err
 	}
 	out := inserted(msgs, ids, last)
-	if len(uses) > 0 {
-		if err := countUses(ctx, conn, uses, states, devices); err != nil {
+	if epochs != nil {
+		if err := epochs.count(ctx, conn, uses); err != nil {
 			return nil, err
 		}
 	}
@@ -526,20 +483,78 @@ func (s *DB) insertBatched(ctx context.Context, msgs []chat.NewMessage) ([]chat.
 	return out, nil
 }
 
-// countUses checks a group's uses of epochs in order, each against the
-// state its chat would have after the uses before it, and commits their
-// counts with the group: one request. states and devices are what the
-// group's request read under the locks.
-func countUses(ctx context.Context, conn *sql.Conn, uses []chat.MessageUse, states map[int64]*chat.EpochState, devices map[DeviceKey]deviceState) error {
+// epochReads is what a group whose messages use their chats' epochs reads
+// in its request, under the chats' locks: the epoch states (locked, as
+// useEpoch's epochState reads them, a chat at a time) and the devices the
+// uses name.
+type epochReads struct {
+	states  map[int64]*chat.EpochState
+	devices map[DeviceKey]deviceState
+}
+
+// readEpochs appends the reads of uses' epochs and devices to a group's
+// request (q and its args), and returns the args, and the readers of the
+// three result sets, which fill the epochReads.
+func readEpochs(q *strings.Builder, args []any, uses []chat.MessageUse) ([]any, *epochReads, []func(*sql.Rows) error) {
+	r := &epochReads{states: make(map[int64]*chat.EpochState), devices: make(map[DeviceKey]deviceState)}
+	chatIDs := make([]int64, len(uses))
+	for i, u := range uses {
+		chatIDs[i] = u.ChatID
+	}
+	chatIDs = distinct(chatIDs)
+	q.WriteString(`;SELECT chat_id, current_epoch, min_epoch, changed FROM e2ee_chats WHERE chat_id IN (` + placeholders(len(chatIDs)) + `) FOR UPDATE`)
+	q.WriteString(`;SELECT e.chat_id, e.started_at, e.messages FROM e2ee_chats c JOIN e2ee_epochs e ON e.chat_id = c.chat_id AND e.epoch = c.current_epoch WHERE c.chat_id IN (` + placeholders(len(chatIDs)) + `) FOR UPDATE`)
+	q.WriteString(`;SELECT user_id, device_id, revoked_at FROM e2ee_devices WHERE `)
+	args = appendIDs(appendIDs(args, chatIDs), chatIDs)
+	for i, u := range uses {
+		if i > 0 {
+			q.WriteString(` OR `)
+		}
+		q.WriteString(`(user_id = ? AND device_id = ?)`)
+		args = append(args, u.UserID, u.DeviceID)
+	}
+	return args, r, []func(*sql.Rows) error{
+		func(rows *sql.Rows) error {
+			var id int64
+			var st chat.EpochState
+			err := rows.Scan(&id, &st.Current, &st.Min, &st.Changed)
+			r.states[id] = &st
+			return err
+		},
+		func(rows *sql.Rows) error {
+			var id int64
+			var started, count sql.NullInt64
+			if err := rows.Scan(&id, &started, &count); err != nil {
+				return err
+			}
+			if st := r.states[id]; st != nil {
+				st.StartedAt, st.Messages = fromMS(started), count.Int64
+			}
+			return nil
+		},
+		func(rows *sql.Rows) error {
+			var k DeviceKey
+			var revoked sql.NullInt64
+			err := rows.Scan(&k.UserID, &k.DeviceID, &revoked)
+			r.devices[k] = deviceState{found: true, revoked: revoked.Valid}
+			return err
+		},
+	}
+}
+
+// count checks a group's uses of epochs in order, each against the state
+// its chat would have after the uses before it, and commits their counts
+// with the group: one request.
+func (r *epochReads) count(ctx context.Context, conn *sql.Conn, uses []chat.MessageUse) error {
 	type epochKey struct{ chatID, epoch int64 }
 	counts := make(map[epochKey]int64)
 	var order []epochKey
 	for _, u := range uses {
-		st := states[u.ChatID]
+		st := r.states[u.ChatID]
 		if st == nil {
 			return chat.Errorf(chat.ENotFound, "This chat is not end-to-end encrypted.")
 		}
-		if err := checkUse(*st, devices[DeviceKey{u.UserID, u.DeviceID}], u); err != nil {
+		if err := checkUse(*st, r.devices[DeviceKey{u.UserID, u.DeviceID}], u); err != nil {
 			return err
 		}
 		if u.Epoch == st.Current {
@@ -661,11 +676,7 @@ func idsInOrder(msgs []chat.NewMessage, byKey map[insertedKey]int64) ([]int64, e
 // sessions' rows may interleave, and the ids are read back.
 func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, first int64) ([]int64, error) {
 	if s.consecutiveIDs {
-		ids := make([]int64, len(msgs))
-		for i := range ids {
-			ids[i] = first + int64(i)
-		}
-		return ids, nil
+		return consecutiveFrom(first, len(msgs)), nil
 	}
 	q, args := idsQuery(msgs, `?`)
 	rows, err := tx.QueryContext(ctx, q, append([]any{first}, args...)...)
@@ -677,6 +688,16 @@ func (s *DB) mysqlIDs(ctx context.Context, tx *sql.Tx, msgs []chat.NewMessage, f
 		return nil, fmt.Errorf("read inserted ids: %w", err)
 	}
 	return idsInOrder(msgs, byKey)
+}
+
+// consecutiveFrom returns the n ids from first on: a multi-row INSERT's
+// when they are consecutive.
+func consecutiveFrom(first int64, n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = first + int64(i)
+	}
+	return ids
 }
 
 // idsQuery is the statement that reads back the ids of a multi-row

@@ -376,13 +376,12 @@ func TestDatabaseRestartLosesNoSend(t *testing.T) {
 	alice := MustCreateUser(t, db, "alice")
 	group := MustGroupChat(t, opts, "g-restart", alice.ID)
 	for round := range 3 {
-		// Warm both pools, then drop every connection of theirs.
+		// Warm the groups' pool (the other one made the user and reads
+		// below), then drop every connection of both.
 		for i := range 4 {
 			MustInsert(t, db, text(group, alice.ID, kv, fmt.Sprintf("r%d-warm%d", round, i), "warm", base))
 		}
 		p.Cut()
-		// MustInsert checks the sender's membership on a reading
-		// connection first, so that pool is cut too.
 		got, err := db.InsertMessages(ctx, []chat.NewMessage{
 			text(group, alice.ID, kv, fmt.Sprintf("r%d-a", round), "after", base),
 			text(group, alice.ID, kv, fmt.Sprintf("r%d-b", round), "the cut", base),
