@@ -29,6 +29,10 @@ type Store interface {
 	IsMember(ctx context.Context, chatID, userID int64) (bool, error)
 	// UserChatIDs returns the ids of every chat the user belongs to.
 	UserChatIDs(ctx context.Context, userID int64) ([]int64, error)
+	// UsersChatIDs is UserChatIDs for many users at once: every user asked
+	// for is in the answer (one in no chat with an empty list), and the
+	// lists must not be modified.
+	UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int64, error)
 	// UserByUsername finds a user ignoring case; ENotFound when there is none.
 	UserByUsername(ctx context.Context, username string) (chat.User, error)
 	// CreateChat inserts a direct chat or a group with its members (the
@@ -147,6 +151,12 @@ func (s *Service) Resolve(ctx context.Context, id chat.Identity, ref string) (ch
 // ChatIDs returns the ids of every chat the user belongs to.
 func (s *Service) ChatIDs(ctx context.Context, userID int64) ([]int64, error) {
 	return s.store.UserChatIDs(ctx, userID)
+}
+
+// UsersChatIDs returns the ids of every chat each user belongs to, for
+// many users in as few reads as it can; the lists must not be modified.
+func (s *Service) UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int64, error) {
+	return s.store.UsersChatIDs(ctx, userIDs)
 }
 
 // List returns the user's chats with unread counts, most recent first.

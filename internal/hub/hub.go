@@ -54,6 +54,10 @@ type Chats interface {
 	Resolve(ctx context.Context, id chat.Identity, ref string) (chat.Chat, error)
 	// ChatIDs returns the ids of every chat the user belongs to.
 	ChatIDs(ctx context.Context, userID int64) ([]int64, error)
+	// UsersChatIDs is ChatIDs for many users in as few reads as it can;
+	// every user asked for is in the answer, and the lists are not to be
+	// modified.
+	UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int64, error)
 	// MarkRead moves the user's read marker and tells their connections.
 	MarkRead(ctx context.Context, id chat.Identity, c chat.Chat, messageID int64) (int64, error)
 }
@@ -534,20 +538,32 @@ func (h *Hub) LocalOnline() map[int64]string {
 // RemotePresence takes the other nodes' changes (see Options.Presence): a
 // user online elsewhere is online here too, in the chats the database says
 // they are in (kept up to date by membership events), and announced when
-// that changes what everyone here sees.
+// that changes what everyone here sees. The chats of every user coming
+// online are read together: after a node dies its thousands of users come
+// online on the others in a few batches.
 func (h *Hub) RemotePresence(ctx context.Context, changes []PresenceChange) {
+	var online []int64
+	for _, ch := range changes {
+		if ch.Online {
+			online = append(online, ch.UserID)
+		}
+	}
+	var chatsOf map[int64][]int64
+	if len(online) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
+		var err error
+		chatsOf, err = h.opt.Chats.UsersChatIDs(cctx, online)
+		cancel()
+		if err != nil {
+			// Online, in no chat known here: shown where each user's next
+			// membership event or reconnect puts them.
+			h.log.Warn("presence: load the chats of users online on another node", "users", len(online), "err", err)
+		}
+	}
 	for _, ch := range changes {
 		var chatIDs []int64
 		if ch.Online {
-			cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
-			ids, err := h.opt.Chats.ChatIDs(cctx, ch.UserID)
-			cancel()
-			if err != nil {
-				// Online, in no chat known here: shown where the user's
-				// next membership event or reconnect puts them.
-				h.log.Warn("presence: load the chats of a user online on another node", "user_id", ch.UserID, "err", err)
-			}
-			chatIDs = ids
+			chatIDs = chatsOf[ch.UserID]
 		}
 		ix := &h.idx
 		ix.mu.Lock()
@@ -580,21 +596,25 @@ func (h *Hub) Recheck(ctx context.Context) {
 		users = append(users, uid)
 	}
 	h.idx.mu.RUnlock()
-	for _, uid := range users {
+	for start := 0; start < len(users); start += recheckBatch {
+		batch := users[start:min(start+recheckBatch, len(users))]
 		cctx, cancel := context.WithTimeout(ctx, h.opt.FrameTimeout)
-		ids, err := h.opt.Chats.ChatIDs(cctx, uid)
+		chatsOf, err := h.opt.Chats.UsersChatIDs(cctx, batch)
 		cancel()
 		if err != nil {
-			h.log.Warn("recheck the chats of a connected user", "user_id", uid, "err", err)
+			h.log.Warn("recheck the chats of connected users", "users", len(batch), "err", err)
 			continue
 		}
 		var stale []*Conn
 		h.idx.mu.RLock()
-		for c := range h.idx.byUser[uid] {
-			for id := range h.idx.subs[c] {
-				if _, member := slices.BinarySearch(ids, id); !member {
-					stale = append(stale, c)
-					break
+		for _, uid := range batch {
+			ids := chatsOf[uid]
+			for c := range h.idx.byUser[uid] {
+				for id := range h.idx.subs[c] {
+					if _, member := slices.BinarySearch(ids, id); !member {
+						stale = append(stale, c)
+						break
+					}
 				}
 			}
 		}
@@ -604,6 +624,10 @@ func (h *Hub) Recheck(ctx context.Context) {
 		}
 	}
 }
+
+// recheckBatch is how many users' chats Recheck reads under one frame
+// timeout.
+const recheckBatch = 2000
 
 // CloseSession closes every connection opened in a session (after logout).
 func (h *Hub) CloseSession(sessionID int64) {

@@ -165,6 +165,61 @@ func (s *DB) cachedChat(cached func() (chat.Chat, bool, uint64), load func() (ch
 	return ch, err
 }
 
+// UsersChatIDs is UserChatIDs for many users at once: those the cache
+// holds are answered from it, the others read together, idBatch users to
+// a query. Every user asked for is in the answer, one in no chat with an
+// empty list. The lists are shared with the cache: do not modify them.
+func (s *DB) UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int64, error) {
+	out := make(map[int64][]int64, len(userIDs))
+	var missed []int64
+	var gen uint64
+	for i, u := range userIDs {
+		ids, ok, g := s.cache.chatIDs(u)
+		if i == 0 || g < gen {
+			gen = g // the oldest generation seen: a change since then forgot what is read below
+		}
+		if ok {
+			out[u] = ids
+		} else if _, seen := out[u]; !seen {
+			out[u] = nil
+			missed = append(missed, u)
+		}
+	}
+	slices.Sort(missed)
+	missed = slices.Compact(missed)
+	for start := 0; start < len(missed); start += idBatch {
+		batch := missed[start:min(start+idBatch, len(missed))]
+		rows, err := s.query(ctx, `SELECT user_id, chat_id FROM chat_members WHERE user_id IN (`+placeholders(len(batch))+
+			`) ORDER BY user_id, chat_id`, appendIDs(make([]any, 0, len(batch)), batch)...)
+		if err != nil {
+			return nil, s.fail("users chat ids", err)
+		}
+		read := make(map[int64][]int64, len(batch))
+		for rows.Next() {
+			var u, id int64
+			if err := rows.Scan(&u, &id); err != nil {
+				rows.Close()
+				return nil, s.fail("users chat ids", err)
+			}
+			read[u] = append(read[u], id)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, s.fail("users chat ids", err)
+		}
+		for _, u := range batch {
+			ids := slices.Clip(read[u])
+			if ids == nil {
+				ids = []int64{}
+			}
+			out[u] = ids
+			s.cache.putChatIDs(u, ids, gen)
+		}
+	}
+	return out, nil
+}
+
 // chatIDs returns the ids of a user's chats, ascending, through the cache.
 // The slice is shared: callers must not modify it.
 func (s *DB) chatIDs(ctx context.Context, userID int64) ([]int64, error) {

@@ -1028,3 +1028,72 @@ func TestChatCacheFollowsChanges(t *testing.T) {
 		chatsOf(dave, global.ID)
 	})
 }
+
+// UsersChatIDs answers many users at once, from the cache and the
+// database alike, across more than one query's worth of users, and
+// follows changes as UserChatIDs does.
+func TestUsersChatIDs(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, opts store.Options) {
+		ctx := context.Background()
+		db := MustOpen(t, opts)
+		kv := MustKeyVersion(t, db)
+		global := MustGlobal(t, db)
+		alice, bob, carol := MustCreateUser(t, db, "alice"), MustCreateUser(t, db, "bob"), MustCreateUser(t, db, "carol")
+		group := MustCreateGroup(t, db, kv, "Ops", base, alice.ID)
+		direct := MustCreateDirect(t, db, base, bob.ID, carol.ID)
+		if _, err := db.UserChatIDs(ctx, bob.ID); err != nil { // bob's list is cached, the others are not
+			t.Fatal(err)
+		}
+		// 600 users: the three, and ids nobody has (in no chat), in two queries.
+		ask := []int64{carol.ID, bob.ID, alice.ID, carol.ID}
+		for id := int64(1_000_000); len(ask) < 600; id++ {
+			ask = append(ask, id)
+		}
+		check := func(want map[int64][]int64) {
+			t.Helper()
+			got, err := db.UsersChatIDs(ctx, ask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 599 { // carol is asked for twice
+				t.Fatalf("UsersChatIDs answered %d users; want 599", len(got))
+			}
+			for _, u := range ask {
+				ids, ok := got[u]
+				w, known := want[u]
+				if !known {
+					w = []int64{}
+				}
+				if !ok || ids == nil || !slices.Equal(ids, w) {
+					t.Fatalf("chats of user %d = %v (present %v); want %v", u, ids, ok, w)
+				}
+				// The same as one user's lookup, now served from the cache.
+				if one, err := db.UserChatIDs(ctx, u); err != nil || !slices.Equal(one, w) {
+					t.Fatalf("UserChatIDs(%d) = %v, %v; want %v", u, one, err, w)
+				}
+			}
+		}
+		check(map[int64][]int64{
+			alice.ID: {global.ID, group.ID},
+			bob.ID:   {global.ID, direct.ID},
+			carol.ID: {global.ID, direct.ID},
+		})
+		// A change forgets what the batch cached.
+		if _, err := db.AddMembers(ctx, group.ID, alice.ID, []int64{bob.ID, carol.ID}, base.Add(time.Minute), testSealer(kv), "add"); err != nil {
+			t.Fatal(err)
+		}
+		check(map[int64][]int64{
+			alice.ID: {global.ID, group.ID},
+			bob.ID:   {global.ID, group.ID, direct.ID},
+			carol.ID: {global.ID, group.ID, direct.ID},
+		})
+		if got, err := db.UsersChatIDs(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("UsersChatIDs(nil) = %v, %v", got, err)
+		}
+		db.Close()
+		if _, err := db.UsersChatIDs(ctx, []int64{1_000_001}); err == nil {
+			t.Fatal("UsersChatIDs on a closed store succeeded")
+		}
+	})
+}
