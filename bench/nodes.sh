@@ -18,13 +18,24 @@
 # the room's members send; clients go to the nodes in turn, so with 3
 # nodes 4 senders put two on the first node, and 6 spread evenly.
 #
+# PIN=1 runs the load tool on the last core and the servers (nodes,
+# MariaDB, Redis) on the others (taskset): on two cores the tool's own
+# work, about a core at these rates, then takes nothing from the servers,
+# and the comparison measures what the servers do. Each fan-out run also
+# saves how busy each core was over 10 s of the measured time
+# (bench/out/nodes-cpu-*.txt). BENCH_ARGS adds arguments to every run of
+# the load tool (for example -cpuprofile FILE).
+#
 # PROFILE=1 gives every node a DEBUG_ADDR and saves, for each fan-out run,
 # a CPU profile of each node over 10 s of the measured time and its
 # /debug/vars and /metrics before and after, and MariaDB's row-lock
-# counters (bench/out/nodes-prof-*).
+# counters (bench/out/nodes-prof-*). TRACE=1 with it also saves a 3 s
+# execution trace of each node (`go tool trace -pprof=sched FILE` shows
+# what waited for a processor, and where).
 #
 #   bench/nodes.sh                       CLIENTS=1000 NODES=3 RATES="10 20 40"
 #   CLIENTS=1000 RATES="30 60" bench/nodes.sh
+#   PIN=1 SENDERS=6 CLIENTS=1000 RATES="200 230 260" bench/nodes.sh
 #   SECTIONS=failover KILL_CLIENTS=5000 KILL_TOTAL=7000 KILL_USERS=3500 bench/nodes.sh
 #
 # Everything it starts is stopped by pid on exit; all traffic is on 127.0.0.x.
@@ -33,7 +44,16 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
 SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-} ONE_NODE=${ONE_NODE:-1} SEVERAL=${SEVERAL:-1} SENDERS=${SENDERS:-4}
-NODE_GOMAXPROCS=${NODE_GOMAXPROCS:-$(( $(nproc) / NODES > 0 ? $(nproc) / NODES : 1 ))}
+# PIN=1: the load tool on the last core and everything else (the nodes,
+# MariaDB, Redis) on the others, so that the tool's own CPU does not take
+# from the servers' (on 2 cores: the servers share one).
+PIN=${PIN:-} SRV=() TOOL=() SRV_CORES=$(nproc)
+if [ -n "$PIN" ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs at least 2 cores" >&2; exit 2; }
+  SRV_CORES=$(( $(nproc) - 1 ))
+  SRV=(taskset -c "0-$((SRV_CORES - 1))") TOOL=(taskset -c "$SRV_CORES")
+fi
+NODE_GOMAXPROCS=${NODE_GOMAXPROCS:-$(( SRV_CORES / NODES > 0 ? SRV_CORES / NODES : 1 ))}
 KILL_CLIENTS=${KILL_CLIENTS:-5000} KILL_TOTAL=${KILL_TOTAL:-7000} KILL_USERS=${KILL_USERS:-$KILL_TOTAL} KILL_RATE=${KILL_RATE:-100}
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
@@ -69,13 +89,13 @@ asuser=(); [ "$(id -u)" = 0 ] && asuser=(--user=root)
 mkdir -p "$T/mdb/tmp"
 "$(sbin mariadb-install-db)" --no-defaults --datadir="$T/mdb/db" --auth-root-authentication-method=normal --skip-test-db "${asuser[@]}" >"$T/install.log" 2>&1
 MDB_PORT=$(free_port)
-"$(sbin mariadbd)" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" --bind-address=127.0.0.1 \
+"${SRV[@]}" "$(sbin mariadbd)" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" --bind-address=127.0.0.1 \
   --pid-file="$T/mdb/pid" --skip-name-resolve --tmpdir="$T/mdb/tmp" --innodb-buffer-pool-size=512M --max-connections=1000 \
   "${asuser[@]}" >"$OUT/nodes-mariadbd.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 600); do "$(sbin mariadb-admin)" --socket="$T/mdb/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/nodes-redis.log" 2>&1 &
+"${SRV[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/nodes-redis.log" 2>&1 &
 PIDS+=($!)
 
 ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE_LIMIT_FRAMES_PER_SECOND=100000
@@ -101,7 +121,7 @@ start_nodes() {
       DEBUG_URLS+=("http://127.0.0.1:$dport")
     fi
     [ -n "$redis" ] && env+=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PREFIX="$db:")
-    env "${env[@]}" "$OUT/mapsim-chat" serve >"$logf" 2>&1 &
+    "${SRV[@]}" env "${env[@]}" "$OUT/mapsim-chat" serve >"$logf" 2>&1 &
     PIDS+=($!) NODE_PIDS+=($!)
     for _ in $(seq 600); do
       url=$(sed -n 's/^Mapsim Chat listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$logf" | head -1)
@@ -140,18 +160,39 @@ profile() {
     ( connected "$log"
       curl -s "$u/debug/vars" >"$base-vars0.json"
       curl -s -H "Authorization: Bearer $METRICS_TOKEN" "$url/metrics" >"$base-metrics0.txt"
+      if [ -n "${TRACE:-}" ]; then curl -s -o "$base.trace" "$u/debug/pprof/trace?seconds=3" & fi
       curl -s -o "$base.pprof" "$u/debug/pprof/profile?seconds=10"
+      wait
       curl -s "$u/debug/vars" >"$base-vars1.json"
       curl -s -H "Authorization: Bearer $METRICS_TOKEN" "$url/metrics" >"$base-metrics1.txt" ) &
   done
 }
 
+# cpu_busy LABEL RATE: in the background, once the load tool has connected
+# and warmed up, how busy each core was over 10 s of the measured time
+# (from /proc/stat), in bench/out/nodes-cpu-LABEL-RATE.txt. With PIN=1 the
+# servers' cores show how close they were to their limit.
+cpu_busy() {
+  local label=$1 rate=$2 log="$OUT/nodes-$1-$2.log" out="$OUT/nodes-cpu-$1-$2.txt"
+  ( connected "$log"
+    grep '^cpu[0-9]' /proc/stat >"$T/stat0"
+    sleep 10
+    grep '^cpu[0-9]' /proc/stat >"$T/stat1"
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    paste -d' ' "$T/stat0" "$T/stat1" | awk '{
+      b0 = $2 + $3 + $4 + $7 + $8 + $9; t0 = b0 + $5 + $6
+      b1 = $13 + $14 + $15 + $18 + $19 + $20; t1 = b1 + $16 + $17
+      printf "%s %.0f%% busy\n", $1, 100 * (b1 - b0) / (t1 - t0) }' >"$out" ) &
+}
+
 run() {
   local label=$1 rate=$2; shift 2
   echo "### $label, $CLIENTS members, $rate msgs/s" >&2
+  rm -f "$OUT/nodes-$label-$rate.log"
   profile "$label" "$rate"
-  "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -senders "$SENDERS" -rate "$rate" -warmup 3s -duration "$DURATION" \
-    -label "$label" -token-file "$OUT/nodes-tokens-fanout.json" -json "$OUT/nodes.jsonl" "$@" 2>"$OUT/nodes-$label-$rate.log" \
+  cpu_busy "$label" "$rate"
+  "${TOOL[@]}" "$OUT/mapsim-bench" -scenario fanout -clients "$CLIENTS" -senders "$SENDERS" -rate "$rate" -warmup 3s -duration "$DURATION" \
+    -label "$label" -token-file "$OUT/nodes-tokens-fanout.json" -json "$OUT/nodes.jsonl" "$@" ${BENCH_ARGS:-} 2>"$OUT/nodes-$label-$rate.log" \
     || tail -5 "$OUT/nodes-$label-$rate.log" >&2
 }
 
@@ -176,7 +217,7 @@ if [[ " $SECTIONS " == *" failover "* ]]; then
   start_nodes "$NODES" failover redis
   args=(); for u in "${URLS[@]}"; do args+=(-url "$u"); done
   echo "### failover: $KILL_CLIENTS of $KILL_TOTAL clients on the node killed, $KILL_RATE msgs/s" >&2
-  "$OUT/mapsim-bench" -scenario failover "${args[@]}" -kill-pid "${NODE_PIDS[-1]}" -kill-clients "$KILL_CLIENTS" \
+  "${TOOL[@]}" "$OUT/mapsim-bench" -scenario failover "${args[@]}" -kill-pid "${NODE_PIDS[-1]}" -kill-clients "$KILL_CLIENTS" \
     -clients "$KILL_TOTAL" -users "$KILL_USERS" -room-size 5-10 -rate "$KILL_RATE" -warmup 10s -duration 20s -drain 30s \
     -label "$NODES-nodes-kill" -token-file "$OUT/nodes-tokens-failover.json" -json "$OUT/nodes.jsonl" \
     -redis-addr "127.0.0.1:$REDIS_PORT" 2>"$OUT/nodes-failover.log" || tail -5 "$OUT/nodes-failover.log" >&2
