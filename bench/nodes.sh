@@ -175,11 +175,11 @@ profile() {
 cpu_busy() {
   local label=$1 rate=$2 log="$OUT/nodes-$1-$2.log" out="$OUT/nodes-cpu-$1-$2.txt"
   ( connected "$log"
-    grep '^cpu[0-9]' /proc/stat >"$T/stat0"
+    grep '^cpu[0-9]' /proc/stat >"$T/stat0-$label-$rate"
     sleep 10
-    grep '^cpu[0-9]' /proc/stat >"$T/stat1"
+    grep '^cpu[0-9]' /proc/stat >"$T/stat1-$label-$rate"
     # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-    paste -d' ' "$T/stat0" "$T/stat1" | awk '{
+    paste -d' ' "$T/stat0-$label-$rate" "$T/stat1-$label-$rate" | awk '{
       b0 = $2 + $3 + $4 + $7 + $8 + $9; t0 = b0 + $5 + $6
       b1 = $13 + $14 + $15 + $18 + $19 + $20; t1 = b1 + $16 + $17
       printf "%s %.0f%% busy\n", $1, 100 * (b1 - b0) / (t1 - t0) }' >"$out" ) &

@@ -175,8 +175,10 @@ func (s *DB) UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int
 	var gen uint64
 	for i, u := range userIDs {
 		ids, ok, g := s.cache.chatIDs(u)
-		if i == 0 || g < gen {
-			gen = g // the oldest generation seen: a change since then forgot what is read below
+		if i == 0 {
+			// What is read below is kept only if nothing was forgotten
+			// since the first lookup (see chatCache).
+			gen = g
 		}
 		if ok {
 			out[u] = ids
