@@ -44,9 +44,7 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000} NODES=${NODES:-3} RATES=${RATES:-"10 20 40"} DURATION=${DURATION:-20s}
 SECTIONS=${SECTIONS:-fanout} PROFILE=${PROFILE:-} ONE_NODE=${ONE_NODE:-1} SEVERAL=${SEVERAL:-1} SENDERS=${SENDERS:-4}
-# PIN=1: the load tool on the last core and everything else (the nodes,
-# MariaDB, Redis) on the others, so that the tool's own CPU does not take
-# from the servers' (on 2 cores: the servers share one).
+# PIN=1 (see above): SRV and TOOL prefix the servers' and the tool's commands.
 PIN=${PIN:-} SRV=() TOOL=() SRV_CORES=$(nproc)
 if [ -n "$PIN" ]; then
   [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs at least 2 cores" >&2; exit 2; }
@@ -146,8 +144,7 @@ connected() {
 # and both again.
 profile() {
   [ -n "$PROFILE" ] || return 0
-  local label=$1 rate=$2 i=0 u log="$OUT/nodes-$1-$2.log"
-  rm -f "$log"
+  local label=$1 rate=$2 i=0 u log="$OUT/nodes-$1-$2.log" # run removed an earlier one
   # MariaDB's row-lock waits over the same window (the nodes take turns
   # on the chat's row).
   ( connected "$log"
@@ -188,6 +185,7 @@ cpu_busy() {
 run() {
   local label=$1 rate=$2; shift 2
   echo "### $label, $CLIENTS members, $rate msgs/s" >&2
+  # profile and cpu_busy wait for this run's log: not an earlier run's.
   rm -f "$OUT/nodes-$label-$rate.log"
   profile "$label" "$rate"
   cpu_busy "$label" "$rate"

@@ -183,12 +183,10 @@ func (s *DB) UsersChatIDs(ctx context.Context, userIDs []int64) (map[int64][]int
 		if ok {
 			out[u] = ids
 		} else if _, seen := out[u]; !seen {
-			out[u] = nil
+			out[u] = nil // asked for twice, read once
 			missed = append(missed, u)
 		}
 	}
-	slices.Sort(missed)
-	missed = slices.Compact(missed)
 	for start := 0; start < len(missed); start += idBatch {
 		batch := missed[start:min(start+idBatch, len(missed))]
 		rows, err := s.query(ctx, `SELECT user_id, chat_id FROM chat_members WHERE user_id IN (`+placeholders(len(batch))+
