@@ -352,11 +352,52 @@ test('a signed media URL refused mid-playback (expired) is renewed, and playback
     assert.ok(traffic.list().some((r) => r.status === 401), JSON.stringify(traffic.list()));
     assert.equal(await bob.$$eval('[data-testid=toast]', (els) => els.length), 0, 'a renewal that worked showed an error');
 
+    // A seek made while the new URL is being asked for is where playback
+    // goes on, not the place the refusal came at: the renewal is held
+    // until the second seek has been made.
+    const sig2 = new URL(second).searchParams.get('sig');
+    await bob.route((url) => url.searchParams.get('sig') === sig2, (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"expired"}' }));
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const holdRenewal = async (route) => { await held; await route.continue(); };
+    await bob.route(/\/media-url$/, holdRenewal);
+    const renewal = bob.waitForRequest((r) => r.method() === 'POST' && /\/media-url$/.test(r.url()), { timeout: 30_000 });
+    await player.evaluate((el) => { el.currentTime = 60; });
+    await renewal;
+    const later = 100;
+    await player.evaluate((el, t) => { el.currentTime = t; }, later);
+    release();
+    await bob.waitForFunction(([el, old, t]) => el.src !== old && !el.seeking && !el.paused && el.currentTime > t + 0.2 && el.currentTime < t + 30,
+      [player, second, later], { timeout: 30_000 });
+    await bob.unroute(/\/media-url$/, holdRenewal);
+    assert.equal(asked, 3, 'one new signed URL for the held renewal');
+
+    // A seek made while the new URL loads its metadata is kept too: the
+    // new URL's first request is held until the seek has been made.
+    const third = await player.evaluate((el) => el.src);
+    const sig3 = new URL(third).searchParams.get('sig');
+    await bob.route((url) => url.searchParams.get('sig') === sig3, (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"expired"}' }));
+    let releaseLoad;
+    const heldLoad = new Promise((resolve) => { releaseLoad = resolve; });
+    const isFresh = (url) => url.pathname.endsWith('/media') && ![sig, sig2, sig3].includes(url.searchParams.get('sig'));
+    const holdLoad = async (route) => { await heldLoad; await route.continue(); };
+    await bob.route(isFresh, holdLoad);
+    const load = bob.waitForRequest((r) => isFresh(new URL(r.url())), { timeout: 30_000 });
+    await player.evaluate((el) => { el.currentTime = 40; });
+    await load;
+    const latest = 120;
+    await player.evaluate((el, t) => { el.currentTime = t; }, latest);
+    releaseLoad();
+    await bob.waitForFunction(([el, old, t]) => el.src !== old && !el.seeking && !el.paused && el.currentTime > t + 0.2 && el.currentTime < t + 30,
+      [player, third, latest], { timeout: 30_000 });
+    await bob.unroute(isFresh, holdLoad);
+    assert.equal(asked, 4, 'one new signed URL for the renewal whose load was held');
+
     // Every URL refused: one renewal, then a clear error, not a loop.
     await bob.route('**/media?sig=*', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"refused"}' }));
     await player.evaluate((el) => { el.currentTime = 20; });
     await bob.waitForSelector('[data-testid=toast]', { timeout: 30_000 });
-    assert.equal(asked, 3, 'a refused renewal was retried');
+    assert.equal(asked, 5, 'a refused renewal was retried');
     await traffic.cdp.detach();
     bob.problems = bob.problems.filter((m) => !/401|Failed to load resource/.test(m));
     noProblems(alice, bob);

@@ -120,7 +120,10 @@ export async function mediaURL(file) {
  * attachMedia points a media element at a file (mediaURL) and keeps it
  * playing past its URL's expiry: when a signed URL is refused (a seek or a
  * resume after it expired), it asks for a new one and goes on from the
- * same place, playing if it was. It gives up, calling onFail(err), when
+ * same place, playing if it was. The place is read when the new URL is
+ * set, not when the refusal came, so a seek made while the new URL was
+ * being asked for is where playback goes on; a seek made while the new URL
+ * loads its metadata is kept too. It gives up, calling onFail(err), when
  * even a fresh URL fails before its media loads.
  */
 export async function attachMedia(player, file, onFail) {
@@ -132,12 +135,16 @@ export async function attachMedia(player, file, onFail) {
     if (!loadedSinceRenewal) { onFail(new Error(player.error?.message || 'media')); return; }
     renewing = true;
     loadedSinceRenewal = false;
-    const at = player.currentTime;
     const playing = !player.paused;
     try {
       const url = await mediaURL(file);
+      // The old URL is still the element's: its currentTime is the last
+      // place asked for, also by a seek that the old URL then refused.
+      const at = player.currentTime;
       player.addEventListener('loadedmetadata', () => {
-        if (at) player.currentTime = at;
+        // A position set while the metadata loaded is already applied
+        // (the element seeks to it now): a newer wish than at.
+        if (at && player.currentTime === 0) player.currentTime = at;
         if (playing) player.play().catch(() => {});
       }, { once: true });
       player.src = url;
