@@ -22,7 +22,8 @@
 # MariaDB, Redis) on the others (taskset): on two cores the tool's own
 # work, about a core at these rates, then takes nothing from the servers,
 # and the comparison measures what the servers do. Each fan-out run also
-# saves how busy each core was over 10 s of the measured time
+# saves how busy each core was over 10 s of the measured time, and how
+# much of a core MariaDB, Redis and each node used in those 10 s
 # (bench/out/nodes-cpu-*.txt). BENCH_ARGS adds arguments to every run of
 # the load tool (for example -cpuprofile FILE).
 #
@@ -90,11 +91,11 @@ MDB_PORT=$(free_port)
 "${SRV[@]}" "$(sbin mariadbd)" --no-defaults --datadir="$T/mdb/db" --socket="$T/mdb/sock" --port="$MDB_PORT" --bind-address=127.0.0.1 \
   --pid-file="$T/mdb/pid" --skip-name-resolve --tmpdir="$T/mdb/tmp" --innodb-buffer-pool-size=512M --max-connections=1000 \
   "${asuser[@]}" >"$OUT/nodes-mariadbd.log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!) MDB_PID=$!
 for _ in $(seq 600); do "$(sbin mariadb-admin)" --socket="$T/mdb/sock" -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS_PORT=$(free_port)
 "${SRV[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/nodes-redis.log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!) REDIS_PID=$!
 
 ENV=(RATE_LIMIT_MESSAGES_PER_SECOND=100000 RATE_LIMIT_MESSAGES_BURST=100000 RATE_LIMIT_FRAMES_PER_SECOND=100000
   RATE_LIMIT_FRAMES_BURST=100000 MAX_CONNECTIONS_PER_IP=0 MAX_CONNECTIONS_PER_USER=0 REGISTRATION_PER_HOUR=0
@@ -165,21 +166,43 @@ profile() {
   done
 }
 
+# ticks PID: the CPU time the process has used so far, user and system, in
+# clock ticks (after the name in /proc/PID/stat, utime and stime are the
+# 12th and 13th fields).
+ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+
+# proc_ticks: ticks of each server process, a line each: mariadb, redis,
+# node1, node2...
+proc_ticks() {
+  local i=0 p
+  echo "mariadb $(ticks "$MDB_PID")"
+  echo "redis $(ticks "$REDIS_PID")"
+  for p in "${NODE_PIDS[@]}"; do i=$((i + 1)); echo "node$i $(ticks "$p")"; done
+}
+
 # cpu_busy LABEL RATE: in the background, once the load tool has connected
 # and warmed up, how busy each core was over 10 s of the measured time
-# (from /proc/stat), in bench/out/nodes-cpu-LABEL-RATE.txt. With PIN=1 the
-# servers' cores show how close they were to their limit.
+# (from /proc/stat), and how much of a core each server process used
+# meanwhile, in bench/out/nodes-cpu-LABEL-RATE.txt. With PIN=1 the
+# servers' cores show how close they were to their limit, and the
+# processes' shares who had them.
 cpu_busy() {
   local label=$1 rate=$2 log="$OUT/nodes-$1-$2.log" out="$OUT/nodes-cpu-$1-$2.txt"
   ( connected "$log"
+    local t0 t1
     grep '^cpu[0-9]' /proc/stat >"$T/stat0-$label-$rate"
+    proc_ticks >"$T/ticks0-$label-$rate"; t0=$(date +%s%N)
     sleep 10
     grep '^cpu[0-9]' /proc/stat >"$T/stat1-$label-$rate"
+    proc_ticks >"$T/ticks1-$label-$rate"; t1=$(date +%s%N)
     # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
     paste -d' ' "$T/stat0-$label-$rate" "$T/stat1-$label-$rate" | awk '{
       b0 = $2 + $3 + $4 + $7 + $8 + $9; t0 = b0 + $5 + $6
       b1 = $13 + $14 + $15 + $18 + $19 + $20; t1 = b1 + $16 + $17
-      printf "%s %.0f%% busy\n", $1, 100 * (b1 - b0) / (t1 - t0) }' >"$out" ) &
+      printf "%s %.0f%% busy\n", $1, 100 * (b1 - b0) / (t1 - t0) }' >"$out"
+    awk -v hz="$(getconf CLK_TCK)" -v s="$(( (t1 - t0) / 1000000 ))" 'NR == FNR { u0[$1] = $2; next }
+      { printf "%s %.0f%% of a core\n", $1, 100 * ($2 - u0[$1]) / hz / (s / 1000) }' \
+      "$T/ticks0-$label-$rate" "$T/ticks1-$label-$rate" >>"$out" ) &
 }
 
 run() {
