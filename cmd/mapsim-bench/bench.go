@@ -204,7 +204,7 @@ func (p *pacer) run(ctx context.Context, until time.Time) {
 				for done+1 <= due {
 					done++
 					var ok bool
-					buf, ok = p.sendOne(ctx, buf)
+					buf, ok = p.sendOne(buf)
 					if !ok {
 						p.b.stats.skipped.Add(1)
 					}
@@ -216,7 +216,7 @@ func (p *pacer) run(ctx context.Context, until time.Time) {
 						break
 					}
 					var ok bool
-					if buf, ok = p.sendOne(ctx, buf); !ok {
+					if buf, ok = p.sendOne(buf); !ok {
 						break
 					}
 				}
@@ -227,7 +227,7 @@ func (p *pacer) run(ctx context.Context, until time.Time) {
 
 // sendOne sends a message into the next room from the next sender that can
 // take one.
-func (p *pacer) sendOne(ctx context.Context, buf []byte) ([]byte, bool) {
+func (p *pacer) sendOne(buf []byte) ([]byte, bool) {
 	for range len(p.rooms) {
 		r := p.rooms[p.next]
 		p.next = (p.next + 1) % len(p.rooms)
@@ -235,7 +235,7 @@ func (p *pacer) sendOne(ctx context.Context, buf []byte) ([]byte, bool) {
 			c := r.senders[r.rr]
 			r.rr = (r.rr + 1) % len(r.senders)
 			var ok bool
-			if buf, ok = c.trySend(ctx, buf); ok {
+			if buf, ok = c.trySend(buf); ok {
 				return buf, true
 			}
 		}
@@ -255,16 +255,52 @@ func (b *bench) startPacers(ctx context.Context, n int, rate float64, limit int6
 		}
 	}
 	n = max(1, min(n, len(senders)))
-	var wg sync.WaitGroup
+	var pacers, all sync.WaitGroup
 	for i := range n {
 		p := &pacer{b: b, rate: rate / float64(n), limit: limit}
 		for j := i; j < len(senders); j += n {
 			p.rooms = append(p.rooms, senders[j])
 			p.window += len(senders[j].senders) * b.cfg.inflight
 		}
-		wg.Go(func() { p.run(ctx, until) })
+		pacers.Go(func() { p.run(ctx, until) })
 	}
-	return &wg
+	stop := make(chan struct{})
+	all.Go(func() { watchWrites(senders, stop, sendTimeout, time.Second) })
+	all.Go(func() { pacers.Wait(); close(stop) })
+	return &all
+}
+
+// sendTimeout is how long a sender's write may hang before the watchdog
+// closes its connection (the reader then reconnects it, and the message is
+// resent from pending).
+const sendTimeout = 10 * time.Second
+
+// watchWrites is the pacers' watchdog: every period until stop it closes
+// the connection of any sender whose write began more than timeout ago,
+// which ends the write with an error. One goroutine for every sender, not
+// a timer for every message.
+func watchWrites(rooms []*room, stop <-chan struct{}, timeout, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			for _, r := range rooms {
+				for _, c := range r.senders {
+					if since := c.writeSince.Load(); since != 0 && now.UnixNano()-since > int64(timeout) {
+						c.mu.Lock()
+						ws := c.ws
+						c.mu.Unlock()
+						if ws != nil {
+							ws.CloseNow()
+						}
+					}
+				}
+			}
+		}
+	}
 }
 
 // drain waits, up to the drain time, until every message sent has been

@@ -45,6 +45,9 @@ type client struct {
 	downAt     time.Time      // when it last went down unexpectedly, or was cut
 	backAt     time.Time      // when it was last back and synced
 	closeCode  websocket.StatusCode
+	// writeSince is when trySend's write began (Unix ns; 0: none is
+	// running), for the pacers' watchdog.
+	writeSince atomic.Int64
 }
 
 // Read buffers for frames, shared by all readers.
@@ -215,10 +218,17 @@ func (c *client) lastCloseCode() websocket.StatusCode {
 func (c *client) readLoop(ws *websocket.Conn, gen int) {
 	b := c.b
 	var f frame
+	// The run's end closes the socket, once. Each read gets a context that
+	// can never end: the library would otherwise register and remove a
+	// watcher on the run's context around every frame, about a quarter of
+	// the tool's CPU at 200,000 frames a second, which the tool then could
+	// not spend receiving.
+	stop := context.AfterFunc(b.connCtx, func() { ws.CloseNow() })
+	defer stop()
 	for {
 		// A buffer is held only while a frame is read and handled, so that
 		// thousands of idle connections hold none.
-		_, r, err := ws.Reader(b.connCtx)
+		_, r, err := ws.Reader(context.Background())
 		var buf *bytes.Buffer
 		if err == nil {
 			buf = bufPool.Get().(*bytes.Buffer)
@@ -391,7 +401,7 @@ func (c *client) handleAck(f *frame, now time.Time) {
 
 // trySend sends the next message of the client's room unless the client is
 // down or has inflight messages unacked. It reports whether it sent.
-func (c *client) trySend(ctx context.Context, buf []byte) ([]byte, bool) {
+func (c *client) trySend(buf []byte) ([]byte, bool) {
 	b := c.b
 	c.mu.Lock()
 	if !c.up || len(c.pending) >= b.cfg.inflight {
@@ -416,9 +426,12 @@ func (c *client) trySend(ctx context.Context, buf []byte) ([]byte, bool) {
 		b.nodes.sentFrom(r.idx, seq, node)
 	}
 	b.stats.sent.Add(1)
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := ws.Write(wctx, websocket.MessageText, buf)
-	cancel()
+	// No context per write: a write that hangs is the watchdog's (see
+	// startPacers). A timeout context here cost a timer, a watcher and
+	// their garbage a message.
+	c.writeSince.Store(now)
+	err := ws.Write(context.Background(), websocket.MessageText, buf)
+	c.writeSince.Store(0)
 	if err != nil {
 		// The reader sees the connection end and reconnects; the frame is
 		// resent from pending.

@@ -17,6 +17,8 @@ func TestParseFrameAgreesWithEncodingJSON(t *testing.T) {
 		`{"type":"text","id":5,"chat_name":"global","text":"escaped \"quote\" and \\ backslash and \u00e9","reply":{"id":4,"text":"{\"nested\": [1,2]}"},"client_id":""}`,
 		` { "type" : "system" , "id" : 12 , "chat_name" : "g" , "system" : {"event":"created","users":null} , "text" : "x" } `,
 		`{"type":"presence","username":"bench00002","online":false}`,
+		`{"type":"text","id":6,"text":"\\\\\"q\\\\","chat_name":"g","client_id":"c"}`,
+		`{"type":"text","id":7,"text":"ends in a backslash \\","chat_name":"g2","client_id":"c2"}`,
 		`{"type":"hello","username":"u","chat_name":"global","max_message_bytes":8192,"resume":true}`,
 	}
 	for _, raw := range frames {
@@ -54,6 +56,7 @@ func TestParseFrameRefusesMalformed(t *testing.T) {
 	for _, raw := range []string{
 		``, `[]`, `"text"`, `{`, `{"type":"text"`, `{"type":"te`, `{"type" "text"}`, `{"type":}`,
 		`{"type":"text",}x`, `{"a":{"b":[1,2}`, `{type:"text"}`, `{"type":"text"} trailing`,
+		`{"type":"a\"}`, `{"type":"a\\\"}`,
 	} {
 		var f frame
 		if parseFrame([]byte(raw), &f) {
