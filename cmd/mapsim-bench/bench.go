@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +26,7 @@ type bench struct {
 	cfg       config
 	log       io.Writer
 	api       *api
-	wsClients []*http.Client // one per source address
+	wsDialers []*net.Dialer // one per source address, for WebSockets
 
 	// The server's /debug/vars before the connections opened, and just
 	// before a reconnect storm's cut (with -debug-url).

@@ -27,7 +27,7 @@ type client struct {
 	node    int   // index of the node (-url) it connects to
 
 	mu         sync.Mutex
-	ws         *websocket.Conn
+	ws         *wsConn
 	gen        int  // connection generation: 1 for the first, +1 per reconnect
 	up         bool // connected and past hello: may send
 	cut        bool // closed by the tool on purpose: do not reconnect
@@ -115,15 +115,14 @@ func (c *client) connect(ctx context.Context) error {
 	u := *b.cfg.nodes[node]
 	u.Scheme, u.Path = "ws", "/ws"
 	u.RawQuery = url.Values{"ticket": {t}, "resume": {"1"}}.Encode()
-	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: b.wsClients[c.src], CompressionMode: websocket.CompressionDisabled})
+	ws, err := dialWS(ctx, b.wsDialers[c.src], &u, readLimit)
 	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		if he := (*wsHandshakeError)(nil); errors.As(err, &he) && he.Status == http.StatusTooManyRequests {
 			b.warnOnce(&b.warnedConnCap, "the server refused a WebSocket with 429: raise MAX_CONNECTIONS_PER_IP and MAX_CONNECTIONS_PER_USER (0 = no cap) or add -source-addrs")
 			return fmt.Errorf("dial: 429 too many connections from this address or user (MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_USER)")
 		}
 		return fmt.Errorf("dial: %w", err)
 	}
-	ws.SetReadLimit(readLimit)
 	if b.ending.Load() {
 		ws.CloseNow() // the run is over: no new readers after closeAll
 		return errors.New("run ending")
@@ -181,13 +180,13 @@ func (c *client) connect(ctx context.Context) error {
 		f = append(f, `,"after_id":`...)
 		f = strconv.AppendInt(f, after, 10)
 		f = append(f, '}')
-		if err := ws.Write(ctx, websocket.MessageText, f); err != nil {
+		if err := ws.writeTextCtx(ctx, f); err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
 	}
 	for _, f := range resend {
 		b.stats.resent.Add(1)
-		if err := ws.Write(ctx, websocket.MessageText, f); err != nil {
+		if err := ws.writeTextCtx(ctx, f); err != nil {
 			return fmt.Errorf("resend: %w", err)
 		}
 	}
@@ -215,57 +214,52 @@ func (c *client) lastCloseCode() websocket.StatusCode {
 
 // readLoop reads one generation's frames until the connection ends, then
 // schedules a reconnect unless the tool closed it on purpose.
-func (c *client) readLoop(ws *websocket.Conn, gen int) {
+func (c *client) readLoop(ws *wsConn, gen int) {
 	b := c.b
 	var f frame
-	// The run's end closes the socket, once. Each read gets a context that
-	// can never end: the library would otherwise register and remove a
-	// watcher on the run's context around every frame, about a quarter of
-	// the tool's CPU at 200,000 frames a second, which the tool then could
-	// not spend receiving.
-	stop := context.AfterFunc(b.connCtx, func() { ws.CloseNow() })
+	// The run's end closes the socket, once: no read watches a context.
+	stop := context.AfterFunc(b.connCtx, ws.CloseNow)
 	defer stop()
 	for {
-		// A buffer is held only while a frame is read and handled, so that
-		// thousands of idle connections hold none.
-		_, r, err := ws.Reader(context.Background())
-		var buf *bytes.Buffer
+		// A buffer is taken only once a frame has begun to arrive, and is
+		// held while it is read and handled, so that thousands of idle
+		// connections hold none.
+		_, err := ws.br.Peek(1)
 		if err == nil {
-			buf = bufPool.Get().(*bytes.Buffer)
+			buf := bufPool.Get().(*bytes.Buffer)
 			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
-			if buf != nil {
-				bufPool.Put(buf)
-			}
-			code := websocket.CloseStatus(err)
-			c.mu.Lock()
-			c.closeCode = code
-			c.up = false
-			cut := c.cut
-			if !cut && !c.connecting {
-				c.downAt = time.Now() // a reconnect is timed from here (a failed attempt does not restart the clock)
-			}
-			current := c.gen == gen && !c.connecting
-			c.mu.Unlock()
-			ws.CloseNow()
-			if !cut && b.connCtx.Err() == nil && !b.ending.Load() {
-				b.stats.countClose(code, err) // also when connect is still running and will retry itself
-				if current {
-					b.scheduleReconnect(c)
+			if err = ws.readMessage(buf); err == nil {
+				if parseFrame(buf.Bytes(), &f) {
+					c.handle(&f, time.Now())
+				} else {
+					b.stats.countFrame("unparsable")
 				}
 			}
-			return
+			if buf.Cap() <= 64<<10 { // a huge online_users frame's buffer is not kept
+				bufPool.Put(buf)
+			}
+			if err == nil {
+				continue
+			}
 		}
-		if parseFrame(buf.Bytes(), &f) {
-			c.handle(&f, time.Now())
-		} else {
-			b.stats.countFrame("unparsable")
+		code := websocket.CloseStatus(err)
+		c.mu.Lock()
+		c.closeCode = code
+		c.up = false
+		cut := c.cut
+		if !cut && !c.connecting {
+			c.downAt = time.Now() // a reconnect is timed from here (a failed attempt does not restart the clock)
 		}
-		if buf.Cap() <= 64<<10 { // a huge online_users frame's buffer is not kept
-			bufPool.Put(buf)
+		current := c.gen == gen && !c.connecting
+		c.mu.Unlock()
+		ws.CloseNow()
+		if !cut && b.connCtx.Err() == nil && !b.ending.Load() {
+			b.stats.countClose(code, err) // also when connect is still running and will retry itself
+			if current {
+				b.scheduleReconnect(c)
+			}
 		}
+		return
 	}
 }
 
@@ -430,7 +424,7 @@ func (c *client) trySend(buf []byte) ([]byte, bool) {
 	// startPacers). A timeout context here cost a timer, a watcher and
 	// their garbage a message.
 	c.writeSince.Store(now)
-	err := ws.Write(context.Background(), websocket.MessageText, buf)
+	err := ws.writeText(buf)
 	c.writeSince.Store(0)
 	if err != nil {
 		// The reader sees the connection end and reconnects; the frame is
@@ -467,7 +461,16 @@ func (c *client) closeGently() {
 	if ws == nil {
 		return
 	}
-	ws.Close(websocket.StatusNormalClosure, "benchmark done")
+	// The closing handshake: the reader ends when the server's close
+	// answers ours (within a few seconds, or the socket is just closed).
+	if ws.Close(websocket.StatusNormalClosure, "benchmark done") == nil {
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	ws.CloseNow()
 	<-done
 }

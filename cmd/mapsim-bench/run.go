@@ -365,7 +365,7 @@ func runScenario(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 		b.nodeAPI = append(b.nodeAPI, &api{base: u, hc: b.api.hc})
 	}
 	for _, src := range cfg.sources {
-		b.wsClients = append(b.wsClients, newHTTPClient(src, 0))
+		b.wsDialers = append(b.wsDialers, newDialer(src))
 	}
 	connCtx, stopConns := context.WithCancel(ctx)
 	defer stopConns()

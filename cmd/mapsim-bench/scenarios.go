@@ -16,7 +16,7 @@ func (b *bench) newClients(n int) {
 	b.clients = make([]*client, n)
 	for i := range b.clients {
 		node := nodeForClient(i, n, len(b.cfg.nodes), b.cfg.killNode-1, b.cfg.killClients)
-		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsClients), node: node}
+		b.clients[i] = &client{b: b, idx: i, user: b.users[i%len(b.users)], src: i % len(b.wsDialers), node: node}
 	}
 }
 
@@ -78,7 +78,7 @@ func (b *bench) prepare(ctx context.Context, res *result) (procSample, error) {
 	} else if ok {
 		b.varsBaseline = &v
 	}
-	fmt.Fprintf(b.log, "connecting %d clients (%d at a time, from %d source addresses)\n", len(b.clients), b.cfg.connectConcurrency, len(b.wsClients))
+	fmt.Fprintf(b.log, "connecting %d clients (%d at a time, from %d source addresses)\n", len(b.clients), b.cfg.connectConcurrency, len(b.wsDialers))
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.connectTimeout)
 	failed := b.connectAll(cctx, b.clients, &b.stats.connect)
