@@ -427,8 +427,10 @@ func (c *client) trySend(buf []byte) ([]byte, bool) {
 	err := ws.writeText(buf)
 	c.writeSince.Store(0)
 	if err != nil {
-		// The reader sees the connection end and reconnects; the frame is
-		// resent from pending.
+		// A connection that failed a write is not used again: closing it
+		// ends the reader, which reconnects, and the frame is resent from
+		// pending.
+		ws.CloseNow()
 		b.stats.writeErrors.Add(1)
 	}
 	return buf, true
