@@ -224,7 +224,7 @@ func (c *client) readLoop(ws *wsConn, gen int) {
 		// A buffer is taken only once a frame has begun to arrive, and is
 		// held while it is read and handled, so that thousands of idle
 		// connections hold none.
-		_, err := ws.br.Peek(1)
+		err := ws.waitFrame()
 		if err == nil {
 			buf := bufPool.Get().(*bytes.Buffer)
 			buf.Reset()

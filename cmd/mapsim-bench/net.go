@@ -103,14 +103,13 @@ func parseSourceAddrs(spec string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// newHTTPClient makes a client whose connections leave from src. It has no
-// overall timeout (the WebSocket library refuses one); callers bound each
-// request with a context.
 // newDialer opens TCP connections from the source address src.
 func newDialer(src netip.Addr) *net.Dialer {
 	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 }
 
+// newHTTPClient makes a client whose connections leave from src. It has no
+// overall timeout; callers bound each request with a context.
 func newHTTPClient(src netip.Addr, idle int) *http.Client {
 	d := newDialer(src)
 	return &http.Client{Transport: &http.Transport{

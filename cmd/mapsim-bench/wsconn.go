@@ -107,10 +107,11 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, readLimit int64) (*w
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		return nil, errors.New("websocket handshake: the server chose an extension the tool did not offer")
 	}
-	if ctx.Err() != nil {
+	// From here the connection has no deadline. If ctx ended meanwhile,
+	// its AfterFunc may be setting one: give up instead.
+	if !stop() {
 		return nil, ctx.Err()
 	}
-	stop()
 	nc.SetDeadline(time.Time{})
 	ok = true
 	return &wsConn{nc: nc, br: br, limit: readLimit}, nil
@@ -262,6 +263,13 @@ func (c *wsConn) fail(why string) error {
 func closePayload(code websocket.StatusCode, reason string) []byte {
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
 	return append(p, reason[:min(len(reason), 123)]...)
+}
+
+// waitFrame returns once the next frame has begun to arrive (or the
+// connection has ended, with its error).
+func (c *wsConn) waitFrame() error {
+	_, err := c.br.Peek(1)
+	return err
 }
 
 // writeText sends one text message. It has no deadline of its own: a

@@ -291,3 +291,43 @@ func TestWatchWritesEndsAHangingWrite(t *testing.T) {
 	close(stop)
 	<-watched
 }
+
+// A server that accepts the connection and never answers the upgrade: the
+// dial ends when its context does.
+func TestWSConnHandshakeBoundByContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	u, _ := url.Parse("ws://" + ln.Addr().String() + "/ws")
+	for _, cancelEarly := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if cancelEarly {
+			go cancel() // canceled rather than timed out
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := dialWS(ctx, &net.Dialer{}, u, 1<<10)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("the dial succeeded without an answer")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the dial outlived its context")
+		}
+		cancel()
+	}
+}
